@@ -1,0 +1,260 @@
+"""The machinery behind the model: immutable slotted value classes described by a schema.
+
+Each model class lists its fields as annotations in Rust declaration order (the wire
+order). ``finalize`` turns the annotations into a schema of ``Field`` rows that the
+constructor (Python values), the wire encoder and both replay engines (JSON values)
+walk. One description, four consumers, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import enum
+import operator
+import sys
+import typing
+from typing import Any, Callable, ClassVar, NamedTuple, TypeVar, Union
+
+from .errors import InvalidInput
+from .ids import ID_TYPES, id_error
+
+# Spec kinds: how one value is validated, decoded and encoded.
+ID, STR, BOOL, U64, U32, NONZERO, ENUM, MODEL, SEQ, OPT, FILTERSET, UNION = range(12)
+# Wire marks (REFERENCE §0): R always written and required; E a Vec omitted when empty
+# (absent -> ()); O an Option omitted when None; N an Option always written (null).
+R, E, O, N = "R", "E", "O", "N"
+
+U64_MAX = 2**64 - 1
+U32_MAX = 2**32 - 1
+INT_LIMITS = {U64: (0, U64_MAX), U32: (0, U32_MAX), NONZERO: (1, U64_MAX)}
+_MISSING: Any = object()
+
+
+class _IntKind:
+    def __init__(self, kind: int) -> None:
+        self.kind = kind
+
+
+U64Int = typing.Annotated[int, _IntKind(U64)]
+U32Int = typing.Annotated[int, _IntKind(U32)]
+NonZeroInt = typing.Annotated[int, _IntKind(NONZERO)]
+
+
+class AnyType:
+    """The type of ``ANY``: an ``EventFilter`` set that matches every value."""
+
+    _instance: ClassVar[AnyType | None] = None
+
+    def __new__(cls) -> AnyType:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "ANY"
+
+    def __reduce__(self) -> str:
+        return "ANY"
+
+
+ANY = AnyType()
+T = TypeVar("T")
+#: An ``EventFilterSet<T>``: ``ANY`` or a tuple (Include of exactly those values).
+FilterSet = Union[AnyType, tuple[T, ...]]
+
+
+class Spec(NamedTuple):
+    kind: int
+    arg: Any = None  # enum class, model class, inner Spec, or {tag: class} for UNION
+
+
+class Field(NamedTuple):
+    name: str  # Python keyword
+    wire: str  # JSON key
+    spec: Spec
+    mark: str
+    default: Any  # _MISSING when the Python constructor requires it
+
+
+@typing.dataclass_transform(kw_only_default=True, frozen_default=True)
+class ModelMeta(type):
+    """Turns annotated class attributes into slots; defaults are kept aside for ``__init__``."""
+
+    def __new__(mcls, name: str, bases: tuple[type, ...], ns: dict[str, Any], **kw: Any) -> ModelMeta:
+        annotations = ns.get("__annotations__", {})
+        names = [n for n, a in annotations.items() if not str(a).startswith("ClassVar")]
+        defaults = {n: ns.pop(n) for n in names if n in ns}
+        ns["__slots__"] = tuple(names)
+        cls = super().__new__(mcls, name, bases, ns, **kw)
+        cls._defaults = defaults  # type: ignore[attr-defined]
+        if names or bases:
+            _finalize(cls)
+        return cls
+
+
+class Model(metaclass=ModelMeta):
+    """Base of every value class: keyword construction, validation, equality by value."""
+
+    __slots__ = ()
+    _fields: ClassVar[tuple[Field, ...]] = ()
+    _names: ClassVar[tuple[str, ...]] = ()
+    _values: ClassVar[Callable[[Any], Any]]
+    _defaults: ClassVar[dict[str, Any]]
+    # Rust types without serde attributes write None as null and require every Vec.
+    _plain_serde: ClassVar[bool] = False
+    # Vec fields that are always written and required on input.
+    _required_vecs: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, **kwargs: Any) -> None:
+        cls = type(self)
+        for field in cls._fields:
+            value = kwargs.pop(field.name, field.default)
+            if value is _MISSING:
+                raise InvalidInput(f"{cls.__name__}.{field.name}: missing required argument")
+            object.__setattr__(self, field.name, coerce(field.spec, value, f"{cls.__name__}.{field.name}"))
+        if kwargs:
+            raise InvalidInput(f"{cls.__name__}: unexpected argument {sorted(kwargs)[0]!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return bool(self._values(self) == self._values(other))
+
+    def __ne__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return bool(self._values(self) != self._values(other))
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._values(self)))
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._names)
+        return f"{type(self).__name__}({parts})"
+
+    def __reduce__(self) -> Any:
+        return (make, (type(self), tuple(getattr(self, n) for n in self._names)))
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with some fields changed (validated like the constructor)."""
+        values = {n: getattr(self, n) for n in self._names}
+        values.update(changes)
+        return type(self)(**values)
+
+
+def make(cls: type[Any], values: tuple[Any, ...]) -> Any:
+    """Build ``cls`` from already-validated values in field order (no checks)."""
+    obj = object.__new__(cls)
+    setter = object.__setattr__
+    for name, value in zip(cls._names, values):
+        setter(obj, name, value)
+    return obj
+
+
+def _spec_of(hint: Any, owner: str) -> Spec:
+    origin = typing.get_origin(hint)
+    if hint in ID_TYPES:
+        return Spec(ID)
+    if hint is str:
+        return Spec(STR)
+    if hint is bool:
+        return Spec(BOOL)
+    if origin is typing.Annotated:
+        return Spec(hint.__metadata__[0].kind)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return Spec(ENUM, hint)
+    if isinstance(hint, type) and issubclass(hint, Model):
+        return Spec(MODEL, hint)
+    if origin is tuple:
+        return Spec(SEQ, _spec_of(typing.get_args(hint)[0], owner))
+    if origin is Union or origin is getattr(__import__("types"), "UnionType", None):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if AnyType in args:
+            (seq,) = [a for a in args if a is not AnyType]
+            return Spec(FILTERSET, _spec_of(typing.get_args(seq)[0], owner))
+        if len(args) < len(typing.get_args(hint)):
+            return Spec(OPT, _spec_of(args[0] if len(args) == 1 else Union[tuple(args)], owner))
+        return Spec(UNION, {a.TYPE: a for a in args})
+    raise TypeError(f"{owner}: unsupported annotation {hint!r}")
+
+
+def _finalize(cls: Any) -> None:
+    """Resolve the annotations of a model class into its schema (referenced types come first)."""
+    hints = typing.get_type_hints(cls, None, vars(sys.modules[cls.__module__]), include_extras=True)
+    fields = []
+    for name in cls.__slots__:
+        spec = _spec_of(hints[name], f"{cls.__name__}.{name}")
+        if spec.kind == OPT:
+            mark = N if cls._plain_serde else O
+        elif spec.kind == SEQ:
+            mark = R if cls._plain_serde or name in cls._required_vecs else E
+        else:
+            mark = R
+        fields.append(Field(name, name.rstrip("_"), spec, mark, cls._defaults.get(name, _MISSING)))
+    cls._fields = tuple(fields)
+    cls._names = tuple(f.name for f in fields)
+    if len(fields) == 1:
+        only = fields[0].name
+        cls._values = staticmethod(lambda obj: (getattr(obj, only),))
+    elif fields:
+        cls._values = staticmethod(operator.attrgetter(*cls._names))
+    else:
+        cls._values = staticmethod(lambda obj: ())
+
+
+def coerce(spec: Spec, value: Any, path: str) -> Any:
+    """Validate a Python value for ``spec``: ids checked, enums from strings, lists to tuples."""
+    kind = spec.kind
+    if kind == ID:
+        if type(value) is not str and not isinstance(value, str):
+            raise InvalidInput(f"{path}: expected an identifier string, got {type(value).__name__}")
+        error = id_error(value)
+        if error is not None:
+            raise InvalidInput(f"{path}: {error}")
+        return str(value)
+    if kind == STR:
+        if not isinstance(value, str):
+            raise InvalidInput(f"{path}: expected a string, got {type(value).__name__}")
+        return str(value)
+    if kind == BOOL:
+        if type(value) is not bool:
+            raise InvalidInput(f"{path}: expected a bool, got {type(value).__name__}")
+        return value
+    if kind in INT_LIMITS:
+        low, high = INT_LIMITS[kind]
+        if type(value) is bool or not isinstance(value, int):
+            raise InvalidInput(f"{path}: expected an integer, got {type(value).__name__}")
+        if not low <= value <= high:
+            raise InvalidInput(f"{path}: integer {value} out of range {low}..{high}")
+        return int(value)
+    if kind == ENUM:
+        try:
+            return spec.arg(value)
+        except ValueError:
+            raise InvalidInput(f"{path}: unknown {spec.arg.__name__} {value!r}") from None
+    if kind == MODEL:
+        if not isinstance(value, spec.arg):
+            raise InvalidInput(f"{path}: expected {spec.arg.__name__}, got {type(value).__name__}")
+        return value
+    if kind == SEQ:
+        if not isinstance(value, (tuple, list)):
+            raise InvalidInput(f"{path}: expected a tuple or list, got {type(value).__name__}")
+        inner = spec.arg
+        return tuple([coerce(inner, item, f"{path}[{i}]") for i, item in enumerate(value)])
+    if kind == OPT:
+        return None if value is None else coerce(spec.arg, value, path)
+    if kind == FILTERSET:
+        if value is ANY:
+            return ANY
+        return coerce(Spec(SEQ, spec.arg), value, path)
+    if kind == UNION:
+        if not isinstance(value, tuple(spec.arg.values())):
+            names = " or ".join(c.__name__ for c in spec.arg.values())
+            raise InvalidInput(f"{path}: expected {names}, got {type(value).__name__}")
+        return value
+    raise AssertionError(kind)

@@ -1,0 +1,157 @@
+"""``AgentError``, the one exception type of the store API (SPEC §2.2, REFERENCE §3).
+
+Both replay engines and every backend raise these; SQLite errors are translated
+into them in one place (``fastpool._sqlite_errors``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .enums import AgentErrorKind, RetryClassification
+
+if TYPE_CHECKING:
+    from .model import CausalIds, ErrorContext
+
+__all__ = ["AgentError", "InvalidInput", "AgentErrorKind", "RetryClassification"]
+
+CLASSIFIED = "Classified"
+CONTRACT_VIOLATION = "ContractViolation"
+HOST_CONFIGURATION_NEEDED = "HostConfigurationNeeded"
+MISSING_REQUIRED_FIELD = "MissingRequiredField"
+VARIANTS = (MISSING_REQUIRED_FIELD, CONTRACT_VIOLATION, HOST_CONFIGURATION_NEEDED, CLASSIFIED)
+
+
+class AgentError(Exception):
+    """Every failure of the store API: a kind, a retry class and a message.
+
+    ``str(error)`` is the Rust ``Display`` text.
+
+    >>> error = AgentError(AgentErrorKind.TIMEOUT, RetryClassification.RETRYABLE, "slow")
+    >>> str(error), error.variant
+    ('Timeout: slow', 'Classified')
+    >>> AgentError.contract_violation("broken").retry
+    <RetryClassification.REPAIR_NEEDED>
+    """
+
+    kind: AgentErrorKind
+    retry: RetryClassification
+    message: str
+    variant: str
+
+    def __init__(
+        self,
+        kind: AgentErrorKind | str,
+        retry: RetryClassification | str,
+        message: str,
+        *,
+        context: ErrorContext | None = None,
+        causal_ids: CausalIds | None = None,
+    ) -> None:
+        self.kind = AgentErrorKind(kind)
+        self.retry = RetryClassification(retry)
+        self.message = str(message)
+        self.variant = CLASSIFIED
+        self._context = context
+        self._causal_ids = causal_ids
+        super().__init__(self.message)
+
+    @classmethod
+    def _variant(cls, variant: str, kind: AgentErrorKind, retry: RetryClassification, message: str) -> AgentError:
+        error = cls(kind, retry, message)
+        error.variant = variant
+        return error
+
+    @classmethod
+    def contract_violation(cls, message: str) -> AgentError:
+        """Kind ``INVALID_STATE_TRANSITION``, retry ``REPAIR_NEEDED``."""
+        return cls._variant(
+            CONTRACT_VIOLATION, AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.REPAIR_NEEDED, message
+        )
+
+    @classmethod
+    def host_configuration_needed(cls, message: str) -> AgentError:
+        """Kind and retry ``HOST_CONFIGURATION_NEEDED``."""
+        return cls._variant(
+            HOST_CONFIGURATION_NEEDED,
+            AgentErrorKind.HOST_CONFIGURATION_NEEDED,
+            RetryClassification.HOST_CONFIGURATION_NEEDED,
+            message,
+        )
+
+    @classmethod
+    def missing_required_field(cls, field: str) -> AgentError:
+        """Kind ``INVALID_PACKAGE``, retry ``HOST_CONFIGURATION_NEEDED``; the message is the field."""
+        return cls._variant(
+            MISSING_REQUIRED_FIELD, AgentErrorKind.INVALID_PACKAGE, RetryClassification.HOST_CONFIGURATION_NEEDED, field
+        )
+
+    @property
+    def context(self) -> ErrorContext:
+        """The Rust ``ErrorContext``; its ``message`` is this error's message."""
+        if self._context is None:
+            from .model import ErrorContext
+
+            self._context = ErrorContext(message=self.message)
+        return self._context
+
+    @property
+    def causal_ids(self) -> CausalIds:
+        """The Rust ``CausalIds`` (empty unless decoded from JSON that had some)."""
+        if self._causal_ids is None:
+            from .model import CausalIds
+
+            self._causal_ids = CausalIds()
+        return self._causal_ids
+
+    def __str__(self) -> str:
+        if self.variant == CLASSIFIED:
+            return f"{self.kind.value}: {self.message}"
+        if self.variant == CONTRACT_VIOLATION:
+            return f"contract violation: {self.message}"
+        if self.variant == HOST_CONFIGURATION_NEEDED:
+            return f"host configuration needed: {self.message}"
+        return f"missing required field: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.kind.value}, {self.retry.value}, {self.message!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AgentError):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash((self.variant, self.kind, self.retry, self.message))
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.variant, self.kind, self.retry, self.message, self.context, self.causal_ids)
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), self.variant, self.kind, self.retry, self.message, self._context, self._causal_ids))
+
+
+def _rebuild(cls: type[AgentError], variant: str, kind: Any, retry: Any, message: str, context: Any, causal: Any) -> AgentError:
+    error = cls.__new__(cls)
+    AgentError.__init__(error, kind, retry, message, context=context, causal_ids=causal)
+    error.variant = variant
+    return error
+
+
+class InvalidInput(AgentError, ValueError):
+    """Bad arguments or bad JSON: kind ``INVALID_STATE_TRANSITION``, retry ``NOT_RETRYABLE``.
+
+    The message names the field and the rule that failed.
+    """
+
+    def __init__(self, message: str, *, context: ErrorContext | None = None, causal_ids: CausalIds | None = None) -> None:
+        super().__init__(
+            AgentErrorKind.INVALID_STATE_TRANSITION,
+            RetryClassification.NOT_RETRYABLE,
+            message,
+            context=context,
+            causal_ids=causal_ids,
+        )
+
+    def __reduce__(self) -> Any:
+        return (InvalidInput, (self.message,))

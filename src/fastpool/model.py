@@ -1,0 +1,505 @@
+"""The value classes the store persists (SPEC §3, REFERENCE §3.3-§7).
+
+Fields are declared in Rust declaration order, which is the wire order; construction
+is by keyword (``RunMessage.from_`` is the wire key ``from``). Every instance is
+immutable and validated: a bad id or a wrong type raises ``InvalidInput`` naming the
+field.
+
+>>> member = AgentPoolMember(run_id="run.a", agent_id="agent.a", topics=["topic.t"])
+>>> member.topics
+('topic.t',)
+>>> RunAddress.run("run.b").destination_ref.kind
+<DestinationKind.AGENT>
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import ClassVar, Union
+
+from ._schema import ANY, FilterSet, Model, NonZeroInt, U32Int, U64Int
+from .enums import (
+    DestinationKind,
+    EntityKind,
+    EventDeliverySemantics,
+    EventFamily,
+    EventIndexField,
+    EventKind,
+    MessageStatus,
+    PayloadAccessMode,
+    PolicyKind,
+    PrivacyClass,
+    ResumeInputPolicy,
+    RetentionClass,
+    SourceKind,
+    SubscriberOverflowPolicy,
+    TrustClass,
+    WakeRegistrationStatus,
+)
+from .ids import (
+    AgentId,
+    AgentPoolId,
+    ContentRef,
+    CorrelationKey,
+    CorrelationValue,
+    DestinationId,
+    EntityId,
+    IdempotencyKey,
+    JournalCursor,
+    MessageId,
+    PolicyId,
+    RunId,
+    SessionId,
+    SourceId,
+    TopicId,
+    TurnId,
+    WakeConditionId,
+)
+
+__all__ = [
+    "ANY", "PolicyRef", "CorrelationEntry", "SourceRef", "DestinationRef", "EntityRef",
+    "ErrorContext", "CausalIds", "AgentPoolMember", "AgentPoolMessagePolicy",
+    "AgentPoolWakePolicy", "AgentPoolStoreConfig", "AgentPoolStoreCursor", "RunTarget",
+    "AgentTarget", "TopicTarget", "PoolTarget", "RunAddressTarget", "RunAddress",
+    "EventCorrelation", "MessageResponseContract", "RunMessage", "MessageReceipt",
+    "AgentPoolStoredMessage", "SubscriberQueueConfig", "EventFilter", "CompiledEventFilter",
+    "WakeCondition", "WakeRegistration", "AgentPoolStoredWake", "AgentPoolSnapshot",
+    "PoolOpened", "PoolCreated", "MemberJoined", "MemberLeft", "MessageRecorded",
+    "WakeRecorded", "AgentPoolStoreRecordPayload", "AgentPoolStoreRecord", "PAYLOAD_TYPES",
+]
+
+
+class PolicyRef(Model):
+    """A reference to a policy; equality includes ``version``."""
+
+    kind: PolicyKind
+    id: PolicyId
+    version: str | None = None
+
+    @classmethod
+    def new(cls, id: str) -> PolicyRef:
+        return cls(kind=PolicyKind.HOST, id=id)
+
+    @classmethod
+    def with_kind(cls, kind: PolicyKind | str, id: str) -> PolicyRef:
+        return cls(kind=kind, id=id)
+
+
+class CorrelationEntry(Model):
+    key: CorrelationKey
+    value: CorrelationValue
+
+
+class SourceRef(Model):
+    kind: SourceKind
+    id: SourceId
+    trust: TrustClass = TrustClass.HOST_PROVIDED
+    privacy: PrivacyClass = PrivacyClass.CONTENT_REFS_ONLY
+    correlation: tuple[CorrelationEntry, ...] = ()
+    redacted_summary: str | None = None
+
+
+class DestinationRef(Model):
+    kind: DestinationKind
+    id: DestinationId
+    privacy: PrivacyClass = PrivacyClass.CONTENT_REFS_ONLY
+    retention: RetentionClass = RetentionClass.HOST_POLICY
+    correlation: tuple[CorrelationEntry, ...] = ()
+    redacted_summary: str | None = None
+
+    @classmethod
+    def new(cls, id: str) -> DestinationRef:
+        return cls(kind=DestinationKind.HOST, id=id)
+
+    @classmethod
+    def with_kind(cls, kind: DestinationKind | str, id: str) -> DestinationRef:
+        return cls(kind=kind, id=id)
+
+
+class EntityRef(Model):
+    kind: EntityKind
+    id: EntityId
+    source: SourceRef | None = None
+    privacy: PrivacyClass = PrivacyClass.CONTENT_REFS_ONLY
+    redacted_summary: str | None = None
+
+    @classmethod
+    def run(cls, id: str) -> EntityRef:
+        return cls(kind=EntityKind.RUN, id=id)
+
+    @classmethod
+    def agent(cls, id: str) -> EntityRef:
+        return cls(kind=EntityKind.AGENT, id=id)
+
+    @classmethod
+    def agent_pool(cls, id: str) -> EntityRef:
+        return cls(kind=EntityKind.AGENT_POOL, id=id)
+
+    @classmethod
+    def topic(cls, id: str) -> EntityRef:
+        return cls(kind=EntityKind.TOPIC, id=id)
+
+    @classmethod
+    def message(cls, id: str) -> EntityRef:
+        return cls(kind=EntityKind.MESSAGE, id=id)
+
+    @classmethod
+    def wake_condition(cls, id: str) -> EntityRef:
+        return cls(kind=EntityKind.WAKE_CONDITION, id=id)
+
+
+class ErrorContext(Model):
+    """The context of an ``AgentError`` (no serde attributes: None is written as null)."""
+
+    _plain_serde = True
+    message: str
+    policy_refs: tuple[PolicyRef, ...] = ()
+    source: SourceRef | None = None
+    destination: DestinationRef | None = None
+    subject: EntityRef | None = None
+    privacy: PrivacyClass | None = None
+    redacted_summary: str | None = None
+
+
+class CausalIds(Model):
+    """The causal ids of an ``AgentError`` (no serde attributes: None is written as null)."""
+
+    _plain_serde = True
+    run_id: RunId | None = None
+    turn_id: TurnId | None = None
+    attempt_id: EntityId | None = None
+    event_id: EntityId | None = None
+    tool_call_id: EntityId | None = None
+    span_id: EntityId | None = None
+    related: tuple[EntityRef, ...] = ()
+
+
+class AgentPoolMember(Model):
+    run_id: RunId
+    agent_id: AgentId
+    policy_refs: tuple[PolicyRef, ...] = ()
+    topics: tuple[TopicId, ...] = ()
+
+
+class AgentPoolMessagePolicy(Model):
+    required_policy_refs: tuple[PolicyRef, ...] = ()
+    include_sender_in_pool_broadcast: bool = False
+
+    @classmethod
+    def bounded_defaults(cls) -> AgentPoolMessagePolicy:
+        """No required refs; a pool broadcast does not reach its sender."""
+        return cls()
+
+
+class AgentPoolWakePolicy(Model):
+    envelope_only: bool = True
+
+    @classmethod
+    def safe_defaults(cls) -> AgentPoolWakePolicy:
+        return cls()
+
+
+class AgentPoolStoreConfig(Model):
+    message_policy: AgentPoolMessagePolicy = AgentPoolMessagePolicy()
+    wake_policy: AgentPoolWakePolicy = AgentPoolWakePolicy()
+    policy_refs: tuple[PolicyRef, ...] = ()
+
+
+class AgentPoolStoreCursor(Model):
+    """A per-pool record position: the first record is 1."""
+
+    sequence: U64Int
+
+    @classmethod
+    def start(cls) -> AgentPoolStoreCursor:
+        return cls(sequence=0)
+
+    @classmethod
+    def new(cls, sequence: int) -> AgentPoolStoreCursor:
+        return cls(sequence=sequence)
+
+
+class RunTarget(Model):
+    TYPE: ClassVar[str] = "run"
+    run_id: RunId
+
+
+class AgentTarget(Model):
+    TYPE: ClassVar[str] = "agent"
+    agent_id: AgentId
+
+
+class TopicTarget(Model):
+    TYPE: ClassVar[str] = "topic"
+    topic_id: TopicId
+
+
+class PoolTarget(Model):
+    TYPE: ClassVar[str] = "pool"
+    pool_id: AgentPoolId
+
+
+RunAddressTarget = Union[RunTarget, AgentTarget, TopicTarget, PoolTarget]
+
+
+class RunAddress(Model):
+    target: RunAddressTarget
+    destination_ref: DestinationRef
+    related_refs: tuple[EntityRef, ...] = ()
+
+    @classmethod
+    def run(cls, run_id: str) -> RunAddress:
+        return cls(
+            target=RunTarget(run_id=run_id),
+            destination_ref=DestinationRef.with_kind(DestinationKind.AGENT, run_id),
+            related_refs=(EntityRef.run(run_id),),
+        )
+
+    @classmethod
+    def agent(cls, agent_id: str) -> RunAddress:
+        return cls(
+            target=AgentTarget(agent_id=agent_id),
+            destination_ref=DestinationRef.with_kind(DestinationKind.AGENT, agent_id),
+            related_refs=(EntityRef.agent(agent_id),),
+        )
+
+    @classmethod
+    def topic(cls, topic_id: str) -> RunAddress:
+        return cls(
+            target=TopicTarget(topic_id=topic_id),
+            destination_ref=DestinationRef.with_kind(DestinationKind.TOPIC, topic_id),
+            related_refs=(EntityRef.topic(topic_id),),
+        )
+
+    @classmethod
+    def pool(cls, pool_id: str) -> RunAddress:
+        return cls(
+            target=PoolTarget(pool_id=pool_id),
+            destination_ref=DestinationRef.with_kind(DestinationKind.AGENT_POOL, pool_id),
+            related_refs=(EntityRef.agent_pool(pool_id),),
+        )
+
+
+class EventCorrelation(Model):
+    entries: tuple[CorrelationEntry, ...] = ()
+
+
+class MessageResponseContract(Model):
+    expected_responses: U32Int
+    timeout_millis: U64Int | None = None
+
+    @classmethod
+    def one_response(cls, timeout_millis: int | None) -> MessageResponseContract:
+        return cls(expected_responses=1, timeout_millis=timeout_millis)
+
+
+class RunMessage(Model):
+    """One run message; ``from_`` is the sender (wire key ``from``)."""
+
+    message_id: MessageId
+    from_: RunId
+    to: RunAddress
+    content_ref: ContentRef
+    correlation: EventCorrelation = EventCorrelation()
+    reply_to: MessageId | None = None
+    response_contract: MessageResponseContract | None = None
+    expires_at_millis: U64Int | None = None
+    idempotency_key: IdempotencyKey
+    policy_refs: tuple[PolicyRef, ...] = ()
+
+
+class MessageReceipt(Model):
+    message_id: MessageId
+    status: MessageStatus
+    delivered_to: tuple[RunId, ...] = ()
+    journal_cursor: JournalCursor | None = None
+
+
+class AgentPoolStoredMessage(Model):
+    """One message status transition, stored for rehydration and dedupe."""
+
+    message: RunMessage
+    receipt: MessageReceipt
+
+
+class SubscriberQueueConfig(Model):
+    capacity: NonZeroInt = 64
+    terminal_reserve: NonZeroInt = 1
+    overflow: SubscriberOverflowPolicy = SubscriberOverflowPolicy.DROP_NON_TERMINAL
+
+
+# Filter sets in declaration order with the index field each one fills (REFERENCE §6.2).
+_INDEX_FIELDS = (
+    ("run_ids", EventIndexField.RUN_ID),
+    ("session_ids", EventIndexField.SESSION_ID),
+    ("agent_ids", EventIndexField.AGENT_ID),
+    ("turn_ids", EventIndexField.TURN_ID),
+    ("families", EventIndexField.EVENT_FAMILY),
+    ("kinds", EventIndexField.EVENT_KIND),
+    ("source_kinds", EventIndexField.SOURCE),
+    ("destination_kinds", EventIndexField.DESTINATION),
+    ("subject_kinds", EventIndexField.SUBJECT_KIND),
+    ("related_entity_kinds", EventIndexField.RELATED_ENTITY_KIND),
+    ("correlation_keys", EventIndexField.CORRELATION_KEY),
+    ("tags", EventIndexField.TAG),
+    ("privacy_classes", EventIndexField.PRIVACY),
+    ("delivery_semantics", EventIndexField.DELIVERY_SEMANTICS),
+)
+
+
+class EventFilter(Model):
+    """Subscription criteria: each set is ``ANY`` or a tuple of the values to include."""
+
+    run_ids: FilterSet[RunId] = ANY
+    session_ids: FilterSet[SessionId] = ANY
+    agent_ids: FilterSet[AgentId] = ANY
+    turn_ids: FilterSet[TurnId] = ANY
+    families: FilterSet[EventFamily] = ANY
+    kinds: FilterSet[EventKind] = ANY
+    source_kinds: FilterSet[SourceKind] = ANY
+    destination_kinds: FilterSet[DestinationKind] = ANY
+    subject_kinds: FilterSet[EntityKind] = ANY
+    related_entity_kinds: FilterSet[EntityKind] = ANY
+    correlation_keys: FilterSet[CorrelationKey] = ANY
+    tags: FilterSet[str] = ANY
+    privacy_classes: FilterSet[PrivacyClass] = ANY
+    delivery_semantics: FilterSet[EventDeliverySemantics] = ANY
+    terminal_only: bool = False
+    payload_access: PayloadAccessMode = PayloadAccessMode.ENVELOPE_ONLY
+    queue: SubscriberQueueConfig = SubscriberQueueConfig()
+
+    @classmethod
+    def run(cls, run_id: str) -> EventFilter:
+        """Events of one run."""
+        return cls(run_ids=(run_id,))
+
+    @classmethod
+    def agent(cls, agent_id: str) -> EventFilter:
+        """Events of one agent."""
+        return cls(agent_ids=(agent_id,))
+
+    @classmethod
+    def terminal_run_events(cls) -> EventFilter:
+        """Terminal events of the ``run`` family."""
+        return cls(families=(EventFamily.RUN,), terminal_only=True)
+
+    def compile(self) -> CompiledEventFilter:
+        """The compiled filter: fingerprint and id are SHA-256 of the criteria's wire JSON.
+
+        >>> EventFilter().compile().filter_fingerprint[:15]
+        'sha256:d921a777'
+        """
+        from .wire import encode
+
+        fingerprint = "sha256:" + hashlib.sha256(encode(self).encode("utf-8")).hexdigest()
+        return CompiledEventFilter(
+            filter_id="filter." + hashlib.sha256(fingerprint.encode("utf-8")).hexdigest(),
+            filter_fingerprint=fingerprint,
+            indexed_fields=tuple(index for name, index in _INDEX_FIELDS if getattr(self, name) is not ANY),
+            payload_access=self.payload_access,
+            queue=self.queue,
+            criteria=self,
+        )
+
+
+class CompiledEventFilter(Model):
+    """A compiled ``EventFilter``; decoding keeps the stored id and fingerprint unchecked."""
+
+    _required_vecs = frozenset({"indexed_fields"})
+    filter_id: str
+    filter_fingerprint: str
+    indexed_fields: tuple[EventIndexField, ...]
+    payload_access: PayloadAccessMode
+    queue: SubscriberQueueConfig
+    criteria: EventFilter
+
+    @classmethod
+    def new(cls, criteria: EventFilter) -> CompiledEventFilter:
+        return criteria.compile()
+
+
+class WakeCondition(Model):
+    condition_id: WakeConditionId
+    run_id: RunId
+    filter: EventFilter
+    timeout_millis: U64Int | None = None
+    resume_with: ResumeInputPolicy = ResumeInputPolicy.MATCHING_EVENT_REFS
+    idempotency_key: IdempotencyKey
+    policy_refs: tuple[PolicyRef, ...] = ()
+
+    def compile_envelope_filter(self) -> CompiledEventFilter:
+        """The condition's filter with ``payload_access = envelope_only``, compiled."""
+        return self.filter.replace(payload_access=PayloadAccessMode.ENVELOPE_ONLY).compile()
+
+
+class WakeRegistration(Model):
+    condition_id: WakeConditionId
+    run_id: RunId
+    status: WakeRegistrationStatus
+    journal_cursor: JournalCursor | None = None
+
+
+class AgentPoolStoredWake(Model):
+    condition: WakeCondition
+    compiled_filter: CompiledEventFilter
+    registration: WakeRegistration
+
+
+class AgentPoolSnapshot(Model):
+    """A pool's durable state, derived only from its records."""
+
+    _required_vecs = frozenset({"members", "topics"})
+    pool_id: AgentPoolId
+    created: bool
+    members: tuple[AgentPoolMember, ...]
+    topics: tuple[TopicId, ...]
+    message_policy: AgentPoolMessagePolicy
+    wake_policy: AgentPoolWakePolicy
+    policy_refs: tuple[PolicyRef, ...] = ()
+    messages: tuple[AgentPoolStoredMessage, ...] = ()
+    wakes: tuple[AgentPoolStoredWake, ...] = ()
+    cursor: AgentPoolStoreCursor | None = None
+
+
+class PoolOpened(Model):
+    TYPE: ClassVar[str] = "pool_opened"
+    config: AgentPoolStoreConfig
+
+
+class PoolCreated(Model):
+    TYPE: ClassVar[str] = "pool_created"
+
+
+class MemberJoined(Model):
+    TYPE: ClassVar[str] = "member_joined"
+    member: AgentPoolMember
+
+
+class MemberLeft(Model):
+    TYPE: ClassVar[str] = "member_left"
+    member: AgentPoolMember
+
+
+class MessageRecorded(Model):
+    TYPE: ClassVar[str] = "run_message"
+    stored: AgentPoolStoredMessage
+
+
+class WakeRecorded(Model):
+    TYPE: ClassVar[str] = "wake"
+    stored: AgentPoolStoredWake
+
+
+AgentPoolStoreRecordPayload = Union[PoolOpened, PoolCreated, MemberJoined, MemberLeft, MessageRecorded, WakeRecorded]
+PAYLOAD_TYPES: dict[str, type[Model]] = {
+    cls.TYPE: cls for cls in (PoolOpened, PoolCreated, MemberJoined, MemberLeft, MessageRecorded, WakeRecorded)
+}
+
+
+class AgentPoolStoreRecord(Model):
+    """One durable record of a pool: its cursor and payload."""
+
+    pool_id: AgentPoolId
+    cursor: AgentPoolStoreCursor
+    payload: AgentPoolStoreRecordPayload
+
