@@ -48,7 +48,7 @@ from .model import (
     WakeRegistration,
 )
 
-__all__ = ["to_plain", "from_plain", "decode_payload", "PoolState", "CONFLICTING_OPEN"]
+__all__ = ["to_plain", "from_plain", "decode_payload", "replay_rows", "corrupt_record", "PoolState", "CONFLICTING_OPEN"]
 
 CONFLICTING_OPEN = "sqlite agent pool store contains conflicting pool open records"
 _PAYLOAD_SPEC = Spec(UNION, PAYLOAD_TYPES)
@@ -201,9 +201,35 @@ def decode_payload(text: str | bytes) -> Any:
     """A record's ``payload_json`` as a payload object; ``InvalidInput`` if it is not one."""
     try:
         value = orjson.loads(text)
-    except orjson.JSONDecodeError as error:
+    except (orjson.JSONDecodeError, TypeError) as error:
         raise InvalidInput(f"payload: malformed JSON: {error}") from None
     return _decode_value(_PAYLOAD_SPEC, value, "payload")
+
+
+def replay_rows(state: PoolState, rows: Any) -> None:
+    """Decode and apply ``(seq, kind, payload_json)`` rows in order.
+
+    A row that does not decode, or whose ``kind`` column disagrees with its payload, raises
+    ``AgentError(INVALID_STATE_TRANSITION, REPAIR_NEEDED)`` naming the pool and sequence;
+    rows before it stay applied, so ``state.cursor`` is the last good record.
+    """
+    for sequence, kind, text in rows:
+        try:
+            payload = decode_payload(text)
+        except InvalidInput as error:
+            raise corrupt_record(state.pool_id, sequence, error.message) from None
+        if payload.TYPE != kind:
+            raise corrupt_record(state.pool_id, sequence, f"kind column {kind!r} disagrees with payload type {payload.TYPE!r}")
+        state.apply(payload, sequence)
+
+
+def corrupt_record(pool_id: str, sequence: int, reason: str) -> AgentError:
+    """The error for a stored record that cannot be replayed."""
+    return AgentError(
+        AgentErrorKind.INVALID_STATE_TRANSITION,
+        RetryClassification.REPAIR_NEEDED,
+        f"sqlite agent pool store serialization failure: pool {pool_id!r} record {sequence}: {reason}",
+    )
 
 
 # ---------------------------------------------------------------- pool state
