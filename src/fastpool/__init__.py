@@ -29,6 +29,9 @@ from .enums import (
     WakeRegistrationStatus,
 )
 from .errors import AgentError, InvalidInput
+from .memory import InMemoryAgentPoolStore
+from .protocol import AgentPoolStore
+from .sqlite import SqliteAgentPoolStore
 from .ids import (
     AgentId,
     AgentPoolId,
@@ -94,6 +97,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__", "USE_EXTENSIONS", "wire", "ANY", "AnyType", "validate_id",
+    # stores
+    "AgentPoolStore", "SqliteAgentPoolStore", "InMemoryAgentPoolStore",
     # errors
     "AgentError", "InvalidInput", "AgentErrorKind", "RetryClassification",
     # ids

@@ -42,6 +42,8 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 def id_error(value: str) -> str | None:
     """Return the Rust ``IdValidationError`` text for ``value``, or ``None`` if it is valid."""
+    if value.isascii() and value.isprintable() and 0 < len(value) <= MAX_ID_BYTES:
+        return None  # the common case: printable ASCII has no Cc character
     if not value:
         return "identifier is empty"
     if len(value) > MAX_ID_BYTES // 4:

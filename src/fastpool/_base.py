@@ -1,0 +1,254 @@
+"""What both stores share: argument checks and the contract's rules, written once.
+
+A backend supplies four primitives, each called with the store's lock held:
+``_read_state`` (the pool's cached state, caught up), ``_append`` (check, append and
+apply one record atomically), ``_records_after`` and ``_allocate_event_sequence``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._compat import engine
+from ._schema import make
+from .enums import AgentErrorKind, RetryClassification
+from .errors import AgentError, InvalidInput
+from .ids import id_error
+
+if TYPE_CHECKING:
+    from ._replay_py import PoolState
+
+from .model import (
+    AgentPoolMember,
+    AgentPoolSnapshot,
+    AgentPoolStoreConfig,
+    AgentPoolStoreCursor,
+    AgentPoolStoredMessage,
+    AgentPoolStoredWake,
+    AgentPoolStoreRecord,
+    CompiledEventFilter,
+    MemberJoined,
+    MemberLeft,
+    MessageReceipt,
+    MessageRecorded,
+    PoolCreated,
+    PoolOpened,
+    RunMessage,
+    WakeCondition,
+    WakeRecorded,
+    WakeRegistration,
+)
+
+NOT_A_MEMBER = "run is not a member of this agent pool"
+_POOL_CREATED = PoolCreated()
+
+# A payload builder: given the caught-up state (inside the write transaction), check the
+# contract and return the payload to append.
+Build = Callable[["PoolState"], Any]
+
+
+def check_id(value: Any, name: str) -> str:
+    """An id argument, validated: ``InvalidInput`` naming the argument otherwise."""
+    if type(value) is not str:
+        if not isinstance(value, str):
+            raise InvalidInput(f"{name}: expected an identifier string, got {type(value).__name__}")
+        value = str(value)
+    error = id_error(value)
+    if error is not None:
+        raise InvalidInput(f"{name}: {error}")
+    return value
+
+
+def check_type(value: Any, cls: type, name: str) -> None:
+    if not isinstance(value, cls):
+        raise InvalidInput(f"{name}: expected {cls.__name__}, got {type(value).__name__}")
+
+
+def check_cursor(cursor: Any) -> int:
+    if cursor is None:
+        return 0
+    if isinstance(cursor, AgentPoolStoreCursor):
+        return cursor.sequence
+    if type(cursor) is int and cursor >= 0:
+        return cursor
+    raise InvalidInput(f"cursor: expected AgentPoolStoreCursor, a non-negative int or None, got {cursor!r}")
+
+
+class StoreBase:
+    """The 12 methods of ``AgentPoolStore`` over a backend's primitives."""
+
+    #: "sqlite " for the SQLite store; the in-memory store words its errors without it.
+    _prefix = ""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+
+    # -- backend primitives ------------------------------------------------------------
+
+    def _read_state(self, pool_id: str) -> PoolState:
+        raise NotImplementedError
+
+    def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:
+        raise NotImplementedError
+
+    def _records_after(self, pool_id: str, after: int) -> list[AgentPoolStoreRecord]:
+        raise NotImplementedError
+
+    def _allocate_event_sequence(self, pool_id: str) -> int:
+        raise NotImplementedError
+
+    # -- the contract ------------------------------------------------------------------
+
+    def _not_opened(self) -> AgentError:
+        return AgentError(
+            AgentErrorKind.HOST_CONFIGURATION_NEEDED,
+            RetryClassification.HOST_CONFIGURATION_NEEDED,
+            f"{self._prefix}agent pool store has not opened this pool",
+        )
+
+    def _config_conflict(self) -> AgentError:
+        return AgentError(
+            AgentErrorKind.INVALID_STATE_TRANSITION,
+            RetryClassification.REPAIR_NEEDED,
+            f"{self._prefix}agent pool store config conflicts with existing pool",
+        )
+
+    def _opened(self, state: PoolState) -> PoolState:
+        if state.config is None:
+            raise self._not_opened()
+        return state
+
+    def _write(self, pool_id: str, payload: Any) -> AgentPoolStoreCursor:
+        """Append a payload that only needs the pool to be open."""
+        def build(state: PoolState) -> Any:
+            self._opened(state)
+            return payload
+
+        with self._lock:
+            _, sequence = self._append(pool_id, build)
+        return make(AgentPoolStoreCursor, (sequence,))
+
+    def open_pool(self, pool_id: str, config: AgentPoolStoreConfig) -> AgentPoolSnapshot:
+        pool_id = check_id(pool_id, "pool_id")
+        check_type(config, AgentPoolStoreConfig, "config")
+
+        def build(state: PoolState) -> Any:
+            if state.config is None:
+                return make(PoolOpened, (config,))
+            if state.config != config:
+                raise self._config_conflict()
+            return None  # equal config: nothing to append
+
+        with self._lock:
+            state = self._read_state(pool_id)
+            if state.config is None:
+                self._append(pool_id, build)
+                state = self._read_state(pool_id)
+            elif state.config != config:
+                raise self._config_conflict()
+            snapshot = state.snapshot()
+        assert snapshot is not None
+        return snapshot
+
+    def snapshot(self, pool_id: str) -> AgentPoolSnapshot:
+        pool_id = check_id(pool_id, "pool_id")
+        with self._lock:
+            snapshot = self._read_state(pool_id).snapshot()
+        if snapshot is None:
+            raise self._not_opened()
+        return snapshot
+
+    def record_pool_created(self, pool_id: str) -> AgentPoolStoreCursor:
+        return self._write(check_id(pool_id, "pool_id"), _POOL_CREATED)
+
+    def join_member(self, pool_id: str, member: AgentPoolMember) -> AgentPoolStoreCursor:
+        pool_id = check_id(pool_id, "pool_id")
+        check_type(member, AgentPoolMember, "member")
+        return self._write(pool_id, make(MemberJoined, (member,)))
+
+    def leave_member(self, pool_id: str, run_id: str) -> tuple[AgentPoolMember, AgentPoolStoreCursor]:
+        pool_id = check_id(pool_id, "pool_id")
+        run_id = check_id(run_id, "run_id")
+
+        def build(state: PoolState) -> Any:
+            member = self._opened(state).members.get(run_id)
+            if member is None:
+                raise AgentError(AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.NOT_RETRYABLE, NOT_A_MEMBER)
+            return make(MemberLeft, (member,))
+
+        with self._lock:
+            payload, sequence = self._append(pool_id, build)
+        return payload.member, make(AgentPoolStoreCursor, (sequence,))
+
+    def message_receipt(self, pool_id: str, idempotency_key: str) -> MessageReceipt | None:
+        pool_id = check_id(pool_id, "pool_id")
+        idempotency_key = check_id(idempotency_key, "idempotency_key")
+        with self._lock:
+            state = self._read_state(pool_id)
+            return None if state.config is None else state.message_dedupe.get(idempotency_key)
+
+    def record_message(self, pool_id: str, message: RunMessage, receipt: MessageReceipt) -> AgentPoolStoreCursor:
+        pool_id = check_id(pool_id, "pool_id")
+        check_type(message, RunMessage, "message")
+        check_type(receipt, MessageReceipt, "receipt")
+        stored = make(AgentPoolStoredMessage, (message, receipt))
+        return self._write(pool_id, make(MessageRecorded, (stored,)))
+
+    def wake_registration(self, pool_id: str, idempotency_key: str) -> WakeRegistration | None:
+        pool_id = check_id(pool_id, "pool_id")
+        idempotency_key = check_id(idempotency_key, "idempotency_key")
+        with self._lock:
+            state = self._read_state(pool_id)
+            return None if state.config is None else state.wake_dedupe.get(idempotency_key)
+
+    def wake(self, pool_id: str, condition_id: str) -> AgentPoolStoredWake | None:
+        pool_id = check_id(pool_id, "pool_id")
+        condition_id = check_id(condition_id, "condition_id")
+        with self._lock:
+            state = self._read_state(pool_id)
+            return None if state.config is None else state.wakes.get(condition_id)
+
+    def record_wake(
+        self,
+        pool_id: str,
+        condition: WakeCondition,
+        compiled_filter: CompiledEventFilter,
+        registration: WakeRegistration,
+    ) -> AgentPoolStoreCursor:
+        pool_id = check_id(pool_id, "pool_id")
+        check_type(condition, WakeCondition, "condition")
+        check_type(compiled_filter, CompiledEventFilter, "compiled_filter")
+        check_type(registration, WakeRegistration, "registration")
+        stored = make(AgentPoolStoredWake, (condition, compiled_filter, registration))
+        return self._write(pool_id, make(WakeRecorded, (stored,)))
+
+    def watch(self, pool_id: str, cursor: AgentPoolStoreCursor | int | None = None) -> Iterator[AgentPoolStoreRecord]:
+        pool_id = check_id(pool_id, "pool_id")
+        after = check_cursor(cursor)
+        with self._lock:
+            if self._read_state(pool_id).config is None:
+                return iter(())
+            return iter(self._records_after(pool_id, after))
+
+    def next_event_sequence(self, pool_id: str) -> int:
+        pool_id = check_id(pool_id, "pool_id")
+        with self._lock:
+            return self._allocate_event_sequence(pool_id)
+
+
+def decode_records(pool_id: str, rows: Any) -> list[AgentPoolStoreRecord]:
+    """Stored ``(seq, kind, payload_json)`` rows as records (corrupt rows raise REPAIR_NEEDED)."""
+    records = []
+    for sequence, kind, text in rows:
+        try:
+            payload = engine.decode_payload(text)
+        except InvalidInput as error:
+            raise engine.corrupt_record(pool_id, sequence, error.message) from None
+        if payload.TYPE != kind:
+            raise engine.corrupt_record(
+                pool_id, sequence, f"kind column {kind!r} disagrees with payload type {payload.TYPE!r}"
+            )
+        records.append(make(AgentPoolStoreRecord, (pool_id, make(AgentPoolStoreCursor, (sequence,)), payload)))
+    return records

@@ -1,0 +1,72 @@
+"""``InMemoryAgentPoolStore``: the contract without a file, for tests and single-process hosts.
+
+Same rules and errors as the SQLite store; messages lack the leading "sqlite " (as the
+Rust in-memory store words them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._base import Build, StoreBase
+from ._compat import engine
+from ._replay_py import PoolState
+from ._schema import make
+from .model import AgentPoolStoreCursor, AgentPoolStoreRecord
+
+__all__ = ["InMemoryAgentPoolStore"]
+
+
+class _Pool:
+    __slots__ = ("state", "records", "event_sequence")
+
+    def __init__(self, pool_id: str) -> None:
+        self.state: PoolState = engine.PoolState(pool_id)
+        self.records: list[AgentPoolStoreRecord] = []
+        self.event_sequence = 0
+
+
+class InMemoryAgentPoolStore(StoreBase):
+    """An ``AgentPoolStore`` held in this process's memory; safe to share between threads.
+
+    >>> from fastpool import AgentPoolStoreConfig
+    >>> store = InMemoryAgentPoolStore()
+    >>> store.open_pool("pool.a", AgentPoolStoreConfig()).cursor
+    AgentPoolStoreCursor(sequence=1)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pools: dict[str, _Pool] = {}
+
+    def _pool(self, pool_id: str) -> _Pool:
+        pool = self._pools.get(pool_id)
+        if pool is None:
+            pool = self._pools[pool_id] = _Pool(pool_id)
+        return pool
+
+    def _read_state(self, pool_id: str) -> PoolState:
+        pool = self._pools.get(pool_id)
+        return engine.PoolState(pool_id) if pool is None else pool.state
+
+    def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:
+        pool = self._pools.get(pool_id)
+        state = engine.PoolState(pool_id) if pool is None else pool.state
+        payload = build(state)
+        if payload is None:
+            return None, state.cursor
+        pool = self._pool(pool_id)
+        sequence = pool.state.cursor + 1
+        pool.records.append(make(AgentPoolStoreRecord, (pool_id, make(AgentPoolStoreCursor, (sequence,)), payload)))
+        pool.state.apply(payload, sequence)
+        return payload, sequence
+
+    def _records_after(self, pool_id: str, after: int) -> list[AgentPoolStoreRecord]:
+        return self._pool(pool_id).records[after:]
+
+    def _allocate_event_sequence(self, pool_id: str) -> int:
+        pool = self._pools.get(pool_id)
+        if pool is None or pool.state.config is None:
+            raise self._not_opened()
+        pool.event_sequence += 1
+        return pool.event_sequence

@@ -1,0 +1,272 @@
+"""``SqliteAgentPoolStore``: the durable store, file-compatible with the Rust crate.
+
+One APSW connection per store object, WAL, and every write is ``BEGIN IMMEDIATE`` →
+catch up → check → append → ``COMMIT``, so the check and the append are one atomic
+step and cursors are gap-free across processes. Reads are served from a per-pool
+cached state that catches up incrementally: a change probe (``_probe``) tells in well
+under a microsecond whether any connection committed since the state was last synced,
+and only rows past the cached cursor are ever read. A store's own writes are applied
+to its cache after commit without re-reading.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from ._base import Build, StoreBase, decode_records
+from ._compat import engine
+from ._probe import ChangeProbe, open_probe
+from ._replay_py import PoolState
+from ._sqlite_errors import translate
+from .enums import AgentErrorKind, RetryClassification
+from .errors import AgentError, InvalidInput
+from .model import AgentPoolStoreRecord
+from .wire import dumps
+
+__all__ = ["SqliteAgentPoolStore", "SCHEMA_VERSION"]
+
+#: The file format this fastpool writes; a file marked with a newer one is refused.
+SCHEMA_VERSION = 1
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS agent_pool_records (
+        pool_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        payload_json TEXT NOT NULL,
+        PRIMARY KEY (pool_id, seq)
+    )""",
+    """CREATE TABLE IF NOT EXISTS agent_pool_event_seq (
+        pool_id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL
+    )""",
+    "CREATE TABLE IF NOT EXISTS fastpool_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+_ROWS_AFTER = "SELECT seq, kind, payload_json FROM agent_pool_records WHERE pool_id = ? AND seq > ? ORDER BY seq"
+_INSERT = "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) VALUES (?, ?, ?, ?)"
+_NEXT_EVENT = (
+    "INSERT INTO agent_pool_event_seq (pool_id, seq) VALUES (?, 1) "
+    "ON CONFLICT (pool_id) DO UPDATE SET seq = seq + 1 RETURNING seq"
+)
+_SYNCHRONOUS = {"normal": 1, "full": 2}
+
+
+class _Cached:
+    """A pool's state and the probe token it was last synced at (None: unknown)."""
+
+    __slots__ = ("state", "token")
+
+    def __init__(self, state: PoolState) -> None:
+        self.state = state
+        self.token: object = None
+
+
+class SqliteAgentPoolStore(StoreBase):
+    """An ``AgentPoolStore`` in an SQLite file, shared by any number of store objects and processes.
+
+    ``synchronous="full"`` makes every commit survive power loss; ``"normal"`` survives
+    process crashes. A write that waits longer than ``busy_timeout`` seconds for the
+    file's write lock fails with a ``RETRYABLE`` error and writes nothing.
+
+    >>> import tempfile, pathlib
+    >>> from fastpool import AgentPoolStoreConfig
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "pools.sqlite"
+    >>> with SqliteAgentPoolStore(path) as store:
+    ...     store.open_pool("pool.a", AgentPoolStoreConfig()).cursor.sequence
+    1
+    """
+
+    _prefix = "sqlite "
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "normal", busy_timeout: float = 5.0) -> None:
+        super().__init__()
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidInput(f"path: expected a str or os.PathLike, got {type(path).__name__}")
+        if synchronous not in _SYNCHRONOUS:
+            raise InvalidInput(f"synchronous: expected 'normal' or 'full', got {synchronous!r}")
+        if type(busy_timeout) not in (int, float) or not 0 <= busy_timeout < 2**31 / 1000:
+            raise InvalidInput(f"busy_timeout: expected seconds as a non-negative number, got {busy_timeout!r}")
+        self._path = Path(path)
+        self._synchronous = synchronous
+        self._states: dict[str, _Cached] = {}
+        self._db: apsw.Connection | None = None
+        try:
+            if str(self._path) != ":memory:":
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = apsw.Connection(str(self._path))
+            self._db.set_busy_timeout(int(busy_timeout * 1000))
+            self._configure(self._db)
+            self._probe: ChangeProbe = open_probe(self._db, str(self._path))
+        except (apsw.Error, OSError) as error:
+            self._close_connection()
+            raise translate(error) from error
+        except AgentError:
+            self._close_connection()
+            raise
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], **options: Any) -> SqliteAgentPoolStore:
+        """Open or create the store at ``path`` (missing parent directories are created)."""
+        return cls(path, **options)
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    def close(self) -> None:
+        """Close the connection; later calls raise. Closing twice is harmless."""
+        with self._lock:
+            if self._db is not None:
+                self._probe.close()
+                self._close_connection()
+
+    def __enter__(self) -> SqliteAgentPoolStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._db is None else "open"
+        return f"SqliteAgentPoolStore({str(self._path)!r}, {state})"
+
+    # -- set-up --------------------------------------------------------------------------
+
+    def _configure(self, db: apsw.Connection) -> None:
+        # One pragma per call: APSW stops a multi-statement execute at the first row.
+        try:
+            db.execute("PRAGMA journal_mode=WAL").fetchall()
+        except apsw.ReadOnlyError:
+            pass  # a read-only file still serves reads in the mode it is in
+        db.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
+        level = db.execute("PRAGMA synchronous").fetchall()[0][0]
+        if level != _SYNCHRONOUS[self._synchronous]:
+            raise AgentError.host_configuration_needed(f"sqlite agent pool store could not set synchronous={self._synchronous}")
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"agent_pool_records", "agent_pool_event_seq"} <= tables:
+            # A new file: create the Rust crate's tables and fastpool's format marker.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA:
+                    db.execute(statement)
+                db.execute(
+                    "INSERT OR IGNORE INTO fastpool_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        elif "fastpool_meta" in tables:
+            self._check_schema_version(db)
+
+    @staticmethod
+    def _check_schema_version(db: apsw.Connection) -> None:
+        rows = db.execute("SELECT value FROM fastpool_meta WHERE key = 'schema_version'").fetchall()
+        version = rows[0][0] if rows else str(SCHEMA_VERSION)
+        if not (isinstance(version, str) and version.isdigit()) or int(version) > SCHEMA_VERSION:
+            raise AgentError(
+                AgentErrorKind.HOST_CONFIGURATION_NEEDED,
+                RetryClassification.HOST_CONFIGURATION_NEEDED,
+                f"sqlite agent pool store file has fastpool schema version {version!r}; "
+                f"this fastpool reads version {SCHEMA_VERSION}: upgrade fastpool",
+            )
+
+    def _close_connection(self) -> None:
+        db, self._db = self._db, None
+        self._states.clear()
+        if db is not None:
+            db.close()
+
+    def _connection(self) -> apsw.Connection:
+        if self._db is None:
+            raise AgentError(
+                AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.NOT_RETRYABLE, "sqlite agent pool store is closed"
+            )
+        return self._db
+
+    # -- backend primitives (called with self._lock held) ----------------------------------
+
+    def _read_state(self, pool_id: str) -> PoolState:
+        db = self._connection()
+        cached = self._states.get(pool_id)
+        try:
+            token = self._probe.token()
+            if cached is not None and cached.token == token:
+                return cached.state
+            if cached is None:
+                cached = _Cached(engine.PoolState(pool_id))
+            self._catch_up(db, cached.state)
+        except apsw.Error as error:
+            raise translate(error) from error
+        finally:
+            # Progress made before a corrupt row is kept, so a later call resumes after it.
+            if cached is not None and cached.state.cursor:
+                self._states[pool_id] = cached
+        cached.token = token
+        return cached.state
+
+    @staticmethod
+    def _catch_up(db: apsw.Connection, state: PoolState) -> None:
+        rows = db.cursor()
+        try:
+            engine.replay_rows(state, rows.execute(_ROWS_AFTER, (state.pool_id, state.cursor)))
+        finally:
+            rows.close(True)  # ends the read transaction even when replay stopped early
+
+    def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:
+        db = self._connection()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except apsw.Error as error:
+            raise translate(error) from error
+        try:
+            state = self._read_state(pool_id)
+            payload = build(state)
+            if payload is not None:
+                sequence = state.cursor + 1
+                db.execute(_INSERT, (pool_id, sequence, payload.TYPE, dumps(payload).decode("utf-8")))
+            db.execute("COMMIT")
+        except BaseException as error:
+            if not db.getautocommit():
+                db.execute("ROLLBACK")
+            if isinstance(error, apsw.Error):
+                raise translate(error) from error
+            raise
+        if payload is None:
+            return None, state.cursor
+        state.apply(payload, sequence)
+        cached = self._states.get(pool_id)
+        if cached is None:
+            cached = self._states[pool_id] = _Cached(state)
+        cached.token = None  # our commit changed the file: re-probe before trusting the cache
+        return payload, sequence
+
+    def _records_after(self, pool_id: str, after: int) -> list[AgentPoolStoreRecord]:
+        try:
+            rows = self._connection().execute(_ROWS_AFTER, (pool_id, after)).fetchall()
+        except apsw.Error as error:
+            raise translate(error) from error
+        return decode_records(pool_id, rows)
+
+    def _allocate_event_sequence(self, pool_id: str) -> int:
+        db = self._connection()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except apsw.Error as error:
+            raise translate(error) from error
+        try:
+            self._opened(self._read_state(pool_id))
+            sequence = int(db.execute(_NEXT_EVENT, (pool_id,)).fetchall()[0][0])
+            db.execute("COMMIT")
+        except BaseException as error:
+            if not db.getautocommit():
+                db.execute("ROLLBACK")
+            if isinstance(error, apsw.Error):
+                raise translate(error) from error
+            raise
+        return sequence
