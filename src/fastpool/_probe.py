@@ -12,16 +12,32 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
 from typing import Protocol
 
 import apsw
 
 # The first copy of the 48-byte WalIndexHdr (https://www.sqlite.org/walformat.html).
 _HEADER = 48
+_CHANGE_COUNTER = struct.Struct("=I")  # iChange at byte 8; the wal-index is in native byte order
+
+
+def _change_counter(header: bytes) -> int:
+    return int(_CHANGE_COUNTER.unpack_from(header, 8)[0])
 
 
 class ChangeProbe(Protocol):
-    def token(self) -> object: ...
+    def token(self) -> object:
+        """A value that changes whenever a transaction commits to the file."""
+        ...
+
+    def only_own_commit(self, before: object, after: object) -> bool:
+        """True if exactly one commit, this connection's, lies between two tokens.
+
+        ``before`` is read inside this connection's write transaction, ``after`` right
+        after its COMMIT; a false answer only costs one catch-up query.
+        """
+        ...
 
     def close(self) -> None: ...
 
@@ -39,8 +55,10 @@ class WalIndexProbe:
     def token(self) -> object:
         return self._map[:_HEADER]
 
-    def close(self) -> None:
-        self._map.close()
+    def only_own_commit(self, before: object, after: object) -> bool:
+        # iChange (offset 8) counts write transactions: +1 means no other commit slipped in.
+        assert isinstance(before, bytes) and isinstance(after, bytes)
+        return _change_counter(after) == (_change_counter(before) + 1) & 0xFFFFFFFF
 
 
 class PragmaProbe:
@@ -51,6 +69,10 @@ class PragmaProbe:
 
     def token(self) -> object:
         return self._connection.execute("PRAGMA data_version").fetchall()[0][0]
+
+    def only_own_commit(self, before: object, after: object) -> bool:
+        # data_version ignores this connection's own commits.
+        return before == after
 
     def close(self) -> None:
         pass

@@ -226,11 +226,13 @@ class SqliteAgentPoolStore(StoreBase):
             raise translate(error) from error
         try:
             state = self._read_state(pool_id)
+            before = self._states[pool_id].token if state.cursor else None
             payload = build(state)
             if payload is not None:
                 sequence = state.cursor + 1
                 db.execute(_INSERT, (pool_id, sequence, payload.TYPE, dumps(payload).decode("utf-8")))
             db.execute("COMMIT")
+            after = self._probe.token()
         except BaseException as error:
             if not db.getautocommit():
                 db.execute("ROLLBACK")
@@ -243,7 +245,8 @@ class SqliteAgentPoolStore(StoreBase):
         cached = self._states.get(pool_id)
         if cached is None:
             cached = self._states[pool_id] = _Cached(state)
-        cached.token = None  # our commit changed the file: re-probe before trusting the cache
+        # The cache is current after our own commit only if nobody else committed meanwhile.
+        cached.token = after if before is not None and self._probe.only_own_commit(before, after) else None
         return payload, sequence
 
     def _records_after(self, pool_id: str, after: int) -> list[AgentPoolStoreRecord]:
