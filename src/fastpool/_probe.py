@@ -60,6 +60,9 @@ class WalIndexProbe:
         assert isinstance(before, bytes) and isinstance(after, bytes)
         return _change_counter(after) == (_change_counter(before) + 1) & 0xFFFFFFFF
 
+    def close(self) -> None:
+        self._map.close()
+
 
 class PragmaProbe:
     """``PRAGMA data_version``: changes when another connection commits."""
