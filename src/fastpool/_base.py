@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ._compat import engine
+from ._compat import engine as default_engine
 from ._schema import make
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError, InvalidInput
@@ -82,8 +83,10 @@ class StoreBase:
     #: "sqlite " for the SQLite store; the in-memory store words its errors without it.
     _prefix = ""
 
-    def __init__(self) -> None:
+    def __init__(self, engine: ModuleType | None = None) -> None:
         self._lock = threading.RLock()
+        # The replay engine; benchmarks and differential tests pick one explicitly.
+        self._engine: Any = default_engine if engine is None else engine
 
     # -- backend primitives ------------------------------------------------------------
 
@@ -238,7 +241,7 @@ class StoreBase:
             return self._allocate_event_sequence(pool_id)
 
 
-def decode_records(pool_id: str, rows: Any) -> list[AgentPoolStoreRecord]:
+def decode_records(engine: Any, pool_id: str, rows: Any) -> list[AgentPoolStoreRecord]:
     """Stored ``(seq, kind, payload_json)`` rows as records (corrupt rows raise REPAIR_NEEDED)."""
     records = []
     for sequence, kind, text in rows:

@@ -6,10 +6,10 @@ Rust in-memory store words them).
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 from ._base import Build, StoreBase
-from ._compat import engine
 from ._replay_py import PoolState
 from ._schema import make
 from .model import AgentPoolStoreCursor, AgentPoolStoreRecord
@@ -20,8 +20,8 @@ __all__ = ["InMemoryAgentPoolStore"]
 class _Pool:
     __slots__ = ("state", "records", "event_sequence")
 
-    def __init__(self, pool_id: str) -> None:
-        self.state: PoolState = engine.PoolState(pool_id)
+    def __init__(self, state: PoolState) -> None:
+        self.state = state
         self.records: list[AgentPoolStoreRecord] = []
         self.event_sequence = 0
 
@@ -35,34 +35,29 @@ class InMemoryAgentPoolStore(StoreBase):
     AgentPoolStoreCursor(sequence=1)
     """
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, engine: ModuleType | None = None) -> None:
+        super().__init__(engine)
         self._pools: dict[str, _Pool] = {}
-
-    def _pool(self, pool_id: str) -> _Pool:
-        pool = self._pools.get(pool_id)
-        if pool is None:
-            pool = self._pools[pool_id] = _Pool(pool_id)
-        return pool
 
     def _read_state(self, pool_id: str) -> PoolState:
         pool = self._pools.get(pool_id)
-        return engine.PoolState(pool_id) if pool is None else pool.state
+        return self._engine.PoolState(pool_id) if pool is None else pool.state  # type: ignore[no-any-return]
 
     def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:
-        pool = self._pools.get(pool_id)
-        state = engine.PoolState(pool_id) if pool is None else pool.state
+        state = self._read_state(pool_id)
         payload = build(state)
         if payload is None:
             return None, state.cursor
-        pool = self._pool(pool_id)
-        sequence = pool.state.cursor + 1
+        pool = self._pools.get(pool_id)
+        if pool is None:
+            pool = self._pools[pool_id] = _Pool(state)
+        sequence = state.cursor + 1
         pool.records.append(make(AgentPoolStoreRecord, (pool_id, make(AgentPoolStoreCursor, (sequence,)), payload)))
         pool.state.apply(payload, sequence)
         return payload, sequence
 
     def _records_after(self, pool_id: str, after: int) -> list[AgentPoolStoreRecord]:
-        return self._pool(pool_id).records[after:]
+        return self._pools[pool_id].records[after:]
 
     def _allocate_event_sequence(self, pool_id: str) -> int:
         pool = self._pools.get(pool_id)

@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import apsw
+import orjson
 
 from ._base import Build, StoreBase, decode_records
-from ._compat import engine
 from ._probe import ChangeProbe, open_probe
 from ._replay_py import PoolState
 from ._sqlite_errors import translate
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError, InvalidInput
 from .model import AgentPoolStoreRecord
-from .wire import dumps
 
 __all__ = ["SqliteAgentPoolStore", "SCHEMA_VERSION"]
 
@@ -70,7 +70,9 @@ class SqliteAgentPoolStore(StoreBase):
 
     ``synchronous="full"`` makes every commit survive power loss; ``"normal"`` survives
     process crashes. A write that waits longer than ``busy_timeout`` seconds for the
-    file's write lock fails with a ``RETRYABLE`` error and writes nothing.
+    file's write lock fails with a ``RETRYABLE`` error and writes nothing. ``engine``
+    picks the replay engine module (``fastpool._replay`` or ``fastpool._replay_py``;
+    default: the one ``fastpool`` loaded), for benchmarks and differential tests.
 
     >>> import tempfile, pathlib
     >>> from fastpool import AgentPoolStoreConfig
@@ -82,8 +84,15 @@ class SqliteAgentPoolStore(StoreBase):
 
     _prefix = "sqlite "
 
-    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "normal", busy_timeout: float = 5.0) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "normal",
+        busy_timeout: float = 5.0,
+        engine: ModuleType | None = None,
+    ) -> None:
+        super().__init__(engine)
         if not isinstance(path, (str, os.PathLike)):
             raise InvalidInput(f"path: expected a str or os.PathLike, got {type(path).__name__}")
         if synchronous not in _SYNCHRONOUS:
@@ -199,7 +208,7 @@ class SqliteAgentPoolStore(StoreBase):
             if cached is not None and cached.token == token:
                 return cached.state
             if cached is None:
-                cached = _Cached(engine.PoolState(pool_id))
+                cached = _Cached(self._engine.PoolState(pool_id))
             self._catch_up(db, cached.state)
         except apsw.Error as error:
             raise translate(error) from error
@@ -210,11 +219,10 @@ class SqliteAgentPoolStore(StoreBase):
         cached.token = token
         return cached.state
 
-    @staticmethod
-    def _catch_up(db: apsw.Connection, state: PoolState) -> None:
+    def _catch_up(self, db: apsw.Connection, state: PoolState) -> None:
         rows = db.cursor()
         try:
-            engine.replay_rows(state, rows.execute(_ROWS_AFTER, (state.pool_id, state.cursor)))
+            self._engine.replay_rows(state, rows.execute(_ROWS_AFTER, (state.pool_id, state.cursor)))
         finally:
             rows.close(True)  # ends the read transaction even when replay stopped early
 
@@ -230,7 +238,8 @@ class SqliteAgentPoolStore(StoreBase):
             payload = build(state)
             if payload is not None:
                 sequence = state.cursor + 1
-                db.execute(_INSERT, (pool_id, sequence, payload.TYPE, dumps(payload).decode("utf-8")))
+                text = orjson.dumps(self._engine.to_plain(payload)).decode("utf-8")
+                db.execute(_INSERT, (pool_id, sequence, payload.TYPE, text))
             db.execute("COMMIT")
             after = self._probe.token()
         except BaseException as error:
@@ -254,7 +263,7 @@ class SqliteAgentPoolStore(StoreBase):
             rows = self._connection().execute(_ROWS_AFTER, (pool_id, after)).fetchall()
         except apsw.Error as error:
             raise translate(error) from error
-        return decode_records(pool_id, rows)
+        return decode_records(self._engine, pool_id, rows)
 
     def _allocate_event_sequence(self, pool_id: str) -> int:
         db = self._connection()
