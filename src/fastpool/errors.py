@@ -31,7 +31,7 @@ class AgentError(Exception):
     >>> str(error), error.variant
     ('Timeout: slow', 'Classified')
     >>> AgentError.contract_violation("broken").retry
-    <RetryClassification.REPAIR_NEEDED>
+    RetryClassification.REPAIR_NEEDED
     """
 
     kind: AgentErrorKind

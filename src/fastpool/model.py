@@ -9,7 +9,7 @@ field.
 >>> member.topics
 ('topic.t',)
 >>> RunAddress.run("run.b").destination_ref.kind
-<DestinationKind.AGENT>
+DestinationKind.AGENT
 """
 
 from __future__ import annotations

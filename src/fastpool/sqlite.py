@@ -12,6 +12,8 @@ to its cache after commit without re-reading.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -102,6 +104,7 @@ class SqliteAgentPoolStore(StoreBase):
         self._path = Path(path)
         self._synchronous = synchronous
         self._states: dict[str, _Cached] = {}
+        self._batch: set[str] | None = None  # pools written inside an open transaction()
         self._db: apsw.Connection | None = None
         try:
             if str(self._path) != ":memory:":
@@ -227,36 +230,34 @@ class SqliteAgentPoolStore(StoreBase):
             rows.close(True)  # ends the read transaction even when replay stopped early
 
     def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:
-        db = self._connection()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except apsw.Error as error:
-            raise translate(error) from error
-        try:
+        with self._writing() as db:
             state = self._read_state(pool_id)
             before = self._states[pool_id].token if state.cursor else None
             payload = build(state)
-            if payload is not None:
-                sequence = state.cursor + 1
-                text = orjson.dumps(self._engine.to_plain(payload)).decode("utf-8")
-                db.execute(_INSERT, (pool_id, sequence, payload.TYPE, text))
-            db.execute("COMMIT")
-            after = self._probe.token()
-        except BaseException as error:
-            if not db.getautocommit():
-                db.execute("ROLLBACK")
-            if isinstance(error, apsw.Error):
-                raise translate(error) from error
-            raise
-        if payload is None:
-            return None, state.cursor
+            if payload is None:
+                return None, state.cursor
+            sequence = state.cursor + 1
+            text = orjson.dumps(self._engine.to_plain(payload)).decode("utf-8")
+            db.execute(_INSERT, (pool_id, sequence, payload.TYPE, text))
+            if self._batch is not None:
+                # Inside store.transaction(): later writes must see this one; a rollback
+                # forgets every pool the batch touched.
+                state.apply(payload, sequence)
+                self._remember(pool_id, state)
+                self._batch.add(pool_id)
+                return payload, sequence
+        after = self._probe.token()
         state.apply(payload, sequence)
+        # The cache is current after our own commit only if nobody else committed meanwhile.
+        synced = before is not None and self._probe.only_own_commit(before, after)
+        self._remember(pool_id, state).token = after if synced else None
+        return payload, sequence
+
+    def _remember(self, pool_id: str, state: PoolState) -> _Cached:
         cached = self._states.get(pool_id)
         if cached is None:
             cached = self._states[pool_id] = _Cached(state)
-        # The cache is current after our own commit only if nobody else committed meanwhile.
-        cached.token = after if before is not None and self._probe.only_own_commit(before, after) else None
-        return payload, sequence
+        return cached
 
     def _records_after(self, pool_id: str, after: int) -> list[AgentPoolStoreRecord]:
         try:
@@ -266,19 +267,79 @@ class SqliteAgentPoolStore(StoreBase):
         return decode_records(self._engine, pool_id, rows)
 
     def _allocate_event_sequence(self, pool_id: str) -> int:
+        with self._writing() as db:
+            self._opened(self._read_state(pool_id))
+            return int(db.execute(_NEXT_EVENT, (pool_id,)).fetchall()[0][0])
+
+    # -- transactions ------------------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self) -> Iterator[apsw.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` around the body, or join the open ``transaction()``."""
         db = self._connection()
+        if self._batch is not None:
+            yield db
+            return
+        self._begin(db)
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException as error:
+            self._rollback(db)
+            if isinstance(error, apsw.Error):
+                raise translate(error) from error
+            raise
+
+    @staticmethod
+    def _begin(db: apsw.Connection) -> None:
         try:
             db.execute("BEGIN IMMEDIATE")
         except apsw.Error as error:
             raise translate(error) from error
-        try:
-            self._opened(self._read_state(pool_id))
-            sequence = int(db.execute(_NEXT_EVENT, (pool_id,)).fetchall()[0][0])
-            db.execute("COMMIT")
-        except BaseException as error:
-            if not db.getautocommit():
-                db.execute("ROLLBACK")
-            if isinstance(error, apsw.Error):
-                raise translate(error) from error
-            raise
-        return sequence
+
+    @staticmethod
+    def _rollback(db: apsw.Connection) -> None:
+        if not db.getautocommit():
+            db.execute("ROLLBACK")
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqliteAgentPoolStore]:
+        """Group several writes into one ``BEGIN IMMEDIATE`` ... ``COMMIT``: one commit, all or nothing.
+
+        Inside the block, writes see each other's effects and reads see them too; other
+        threads using this store object wait until the block ends, other store objects and
+        processes see nothing until it commits. An exception rolls every write back and
+        propagates. Cursors returned inside the block are final once it commits.
+
+        >>> import tempfile, pathlib
+        >>> from fastpool import AgentPoolMember, AgentPoolStoreConfig
+        >>> store = SqliteAgentPoolStore(pathlib.Path(tempfile.mkdtemp()) / "batch.sqlite")
+        >>> with store.transaction():
+        ...     _ = store.open_pool("pool.a", AgentPoolStoreConfig())
+        ...     for n in range(3):
+        ...         _ = store.join_member("pool.a", AgentPoolMember(run_id=f"run.{n}", agent_id="agent"))
+        >>> store.snapshot("pool.a").cursor.sequence
+        4
+        >>> store.close()
+        """
+        with self._lock:
+            if self._batch is not None:
+                raise InvalidInput("transaction: this store object already has a transaction open")
+            db = self._connection()
+            self._begin(db)
+            touched: set[str] = set()
+            self._batch = touched
+            try:
+                yield self
+                self._batch = None
+                db.execute("COMMIT")
+            except BaseException as error:
+                self._batch = None
+                self._rollback(db)
+                for pool_id in touched:
+                    self._states.pop(pool_id, None)
+                if isinstance(error, apsw.Error):
+                    raise translate(error) from error
+                raise
+            for pool_id in touched:
+                self._states[pool_id].token = None
