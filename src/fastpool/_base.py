@@ -1,13 +1,15 @@
 """What both stores share: argument checks and the contract's rules, written once.
 
-A backend supplies four primitives, each called with the store's lock held:
+A backend supplies five primitives, each called with the store's lock held:
 ``_read_state`` (the pool's cached state, caught up), ``_append`` (check, append and
-apply one record atomically), ``_records_after`` and ``_allocate_event_sequence``.
+apply one record atomically), ``_records_after``, ``_allocate_event_sequence`` and
+``_change_token`` (a value that changes whenever anything is appended anywhere).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -43,6 +45,7 @@ from .model import (
 )
 
 NOT_A_MEMBER = "run is not a member of this agent pool"
+_FOLLOW_BATCH = 1000  # records read per query while following a long backlog
 _POOL_CREATED = PoolCreated()
 
 # A payload builder: given the caught-up state (inside the write transaction), check the
@@ -85,6 +88,7 @@ class StoreBase:
 
     def __init__(self, engine: ModuleType | None = None) -> None:
         self._lock = threading.RLock()
+        self._closed = threading.Event()  # wakes follow() loops when the store closes
         # The replay engine; benchmarks and differential tests pick one explicitly.
         self._engine: Any = default_engine if engine is None else engine
 
@@ -96,7 +100,10 @@ class StoreBase:
     def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:
         raise NotImplementedError
 
-    def _records_after(self, pool_id: str, after: int) -> list[AgentPoolStoreRecord]:
+    def _records_after(self, pool_id: str, after: int, limit: int = -1) -> list[AgentPoolStoreRecord]:
+        raise NotImplementedError
+
+    def _change_token(self) -> object:
         raise NotImplementedError
 
     def _allocate_event_sequence(self, pool_id: str) -> int:
@@ -234,6 +241,58 @@ class StoreBase:
             if self._read_state(pool_id).config is None:
                 return iter(())
             return iter(self._records_after(pool_id, after))
+
+    def follow(
+        self,
+        pool_id: str,
+        cursor: AgentPoolStoreCursor | int | None = None,
+        *,
+        poll_interval: float = 0.05,
+        timeout: float | None = None,
+    ) -> Iterator[AgentPoolStoreRecord]:
+        """Yield the pool's records after ``cursor`` as any process appends them.
+
+        Records arrive once, in order, with no gaps. Between batches the iterator waits
+        ``poll_interval`` seconds and checks the cheap change probe, reading the records
+        table only when something was committed. It ends after ``timeout`` seconds without
+        a new record (``None``: never) or when the store is closed. Nothing is yielded
+        while the pool is not opened.
+        """
+        pool_id = check_id(pool_id, "pool_id")
+        after = check_cursor(cursor)
+        if type(poll_interval) not in (int, float) or poll_interval <= 0:
+            raise InvalidInput(f"poll_interval: expected a positive number of seconds, got {poll_interval!r}")
+        if timeout is not None and (type(timeout) not in (int, float) or timeout < 0):
+            raise InvalidInput(f"timeout: expected a non-negative number of seconds or None, got {timeout!r}")
+        return self._follow(pool_id, after, poll_interval, timeout)
+
+    def _follow(self, pool_id: str, after: int, poll_interval: float, timeout: float | None) -> Iterator[AgentPoolStoreRecord]:
+        seen: object = None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._closed.is_set():
+            records: list[AgentPoolStoreRecord] = []
+            with self._lock:
+                if self._closed.is_set():
+                    return
+                token = self._change_token()
+                if token != seen:
+                    if self._read_state(pool_id).config is not None:
+                        records = self._records_after(pool_id, after, _FOLLOW_BATCH)
+                    if len(records) < _FOLLOW_BATCH:
+                        seen = token  # everything up to this token has been read
+            for record in records:
+                after = record.cursor.sequence
+                yield record
+            if records:
+                deadline = None if timeout is None else time.monotonic() + timeout
+                continue
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._closed.wait(min(poll_interval, remaining))
+            else:
+                self._closed.wait(poll_interval)
 
     def next_event_sequence(self, pool_id: str) -> int:
         pool_id = check_id(pool_id, "pool_id")

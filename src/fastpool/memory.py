@@ -38,6 +38,7 @@ class InMemoryAgentPoolStore(StoreBase):
     def __init__(self, *, engine: ModuleType | None = None) -> None:
         super().__init__(engine)
         self._pools: dict[str, _Pool] = {}
+        self._appended = 0  # records appended to any pool: the change token for follow()
 
     def _read_state(self, pool_id: str) -> PoolState:
         pool = self._pools.get(pool_id)
@@ -54,10 +55,19 @@ class InMemoryAgentPoolStore(StoreBase):
         sequence = state.cursor + 1
         pool.records.append(make(AgentPoolStoreRecord, (pool_id, make(AgentPoolStoreCursor, (sequence,)), payload)))
         pool.state.apply(payload, sequence)
+        self._appended += 1
         return payload, sequence
 
-    def _records_after(self, pool_id: str, after: int) -> list[AgentPoolStoreRecord]:
-        return self._pools[pool_id].records[after:]
+    def _records_after(self, pool_id: str, after: int, limit: int = -1) -> list[AgentPoolStoreRecord]:
+        records = self._pools[pool_id].records
+        return records[after:] if limit < 0 else records[after : after + limit]
+
+    def _change_token(self) -> object:
+        return self._appended
+
+    def close(self) -> None:
+        """Ends ``follow`` iterators; the data stays readable."""
+        self._closed.set()
 
     def _allocate_event_sequence(self, pool_id: str) -> int:
         pool = self._pools.get(pool_id)

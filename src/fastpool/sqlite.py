@@ -49,6 +49,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS fastpool_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 _ROWS_AFTER = "SELECT seq, kind, payload_json FROM agent_pool_records WHERE pool_id = ? AND seq > ? ORDER BY seq"
+_ROWS_AFTER_LIMIT = _ROWS_AFTER + " LIMIT ?"
 _INSERT = "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) VALUES (?, ?, ?, ?)"
 _NEXT_EVENT = (
     "INSERT INTO agent_pool_event_seq (pool_id, seq) VALUES (?, 1) "
@@ -132,6 +133,7 @@ class SqliteAgentPoolStore(StoreBase):
 
     def close(self) -> None:
         """Close the connection; later calls raise. Closing twice is harmless."""
+        self._closed.set()
         with self._lock:
             if self._db is not None:
                 self._probe.close()
@@ -253,15 +255,19 @@ class SqliteAgentPoolStore(StoreBase):
         self._remember(pool_id, state).token = after if synced else None
         return payload, sequence
 
+    def _change_token(self) -> object:
+        self._connection()
+        return self._probe.token()
+
     def _remember(self, pool_id: str, state: PoolState) -> _Cached:
         cached = self._states.get(pool_id)
         if cached is None:
             cached = self._states[pool_id] = _Cached(state)
         return cached
 
-    def _records_after(self, pool_id: str, after: int) -> list[AgentPoolStoreRecord]:
+    def _records_after(self, pool_id: str, after: int, limit: int = -1) -> list[AgentPoolStoreRecord]:
         try:
-            rows = self._connection().execute(_ROWS_AFTER, (pool_id, after)).fetchall()
+            rows = self._connection().execute(_ROWS_AFTER_LIMIT, (pool_id, after, limit)).fetchall()
         except apsw.Error as error:
             raise translate(error) from error
         return decode_records(self._engine, pool_id, rows)
