@@ -1,6 +1,7 @@
 """The ``fastpool`` command line (SPEC §7); also ``python -m fastpool``.
 
-Errors print one line on stderr and exit non-zero, never a traceback.
+JSON output is ``fastpool.wire``'s; errors print one line on stderr and exit non-zero,
+never a traceback; progress goes to stderr, and only on a terminal.
 """
 
 from __future__ import annotations
@@ -8,10 +9,35 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import AgentError
+from . import wire
+from .errors import AgentError, InvalidInput
+from .sqlite import SqliteAgentPoolStore
+
+
+def _progress(label: str) -> Callable[[int, int], None] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done >= total else ""
+        print(f"\r{label}: {done:,}/{total:,}", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def _open_existing(path: str) -> SqliteAgentPoolStore:
+    """A read-only store on an existing file: the read commands never create or change one."""
+    if not Path(path).is_file():
+        raise InvalidInput(f"{path}: no such database file")
+    return SqliteAgentPoolStore(path, readonly=True)
+
+
+def _write_line(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.write("\n")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -28,15 +54,104 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    with _open_existing(args.db) as store:
+        if args.pool is not None:
+            _write_line(wire.encode(store.snapshot(args.pool)))
+            return 0
+        pools = store.pools()
+        width = max([len("pool"), *(len(pool_id) for pool_id, _, _ in pools)])
+        _write_line(f"{'pool':<{width}}  {'records':>8}  {'cursor':>8}")
+        for pool_id, count, last in pools:
+            _write_line(f"{pool_id:<{width}}  {count:>8}  {last:>8}")
+        _write_line(f"{len(pools)} pools")
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    with _open_existing(args.db) as store:
+        if args.follow:
+            records = store.follow(args.pool, args.from_, poll_interval=args.poll)
+        else:
+            records = store.watch(args.pool, args.from_)
+        for record in records:
+            _write_line(wire.encode(record))
+            if args.follow:
+                sys.stdout.flush()
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    with _open_existing(args.db) as store:
+        pools = [args.pool] if args.pool is not None else [pool_id for pool_id, _, _ in store.pools()]
+        for pool_id in pools:
+            for record in store.watch(pool_id):
+                _write_line(wire.encode(record))
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from .verify import verify
+
+    report = verify(args.db, progress=_progress("verify"))
+    for problem in report.problems or ():
+        _write_line(str(problem))
+    verdict = "clean" if report.clean else f"{len(report.problems or ())} problems"
+    _write_line(f"{report.pools} pools, {report.records} records: {verdict}")
+    return 0 if report.clean else 1
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .benchmarking.runner import main as bench_main
+
+    return bench_main(args)
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastpool", description="A fast, durable SQLite agent-pool store.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    bench = commands.add_parser("bench", help="measure the performance targets side by side with the baseline")
+    bench.add_argument("--quick", action="store_true", help="smaller pools and fewer rounds (under a minute)")
+    bench.add_argument("--sizes", type=_non_negative, nargs="+", metavar="N", help="pool sizes (default 0 10000 100000)")
+    bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    bench.add_argument("--plot", metavar="FILE.png", help="also plot cost per call against pool size (needs matplotlib)")
+    bench.set_defaults(handler=_bench)
 
     demo = commands.add_parser("demo", help="run a realistic agent-host workload on an embedded file")
     demo.add_argument("db", nargs="?", help="database file (default: a temporary file)")
     demo.add_argument("--agents", type=int, default=12, help="agent runs that join the pool (default 12)")
     demo.add_argument("--messages", type=int, default=600, help="messages to send (default 600)")
     demo.set_defaults(handler=_demo)
+
+    inspect = commands.add_parser("inspect", help="list pools, or print one pool's snapshot as JSON")
+    inspect.add_argument("db")
+    inspect.add_argument("pool", nargs="?")
+    inspect.set_defaults(handler=_inspect)
+
+    watch = commands.add_parser("watch", help="print a pool's records as JSON lines")
+    watch.add_argument("db")
+    watch.add_argument("pool")
+    watch.add_argument("--from", dest="from_", type=_non_negative, default=0, metavar="N", help="records after N")
+    watch.add_argument("--follow", action="store_true", help="keep printing records appended later")
+    watch.add_argument("--poll", type=float, default=0.1, help=argparse.SUPPRESS)
+    watch.set_defaults(handler=_watch)
+
+    verify = commands.add_parser("verify", help="check the file and every record; exit 1 if anything is wrong")
+    verify.add_argument("db")
+    verify.set_defaults(handler=_verify)
+
+    export = commands.add_parser("export", help="print records as JSON lines (pool, cursor, payload)")
+    export.add_argument("db")
+    export.add_argument("--pool")
+    export.set_defaults(handler=_export)
     return parser
 
 
@@ -46,10 +161,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except AgentError as error:
-        print(f"fastpool {args.command}: error: {error}", file=sys.stderr)
+        print(f"fastpool {args.command}: error: {error.message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (e.g. `| head`): not an error
+        return 0
     except OSError as error:
         print(f"fastpool {args.command}: error: {error}", file=sys.stderr)
         return 1

@@ -49,6 +49,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS fastpool_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 _ROWS_AFTER = "SELECT seq, kind, payload_json FROM agent_pool_records WHERE pool_id = ? AND seq > ? ORDER BY seq"
+_POOLS = "SELECT pool_id, COUNT(*), MAX(seq) FROM agent_pool_records GROUP BY pool_id ORDER BY pool_id"
 _ROWS_AFTER_LIMIT = _ROWS_AFTER + " LIMIT ?"
 _INSERT = "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) VALUES (?, ?, ?, ?)"
 _NEXT_EVENT = (
@@ -73,7 +74,9 @@ class SqliteAgentPoolStore(StoreBase):
 
     ``synchronous="full"`` makes every commit survive power loss; ``"normal"`` survives
     process crashes. A write that waits longer than ``busy_timeout`` seconds for the
-    file's write lock fails with a ``RETRYABLE`` error and writes nothing. ``engine``
+    file's write lock fails with a ``RETRYABLE`` error and writes nothing. ``readonly``
+    opens an existing file without changing it in any way (every write then fails with
+    ``HOST_CONFIGURATION_NEEDED``). ``engine``
     picks the replay engine module (``fastpool._replay`` or ``fastpool._replay_py``;
     default: the one ``fastpool`` loaded), for benchmarks and differential tests.
 
@@ -93,9 +96,12 @@ class SqliteAgentPoolStore(StoreBase):
         *,
         synchronous: str = "normal",
         busy_timeout: float = 5.0,
+        readonly: bool = False,
         engine: ModuleType | None = None,
     ) -> None:
         super().__init__(engine)
+        if type(readonly) is not bool:
+            raise InvalidInput(f"readonly: expected a bool, got {type(readonly).__name__}")
         if not isinstance(path, (str, os.PathLike)):
             raise InvalidInput(f"path: expected a str or os.PathLike, got {type(path).__name__}")
         if synchronous not in _SYNCHRONOUS:
@@ -104,13 +110,18 @@ class SqliteAgentPoolStore(StoreBase):
             raise InvalidInput(f"busy_timeout: expected seconds as a non-negative number, got {busy_timeout!r}")
         self._path = Path(path)
         self._synchronous = synchronous
+        self._readonly = readonly
         self._states: dict[str, _Cached] = {}
         self._batch: set[str] | None = None  # pools written inside an open transaction()
         self._db: apsw.Connection | None = None
         try:
-            if str(self._path) != ":memory:":
-                self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = apsw.Connection(str(self._path))
+            if readonly:
+                flags = apsw.SQLITE_OPEN_READONLY
+            else:
+                flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+                if str(self._path) != ":memory:":
+                    self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = apsw.Connection(str(self._path), flags=flags)
             self._db.set_busy_timeout(int(busy_timeout * 1000))
             self._configure(self._db)
             self._probe: ChangeProbe = open_probe(self._db, str(self._path))
@@ -139,6 +150,15 @@ class SqliteAgentPoolStore(StoreBase):
                 self._probe.close()
                 self._close_connection()
 
+    def pools(self) -> list[tuple[str, int, int]]:
+        """Every pool with records in the file: ``(pool_id, record count, last sequence)``, sorted."""
+        with self._lock:
+            try:
+                rows = self._connection().execute(_POOLS).fetchall()
+            except apsw.Error as error:
+                raise translate(error) from error
+        return [(str(pool_id), int(count), int(last)) for pool_id, count, last in rows]
+
     def __enter__(self) -> SqliteAgentPoolStore:
         return self
 
@@ -152,6 +172,15 @@ class SqliteAgentPoolStore(StoreBase):
     # -- set-up --------------------------------------------------------------------------
 
     def _configure(self, db: apsw.Connection) -> None:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if self._readonly:
+            if not {"agent_pool_records", "agent_pool_event_seq"} <= tables:
+                raise AgentError.host_configuration_needed(
+                    f"sqlite agent pool store file {str(self._path)!r} has no agent pool tables"
+                )
+            if "fastpool_meta" in tables:
+                self._check_schema_version(db)
+            return
         # One pragma per call: APSW stops a multi-statement execute at the first row.
         try:
             db.execute("PRAGMA journal_mode=WAL").fetchall()
@@ -161,7 +190,6 @@ class SqliteAgentPoolStore(StoreBase):
         level = db.execute("PRAGMA synchronous").fetchall()[0][0]
         if level != _SYNCHRONOUS[self._synchronous]:
             raise AgentError.host_configuration_needed(f"sqlite agent pool store could not set synchronous={self._synchronous}")
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not {"agent_pool_records", "agent_pool_event_seq"} <= tables:
             # A new file: create the Rust crate's tables and fastpool's format marker.
             db.execute("BEGIN IMMEDIATE")

@@ -1,0 +1,105 @@
+"""``fastpool verify``: check a database file without changing it.
+
+SQLite's ``PRAGMA integrity_check`` first, then every pool is decoded and replayed
+record by record; a bad record is reported and skipped so that every one is listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import apsw
+
+from ._compat import engine
+from ._sqlite_errors import translate
+from .errors import AgentError, InvalidInput
+
+_ROWS = "SELECT pool_id, seq, kind, payload_json FROM agent_pool_records ORDER BY pool_id, seq"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the file: a pool and sequence, or the file itself (``pool_id`` None)."""
+
+    pool_id: str | None
+    sequence: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        if self.pool_id is None:
+            return f"file: {self.reason}"
+        return f"pool {self.pool_id!r} record {self.sequence}: {self.reason}"
+
+
+@dataclass
+class Report:
+    pools: int = 0
+    records: int = 0
+    problems: list[Problem] | None = None
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+
+def verify(path: str | Path, progress: Callable[[int, int], None] | None = None) -> Report:
+    """Check the file at ``path`` (opened read-only); ``progress(done, total)`` is called now and then."""
+    if not Path(path).is_file():
+        raise InvalidInput(f"{path}: no such database file")
+    try:
+        db = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    except apsw.Error as error:
+        raise translate(error) from error
+    report = Report(problems=[])
+    assert report.problems is not None
+    try:
+        for (line,) in db.execute("PRAGMA integrity_check"):
+            if line != "ok":
+                report.problems.append(Problem(None, None, f"integrity check: {line}"))
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "agent_pool_records" not in tables:
+            report.problems.append(Problem(None, None, "no agent_pool_records table"))
+            return report
+        total = db.execute("SELECT COUNT(*) FROM agent_pool_records").fetchall()[0][0]
+        for problem in _replay_all(db, report, total, progress):
+            report.problems.append(problem)
+    except apsw.Error as error:
+        report.problems.append(Problem(None, None, str(translate(error))))
+    finally:
+        db.close()
+    return report
+
+
+def _replay_all(
+    db: apsw.Connection, report: Report, total: int, progress: Callable[[int, int], None] | None
+) -> Iterator[Problem]:
+    state = None
+    expected = 0
+    for pool_id, sequence, kind, text in db.execute(_ROWS):
+        if state is None or state.pool_id != pool_id:
+            state = engine.PoolState(pool_id)
+            report.pools += 1
+            expected = 0
+        report.records += 1
+        if progress is not None and report.records % 10_000 == 0:
+            progress(report.records, total)
+        expected += 1
+        if sequence != expected:
+            yield Problem(pool_id, sequence, f"sequence gap: expected {expected}")
+            expected = sequence
+        try:
+            payload = engine.decode_payload(text)
+        except InvalidInput as error:
+            yield Problem(pool_id, sequence, error.message)
+            continue
+        if payload.TYPE != kind:
+            yield Problem(pool_id, sequence, f"kind column {kind!r} disagrees with payload type {payload.TYPE!r}")
+            continue
+        try:
+            state.apply(payload, sequence)
+        except AgentError as error:
+            yield Problem(pool_id, sequence, error.message)
+    if progress is not None:
+        progress(report.records, total)
