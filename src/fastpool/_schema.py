@@ -26,7 +26,12 @@ R, E, O, N = "R", "E", "O", "N"
 U64_MAX = 2**64 - 1
 U32_MAX = 2**32 - 1
 INT_LIMITS = {U64: (0, U64_MAX), U32: (0, U32_MAX), NONZERO: (1, U64_MAX)}
-_MISSING: Any = object()
+class _Required:
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+_MISSING: Any = _Required()  # the default of a field the constructor requires
 
 
 class _IntKind:
@@ -103,16 +108,6 @@ class Model(metaclass=ModelMeta):
     _plain_serde: ClassVar[bool] = False
     # Vec fields that are always written and required on input.
     _required_vecs: ClassVar[frozenset[str]] = frozenset()
-
-    def __init__(self, **kwargs: Any) -> None:
-        cls = type(self)
-        for field in cls._fields:
-            value = kwargs.pop(field.name, field.default)
-            if value is _MISSING:
-                raise InvalidInput(f"{cls.__name__}.{field.name}: missing required argument")
-            object.__setattr__(self, field.name, coerce(field.spec, value, f"{cls.__name__}.{field.name}"))
-        if kwargs:
-            raise InvalidInput(f"{cls.__name__}: unexpected argument {sorted(kwargs)[0]!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
@@ -198,6 +193,7 @@ def _finalize(cls: Any) -> None:
         fields.append(Field(name, name.rstrip("_"), spec, mark, cls._defaults.get(name, _MISSING)))
     cls._fields = tuple(fields)
     cls._names = tuple(f.name for f in fields)
+    cls.__init__ = _make_init(cls)
     if len(fields) == 1:
         only = fields[0].name
         cls._values = staticmethod(lambda obj: (getattr(obj, only),))
@@ -205,6 +201,45 @@ def _finalize(cls: Any) -> None:
         cls._values = staticmethod(operator.attrgetter(*cls._names))
     else:
         cls._values = staticmethod(lambda obj: ())
+
+
+def _make_init(cls: Any) -> Callable[..., None]:
+    """Generate ``cls.__init__``: keyword-only, with a real signature and an inline fast path
+    per field (the common exact-type case), falling back to ``coerce`` for the rest."""
+    params, body = [], []
+    namespace: dict[str, Any] = {"_MISSING": _MISSING, "_set": object.__setattr__, "_coerce": coerce, "_id": _fast_id}
+    for index, field in enumerate(cls._fields):
+        name, path = field.name, f"{cls.__name__}.{field.name}"
+        namespace[f"_spec{index}"] = field.spec
+        params.append(f"{name}=_MISSING" if field.default is _MISSING else f"{name}=_default{index}")
+        namespace[f"_default{index}"] = field.default
+        if field.default is _MISSING:
+            body.append(f"    if {name} is _MISSING: raise _invalid({path!r} + ': missing required argument')")
+        kind = field.spec.kind
+        if kind == ID:
+            check = f"_id({name}, {path!r})"
+        elif kind in (MODEL, ENUM):
+            namespace[f"_type{index}"] = field.spec.arg
+            check = f"{name} if type({name}) is _type{index} else _coerce(_spec{index}, {name}, {path!r})"
+        elif field.default is not _MISSING:
+            check = f"{name} if {name} is _default{index} else _coerce(_spec{index}, {name}, {path!r})"
+        else:
+            check = f"_coerce(_spec{index}, {name}, {path!r})"
+        body.append(f"    _set(self, {name!r}, {check})")
+    namespace["_invalid"] = InvalidInput
+    body.append(f"    if _unknown: raise _invalid({cls.__name__!r} + ': unexpected argument ' + repr(sorted(_unknown)[0]))")
+    signature = ", ".join(["self", "*", *params, "**_unknown"]) if params else "self, **_unknown"
+    source = f"def __init__({signature}):\n" + "\n".join(body) + "\n"
+    exec(source, namespace)  # the dataclasses technique: one specialised function per class
+    init: Callable[..., None] = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
+
+
+def _fast_id(value: Any, path: str) -> str:
+    if type(value) is str and value.isascii() and value.isprintable() and 0 < len(value) <= 512:
+        return value
+    return coerce(Spec(ID), value, path)  # type: ignore[no-any-return]
 
 
 def coerce(spec: Spec, value: Any, path: str) -> Any:
