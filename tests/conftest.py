@@ -1,0 +1,68 @@
+"""Shared fixtures: the two replay engines, the golden-fixture location, the report header.
+
+Every engine test runs twice, ``[c]`` (the compiled ``fastpool._replay``) and ``[py]`` (the
+``fastpool._replay_py`` twin). A missing extension makes ``[c]`` fail, never skip, unless
+``FASTPOOL_NO_EXTENSIONS`` is set: CI runs the suite once compiled and once with
+``FASTPOOL_NO_EXTENSIONS=1``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+from typing import Any
+
+import pytest
+from helpers import FIXTURES, NO_EXTENSIONS
+
+__all__ = ["FIXTURES"]
+
+ENGINE_MODULES = {"c": "fastpool._replay", "py": "fastpool._replay_py"}
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    import apsw
+
+    import fastpool
+
+    loaded = fastpool._compat.engine.__name__
+    kind = "compiled" if fastpool.USE_EXTENSIONS else "pure Python"
+    flag = os.environ.get("FASTPOOL_NO_EXTENSIONS", "")
+    return [
+        f"fastpool {fastpool.__version__}: {kind} engine ({loaded}), FASTPOOL_NO_EXTENSIONS={flag!r}",
+        f"apsw {apsw.apswversion()}, SQLite {apsw.sqlite_lib_version()}",
+        f"fixtures: {FIXTURES}",
+    ]
+
+
+def load_engine(name: str) -> ModuleType:
+    """The engine module ``name`` (``c`` or ``py``); ``[c]`` fails loudly when it is not built."""
+    if name == "c" and NO_EXTENSIONS:
+        pytest.skip("FASTPOOL_NO_EXTENSIONS is set: the compiled engine is not under test")
+    try:
+        return importlib.import_module(ENGINE_MODULES[name])
+    except ImportError as error:
+        pytest.fail(
+            f"cannot import {ENGINE_MODULES[name]} ({error}); build it (pip install -e . or "
+            "python setup.py build_ext --inplace) or run with FASTPOOL_NO_EXTENSIONS=1",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session", params=["c", "py"])
+def engine(request: pytest.FixtureRequest) -> Any:
+    """The replay engine module under test (``fastpool._replay`` or ``fastpool._replay_py``)."""
+    return load_engine(request.param)
+
+
+@pytest.fixture(scope="session")
+def c_engine() -> Any:
+    """The compiled engine, for tests that compare both engines in one test."""
+    return load_engine("c")
+
+
+@pytest.fixture(scope="session")
+def py_engine() -> Any:
+    """The pure-Python twin."""
+    return load_engine("py")
