@@ -48,8 +48,13 @@ class AgentError(Exception):
         context: ErrorContext | None = None,
         causal_ids: CausalIds | None = None,
     ) -> None:
-        self.kind = AgentErrorKind(kind)
-        self.retry = RetryClassification(retry)
+        try:
+            self.kind = AgentErrorKind(kind)
+            self.retry = RetryClassification(retry)
+        except ValueError as error:
+            raise InvalidInput(f"AgentError: {error}") from None
+        if not isinstance(message, str):
+            raise InvalidInput(f"AgentError.message: expected a string, got {type(message).__name__}")
         self.message = str(message)
         self.variant = CLASSIFIED
         self._context = context
