@@ -15,7 +15,7 @@ import typing
 from typing import Any, Callable, ClassVar, NamedTuple, TypeVar, Union
 
 from .errors import InvalidInput
-from .ids import ID_TYPES, id_error
+from .ids import ID_TYPES, LONE_SURROGATE, id_error
 
 # Spec kinds: how one value is validated, decoded and encoded.
 ID, STR, BOOL, U64, U32, NONZERO, ENUM, MODEL, SEQ, OPT, FILTERSET, UNION = range(12)
@@ -255,6 +255,8 @@ def coerce(spec: Spec, value: Any, path: str) -> Any:
     if kind == STR:
         if not isinstance(value, str):
             raise InvalidInput(f"{path}: expected a string, got {type(value).__name__}")
+        if not value.isascii() and LONE_SURROGATE.search(value) is not None:
+            raise InvalidInput(f"{path}: string contains a lone surrogate (not valid UTF-8)")
         return str(value)
     if kind == BOOL:
         if type(value) is not bool:

@@ -38,6 +38,9 @@ ID_TYPES = frozenset(
 MAX_ID_BYTES = 512
 # Unicode category Cc is exactly C0, DEL and C1.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+#: A Python str may hold lone surrogates; UTF-8 text (and a Rust String) cannot, so no
+#: string containing one can be stored or encoded.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def id_error(value: str) -> str | None:
@@ -55,6 +58,10 @@ def id_error(value: str) -> str | None:
     if found is not None:
         index = len(value[: found.start()].encode("utf-8", "surrogatepass"))
         return f"identifier contains control character at byte {index}"
+    found = LONE_SURROGATE.search(value)
+    if found is not None:
+        index = len(value[: found.start()].encode("utf-8", "surrogatepass"))
+        return f"identifier contains lone surrogate at byte {index} (not valid UTF-8)"
     return None
 
 

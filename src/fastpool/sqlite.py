@@ -48,7 +48,12 @@ _SCHEMA = (
     )""",
     "CREATE TABLE IF NOT EXISTS fastpool_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
-_ROWS_AFTER = "SELECT seq, kind, payload_json FROM agent_pool_records WHERE pool_id = ? AND seq > ? ORDER BY seq"
+# payload_json is TEXT; a BLOB in it (which SQLite allows) is read as NULL, so that the
+# engines refuse it as a corrupt record, as the Rust crate does, instead of decoding bytes.
+_ROWS_AFTER = (
+    "SELECT seq, kind, CASE WHEN typeof(payload_json) = 'text' THEN payload_json END "
+    "FROM agent_pool_records WHERE pool_id = ? AND seq > ? ORDER BY seq"
+)
 _POOLS = "SELECT pool_id, COUNT(*), MAX(seq) FROM agent_pool_records GROUP BY pool_id ORDER BY pool_id"
 _ROWS_AFTER_LIMIT = _ROWS_AFTER + " LIMIT ?"
 _INSERT = "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) VALUES (?, ?, ?, ?)"
@@ -57,6 +62,7 @@ _NEXT_EVENT = (
     "ON CONFLICT (pool_id) DO UPDATE SET seq = seq + 1 RETURNING seq"
 )
 _SYNCHRONOUS = {"normal": 1, "full": 2}
+_MAX_SEQUENCE = 2**63 - 1  # the largest SQLite integer
 
 
 class _Cached:
@@ -294,6 +300,9 @@ class SqliteAgentPoolStore(StoreBase):
         return cached
 
     def _records_after(self, pool_id: str, after: int, limit: int = -1) -> list[AgentPoolStoreRecord]:
+        # A cursor may be any u64 (or larger int); SQLite integers stop at 2**63 - 1, and
+        # no record lies beyond that, so the clamped query gives the same (empty) answer.
+        after = min(after, _MAX_SEQUENCE)
         try:
             rows = self._connection().execute(_ROWS_AFTER_LIMIT, (pool_id, after, limit)).fetchall()
         except apsw.Error as error:

@@ -16,7 +16,11 @@ from ._compat import engine
 from ._sqlite_errors import translate
 from .errors import AgentError, InvalidInput
 
-_ROWS = "SELECT pool_id, seq, kind, payload_json FROM agent_pool_records ORDER BY pool_id, seq"
+# A BLOB payload is read as NULL (a corrupt record), as the store reads it.
+_ROWS = (
+    "SELECT pool_id, seq, kind, CASE WHEN typeof(payload_json) = 'text' THEN payload_json END "
+    "FROM agent_pool_records ORDER BY pool_id, seq"
+)
 
 
 @dataclass(frozen=True)
