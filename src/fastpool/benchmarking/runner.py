@@ -1,0 +1,463 @@
+"""``fastpool bench``: the SPEC §6 targets T1-T8, measured side by side in one process.
+
+Systems: fastpool with the compiled engine (``c``) and the pure twin (``py``), the seed's
+algorithm (``seed``, ``seed_baseline.py``) and the raw SQLite limit (``raw``: one APSW
+``BEGIN IMMEDIATE`` one-row insert of the same payload). Every figure is the median of
+several rounds; inputs are built before the clock starts. Pools are filled with the
+realistic workload of ``workload.py`` and copied per system, so each starts equal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import apsw
+
+from .. import _replay_py, wire
+from ..sqlite import SqliteAgentPoolStore
+from . import workload
+from .seed_baseline import SeedAgentPoolStore
+
+POOL = "pool.bench"
+FULL_SIZES = (0, 10_000, 100_000)
+QUICK_SIZES = (0, 10_000)
+T4_SIZE = T7_SIZE = 10_000
+
+
+@dataclass
+class Row:
+    """One measured figure: target, what, pool size, system, value and unit."""
+
+    target: str
+    measure: str
+    size: int | None
+    system: str
+    value: float
+    unit: str
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    checks: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, target: str, measure: str, size: int | None, system: str, value: float, unit: str = "us") -> float:
+        self.rows.append(Row(target, measure, size, system, value, unit))
+        return value
+
+    def get(self, target: str, measure: str, size: int | None, system: str) -> float | None:
+        for row in self.rows:
+            if (row.target, row.measure, row.size, row.system) == (target, measure, size, system):
+                return row.value
+        return None
+
+
+class Progress:
+    """Progress lines on stderr, only when it is a terminal."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, text: str) -> None:
+        if self.enabled:
+            print(f"\r\033[K{text}", end="", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.enabled:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+
+
+def engines() -> dict[str, ModuleType]:
+    """The engines to compare: the compiled one when it is built, and the pure twin."""
+    found: dict[str, ModuleType] = {}
+    try:
+        from .. import _replay  # type: ignore[attr-defined]
+
+        found["c"] = _replay
+    except ImportError:
+        pass
+    found["py"] = _replay_py
+    return found
+
+
+def median_per_call(call: Callable[[], Any], *, inner: int, rounds: int) -> float:
+    """Median over ``rounds`` of the mean time of ``inner`` back-to-back calls, in µs."""
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter_ns()
+        for _ in range(inner):
+            call()
+        samples.append((time.perf_counter_ns() - start) / inner / 1000)
+    return statistics.median(samples)
+
+
+class Bench:
+    def __init__(self, folder: Path, sizes: tuple[int, ...], quick: bool, progress: Progress) -> None:
+        self.folder = folder
+        self.sizes = sizes
+        self.quick = quick
+        self.progress = progress
+        self.engines = engines()
+        self.results = Results()
+        self._templates: dict[int, tuple[Path, workload.PoolInfo]] = {}
+        self._copies = 0
+
+    # -- pools ------------------------------------------------------------------------------
+
+    def template(self, size: int) -> tuple[Path, workload.PoolInfo]:
+        if size not in self._templates:
+            self.progress(f"writing a pool of {size:,} records")
+            path = self.folder / f"template-{size}.sqlite"
+            self._templates[size] = (path, workload.write_pool(path, POOL, size))
+        return self._templates[size]
+
+    def copy(self, size: int) -> tuple[Path, workload.PoolInfo]:
+        source, info = self.template(size)
+        self._copies += 1
+        target = self.folder / f"copy-{self._copies}.sqlite"
+        shutil.copyfile(source, target)
+        return target, info
+
+    def fresh_messages(self, info: workload.PoolInfo, count: int) -> list[tuple[Any, Any]]:
+        """``count`` (message, receipt) pairs not in the pool yet."""
+        pairs = []
+        for offset in range(count):
+            i = info.messages + offset
+            message = workload.message(i, 0, 1, POOL)
+            pairs.append((message, workload.receipt(message, "accepted", (workload.run_id(1),), i)))
+        return pairs
+
+    # -- targets ----------------------------------------------------------------------------
+
+    def raw_insert(self) -> float:
+        """The limit: one APSW ``BEGIN IMMEDIATE`` one-row insert per commit, same payload size."""
+        _, info = self.template(0)
+        message, receipt = self.fresh_messages(info, 1)[0]
+        from ..model import AgentPoolStoredMessage, MessageRecorded
+
+        text = wire.encode(MessageRecorded(stored=AgentPoolStoredMessage(message=message, receipt=receipt)))
+        db = apsw.Connection(str(self.folder / "raw.sqlite"))
+        db.execute("PRAGMA journal_mode=WAL").fetchall()
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("CREATE TABLE rows (pool_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,"
+                   " payload_json TEXT NOT NULL, PRIMARY KEY (pool_id, seq))")
+        sequence = iter(range(1, 10**9))
+
+        def insert() -> None:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO rows VALUES (?, ?, ?, ?)", (POOL, next(sequence), "run_message", text))
+            db.execute("COMMIT")
+
+        value = median_per_call(insert, inner=100, rounds=9 if self.quick else 21)
+        db.close()
+        return self.results.add("T1", "raw APSW insert", None, "raw", value)
+
+    def store_targets(self, size: int) -> None:
+        """T1, T2, T3 for each engine at one pool size."""
+        for name, engine in self.engines.items():
+            self.progress(f"T1-T3 at N={size:,}, engine {name}")
+            path, info = self.copy(size)
+            store = SqliteAgentPoolStore(path, engine=engine)
+            store.snapshot(POOL)  # warm
+            rounds = 9 if self.quick else 21
+            pairs = iter(self.fresh_messages(info, 50 * rounds + 10))
+            self.results.add("T1", "record_message", size, name, median_per_call(
+                lambda: store.record_message(POOL, *next(pairs)), inner=50, rounds=rounds))
+            store.snapshot(POOL)
+            message_key = workload.message_key(info.messages // 2)
+            wake_key, condition = workload.wake_key(info.wakes // 2), workload.condition_id(info.wakes // 2)
+            for measure, call in (
+                ("message_receipt", lambda: store.message_receipt(POOL, message_key)),
+                ("wake_registration", lambda: store.wake_registration(POOL, wake_key)),
+                ("wake", lambda: store.wake(POOL, condition)),
+            ):
+                self.results.add("T2", measure, size, name, median_per_call(call, inner=2000, rounds=rounds))
+            self.results.add("T3", "warm snapshot", size, name, median_per_call(
+                lambda: store.snapshot(POOL), inner=2000, rounds=rounds))
+            store.close()
+
+    def after_other_append(self, size: int) -> None:
+        """T4: a snapshot right after another store object appended one record."""
+        for name, engine in self.engines.items():
+            self.progress(f"T4 at N={size:,}, engine {name}")
+            path, info = self.copy(size)
+            writer = SqliteAgentPoolStore(path, engine=engine)
+            reader = SqliteAgentPoolStore(path, engine=engine)
+            reader.snapshot(POOL)
+            rounds = 31 if self.quick else 101
+            samples = []
+            for message, receipt in self.fresh_messages(info, rounds):
+                writer.record_message(POOL, message, receipt)
+                start = time.perf_counter_ns()
+                reader.snapshot(POOL)
+                samples.append((time.perf_counter_ns() - start) / 1000)
+            self.results.add("T4", "snapshot after another store appended", size, name, statistics.median(samples))
+            writer.close()
+            reader.close()
+
+    def cold_replay(self, size: int) -> None:
+        """T5: a new store object's first snapshot of a filled pool, as records/s."""
+        for name, engine in self.engines.items():
+            rounds = 1 if name == "py" or size >= 100_000 else 3
+            samples = []
+            for _ in range(rounds):
+                self.progress(f"T5 cold replay of {size:,} records, engine {name}")
+                path, info = self.copy(size)
+                gc.collect()
+                start = time.perf_counter()
+                with SqliteAgentPoolStore(path, engine=engine) as store:
+                    store.snapshot(POOL)
+                samples.append(info.records / (time.perf_counter() - start))
+            self.results.add("T5", "cold replay", size, name, statistics.median(samples), "records/s")
+
+    def memory(self, size: int) -> None:
+        """T8: bytes the cached state of a pool holds per record (tracemalloc)."""
+        name, engine = next(iter(self.engines.items()))
+        self.progress(f"T8 memory at N={size:,}")
+        path, info = self.copy(size)
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        store = SqliteAgentPoolStore(path, engine=engine)
+        store.snapshot(POOL)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        store.close()
+        self.results.add("T8", "cached state per record", size, name, held / info.records, "bytes")
+
+    def seed(self, size: int) -> None:
+        """T7: the seed's algorithm on the same pool (a handful of calls: each replays everything)."""
+        self.progress(f"T7 seed baseline at N={size:,}")
+        path, info = self.copy(size)
+        store = SeedAgentPoolStore(str(path))
+        pairs = iter(self.fresh_messages(info, 10))
+        message_key = workload.message_key(info.messages // 2)
+        calls = 3
+        self.results.add("T1", "record_message", size, "seed", median_per_call(
+            lambda: store.record_message(POOL, *next(pairs)), inner=1, rounds=calls))
+        self.results.add("T2", "message_receipt", size, "seed", median_per_call(
+            lambda: store.message_receipt(POOL, message_key), inner=1, rounds=calls))
+        self.results.add("T3", "warm snapshot", size, "seed", median_per_call(
+            lambda: store.snapshot(POOL), inner=1, rounds=calls))
+        store.close()
+
+    def processes(self) -> None:
+        """T6: 4 processes × K record_message into one pool at once, against one process alone."""
+        per_process = 500 if self.quick else 2500
+        for workers in (1, 4):
+            self.progress(f"T6 {workers} process(es) × {per_process} record_message")
+            path, _ = self.copy(0)
+            total = per_process * workers
+            elapsed, errors = _run_writers(path, workers, per_process)
+            with SqliteAgentPoolStore(path, readonly=True) as store:
+                cursors = [record.cursor.sequence for record in store.watch(POOL)]
+            expected = list(range(1, 2 + 1 + total))  # pool_opened, pool_created, then the writes
+            self.results.checks[f"T6 {workers} processes gap-free"] = cursors == expected
+            self.results.checks[f"T6 {workers} processes errors"] = errors
+            self.results.add("T6", f"{workers} process(es) aggregate", 0, "c" if "c" in self.engines else "py",
+                             total / elapsed, "ops/s")
+
+    def run(self) -> Results:
+        self.raw_insert()
+        for size in self.sizes:
+            self.store_targets(size)
+        self.after_other_append(T4_SIZE)
+        for size in self.sizes:
+            if size:
+                self.cold_replay(size)
+        self.processes()
+        if T7_SIZE in self.sizes:
+            self.seed(T7_SIZE)
+        self.memory(max(self.sizes))
+        self.progress.done()
+        return self.results
+
+
+def _writer(path: str, first: int, count: int, start_at: float, queue: Any) -> None:
+    """One T6 writer process: waits for the common start time, then appends ``count`` messages."""
+    store = SqliteAgentPoolStore(path)
+    pairs = []
+    for i in range(first, first + count):
+        message = workload.message(i, 0, 1, POOL)
+        pairs.append((message, workload.receipt(message, "accepted", (workload.run_id(1),), i)))
+    errors = 0
+    time.sleep(max(0.0, start_at - time.time()))
+    for message, receipt in pairs:
+        try:
+            store.record_message(POOL, message, receipt)
+        except Exception:  # counted, not raised: T6 reports errors
+            errors += 1
+    queue.put((time.time(), errors))
+    store.close()
+
+
+def _run_writers(path: Path, workers: int, per_process: int) -> tuple[float, int]:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    start_at = time.time() + 1.5  # time for every child to start and build its inputs
+    children = [
+        context.Process(target=_writer, args=(str(path), 10**6 + k * per_process, per_process, start_at, queue))
+        for k in range(workers)
+    ]
+    for child in children:
+        child.start()
+    try:
+        finished = [queue.get(timeout=300) for _ in children]
+    finally:
+        for child in children:
+            child.join(timeout=10)
+            if child.is_alive():
+                child.kill()
+    return max(end for end, _ in finished) - start_at, sum(errors for _, errors in finished)
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+
+def _verdicts(results: Results, sizes: tuple[int, ...]) -> list[tuple[str, str, str]]:
+    """(target, figure, met?) lines comparing medians with the SPEC targets."""
+    lines = []
+    raw = results.get("T1", "raw APSW insert", None, "raw")
+    best = "c" if any(row.system == "c" for row in results.rows) else "py"
+    for size in sizes:
+        t1 = results.get("T1", "record_message", size, best)
+        if raw and t1:
+            lines.append(("T1", f"record_message N={size:,}: {t1 / raw:.2f} × raw insert", _met(t1 / raw <= 1.5)))
+        for measure in ("message_receipt", "wake_registration", "wake"):
+            value = results.get("T2", measure, size, best)
+            if value is not None:
+                lines.append(("T2", f"{measure} N={size:,}: {value:.2f} µs", _met(value <= 2.0)))
+        t3 = results.get("T3", "warm snapshot", size, best)
+        if t3 is not None:
+            lines.append(("T3", f"warm snapshot N={size:,}: {t3:.2f} µs", _met(t3 <= 2.0)))
+    t4 = results.get("T4", "snapshot after another store appended", T4_SIZE, best)
+    if t4 is not None:
+        lines.append(("T4", f"snapshot after another store's append N={T4_SIZE:,}: {t4:.1f} µs", _met(t4 <= 100)))
+    for size in sizes:
+        c, py = results.get("T5", "cold replay", size, "c"), results.get("T5", "cold replay", size, "py")
+        if c is not None and py is not None:
+            lines.append(("T5", f"cold replay N={size:,}: {c:,.0f} records/s, {c / py:.1f} × pure",
+                          _met(c >= 300_000 and c / py >= 2)))
+    one = results.get("T6", "1 process(es) aggregate", 0, best)
+    four = results.get("T6", "4 process(es) aggregate", 0, best)
+    if one and four:
+        ok = four / one >= 0.5 and results.checks.get("T6 4 processes gap-free") and not results.checks.get(
+            "T6 4 processes errors")
+        lines.append(("T6", f"4 processes: {four:,.0f} ops/s = {four / one:.2f} × one process, "
+                            f"gap-free {results.checks.get('T6 4 processes gap-free')}, "
+                            f"errors {results.checks.get('T6 4 processes errors')}", _met(bool(ok))))
+    for target, measure, goal in (("T1", "record_message", 500), ("T2", "message_receipt", 10_000),
+                                  ("T3", "warm snapshot", 10_000)):
+        seed, ours = results.get(target, measure, T7_SIZE, "seed"), results.get(target, measure, T7_SIZE, best)
+        if seed and ours:
+            lines.append(("T7", f"{measure} N={T7_SIZE:,}: {seed / ours:,.0f} × faster than the seed",
+                          _met(seed / ours >= goal)))
+    for row in results.rows:
+        if row.target == "T8":
+            lines.append(("T8", f"cached state at N={row.size:,}: {row.value:,.0f} bytes per record", "reported"))
+    return lines
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def format_table(results: Results, sizes: tuple[int, ...]) -> str:
+    systems = [s for s in ("c", "py", "seed", "raw") if any(row.system == s for row in results.rows)]
+    keys: list[tuple[str, str, int | None, str]] = []
+    for row in results.rows:
+        key = (row.target, row.measure, row.size, row.unit)
+        if key not in keys:
+            keys.append(key)
+    header = f"{'target':<6} {'measure':<40} {'N':>8} " + " ".join(f"{s:>12}" for s in systems) + "  unit"
+    lines = [header, "-" * len(header)]
+    for target, measure, size, unit in keys:
+        cells = []
+        for system in systems:
+            value = results.get(target, measure, size, system)
+            cells.append(f"{'':>12}" if value is None else f"{_number(value):>12}")
+        size_text = "" if size is None else f"{size:,}"
+        lines.append(f"{target:<6} {measure:<40} {size_text:>8} " + " ".join(cells) + f"  {unit}")
+    lines.append("")
+    lines.append("against the SPEC targets (medians; c = compiled engine where built):")
+    for target, text, verdict in _verdicts(results, sizes):
+        lines.append(f"  {target}  {text}  [{verdict}]")
+    return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    if value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def plot(results: Results, target_file: str) -> None:
+    """Cost per call against pool size, log-log, one panel per target."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        raise SystemExit("fastpool bench --plot needs matplotlib: pip install 'fastpool[bench]'") from error
+    panels = [("T1", "record_message"), ("T2", "message_receipt"), ("T3", "warm snapshot")]
+    figure, axes = plt.subplots(1, len(panels), figsize=(15, 4.5))
+    raw = results.get("T1", "raw APSW insert", None, "raw")
+    for axis, (target, measure) in zip(axes, panels):
+        for system, style in (("c", "o-"), ("py", "s--"), ("seed", "^:")):
+            points = sorted((max(row.size or 0, 1), row.value) for row in results.rows
+                            if (row.target, row.measure, row.system) == (target, measure, system))
+            if points:
+                axis.plot(*zip(*points), style, label={"c": "fastpool (compiled)", "py": "fastpool (pure)",
+                                                       "seed": "seed algorithm"}[system])
+        if target == "T1" and raw:
+            axis.axhline(raw, color="grey", linestyle="-.", label="raw APSW insert")
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_title(f"{target}: {measure}")
+        axis.set_xlabel("records in the pool (N=0 drawn at 1)")
+        axis.set_ylabel("µs per call (median)")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(target_file, dpi=110)
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, SQLite {apsw.sqlite_lib_version()}"
+
+
+def main(args: argparse.Namespace) -> int:
+    sizes = tuple(args.sizes) if args.sizes else (QUICK_SIZES if args.quick else FULL_SIZES)
+    progress = Progress()
+    with tempfile.TemporaryDirectory(prefix="fastpool-bench-") as folder:
+        results = Bench(Path(folder), sizes, args.quick, progress).run()
+    print(f"fastpool bench ({'quick' if args.quick else 'full'}) on {machine()}")
+    print(format_table(results, sizes))
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"machine": machine(), "sizes": sizes, "rows": [asdict(row) for row in results.rows],
+             "checks": results.checks}, indent=2))
+    if args.plot:
+        plot(results, args.plot)
+        print(f"plot written to {args.plot}")
+    return 0
