@@ -136,7 +136,7 @@ def test_damaged_wal_mode_file_written_by_fastpool(tmp_path: Path) -> None:
     before = digest(path)
     done = run_verify(str(path))
     assert done.returncode == 1
-    assert done.stdout.splitlines()[-1] == "2 pools, 22 records: 1 problems"
+    assert done.stdout.splitlines()[-1] == "2 pools, 22 records: 1 problem"
     assert done.stdout.startswith("pool 'pool.b' record 7: ")
     assert digest(path) == before
 

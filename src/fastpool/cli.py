@@ -96,7 +96,8 @@ def _verify(args: argparse.Namespace) -> int:
     report = verify(args.db, progress=_progress("verify"))
     for problem in report.problems or ():
         _write_line(str(problem))
-    verdict = "clean" if report.clean else f"{len(report.problems or ())} problems"
+    count = len(report.problems or ())
+    verdict = "clean" if report.clean else f"{count} problem{'s' if count > 1 else ''}"
     _write_line(f"{report.pools} pools, {report.records} records: {verdict}")
     return 0 if report.clean else 1
 

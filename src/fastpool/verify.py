@@ -59,7 +59,12 @@ def verify(path: str | Path, progress: Callable[[int, int], None] | None = None)
     report = Report(problems=[])
     assert report.problems is not None
     try:
-        for (line,) in db.execute("PRAGMA integrity_check"):
+        checks = [line for (line,) in db.execute("PRAGMA integrity_check")]
+    except apsw.Error as error:  # not a database at all: one clear error, not a report
+        db.close()
+        raise translate(error) from error
+    try:
+        for line in checks:
             if line != "ok":
                 report.problems.append(Problem(None, None, f"integrity check: {line}"))
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
