@@ -142,6 +142,7 @@ class SqliteAgentPoolStore(StoreBase):
         self._path = Path(path)
         self._synchronous = synchronous
         self._readonly = readonly
+        self._busy_timeout = busy_timeout
         self._states: dict[str, _Cached] = {}
         self._batch: set[str] | None = None  # pools written inside an open transaction()
         self._db: apsw.Connection | None = None
@@ -213,10 +214,21 @@ class SqliteAgentPoolStore(StoreBase):
                 self._check_schema_version(db)
             return
         # One pragma per call: APSW stops a multi-statement execute at the first row.
-        try:
-            db.execute("PRAGMA journal_mode=WAL").fetchall()
-        except apsw.ReadOnlyError:
-            pass  # a read-only file still serves reads in the mode it is in
+        # Switching to WAL upgrades a read transaction to a write, and SQLite answers BUSY at
+        # once, without calling the busy handler (deadlock avoidance), while another
+        # connection writes a file not yet in WAL mode (two processes creating one new file
+        # at once): retry here, within busy_timeout.
+        wait, attempts = _BusyWait(self._busy_timeout), 0
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL").fetchall()
+                break
+            except apsw.ReadOnlyError:
+                break  # a read-only file still serves reads in the mode it is in
+            except apsw.BusyError:
+                if not wait(attempts):
+                    raise
+                attempts += 1
         db.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
         level = db.execute("PRAGMA synchronous").fetchall()[0][0]
         if level != _SYNCHRONOUS[self._synchronous]:

@@ -1,0 +1,339 @@
+"""Shared by the store suites: value builders, the store arrangements, raw-file inspection.
+
+The contract suite runs one set of tests against several *arrangements* of stores
+(``make_case``); each hands the test an object with the 12 ``AgentPoolStore`` methods:
+
+* ``memory``: ``InMemoryAgentPoolStore``;
+* ``file``: one ``SqliteAgentPoolStore``;
+* ``two_objects``: two store objects on one file, every write through the first and
+  every read through the second (``SplitStore``);
+* ``reopened``: writes through one store object, which is closed before the next read;
+  a new object on the same file does the reads (``ReopeningStore``).
+
+The multi-process workers live here too: ``spawn`` children import them by module name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from fastpool import (
+    AgentPoolMember,
+    AgentPoolMessagePolicy,
+    AgentPoolStoreConfig,
+    AgentPoolWakePolicy,
+    EventCorrelation,
+    EventFamily,
+    EventFilter,
+    EventKind,
+    InMemoryAgentPoolStore,
+    MessageReceipt,
+    MessageStatus,
+    PolicyRef,
+    RunAddress,
+    RunMessage,
+    SqliteAgentPoolStore,
+    WakeCondition,
+    WakeRegistration,
+    WakeRegistrationStatus,
+)
+
+try:  # the suite's one definition of the fixtures dir (conftest re-exports it)
+    from helpers import FIXTURES
+except ImportError:  # pragma: no cover - the helpers module is part of the suite
+    FIXTURES = Path(os.environ.get("FASTPOOL_FIXTURES") or Path(__file__).resolve().parents[2] / "shared" / "fixtures")
+
+# -------------------------------------------------------------------- value builders
+
+#: The default config (what the Rust ``AgentPool`` builder opens with).
+CONFIG = AgentPoolStoreConfig()
+#: A config that differs from ``CONFIG`` in every field.
+OTHER_CONFIG = AgentPoolStoreConfig(
+    message_policy=AgentPoolMessagePolicy(
+        required_policy_refs=(PolicyRef.new("policy.required"),), include_sender_in_pool_broadcast=True
+    ),
+    wake_policy=AgentPoolWakePolicy(envelope_only=False),
+    policy_refs=(PolicyRef.new("policy.pool"), PolicyRef.with_kind("privacy", "privacy.pool")),
+)
+
+
+def member(run_id: str, agent_id: str = "agent.a", topics: tuple[str, ...] = (), **fields: Any) -> AgentPoolMember:
+    return AgentPoolMember(run_id=run_id, agent_id=agent_id, topics=topics, **fields)
+
+
+def message(message_id: str, key: str | None = None, sender: str = "run.a", to: str = "run.b") -> RunMessage:
+    return RunMessage(
+        message_id=message_id,
+        from_=sender,
+        to=RunAddress.run(to),
+        content_ref=f"content.{message_id}",
+        idempotency_key=key if key is not None else f"key.{message_id}",
+        correlation=EventCorrelation(),
+    )
+
+
+def receipt(
+    message_id: str, status: MessageStatus = MessageStatus.ACCEPTED, delivered_to: tuple[str, ...] = ()
+) -> MessageReceipt:
+    return MessageReceipt(message_id=message_id, status=status, delivered_to=delivered_to)
+
+
+def condition(condition_id: str, key: str | None = None, run_id: str = "run.b") -> WakeCondition:
+    return WakeCondition(
+        condition_id=condition_id,
+        run_id=run_id,
+        filter=EventFilter(
+            run_ids=("run.a",), families=(EventFamily.AGENT_POOL,), kinds=(EventKind.RUN_MESSAGE_DELIVERED,)
+        ),
+        idempotency_key=key if key is not None else f"wake-key.{condition_id}",
+    )
+
+
+def wake_args(
+    condition_id: str, status: WakeRegistrationStatus = WakeRegistrationStatus.REGISTERED, key: str | None = None
+) -> tuple[WakeCondition, Any, WakeRegistration]:
+    """``(condition, compiled_filter, registration)`` for ``record_wake``."""
+    cond = condition(condition_id, key)
+    registration = WakeRegistration(condition_id=condition_id, run_id=cond.run_id, status=status)
+    return cond, cond.compile_envelope_filter(), registration
+
+
+# -------------------------------------------------------------------- store arrangements
+
+#: The write methods of ``AgentPoolStore`` (open_pool and next_event_sequence write too).
+WRITES = frozenset(
+    {
+        "open_pool", "record_pool_created", "join_member", "leave_member", "record_message", "record_wake",
+        "next_event_sequence",
+    }
+)
+#: The read methods.
+READS = frozenset({"snapshot", "message_receipt", "wake_registration", "wake", "watch"})
+
+
+class SplitStore:
+    """Two store objects on one file: every write goes to ``writer``, every read to ``reader``."""
+
+    def __init__(self, writer: SqliteAgentPoolStore, reader: SqliteAgentPoolStore) -> None:
+        self.writer = writer
+        self.reader = reader
+
+    def __getattr__(self, name: str) -> Any:
+        if name in WRITES:
+            return getattr(self.writer, name)
+        if name in READS:
+            return getattr(self.reader, name)
+        raise AttributeError(name)
+
+    def close(self) -> None:
+        self.writer.close()
+        self.reader.close()
+
+
+class ReopeningStore:
+    """Writes through one store object; the first read after a write closes it, and a new
+    object on the same file serves the reads (until the next write closes that one)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: SqliteAgentPoolStore | None = None
+        self._reader: SqliteAgentPoolStore | None = None
+        #: How many store objects were opened (a test checks the reopening really happens).
+        self.opened = 0
+
+    def _open(self) -> SqliteAgentPoolStore:
+        self.opened += 1
+        return SqliteAgentPoolStore(self.path)
+
+    def _for_write(self) -> SqliteAgentPoolStore:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if self._writer is None:
+            self._writer = self._open()
+        return self._writer
+
+    def _for_read(self) -> SqliteAgentPoolStore:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._reader is None:
+            self._reader = self._open()
+        return self._reader
+
+    def __getattr__(self, name: str) -> Any:
+        if name in WRITES:
+            return getattr(self._for_write(), name)
+        if name == "watch":
+            # Materialized, so the records come from this reader before it may be closed.
+            def watch(*args: Any, **kwargs: Any) -> Iterator[Any]:
+                return iter(list(self._for_read().watch(*args, **kwargs)))
+
+            return watch
+        if name in READS:
+            return getattr(self._for_read(), name)
+        raise AttributeError(name)
+
+    def close(self) -> None:
+        for store in (self._writer, self._reader):
+            if store is not None:
+                store.close()
+        self._writer = self._reader = None
+
+
+class StoreCase:
+    """One arrangement under test: ``store`` is what the test calls."""
+
+    def __init__(self, name: str, store: Any, path: Path | None) -> None:
+        self.name = name
+        self.store = store
+        self.path = path
+        #: The in-memory store words its errors without the leading "sqlite ".
+        self.prefix = "" if path is None else "sqlite "
+
+    @property
+    def sqlite(self) -> bool:
+        return self.path is not None
+
+    def message(self, text: str) -> str:
+        """``text`` ("agent pool store ...") as this store words it."""
+        return self.prefix + text
+
+    def raw_counts(self) -> tuple[int, int] | None:
+        """Rows in ``agent_pool_records`` and ``agent_pool_event_seq`` (None for memory)."""
+        return None if self.path is None else raw_counts(self.path)
+
+    def close(self) -> None:
+        close = getattr(self.store, "close", None)  # the in-memory store has nothing to close
+        if close is not None:
+            close()
+
+
+STORE_KINDS = ("memory", "file", "two_objects", "reopened")
+
+
+def make_case(kind: str, directory: Path) -> StoreCase:
+    path = directory / "pools.sqlite"
+    if kind == "memory":
+        return StoreCase(kind, InMemoryAgentPoolStore(), None)
+    if kind == "file":
+        return StoreCase(kind, SqliteAgentPoolStore(path), path)
+    if kind == "two_objects":
+        return StoreCase(kind, SplitStore(SqliteAgentPoolStore(path), SqliteAgentPoolStore(path)), path)
+    if kind == "reopened":
+        return StoreCase(kind, ReopeningStore(path), path)
+    raise ValueError(kind)
+
+
+# -------------------------------------------------------------------- raw file access
+
+
+def raw_connection(path: Path) -> apsw.Connection:
+    """A plain APSW connection to ``path``, not a store (the caller closes it)."""
+    return apsw.Connection(str(path))
+
+
+def raw_counts(path: Path) -> tuple[int, int]:
+    db = raw_connection(path)
+    try:
+        records = db.execute("SELECT count(*) FROM agent_pool_records").fetchall()[0][0]
+        sequences = db.execute("SELECT count(*) FROM agent_pool_event_seq").fetchall()[0][0]
+        return records, sequences
+    finally:
+        db.close()
+
+
+def raw_rows(path: Path, pool_id: str) -> list[tuple[int, str, Any, str]]:
+    """``(seq, kind, payload_json, typeof(payload_json))`` of a pool, in order."""
+    db = raw_connection(path)
+    try:
+        return [
+            tuple(row)  # type: ignore[misc]
+            for row in db.execute(
+                "SELECT seq, kind, payload_json, typeof(payload_json) FROM agent_pool_records "
+                "WHERE pool_id = ? ORDER BY seq",
+                (pool_id,),
+            )
+        ]
+    finally:
+        db.close()
+
+
+
+# -------------------------------------------------------------------- multi-process workers
+# Run in "spawn" children (test_multiprocess.py): they import this module by name, so the
+# child imports fastpool exactly as the parent did (same sys.path, same environment).
+# Each reports plain data through ``results``; errors are reported, never raised.
+
+CONFIGS = {"default": CONFIG, "other": OTHER_CONFIG}
+
+
+def _identity() -> dict[str, Any]:
+    import fastpool
+
+    return {"pid": os.getpid(), "fastpool": fastpool.__file__, "extensions": fastpool.USE_EXTENSIONS}
+
+
+def _error_data(error: BaseException) -> dict[str, Any]:
+    from fastpool import AgentError
+
+    if isinstance(error, AgentError):
+        return {
+            "type": type(error).__name__, "kind": error.kind.value, "retry": error.retry.value, "message": error.message
+        }
+    return {"type": type(error).__name__, "message": repr(error)}
+
+
+def mp_record_messages(path: str, pool_id: str, worker: int, count: int, barrier: Any, results: Any) -> None:
+    """``count`` record_message calls with ids ``msg.<worker>.<n>``; reports the cursors."""
+    report = _identity() | {"worker": worker, "cursors": [], "errors": []}
+    try:
+        with SqliteAgentPoolStore(path) as store:
+            barrier.wait(timeout=30)
+            for n in range(count):
+                message_id = f"msg.{worker}.{n:04}"
+                cursor = store.record_message(pool_id, message(message_id), receipt(message_id))
+                report["cursors"].append(cursor.sequence)
+    except BaseException as error:
+        barrier.abort()  # the other workers stop waiting for this one
+        report["errors"].append(_error_data(error))
+    results.put(report)
+
+
+def mp_next_event_sequence(path: str, pool_id: str, worker: int, count: int, barrier: Any, results: Any) -> None:
+    """``count`` next_event_sequence calls; reports the values."""
+    report = _identity() | {"worker": worker, "values": [], "errors": []}
+    try:
+        with SqliteAgentPoolStore(path) as store:
+            barrier.wait(timeout=30)
+            for _ in range(count):
+                report["values"].append(store.next_event_sequence(pool_id))
+    except BaseException as error:
+        barrier.abort()  # the other workers stop waiting for this one
+        report["errors"].append(_error_data(error))
+    results.put(report)
+
+
+def mp_open_pools(path: str, pool_ids: list[str], config_name: str, worker: int, barrier: Any, results: Any) -> None:
+    """Open each pool right after a barrier shared with the other worker (the first barrier
+    also lines up creating the store, so a new file is created by both at once)."""
+    report = _identity() | {"worker": worker, "outcomes": [], "errors": []}
+    try:
+        barrier.wait(timeout=30)
+        with SqliteAgentPoolStore(path) as store:
+            for pool_id in pool_ids:
+                barrier.wait(timeout=30)
+                try:
+                    snapshot = store.open_pool(pool_id, CONFIGS[config_name])
+                    report["outcomes"].append({"ok": True, "cursor": snapshot.cursor.sequence})
+                except BaseException as error:
+                    report["outcomes"].append({"ok": False} | _error_data(error))
+    except BaseException as error:
+        barrier.abort()  # the other workers stop waiting for this one
+        report["errors"].append(_error_data(error))
+    results.put(report)

@@ -1,0 +1,656 @@
+"""What only the SQLite store has: the file, its pragmas, locks, failures and shared caches.
+
+The behavioural contract itself is in ``test_store_contract.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import apsw
+import pytest
+from store_helpers import (
+    CONFIG,
+    FIXTURES,
+    OTHER_CONFIG,
+    member,
+    message,
+    raw_connection,
+    raw_counts,
+    raw_rows,
+    receipt,
+    wake_args,
+)
+
+from fastpool import (
+    AgentError,
+    AgentErrorKind,
+    AgentPoolStoreCursor,
+    InvalidInput,
+    MessageStatus,
+    RetryClassification,
+    SqliteAgentPoolStore,
+    WakeRegistrationStatus,
+    wire,
+)
+
+POOL = "pool.sqlite"
+FAILURE = "sqlite agent pool store failure: "
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "pools.sqlite"
+
+
+@pytest.fixture
+def store(path: Path) -> Any:
+    with SqliteAgentPoolStore(path) as opened:
+        yield opened
+
+
+def connection_of(store: SqliteAgentPoolStore) -> apsw.Connection:
+    """The store's own connection: per-connection pragmas can only be read back through it."""
+    db = store._db
+    assert isinstance(db, apsw.Connection)
+    return db
+
+
+def pragma(db: apsw.Connection, name: str) -> Any:
+    return db.execute(f"PRAGMA {name}").fetchall()[0][0]
+
+
+# ------------------------------------------------------------------------- the file
+
+
+@pytest.mark.parametrize("synchronous, level", [("normal", 1), ("full", 2)])
+def test_pragmas_are_applied(path: Path, synchronous: str, level: int) -> None:
+    with SqliteAgentPoolStore(path, synchronous=synchronous) as store:
+        db = connection_of(store)
+        assert pragma(db, "journal_mode") == "wal"
+        assert pragma(db, "synchronous") == level
+    raw = raw_connection(path)
+    try:
+        assert pragma(raw, "journal_mode") == "wal"  # persistent in the file
+    finally:
+        raw.close()
+
+
+def test_default_synchronous_is_normal(store: SqliteAgentPoolStore) -> None:
+    assert pragma(connection_of(store), "synchronous") == 1
+
+
+@pytest.mark.parametrize(
+    "options, argument",
+    [
+        ({"synchronous": "off"}, "synchronous"),
+        ({"synchronous": "FULLY"}, "synchronous"),
+        ({"synchronous": 2}, "synchronous"),
+        ({"busy_timeout": -1}, "busy_timeout"),
+        ({"busy_timeout": "5"}, "busy_timeout"),
+        ({"busy_timeout": None}, "busy_timeout"),
+    ],
+)
+def test_bad_options_are_invalid_input(path: Path, options: dict[str, Any], argument: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        SqliteAgentPoolStore(path, **options)
+    assert argument in raised.value.message
+
+
+def test_bad_path_type_is_invalid_input() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        SqliteAgentPoolStore(42)  # type: ignore[arg-type]
+    assert "path" in raised.value.message
+
+
+RUST_COLUMNS = {
+    # PRAGMA table_info: (cid, name, type, notnull, dflt_value, pk)
+    "agent_pool_records": [
+        (0, "pool_id", "TEXT", 1, None, 1),
+        (1, "seq", "INTEGER", 1, None, 2),
+        (2, "kind", "TEXT", 1, None, 0),
+        (3, "payload_json", "TEXT", 1, None, 0),
+    ],
+    "agent_pool_event_seq": [
+        (0, "pool_id", "TEXT", 0, None, 1),
+        (1, "seq", "INTEGER", 1, None, 0),
+    ],
+}
+
+
+def table_info(db: apsw.Connection, table: str) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in db.execute(f"PRAGMA table_info({table})")]
+
+
+def test_new_file_has_the_rust_tables_and_fastpool_meta(path: Path) -> None:
+    SqliteAgentPoolStore(path).close()
+    db = raw_connection(path)
+    try:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"agent_pool_records", "agent_pool_event_seq", "fastpool_meta"} <= tables
+        assert all(name.startswith(("agent_pool_", "fastpool_")) for name in tables), tables
+        for table, columns in RUST_COLUMNS.items():
+            assert table_info(db, table) == columns
+        assert db.execute("SELECT value FROM fastpool_meta WHERE key = 'schema_version'").fetchall() == [("1",)]
+    finally:
+        db.close()
+
+
+def test_the_rust_fixture_file_has_the_same_columns() -> None:
+    # The reference for RUST_COLUMNS: the file the Rust crate wrote.
+    db = apsw.Connection(str(FIXTURES / "db" / "flow.sqlite"), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        for table, columns in RUST_COLUMNS.items():
+            assert table_info(db, table) == columns
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def rust_file(tmp_path: Path) -> Path:
+    """A writable copy of the Rust-written fixture (no fastpool tables)."""
+    copy = tmp_path / "rust.sqlite"
+    shutil.copyfile(FIXTURES / "db" / "flow.sqlite", copy)
+    os.chmod(copy, stat.S_IRUSR | stat.S_IWUSR)
+    db = raw_connection(copy)
+    try:
+        assert not db.execute("SELECT name FROM sqlite_master WHERE name LIKE 'fastpool%'").fetchall()
+    finally:
+        db.close()
+    return copy
+
+
+def test_a_file_written_by_the_rust_crate_opens_and_works(rust_file: Path) -> None:
+    with SqliteAgentPoolStore(rust_file) as store:
+        assert store.snapshot("pool.flow").cursor == AgentPoolStoreCursor(sequence=9)
+        assert store.open_pool("pool.flow", CONFIG).cursor == AgentPoolStoreCursor(sequence=9)  # equal config
+        assert store.join_member("pool.flow", member("run.c")).sequence == 10
+        assert store.leave_member("pool.flow", "run.a")[1].sequence == 11
+        assert store.open_pool("pool.new", OTHER_CONFIG).cursor.sequence == 1
+        assert store.next_event_sequence("pool.new") == 1
+    with SqliteAgentPoolStore(rust_file) as store:
+        assert [m.run_id for m in store.snapshot("pool.flow").members] == ["run.b", "run.c"]
+        assert store.snapshot("pool.new").policy_refs == OTHER_CONFIG.policy_refs
+        assert store.snapshot("pool.bulk é").cursor.sequence == 200
+    db = raw_connection(rust_file)
+    try:
+        for table, columns in RUST_COLUMNS.items():
+            assert table_info(db, table) == columns
+        added = "SELECT kind FROM agent_pool_records WHERE pool_id = 'pool.flow' AND seq = 10"
+        assert db.execute(added).fetchall() == [("member_joined",)]
+    finally:
+        db.close()
+
+
+def _set_schema_version(path: Path, version: str) -> None:
+    db = raw_connection(path)
+    try:
+        db.execute("UPDATE fastpool_meta SET value = ? WHERE key = 'schema_version'", (version,))
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("version", ["2", "10", "banana"])
+def test_a_newer_or_unknown_schema_version_is_refused_at_open(path: Path, version: str) -> None:
+    with SqliteAgentPoolStore(path) as store:
+        store.open_pool(POOL, CONFIG)
+    _set_schema_version(path, version)
+
+    with pytest.raises(AgentError) as raised:
+        SqliteAgentPoolStore(path)
+
+    assert raised.value.kind == AgentErrorKind.HOST_CONFIGURATION_NEEDED
+    assert raised.value.retry == RetryClassification.HOST_CONFIGURATION_NEEDED
+    assert raised.value.message.startswith("sqlite agent pool store")
+    # Refusing did not change the file: version 1 opens again.
+    _set_schema_version(path, "1")
+    with SqliteAgentPoolStore(path) as store:
+        assert store.snapshot(POOL).cursor.sequence == 1
+
+
+def test_missing_parent_directories_are_created(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "c" / "pools.sqlite"
+    with SqliteAgentPoolStore(str(path)) as store:
+        store.open_pool(POOL, CONFIG)
+    assert path.is_file()
+    assert raw_counts(path) == (1, 0)
+
+
+def test_path_and_open(path: Path) -> None:
+    with SqliteAgentPoolStore(str(path)) as store:
+        assert store.path == path
+        assert isinstance(store.path, Path)
+    with SqliteAgentPoolStore.open(path, synchronous="full", busy_timeout=0.5) as store:
+        assert type(store) is SqliteAgentPoolStore
+        assert store.path == path
+        assert pragma(connection_of(store), "synchronous") == 2
+
+
+def test_not_a_database_is_repair_needed(path: Path) -> None:
+    path.write_bytes(b"this is not an SQLite database, just some text " * 100)
+    with pytest.raises(AgentError) as raised:
+        SqliteAgentPoolStore(path)
+    error = raised.value
+    assert (error.kind, error.retry) == (AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.REPAIR_NEEDED)
+    assert error.message.startswith(FAILURE)
+
+
+def test_a_directory_cannot_be_opened(tmp_path: Path) -> None:
+    with pytest.raises(AgentError) as raised:
+        SqliteAgentPoolStore(tmp_path)
+    error = raised.value
+    assert (error.kind, error.retry) == (
+        AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.HOST_CONFIGURATION_NEEDED
+    )
+    assert error.message.startswith(FAILURE)
+
+
+# ------------------------------------------------------------------------- closing
+
+ALL_CALLS = {
+    "open_pool": lambda s: s.open_pool(POOL, CONFIG),
+    "snapshot": lambda s: s.snapshot(POOL),
+    "record_pool_created": lambda s: s.record_pool_created(POOL),
+    "join_member": lambda s: s.join_member(POOL, member("run.z")),
+    "leave_member": lambda s: s.leave_member(POOL, "run.a"),
+    "message_receipt": lambda s: s.message_receipt(POOL, "key.msg.1"),
+    "record_message": lambda s: s.record_message(POOL, message("msg.z"), receipt("msg.z")),
+    "wake_registration": lambda s: s.wake_registration(POOL, "wake-key.wake.1"),
+    "wake": lambda s: s.wake(POOL, "wake.1"),
+    "record_wake": lambda s: s.record_wake(POOL, *wake_args("wake.z")),
+    "watch": lambda s: list(s.watch(POOL)),
+    "next_event_sequence": lambda s: s.next_event_sequence(POOL),
+}
+
+
+def test_context_manager_closes(path: Path) -> None:
+    with SqliteAgentPoolStore(path) as store:
+        store.open_pool(POOL, CONFIG)
+        assert "open" in repr(store)
+    assert "closed" in repr(store)
+    with pytest.raises(AgentError):
+        store.snapshot(POOL)
+    # The connection is really gone: the last one closing removes the WAL files.
+    assert not Path(f"{path}-wal").exists()
+    assert not Path(f"{path}-shm").exists()
+
+
+def test_context_manager_closes_on_an_exception(path: Path) -> None:
+    with pytest.raises(RuntimeError), SqliteAgentPoolStore(path) as store:
+        store.open_pool(POOL, CONFIG)
+        raise RuntimeError("boom")
+    with pytest.raises(AgentError):
+        store.snapshot(POOL)
+
+
+@pytest.mark.parametrize("method", list(ALL_CALLS))
+def test_a_closed_store_raises_a_clear_agent_error(path: Path, method: str) -> None:
+    store = SqliteAgentPoolStore(path)
+    store.open_pool(POOL, CONFIG)
+    store.join_member(POOL, member("run.a"))
+    store.snapshot(POOL)  # a warm cache must not answer after close either
+    store.close()
+    store.close()  # closing twice is harmless
+
+    with pytest.raises(AgentError) as raised:
+        ALL_CALLS[method](store)
+
+    error = raised.value
+    assert type(error) is AgentError  # not an apsw exception, not a bare AttributeError
+    assert error.kind == AgentErrorKind.INVALID_STATE_TRANSITION
+    assert "closed" in error.message
+    assert error.message.startswith("sqlite agent pool store")
+    assert raw_counts(path) == (2, 0)
+
+
+def test_close_twice_and_reopen(path: Path) -> None:
+    store = SqliteAgentPoolStore(path)
+    store.open_pool(POOL, CONFIG)
+    store.close()
+    store.close()
+    with SqliteAgentPoolStore(path) as again:
+        assert again.snapshot(POOL).cursor.sequence == 1
+
+
+# ------------------------------------------------------------------------- locks
+
+
+class WriteLock:
+    """A raw connection holding the file's write lock (``BEGIN IMMEDIATE``) until released."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = raw_connection(path)
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def release(self) -> None:
+        if not self.db.getautocommit():
+            self.db.execute("ROLLBACK")
+        self.db.close()
+
+
+BLOCKED_WRITES = {
+    "open_pool_new": lambda s: s.open_pool("pool.new", CONFIG),
+    "record_pool_created": lambda s: s.record_pool_created(POOL),
+    "join_member": lambda s: s.join_member(POOL, member("run.z")),
+    "leave_member": lambda s: s.leave_member(POOL, "run.a"),
+    "record_message": lambda s: s.record_message(POOL, message("msg.z"), receipt("msg.z")),
+    "record_wake": lambda s: s.record_wake(POOL, *wake_args("wake.z")),
+    "next_event_sequence": lambda s: s.next_event_sequence(POOL),
+}
+
+
+@pytest.mark.parametrize("method", list(BLOCKED_WRITES))
+def test_a_write_blocked_longer_than_busy_timeout_is_retryable(path: Path, method: str) -> None:
+    with SqliteAgentPoolStore(path, busy_timeout=0.2) as store:
+        store.open_pool(POOL, CONFIG)
+        store.join_member(POOL, member("run.a"))
+        before = store.snapshot(POOL)
+        lock = WriteLock(path)
+        try:
+            started = time.monotonic()
+            with pytest.raises(AgentError) as raised:
+                BLOCKED_WRITES[method](store)
+            waited = time.monotonic() - started
+
+            error = raised.value
+            assert type(error) is AgentError
+            assert (error.kind, error.retry) == (AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.RETRYABLE)
+            assert error.message.startswith(FAILURE)
+            assert isinstance(error.__cause__, apsw.BusyError)
+            assert 0.15 <= waited < 3.0, f"waited {waited:.3f}s for a 0.2s busy_timeout"
+            # Reads are not blocked by a writer (WAL), and see nothing new.
+            assert store.snapshot(POOL) == before
+            assert store.message_receipt(POOL, "key.msg.z") is None
+        finally:
+            lock.release()
+
+        assert raw_counts(path) == (2, 0)  # nothing written
+        assert [r.cursor.sequence for r in store.watch(POOL)] == [1, 2]
+        # Works again once the lock is gone.
+        BLOCKED_WRITES[method](store)
+        assert raw_counts(path) in ((3, 0), (2, 1))
+        assert store.join_member(POOL, member("run.y")).sequence == (4 if method not in (
+            "next_event_sequence", "open_pool_new") else 3)
+
+
+def test_busy_timeout_waits_for_a_lock_released_in_time(path: Path) -> None:
+    with SqliteAgentPoolStore(path, busy_timeout=3.0) as store:
+        store.open_pool(POOL, CONFIG)
+        lock = WriteLock(path)
+        timer = threading.Timer(0.3, lock.release)
+        timer.start()
+        try:
+            started = time.monotonic()
+            cursor = store.join_member(POOL, member("run.a"))
+            waited = time.monotonic() - started
+        finally:
+            timer.join()
+        assert cursor.sequence == 2
+        assert 0.25 <= waited < 2.5, f"waited {waited:.3f}s"
+
+
+def test_busy_timeout_zero_fails_at_once(path: Path) -> None:
+    with SqliteAgentPoolStore(path, busy_timeout=0) as store:
+        store.open_pool(POOL, CONFIG)
+        lock = WriteLock(path)
+        try:
+            started = time.monotonic()
+            with pytest.raises(AgentError) as raised:
+                store.record_pool_created(POOL)
+            assert time.monotonic() - started < 0.15
+            assert raised.value.retry == RetryClassification.RETRYABLE
+        finally:
+            lock.release()
+
+
+class RollbackWriter:
+    """A raw connection writing (``BEGIN IMMEDIATE`` + an insert) to a file still in
+    rollback-journal mode, as a Rust host or a second process creating the file does."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = raw_connection(path)
+        if not self.db.execute("SELECT name FROM sqlite_master WHERE name = 'other'").fetchall():
+            self.db.execute("CREATE TABLE other (a)")
+        assert pragma(self.db, "journal_mode") == "delete"
+        self.db.execute("BEGIN IMMEDIATE")
+        self.db.execute("INSERT INTO other VALUES (1)")
+
+    def release(self) -> None:
+        if not self.db.getautocommit():
+            self.db.execute("COMMIT")
+        self.db.close()
+
+
+@pytest.mark.parametrize("existing", ["new_file", "rust_file"])
+def test_opening_waits_for_a_writer_of_a_file_not_yet_in_wal_mode(
+    path: Path, existing: str, request: pytest.FixtureRequest
+) -> None:
+    # Regression: switching to WAL failed at once with "database is locked" (SQLite skips the
+    # busy handler for that lock upgrade), so two processes creating one new file at the same
+    # moment could fail to open it.
+    if existing == "rust_file":
+        path = request.getfixturevalue("rust_file")  # journal mode "delete", as the Rust fixture is
+    writer = RollbackWriter(path)
+    timer = threading.Timer(0.3, writer.release)
+    timer.start()
+    try:
+        started = time.monotonic()
+        with SqliteAgentPoolStore(path, busy_timeout=3.0) as store:
+            waited = time.monotonic() - started
+            assert pragma(connection_of(store), "journal_mode") == "wal"
+            assert store.open_pool(POOL, CONFIG).cursor.sequence == 1
+    finally:
+        timer.join()
+    assert 0.25 <= waited < 2.5, f"waited {waited:.3f}s"
+
+
+def test_opening_gives_up_on_a_writer_after_busy_timeout(path: Path) -> None:
+    writer = RollbackWriter(path)
+    try:
+        started = time.monotonic()
+        with pytest.raises(AgentError) as raised:
+            SqliteAgentPoolStore(path, busy_timeout=0.2)
+        waited = time.monotonic() - started
+    finally:
+        writer.release()
+    error = raised.value
+    assert (error.kind, error.retry) == (AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.RETRYABLE)
+    assert error.message.startswith(FAILURE)
+    assert 0.15 <= waited < 3.0, f"waited {waited:.3f}s for a 0.2s busy_timeout"
+    with SqliteAgentPoolStore(path) as store:  # and opens once the writer is gone
+        assert store.open_pool(POOL, CONFIG).cursor.sequence == 1
+
+
+# ------------------------------------------------------------------------- stored form
+
+
+def test_rows_hold_the_payload_type_and_its_wire_json_as_text(store: SqliteAgentPoolStore, path: Path) -> None:
+    store.open_pool(POOL, OTHER_CONFIG)
+    store.record_pool_created(POOL)
+    store.join_member(POOL, member("run.é", topics=("topic \"quoted\"", "topic.☃")))
+    store.record_message(POOL, message("msg.1", to="run.é"), receipt("msg.1", MessageStatus.DELIVERED, ("run.é",)))
+    store.record_wake(POOL, *wake_args("wake.1", WakeRegistrationStatus.TRIGGERED))
+    store.leave_member(POOL, "run.é")
+
+    rows = raw_rows(path, POOL)
+    records = list(store.watch(POOL))
+
+    assert [row[0] for row in rows] == [1, 2, 3, 4, 5, 6]
+    assert [row[1] for row in rows] == ["pool_opened", "pool_created", "member_joined", "run_message", "wake",
+                                        "member_left"]
+    for (_, kind, payload_json, sql_type), record in zip(rows, records, strict=True):
+        assert sql_type == "text"
+        assert kind == record.payload.TYPE
+        assert payload_json == wire.encode(record.payload)
+        assert wire.decode(type(record.payload), payload_json) == record.payload
+        assert payload_json.startswith('{"type":"' + kind + '"')
+    assert "☃" in rows[2][2] and "\\u" not in rows[2][2]  # UTF-8, not \u escapes
+
+
+def test_a_corrupt_row_fails_only_its_pool_naming_pool_and_sequence(store: SqliteAgentPoolStore, path: Path) -> None:
+    store.open_pool(POOL, CONFIG)
+    store.join_member(POOL, member("run.a"))
+    store.open_pool("pool.healthy", CONFIG)
+    db = raw_connection(path)
+    try:
+        db.execute(
+            "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) "
+            "VALUES (?, 3, 'member_joined', '{not json')",
+            (POOL,),
+        )
+    finally:
+        db.close()
+
+    for _ in range(2):
+        with pytest.raises(AgentError) as raised:
+            store.snapshot(POOL)
+        error = raised.value
+        assert (error.kind, error.retry) == (AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.REPAIR_NEEDED)
+        assert POOL in error.message and "3" in error.message
+    assert store.join_member("pool.healthy", member("run.b")).sequence == 2
+    assert store.snapshot("pool.healthy").members == (member("run.b"),)
+
+
+# ------------------------------------------------------------------------- two store objects
+
+
+def test_writes_through_one_object_are_seen_by_a_warm_other_at_once(path: Path) -> None:
+    with SqliteAgentPoolStore(path) as a, SqliteAgentPoolStore(path) as b:
+        a.open_pool(POOL, CONFIG)
+        # b warms its cache, including negative answers.
+        assert b.snapshot(POOL).cursor.sequence == 1
+        assert b.message_receipt(POOL, "key.msg.1") is None
+        assert b.wake(POOL, "wake.1") is None
+        assert b.wake_registration(POOL, "wake-key.wake.1") is None
+        assert b.snapshot(POOL).cursor.sequence == 1
+
+        a.join_member(POOL, member("run.a", topics=("topic.a",)))
+        assert b.snapshot(POOL).members == (member("run.a", topics=("topic.a",)),)
+        assert b.snapshot(POOL).topics == ("topic.a",)
+
+        a.record_message(POOL, message("msg.1"), receipt("msg.1"))
+        assert b.message_receipt(POOL, "key.msg.1") == receipt("msg.1")
+        a.record_message(POOL, message("msg.1"), receipt("msg.1", MessageStatus.DELIVERED))
+        assert b.message_receipt(POOL, "key.msg.1") == receipt("msg.1", MessageStatus.DELIVERED)
+
+        a.record_wake(POOL, *wake_args("wake.1"))
+        assert b.wake(POOL, "wake.1") is not None
+        assert b.wake_registration(POOL, "wake-key.wake.1").status == WakeRegistrationStatus.REGISTERED
+        a.record_wake(POOL, *wake_args("wake.1", WakeRegistrationStatus.CANCELLED))
+        assert b.wake_registration(POOL, "wake-key.wake.1").status == WakeRegistrationStatus.CANCELLED
+
+        a.leave_member(POOL, "run.a")
+        assert b.snapshot(POOL).members == ()
+        assert b.snapshot(POOL).topics == ()
+        assert b.snapshot(POOL) == a.snapshot(POOL)
+        assert b.snapshot(POOL).cursor.sequence == 7
+        assert [r.cursor.sequence for r in b.watch(POOL, 5)] == [6, 7]
+
+
+def test_a_pool_opened_elsewhere_is_seen_by_a_store_that_saw_it_unopened(path: Path) -> None:
+    with SqliteAgentPoolStore(path) as a, SqliteAgentPoolStore(path) as b:
+        with pytest.raises(AgentError):
+            b.snapshot(POOL)
+        assert list(b.watch(POOL)) == []
+        a.open_pool(POOL, OTHER_CONFIG)
+        assert b.snapshot(POOL).cursor.sequence == 1
+        # b's check happens under the write lock against the file, not a stale cache.
+        with pytest.raises(AgentError) as raised:
+            b.open_pool(POOL, CONFIG)
+        assert raised.value.message == "sqlite agent pool store config conflicts with existing pool"
+        assert b.open_pool(POOL, OTHER_CONFIG).cursor.sequence == 1
+        assert raw_counts(path) == (1, 0)
+
+
+def test_checks_inside_writes_see_the_other_objects_writes(path: Path) -> None:
+    with SqliteAgentPoolStore(path) as a, SqliteAgentPoolStore(path) as b:
+        a.open_pool(POOL, CONFIG)
+        b.snapshot(POOL)  # warm
+        a.join_member(POOL, member("run.a"))
+        # b never read run.a's join, but its leave must see it.
+        assert b.leave_member(POOL, "run.a") == (member("run.a"), AgentPoolStoreCursor(sequence=3))
+        with pytest.raises(AgentError) as raised:
+            a.leave_member(POOL, "run.a")  # a's own cache still has run.a as a member
+        assert raised.value.message == "run is not a member of this agent pool"
+        assert raw_counts(path) == (3, 0)
+
+
+def test_alternating_writers_interleave_cursors(path: Path) -> None:
+    with SqliteAgentPoolStore(path) as a, SqliteAgentPoolStore(path) as b:
+        a.open_pool(POOL, CONFIG)
+        returned = []
+        for n in range(20):
+            writer = a if n % 2 == 0 else b
+            returned.append(writer.record_message(POOL, message(f"msg.{n:02}"), receipt(f"msg.{n:02}")).sequence)
+            # Right after its own write, each object sees everything so far.
+            assert writer.snapshot(POOL).cursor.sequence == n + 2
+            assert len(writer.snapshot(POOL).messages) == n + 1
+        assert returned == list(range(2, 22))
+        assert [a.next_event_sequence(POOL), b.next_event_sequence(POOL), a.next_event_sequence(POOL)] == [1, 2, 3]
+        assert a.snapshot(POOL) == b.snapshot(POOL)
+        assert [r.cursor.sequence for r in a.watch(POOL)] == list(range(1, 22))
+        assert list(a.watch(POOL)) == list(b.watch(POOL))
+        messages = a.snapshot(POOL).messages
+        assert [m.message.message_id for m in messages] == [f"msg.{n:02}" for n in range(20)]
+
+
+def test_other_pools_writes_do_not_disturb_a_cached_pool(path: Path) -> None:
+    with SqliteAgentPoolStore(path) as a, SqliteAgentPoolStore(path) as b:
+        a.open_pool(POOL, CONFIG)
+        a.open_pool("pool.other", CONFIG)
+        first = b.snapshot(POOL)
+        for n in range(5):
+            a.join_member("pool.other", member(f"run.{n}"))
+        assert b.snapshot(POOL) == first
+        assert b.snapshot("pool.other").cursor.sequence == 6
+        a.join_member(POOL, member("run.x"))
+        assert b.snapshot(POOL).cursor.sequence == 2
+
+
+# ------------------------------------------------------------------------- threads
+
+
+def test_threads_sharing_one_store_get_unique_gap_free_cursors(store: SqliteAgentPoolStore) -> None:
+    store.open_pool(POOL, CONFIG)
+    threads_count, per_thread = 8, 50
+    results: dict[int, list[int]] = {}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(threads_count)
+
+    def work(worker: int) -> None:
+        try:
+            barrier.wait()
+            got = []
+            for n in range(per_thread):
+                message_id = f"msg.{worker}.{n:03}"
+                got.append(store.record_message(POOL, message(message_id), receipt(message_id)).sequence)
+                if n % 10 == 0:
+                    store.snapshot(POOL)
+                    store.message_receipt(POOL, f"key.{message_id}")
+            results[worker] = got
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    everything = [cursor for got in results.values() for cursor in got]
+    assert sorted(everything) == list(range(2, threads_count * per_thread + 2))
+    for got in results.values():
+        assert got == sorted(got)  # each thread's own writes are in order
+    snapshot = store.snapshot(POOL)
+    assert len(snapshot.messages) == threads_count * per_thread
+    assert snapshot.cursor.sequence == threads_count * per_thread + 1
+    assert [r.cursor.sequence for r in store.watch(POOL)] == list(range(1, threads_count * per_thread + 2))
+    with SqliteAgentPoolStore(store.path) as fresh:
+        assert fresh.snapshot(POOL) == snapshot
