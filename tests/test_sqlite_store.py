@@ -6,6 +6,7 @@ The behavioural contract itself is in ``test_store_contract.py``.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import stat
 import threading
@@ -32,6 +33,7 @@ from fastpool import (
     AgentError,
     AgentErrorKind,
     AgentPoolStoreCursor,
+    InMemoryAgentPoolStore,
     InvalidInput,
     MessageStatus,
     RetryClassification,
@@ -654,3 +656,78 @@ def test_threads_sharing_one_store_get_unique_gap_free_cursors(store: SqliteAgen
     assert [r.cursor.sequence for r in store.watch(POOL)] == list(range(1, threads_count * per_thread + 2))
     with SqliteAgentPoolStore(store.path) as fresh:
         assert fresh.snapshot(POOL) == snapshot
+
+
+# ------------------------------------------------------------------------- model-based
+
+
+def random_write(rng: Any, pool_id: str) -> Any:
+    """One random store write (a function of the store), over a few colliding ids."""
+    run_id, n, topic = f"run.{rng.randrange(4)}", rng.randrange(5), f"topic.{rng.randrange(3)}"
+    status, wake_status = rng.choice(list(MessageStatus)), rng.choice(list(WakeRegistrationStatus))
+    return rng.choice([
+        lambda s: s.join_member(pool_id, member(run_id, topics=(topic,))),
+        lambda s: s.leave_member(pool_id, run_id),
+        lambda s: s.record_message(pool_id, message(f"msg.{n}", key=f"key.{n % 3}"), receipt(f"msg.{n}", status)),
+        lambda s: s.record_wake(pool_id, *wake_args(f"wake.{n}", wake_status, key=f"wake-key.{n % 3}")),
+        lambda s: s.next_event_sequence(pool_id),
+        lambda s: s.record_pool_created(pool_id),
+    ])
+
+
+def outcome(store: Any, call: Any) -> Any:
+    """What ``call(store)`` returns or raises (messages without the "sqlite " prefix)."""
+    try:
+        return "ok", call(store)
+    except AgentError as error:
+        return "error", error.kind, error.retry, error.message.removeprefix("sqlite ")
+
+
+def assert_same_reads(store: Any, reference: Any, pools: list[str]) -> None:
+    for pool in pools:
+        assert store.snapshot(pool) == reference.snapshot(pool)
+        for k in range(3):
+            assert store.message_receipt(pool, f"key.{k}") == reference.message_receipt(pool, f"key.{k}")
+            assert store.wake_registration(pool, f"wake-key.{k}") == reference.wake_registration(pool, f"wake-key.{k}")
+        for k in range(5):
+            assert store.wake(pool, f"wake.{k}") == reference.wake(pool, f"wake.{k}")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_three_store_objects_agree_with_the_in_memory_store(path: Path, seed: int) -> None:
+    """Random writes through three store objects on one file, with checkpoints of every kind,
+    foreign commits and reopened objects in between: after every step each object answers
+    every read exactly as an ``InMemoryAgentPoolStore`` given the same calls."""
+    rng = random.Random(seed)
+    stores = [SqliteAgentPoolStore(path) for _ in range(3)]
+    reference = InMemoryAgentPoolStore()
+    raw = raw_connection(path)
+    pools = ["pool.1", "pool.2"]
+    try:
+        for pool_id in pools:
+            stores[0].open_pool(pool_id, CONFIG)
+            reference.open_pool(pool_id, CONFIG)
+        for _ in range(120):
+            action = rng.randrange(10)
+            if action < 7:
+                call = random_write(rng, rng.choice(pools))
+                assert outcome(rng.choice(stores), call) == outcome(reference, call)
+            elif action == 7:
+                mode = rng.choice(["PASSIVE", "FULL", "RESTART", "TRUNCATE"])
+                raw.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+            elif action == 8:  # a commit that touches no pool
+                raw.execute("CREATE TABLE IF NOT EXISTS fastpool_test_noise (a)")
+                raw.execute("INSERT INTO fastpool_test_noise VALUES (1)")
+            else:
+                index = rng.randrange(len(stores))
+                stores[index].close()
+                stores[index] = SqliteAgentPoolStore(path)
+            for store in stores:
+                assert_same_reads(store, reference, pools)
+        for store in stores:
+            for pool in pools:
+                assert list(store.watch(pool)) == list(reference.watch(pool))
+    finally:
+        raw.close()
+        for store in stores:
+            store.close()
