@@ -1,0 +1,44 @@
+"""Types of ``fastpool._replay``, the compiled twin of ``_replay_py`` (same names and signatures)."""
+
+from typing import Any
+
+from typing_extensions import disjoint_base
+
+from .errors import AgentError
+from .model import (
+    AgentPoolMember,
+    AgentPoolSnapshot,
+    AgentPoolStoreConfig,
+    AgentPoolStoredMessage,
+    AgentPoolStoredWake,
+    MessageReceipt,
+    WakeRegistration,
+)
+
+__all__ = ["to_plain", "from_plain", "decode_payload", "replay_rows", "corrupt_record", "PoolState", "CONFLICTING_OPEN"]
+
+CONFLICTING_OPEN: str
+
+def to_plain(obj: Any) -> Any: ...
+def from_plain(target: Any, value: Any, path: str) -> Any: ...
+def decode_payload(text: str | bytes) -> Any: ...
+def replay_rows(state: PoolState, rows: Any) -> None: ...
+def corrupt_record(pool_id: str, sequence: int, reason: str) -> AgentError: ...
+
+@disjoint_base
+class PoolState:
+    pool_id: str
+    config: AgentPoolStoreConfig | None
+    created: bool
+    cursor: int
+    members: dict[str, AgentPoolMember]
+    messages: dict[str, AgentPoolStoredMessage]
+    message_dedupe: dict[str, MessageReceipt]
+    wakes: dict[str, AgentPoolStoredWake]
+    wake_dedupe: dict[str, WakeRegistration]
+    def __init__(self, pool_id: str) -> None: ...
+    def apply(self, payload: Any, sequence: int) -> None: ...
+    def snapshot(self) -> AgentPoolSnapshot | None: ...
+    # Cython's pickle support (the twin's instances pickle too).
+    def __reduce_cython__(self) -> Any: ...
+    def __setstate_cython__(self, __pyx_state: Any) -> None: ...
