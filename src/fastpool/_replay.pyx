@@ -18,7 +18,7 @@ or exception (path text included) by construction.
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItemWithError
+from cpython.dict cimport PyDict_GetItemWithError, PyDict_Size
 from cpython.list cimport PyList_AsTuple
 from cpython.ref cimport PyObject
 from cpython.unicode cimport PyUnicode_1BYTE_DATA, PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8, PyUnicode_GET_LENGTH
@@ -435,7 +435,7 @@ cdef object _decode_value(_Value plan, value):
     elif plan.kind == K_FILTERSET:
         if type(value) is str and value == "any":
             return ANY
-        if type(value) is dict:
+        if type(value) is dict and PyDict_Size(value) == 1:
             found = PyDict_GetItemWithError(value, "include")
             if found is not NULL and type(<object>found) is list:
                 return _decode_list(plan.inner, <object>found)

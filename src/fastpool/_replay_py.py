@@ -171,9 +171,11 @@ def _decode_value(spec: Spec, value: Any, path: str) -> Any:
             raise _fail(path, f"integer {value} out of range {low}..{high}")
         return value
     if kind == FILTERSET:
-        if value == "any":
+        # Externally tagged: "any" or an object with exactly one variant key
+        # (serde_json also reads the unit variant as {"any": null}).
+        if value == "any" or (type(value) is dict and len(value) == 1 and value.get("any", False) is None):
             return ANY
-        if type(value) is not dict or "include" not in value:
+        if type(value) is not dict or len(value) != 1 or "include" not in value:
             raise _fail(path, 'expected "any" or {"include": [...]}')
         return _decode_value(Spec(SEQ, spec.arg), value["include"], f"{path}.include")
     if kind == UNION:
