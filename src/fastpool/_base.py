@@ -15,10 +15,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ._compat import engine as default_engine
-from ._schema import make
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError, InvalidInput
-from .ids import id_error
+from .ids import MAX_ID_BYTES, id_error
 
 if TYPE_CHECKING:
     from ._replay_py import PoolState
@@ -44,6 +43,7 @@ from .model import (
     WakeRegistration,
 )
 
+make = default_engine.make  # the compiled constructor when built: every write builds three objects
 NOT_A_MEMBER = "run is not a member of this agent pool"
 _FOLLOW_BATCH = 1000  # records read per query while following a long backlog
 _POOL_CREATED = PoolCreated()
@@ -55,6 +55,8 @@ Build = Callable[["PoolState"], Any]
 
 def check_id(value: Any, name: str) -> str:
     """An id argument, validated: ``InvalidInput`` naming the argument otherwise."""
+    if type(value) is str and value.isascii() and value.isprintable() and 0 < len(value) <= MAX_ID_BYTES:
+        return value  # the common case, checked inline: printable ASCII has no Cc character
     if type(value) is not str:
         if not isinstance(value, str):
             raise InvalidInput(f"{name}: expected an identifier string, got {type(value).__name__}")
@@ -260,9 +262,10 @@ class StoreBase:
         """
         pool_id = check_id(pool_id, "pool_id")
         after = check_cursor(cursor)
-        if type(poll_interval) not in (int, float) or poll_interval <= 0:
+        # Written so that NaN fails too; a poll beyond TIMEOUT_MAX would overflow Event.wait.
+        if type(poll_interval) not in (int, float) or not 0 < poll_interval <= threading.TIMEOUT_MAX:
             raise InvalidInput(f"poll_interval: expected a positive number of seconds, got {poll_interval!r}")
-        if timeout is not None and (type(timeout) not in (int, float) or timeout < 0):
+        if timeout is not None and (type(timeout) not in (int, float) or not timeout >= 0):
             raise InvalidInput(f"timeout: expected a non-negative number of seconds or None, got {timeout!r}")
         return self._follow(pool_id, after, poll_interval, timeout)
 

@@ -1,6 +1,6 @@
 """Types of ``fastpool._replay``, the compiled twin of ``_replay_py`` (same names and signatures)."""
 
-from typing import Any
+from typing import Any, TypeVar
 
 from typing_extensions import disjoint_base
 
@@ -15,10 +15,15 @@ from .model import (
     WakeRegistration,
 )
 
-__all__ = ["to_plain", "from_plain", "decode_payload", "replay_rows", "corrupt_record", "PoolState", "CONFLICTING_OPEN"]
+__all__ = [
+    "make", "to_plain", "from_plain", "decode_payload", "replay_rows", "corrupt_record", "PoolState", "CONFLICTING_OPEN",
+]
+
+T = TypeVar("T")
 
 CONFLICTING_OPEN: str
 
+def make(cls: type[T], values: tuple[Any, ...]) -> T: ...
 def to_plain(obj: Any) -> Any: ...
 def from_plain(target: Any, value: Any, path: str) -> Any: ...
 def decode_payload(text: str | bytes) -> Any: ...

@@ -119,7 +119,9 @@ cdef extern from *:
     str fp_ascii(const char *data, Py_ssize_t size)
     bint PyUnicode_IS_ASCII(object text)
 
-__all__ = ["to_plain", "from_plain", "decode_payload", "replay_rows", "corrupt_record", "PoolState", "CONFLICTING_OPEN"]
+__all__ = [
+    "make", "to_plain", "from_plain", "decode_payload", "replay_rows", "corrupt_record", "PoolState", "CONFLICTING_OPEN",
+]
 
 CONFLICTING_OPEN = "sqlite agent pool store contains conflicting pool open records"
 _PAYLOAD_SPEC = Spec(UNION, PAYLOAD_TYPES)
@@ -291,6 +293,11 @@ cdef object _make(_Model plan, tuple values):
     for i in range(len(values)):
         fp_init_slot(obj, (<_Field>plan.fields[i]).offset, values[i])
     return obj
+
+
+def make(cls, tuple values):
+    """``_schema.make``: build ``cls`` from already-validated values in field order (no checks)."""
+    return _make(_required_plan(cls), values)
 
 
 # ---------------------------------------------------------------- encoding

@@ -48,7 +48,9 @@ from .model import (
     WakeRegistration,
 )
 
-__all__ = ["to_plain", "from_plain", "decode_payload", "replay_rows", "corrupt_record", "PoolState", "CONFLICTING_OPEN"]
+__all__ = [
+    "make", "to_plain", "from_plain", "decode_payload", "replay_rows", "corrupt_record", "PoolState", "CONFLICTING_OPEN",
+]
 
 CONFLICTING_OPEN = "sqlite agent pool store contains conflicting pool open records"
 _PAYLOAD_SPEC = Spec(UNION, PAYLOAD_TYPES)

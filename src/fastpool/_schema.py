@@ -63,6 +63,7 @@ class AnyType:
 
 ANY = AnyType()
 T = TypeVar("T")
+M = TypeVar("M")
 #: An ``EventFilterSet<T>``: ``ANY`` or a tuple (Include of exactly those values).
 FilterSet = Union[AnyType, tuple[T, ...]]
 
@@ -142,7 +143,7 @@ class Model(metaclass=ModelMeta):
         return type(self)(**values)
 
 
-def make(cls: type[Any], values: tuple[Any, ...]) -> Any:
+def make(cls: type[M], values: tuple[Any, ...]) -> M:
     """Build ``cls`` from already-validated values in field order (no checks)."""
     obj = object.__new__(cls)
     setter = object.__setattr__

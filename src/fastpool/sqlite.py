@@ -277,12 +277,16 @@ class SqliteAgentPoolStore(StoreBase):
     # -- backend primitives (called with self._lock held) ----------------------------------
 
     def _read_state(self, pool_id: str) -> PoolState:
-        db = self._connection()
         cached = self._states.get(pool_id)
+        # The hot path: a cached state that no commit anywhere has made stale.
+        if cached is not None and cached.token == self._probe.token():
+            return cached.state
+        return self._synced_state(pool_id, cached)
+
+    def _synced_state(self, pool_id: str, cached: _Cached | None) -> PoolState:
+        db = self._connection()
         try:
             token = self._probe.token()
-            if cached is not None and cached.token == token:
-                return cached.state
             if cached is None:
                 cached = _Cached(self._engine.PoolState(pool_id))
             self._catch_up(db, cached.state)
@@ -303,27 +307,37 @@ class SqliteAgentPoolStore(StoreBase):
             rows.close(True)  # ends the read transaction even when replay stopped early
 
     def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:
-        with self._writing() as db:
+        db = self._connection()
+        began = self._begin(db)
+        try:
             state = self._read_state(pool_id)
             before = self._states[pool_id].token if state.cursor else None
             payload = build(state)
-            if payload is None:
-                return None, state.cursor
-            sequence = state.cursor + 1
-            text = orjson.dumps(self._engine.to_plain(payload)).decode("utf-8")
-            db.execute(_INSERT, (pool_id, sequence, payload.TYPE, text))
-            if self._batch is not None:
-                # Inside store.transaction(): later writes must see this one; a rollback
-                # forgets every pool the batch touched.
-                state.apply(payload, sequence)
-                self._remember(pool_id, state)
-                self._batch.add(pool_id)
-                return payload, sequence
-        after = self._probe.token()
+            if payload is not None:
+                sequence = state.cursor + 1
+                text = orjson.dumps(self._engine.to_plain(payload)).decode("utf-8")
+                db.execute(_INSERT, (pool_id, sequence, payload.TYPE, text))
+            if began:
+                db.execute("COMMIT")
+        except BaseException as error:
+            if began:
+                self._rollback(db)
+            if isinstance(error, apsw.Error):
+                raise translate(error) from error
+            raise
+        if payload is None:
+            return None, state.cursor
         state.apply(payload, sequence)
-        # The cache is current after our own commit only if nobody else committed meanwhile.
-        synced = before is not None and self._probe.only_own_commit(before, after)
-        self._remember(pool_id, state).token = after if synced else None
+        cached = self._remember(pool_id, state)
+        if began:
+            # The cache is current after our own commit only if nobody else committed meanwhile.
+            after = self._probe.token()
+            synced = before is not None and self._probe.only_own_commit(before, after)
+            cached.token = after if synced else None
+        else:
+            # Inside store.transaction(): a rollback forgets every pool the batch touched.
+            assert self._batch is not None
+            self._batch.add(pool_id)
         return payload, sequence
 
     def _change_token(self) -> object:
@@ -347,35 +361,32 @@ class SqliteAgentPoolStore(StoreBase):
         return decode_records(self._engine, pool_id, rows)
 
     def _allocate_event_sequence(self, pool_id: str) -> int:
-        with self._writing() as db:
-            self._opened(self._read_state(pool_id))
-            return int(db.execute(_NEXT_EVENT, (pool_id,)).fetchall()[0][0])
-
-    # -- transactions ------------------------------------------------------------------------
-
-    @contextmanager
-    def _writing(self) -> Iterator[apsw.Connection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT`` around the body, or join the open ``transaction()``."""
         db = self._connection()
-        if self._batch is not None:
-            yield db
-            return
-        self._begin(db)
+        began = self._begin(db)
         try:
-            yield db
-            db.execute("COMMIT")
+            self._opened(self._read_state(pool_id))
+            sequence = int(db.execute(_NEXT_EVENT, (pool_id,)).fetchall()[0][0])
+            if began:
+                db.execute("COMMIT")
         except BaseException as error:
-            self._rollback(db)
+            if began:
+                self._rollback(db)
             if isinstance(error, apsw.Error):
                 raise translate(error) from error
             raise
+        return sequence
 
-    @staticmethod
-    def _begin(db: apsw.Connection) -> None:
+    # -- transactions ------------------------------------------------------------------------
+
+    def _begin(self, db: apsw.Connection) -> bool:
+        """``BEGIN IMMEDIATE``; False (nothing begun) inside an open ``transaction()``."""
+        if self._batch is not None:
+            return False
         try:
             db.execute("BEGIN IMMEDIATE")
         except apsw.Error as error:
             raise translate(error) from error
+        return True
 
     @staticmethod
     def _rollback(db: apsw.Connection) -> None:
