@@ -9,6 +9,7 @@ import pytest
 import workload
 
 import fastpool
+from fastpool import MessageStatus
 
 POOL = "pool.bench"
 
@@ -29,7 +30,7 @@ class Pool:
         i = self.info.messages + self.issued
         self.issued += 1
         msg = workload.message(i, 0, 1, self.pool_id)
-        return self.pool_id, msg, workload.receipt(msg, "accepted", (workload.run_id(1),), i)
+        return self.pool_id, msg, workload.receipt(msg, MessageStatus.ACCEPTED, (workload.run_id(1),), i)
 
     def mid_message_key(self) -> str:
         """The idempotency key of a message recorded half-way (no such message at N = 0)."""

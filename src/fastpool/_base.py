@@ -57,14 +57,13 @@ def check_id(value: Any, name: str) -> str:
     """An id argument, validated: ``InvalidInput`` naming the argument otherwise."""
     if type(value) is str and value.isascii() and value.isprintable() and 0 < len(value) <= MAX_ID_BYTES:
         return value  # the common case, checked inline: printable ASCII has no Cc character
-    if type(value) is not str:
-        if not isinstance(value, str):
-            raise InvalidInput(f"{name}: expected an identifier string, got {type(value).__name__}")
-        value = str(value)
-    error = id_error(value)
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name}: expected an identifier string, got {type(value).__name__}")
+    text = str(value)  # a str subclass becomes a plain str
+    error = id_error(text)
     if error is not None:
         raise InvalidInput(f"{name}: {error}")
-    return value
+    return text
 
 
 def check_type(value: Any, cls: type, name: str) -> None:

@@ -23,5 +23,7 @@ else:
             raise
         from . import _replay_py as engine
 
+__all__ = ["engine", "USE_EXTENSIONS"]
+
 #: True when the compiled engine is loaded.
 USE_EXTENSIONS: bool = engine.__name__ == "fastpool._replay"

@@ -103,7 +103,7 @@ class Model(metaclass=ModelMeta):
     __slots__ = ()
     _fields: ClassVar[tuple[Field, ...]] = ()
     _names: ClassVar[tuple[str, ...]] = ()
-    _values: ClassVar[Callable[[Any], Any]]
+    _values: ClassVar[Callable[[Any], Any]]  # the field values of an instance, as one comparable value
     _defaults: ClassVar[dict[str, Any]]
     # Rust types without serde attributes write None as null and require every Vec.
     _plain_serde: ClassVar[bool] = False
@@ -119,15 +119,15 @@ class Model(metaclass=ModelMeta):
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return bool(self._values(self) == self._values(other))
+        return bool(type(self)._values(self) == type(self)._values(other))
 
     def __ne__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return bool(self._values(self) != self._values(other))
+        return bool(type(self)._values(self) != type(self)._values(other))
 
     def __hash__(self) -> int:
-        return hash((type(self), self._values(self)))
+        return hash((type(self), type(self)._values(self)))
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._names)
@@ -147,7 +147,8 @@ def make(cls: type[M], values: tuple[Any, ...]) -> M:
     """Build ``cls`` from already-validated values in field order (no checks)."""
     obj = object.__new__(cls)
     setter = object.__setattr__
-    for name, value in zip(cls._names, values):
+    names: tuple[str, ...] = getattr(cls, "_names")  # noqa: B009 (M is any model class)
+    for name, value in zip(names, values):
         setter(obj, name, value)
     return obj
 

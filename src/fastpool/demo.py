@@ -16,13 +16,17 @@ from pathlib import Path
 
 from .model import (
     AgentPoolMember,
+    AgentTarget,
     AgentPoolSnapshot,
     AgentPoolStoreConfig,
     EventFilter,
     MessageReceipt,
     PolicyRef,
+    PoolTarget,
     RunAddress,
     RunMessage,
+    RunTarget,
+    TopicTarget,
     WakeCondition,
     WakeRegistration,
 )
@@ -42,16 +46,16 @@ def recipients(snapshot: AgentPoolSnapshot, message: RunMessage) -> tuple[str, .
     if not all(ref in message.policy_refs for ref in snapshot.message_policy.required_policy_refs):
         return ()
     target = message.to.target
-    if target.TYPE == "run":
+    if isinstance(target, RunTarget):
         found = [members[target.run_id]] if target.run_id in members else []
-    elif target.TYPE == "agent":
+    elif isinstance(target, AgentTarget):
         found = [m for m in snapshot.members if m.agent_id == target.agent_id]
-    elif target.TYPE == "topic":
+    elif isinstance(target, TopicTarget):
         found = [m for m in snapshot.members if target.topic_id in m.topics]
     else:
         found = list(snapshot.members) if target.pool_id == snapshot.pool_id else []
     found = [m for m in found if all(ref in m.policy_refs for ref in message.policy_refs)]
-    if target.TYPE == "pool" and not snapshot.message_policy.include_sender_in_pool_broadcast:
+    if isinstance(target, PoolTarget) and not snapshot.message_policy.include_sender_in_pool_broadcast:
         found = [m for m in found if m.run_id != message.from_]
     return tuple(sorted({m.run_id for m in found}))
 
@@ -140,11 +144,11 @@ def run(path: Path, *, agents: int = 12, messages: int = 600, seed: int = 7, out
                 statuses[status.value] += 1
                 operations += 1
             for run_id in delivered_to:
-                condition = waiting.get(run_id)
-                stored = host.wake(POOL, condition.condition_id) if condition else None
-                if condition and stored and stored.registration.status is WakeRegistrationStatus.REGISTERED:
+                waiter = waiting.get(run_id)
+                stored = host.wake(POOL, waiter.condition_id) if waiter else None
+                if waiter and stored and stored.registration.status is WakeRegistrationStatus.REGISTERED:
                     done = stored.registration.replace(status=WakeRegistrationStatus.TRIGGERED)
-                    host.record_wake(POOL, condition, stored.compiled_filter, done)
+                    host.record_wake(POOL, waiter, stored.compiled_filter, done)
                     triggered += 1
                     operations += 2
             if number % 50 == 49:

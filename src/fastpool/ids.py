@@ -1,30 +1,52 @@
 """Typed identifiers and the Rust validation rule (REFERENCE.md §2).
 
-Ids are plain ``str`` at the API; the ``NewType`` aliases exist for annotations.
+Ids are plain ``str`` at the API; the ``NewType`` aliases exist for annotations (type
+checkers see them as ``str``).
 """
 
 from __future__ import annotations
 
 import re
-from typing import NewType
+from typing import TYPE_CHECKING, NewType, TypeAlias
 
-AgentPoolId = NewType("AgentPoolId", str)
-RunId = NewType("RunId", str)
-AgentId = NewType("AgentId", str)
-TopicId = NewType("TopicId", str)
-MessageId = NewType("MessageId", str)
-IdempotencyKey = NewType("IdempotencyKey", str)
-WakeConditionId = NewType("WakeConditionId", str)
-ContentRef = NewType("ContentRef", str)
-JournalCursor = NewType("JournalCursor", str)
-PolicyId = NewType("PolicyId", str)
-CorrelationKey = NewType("CorrelationKey", str)
-CorrelationValue = NewType("CorrelationValue", str)
-DestinationId = NewType("DestinationId", str)
-EntityId = NewType("EntityId", str)
-SourceId = NewType("SourceId", str)
-SessionId = NewType("SessionId", str)
-TurnId = NewType("TurnId", str)
+if TYPE_CHECKING:
+    # Every API takes a plain str for an id, so type checkers see exactly that.
+    AgentPoolId: TypeAlias = str
+    RunId: TypeAlias = str
+    AgentId: TypeAlias = str
+    TopicId: TypeAlias = str
+    MessageId: TypeAlias = str
+    IdempotencyKey: TypeAlias = str
+    WakeConditionId: TypeAlias = str
+    ContentRef: TypeAlias = str
+    JournalCursor: TypeAlias = str
+    PolicyId: TypeAlias = str
+    CorrelationKey: TypeAlias = str
+    CorrelationValue: TypeAlias = str
+    DestinationId: TypeAlias = str
+    EntityId: TypeAlias = str
+    SourceId: TypeAlias = str
+    SessionId: TypeAlias = str
+    TurnId: TypeAlias = str
+else:
+    # At run time each is a NewType: the model reads it to know which fields are validated ids.
+    AgentPoolId = NewType("AgentPoolId", str)
+    RunId = NewType("RunId", str)
+    AgentId = NewType("AgentId", str)
+    TopicId = NewType("TopicId", str)
+    MessageId = NewType("MessageId", str)
+    IdempotencyKey = NewType("IdempotencyKey", str)
+    WakeConditionId = NewType("WakeConditionId", str)
+    ContentRef = NewType("ContentRef", str)
+    JournalCursor = NewType("JournalCursor", str)
+    PolicyId = NewType("PolicyId", str)
+    CorrelationKey = NewType("CorrelationKey", str)
+    CorrelationValue = NewType("CorrelationValue", str)
+    DestinationId = NewType("DestinationId", str)
+    EntityId = NewType("EntityId", str)
+    SourceId = NewType("SourceId", str)
+    SessionId = NewType("SessionId", str)
+    TurnId = NewType("TurnId", str)
 
 #: Every validated id type; the model's schema treats these as "validated id".
 ID_TYPES = frozenset(

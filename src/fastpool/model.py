@@ -82,7 +82,7 @@ class PolicyRef(Model):
 
     @classmethod
     def with_kind(cls, kind: PolicyKind | str, id: str) -> PolicyRef:
-        return cls(kind=kind, id=id)
+        return cls(kind=PolicyKind(kind), id=id)
 
 
 class CorrelationEntry(Model):
@@ -113,7 +113,7 @@ class DestinationRef(Model):
 
     @classmethod
     def with_kind(cls, kind: DestinationKind | str, id: str) -> DestinationRef:
-        return cls(kind=kind, id=id)
+        return cls(kind=DestinationKind(kind), id=id)
 
 
 class EntityRef(Model):
@@ -391,7 +391,7 @@ class EventFilter(Model):
         """
         from .wire import encode
 
-        fingerprint = "sha256:" + hashlib.sha256(encode(self).encode("utf-8")).hexdigest()
+        fingerprint: str = "sha256:" + hashlib.sha256(encode(self).encode("utf-8")).hexdigest()
         return CompiledEventFilter(
             filter_id="filter." + hashlib.sha256(fingerprint.encode("utf-8")).hexdigest(),
             filter_fingerprint=fingerprint,
@@ -429,7 +429,8 @@ class WakeCondition(Model):
 
     def compile_envelope_filter(self) -> CompiledEventFilter:
         """The condition's filter with ``payload_access = envelope_only``, compiled."""
-        return self.filter.replace(payload_access=PayloadAccessMode.ENVELOPE_ONLY).compile()
+        criteria: EventFilter = self.filter.replace(payload_access=PayloadAccessMode.ENVELOPE_ONLY)
+        return criteria.compile()
 
 
 class WakeRegistration(Model):

@@ -189,7 +189,7 @@ class SqliteAgentPoolStore(StoreBase):
                 rows = self._connection().execute(_POOLS).fetchall()
             except apsw.Error as error:
                 raise translate(error) from error
-        return [(str(pool_id), int(count), int(last)) for pool_id, count, last in rows]
+        return [(str(pool_id), int(count), int(last)) for pool_id, count, last in rows]  # type: ignore[arg-type]
 
     def __enter__(self) -> SqliteAgentPoolStore:
         return self
@@ -365,7 +365,7 @@ class SqliteAgentPoolStore(StoreBase):
         began = self._begin(db)
         try:
             self._opened(self._read_state(pool_id))
-            sequence = int(db.execute(_NEXT_EVENT, (pool_id,)).fetchall()[0][0])
+            sequence: int = db.execute(_NEXT_EVENT, (pool_id,)).fetchall()[0][0]  # type: ignore[assignment]
             if began:
                 db.execute("COMMIT")
         except BaseException as error:

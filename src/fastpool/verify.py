@@ -71,7 +71,7 @@ def verify(path: str | Path, progress: Callable[[int, int], None] | None = None)
         if "agent_pool_records" not in tables:
             report.problems.append(Problem(None, None, "no agent_pool_records table"))
             return report
-        total = db.execute("SELECT COUNT(*) FROM agent_pool_records").fetchall()[0][0]
+        total: int = db.execute("SELECT COUNT(*) FROM agent_pool_records").fetchall()[0][0]  # type: ignore[assignment]
         for problem in _replay_all(db, report, total, progress):
             report.problems.append(problem)
     except apsw.Error as error:

@@ -30,6 +30,7 @@ from typing import Any
 import apsw
 
 from .. import _replay_py, wire
+from ..enums import MessageStatus
 from ..sqlite import SqliteAgentPoolStore
 from . import workload
 from .seed_baseline import SeedAgentPoolStore
@@ -87,7 +88,7 @@ def engines() -> dict[str, ModuleType]:
     """The engines to compare: the compiled one when it is built, and the pure twin."""
     found: dict[str, ModuleType] = {}
     try:
-        from .. import _replay  # type: ignore[attr-defined]
+        from .. import _replay
 
         found["c"] = _replay
     except ImportError:
@@ -140,7 +141,7 @@ class Bench:
         for offset in range(count):
             i = info.messages + offset
             message = workload.message(i, 0, 1, POOL)
-            pairs.append((message, workload.receipt(message, "accepted", (workload.run_id(1),), i)))
+            pairs.append((message, workload.receipt(message, MessageStatus.ACCEPTED, (workload.run_id(1),), i)))
         return pairs
 
     # -- targets ----------------------------------------------------------------------------
@@ -302,7 +303,7 @@ def _writer(path: str, first: int, count: int, start_at: float, queue: Any) -> N
     pairs = []
     for i in range(first, first + count):
         message = workload.message(i, 0, 1, POOL)
-        pairs.append((message, workload.receipt(message, "accepted", (workload.run_id(1),), i)))
+        pairs.append((message, workload.receipt(message, MessageStatus.ACCEPTED, (workload.run_id(1),), i)))
     errors = 0
     time.sleep(max(0.0, start_at - time.time()))
     for message, receipt in pairs:

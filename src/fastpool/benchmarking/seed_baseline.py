@@ -107,17 +107,17 @@ class _PoolReplay:
         if config is None:
             raise AgentError(_HCN, RetryClassification.HOST_CONFIGURATION_NEEDED,
                              "sqlite agent pool store has not opened this pool")
-        members = [self.members[key] for key in sorted(self.members)]  # BTreeMap order
+        members = tuple([self.members[key] for key in sorted(self.members)])  # BTreeMap order
         return AgentPoolSnapshot(
             pool_id=pool_id,
             created=self.created,
             members=members,
-            topics=sorted({topic for member in members for topic in member.topics}),
+            topics=tuple(sorted({topic for member in members for topic in member.topics})),
             message_policy=config.message_policy,
             wake_policy=config.wake_policy,
             policy_refs=config.policy_refs,
-            messages=[self.messages[key] for key in sorted(self.messages)],
-            wakes=[self.wakes[key] for key in sorted(self.wakes)],
+            messages=tuple([self.messages[key] for key in sorted(self.messages)]),
+            wakes=tuple([self.wakes[key] for key in sorted(self.wakes)]),
             cursor=None if self.cursor is None else AgentPoolStoreCursor(sequence=self.cursor),
         )
 

@@ -119,7 +119,7 @@ def message(i: int, sender: int = 0, recipient: int = 1, pool_id: str = "pool.be
     )
 
 
-def receipt(msg: RunMessage, status: MessageStatus | str = MessageStatus.ACCEPTED,
+def receipt(msg: RunMessage, status: MessageStatus = MessageStatus.ACCEPTED,
             delivered_to: tuple[str, ...] = (), journal: int = 1) -> MessageReceipt:
     """The receipt of one status transition of ``msg``."""
     return MessageReceipt(message_id=msg.message_id, status=status, delivered_to=delivered_to,
@@ -148,7 +148,7 @@ def wake_condition(i: int, waiting: int = 0, watched: int = 1) -> WakeCondition:
     )
 
 
-def registration(condition: WakeCondition, status: WakeRegistrationStatus | str = WakeRegistrationStatus.REGISTERED,
+def registration(condition: WakeCondition, status: WakeRegistrationStatus = WakeRegistrationStatus.REGISTERED,
                  journal: int = 1) -> WakeRegistration:
     """The registration of one status transition of ``condition``."""
     return WakeRegistration(condition_id=condition.condition_id, run_id=condition.run_id, status=status,
@@ -166,15 +166,15 @@ def steps(pool_id: str) -> Iterator[tuple[str, tuple[Any, ...]]]:
         for _ in range(6):
             sender, recipient = active[msg % len(active)], active[(msg * 5 + 1) % len(active)]
             m = message(msg, sender, recipient, pool_id)
-            for status in (MessageStatus.ACCEPTED, MessageStatus.DELIVERED):
-                yield "record_message", (pool_id, m, receipt(m, status, (run_id(recipient),), journal))
+            for message_status in (MessageStatus.ACCEPTED, MessageStatus.DELIVERED):
+                yield "record_message", (pool_id, m, receipt(m, message_status, (run_id(recipient),), journal))
                 journal += 1
             msg += 1
         for _ in range(3):
             waiting, watched = active[wake % len(active)], active[(wake * 3 + 1) % len(active)]
             c = wake_condition(wake, waiting, watched)
-            for status in (WakeRegistrationStatus.REGISTERED, WakeRegistrationStatus.TRIGGERED):
-                yield "record_wake", (pool_id, c, compiled_filter(run_id(watched)), registration(c, status, journal))
+            for wake_status in (WakeRegistrationStatus.REGISTERED, WakeRegistrationStatus.TRIGGERED):
+                yield "record_wake", (pool_id, c, compiled_filter(run_id(watched)), registration(c, wake_status, journal))
                 journal += 1
             wake += 1
         if cycle % 3 == 2:
