@@ -51,6 +51,7 @@ class AsyncAgentPoolStore:
         # A store serialises its calls, so a couple of threads are enough to keep one
         # waiting on SQLite's lock from holding up the rest of the queue.
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastpool-aio")
+        self._closed = False
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], **options: Any) -> AsyncAgentPoolStore:
@@ -63,6 +64,10 @@ class AsyncAgentPoolStore:
         return cls(store)
 
     async def _call(self, function: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            # The workers are gone; the closed store answers as the sync one does, at once
+            # (SQLite: its "store is closed" error; memory: from memory).
+            return function(*args)
         return await asyncio.get_running_loop().run_in_executor(self._executor, partial(function, *args))
 
     async def close(self) -> None:
@@ -70,6 +75,7 @@ class AsyncAgentPoolStore:
         close = getattr(self.store, "close", None)
         if close is not None:
             await self._call(close)
+        self._closed = True
         self._executor.shutdown(wait=False)
 
     async def __aenter__(self) -> AsyncAgentPoolStore:

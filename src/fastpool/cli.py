@@ -7,10 +7,14 @@ never a traceback; progress goes to stderr, and only on a terminal.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+
+import apsw
 
 from . import wire
 from .errors import AgentError, InvalidInput
@@ -35,6 +39,31 @@ def _open_existing(path: str) -> SqliteAgentPoolStore:
     return SqliteAgentPoolStore(path, readonly=True)
 
 
+@contextmanager
+def _leaving_no_companions(path: str) -> Iterator[None]:
+    """Remove the ``-wal``/``-shm`` files a read command's connection created, if nobody uses them.
+
+    SQLite creates both to read a WAL file, even read-only, and only a connection that can
+    write removes them when it is the last to close; a read-only one leaves them behind.
+    So afterwards a read-write connection is opened and closed without writing: SQLite
+    then does what it does for every last connection (with another one open, nothing).
+    """
+    companions = [path + "-wal", path + "-shm"]
+    existed = [os.path.exists(name) for name in companions]
+    try:
+        yield
+    finally:
+        if any(not before and os.path.exists(name) for name, before in zip(companions, existed, strict=True)):
+            try:
+                db = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
+                try:
+                    db.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
+                finally:
+                    db.close()
+            except apsw.Error:
+                pass  # e.g. a read-only file: the companions stay, as SQLite leaves them
+
+
 def _write_line(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.write("\n")
@@ -55,7 +84,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    with _open_existing(args.db) as store:
+    with _leaving_no_companions(args.db), _open_existing(args.db) as store:
         if args.pool is not None:
             _write_line(wire.encode(store.snapshot(args.pool)))
             return 0
@@ -69,7 +98,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    with _open_existing(args.db) as store:
+    with _leaving_no_companions(args.db), _open_existing(args.db) as store:
         if args.follow:
             records = store.follow(args.pool, args.from_, poll_interval=args.poll)
         else:
@@ -82,7 +111,7 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    with _open_existing(args.db) as store:
+    with _leaving_no_companions(args.db), _open_existing(args.db) as store:
         pools = [args.pool] if args.pool is not None else [pool_id for pool_id, _, _ in store.pools()]
         for pool_id in pools:
             for record in store.watch(pool_id):
@@ -93,7 +122,8 @@ def _export(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from .verify import verify
 
-    report = verify(args.db, progress=_progress("verify"))
+    with _leaving_no_companions(args.db):
+        report = verify(args.db, progress=_progress("verify"))
     for problem in report.problems or ():
         _write_line(str(problem))
     count = len(report.problems or ())

@@ -1,0 +1,607 @@
+"""``fastpool.aio.AsyncAgentPoolStore``: the store's methods as coroutines, ``async for`` over follow.
+
+Checked over both stores: 50 concurrent tasks on one loop give the same results and the
+same final snapshot as the sync store doing the same operations, with unique, gap-free
+cursors and event sequences; errors arrive as the same ``AgentError``; no call blocks the
+event loop (asyncio's own slow-callback detector, and a ticker task's largest gap while a
+cold snapshot runs); ``async for ... in store.follow(...)`` sees records from another store
+object and another process and ends on timeout or close; ``open`` and ``async with``.
+No pytest-asyncio: every test drives its own loop with ``asyncio.run`` / ``asyncio.Runner``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Generator
+from pathlib import Path
+from typing import Any
+
+import apsw
+import pytest
+from writer_process import commits, start_writer, writer_message, writer_payload, writer_receipt
+
+from fastpool import (
+    AgentError,
+    AgentErrorKind,
+    AgentPoolMember,
+    AgentPoolMessagePolicy,
+    AgentPoolSnapshot,
+    AgentPoolStoreConfig,
+    AgentPoolStoreCursor,
+    AgentPoolStoreRecord,
+    EventFamily,
+    EventFilter,
+    EventKind,
+    InMemoryAgentPoolStore,
+    InvalidInput,
+    MessageReceipt,
+    MessageStatus,
+    PolicyRef,
+    RetryClassification,
+    RunAddress,
+    RunMessage,
+    SqliteAgentPoolStore,
+    WakeCondition,
+    WakeRegistration,
+    WakeRegistrationStatus,
+    wire,
+)
+from fastpool.aio import AsyncAgentPoolStore
+
+POOL = "pool.aio ✓"
+CONFIG = AgentPoolStoreConfig(policy_refs=(PolicyRef.new("policy.aio"),))
+OTHER_CONFIG = AgentPoolStoreConfig(message_policy=AgentPoolMessagePolicy(include_sender_in_pool_broadcast=True))
+TASKS = 50
+SLOW = 0.05  # seconds: what counts as blocking the loop
+
+
+def make_store(kind: str, path: Path) -> Any:
+    return InMemoryAgentPoolStore() if kind == "memory" else SqliteAgentPoolStore(path)
+
+
+@pytest.fixture(params=["memory", "file"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+# -------------------------------------------------------------------- one workload, two drivers
+
+Step = tuple[str, tuple[Any, ...]]
+
+
+def steps(i: int) -> Generator[Step, Any, None]:
+    """Task ``i``'s calls, as an agent host would make them; each yield gets the call's result.
+
+    Every task touches only its own run, message and wake, so the results and the final
+    state do not depend on how the tasks interleave; the cursors do.
+    """
+    run_id = f"run.{i:02d}"
+    member = AgentPoolMember(run_id=run_id, agent_id=f"agent.{i % 3}", topics=(f"topic.{i % 4}", "topic.all"))
+    yield "join_member", (POOL, member)
+    message = RunMessage(
+        message_id=f"msg.{i:02d}",
+        from_=run_id,
+        to=RunAddress.run(f"run.{(i + 1) % TASKS:02d}"),
+        content_ref=f"content.{i:02d}",
+        idempotency_key=f"key.{i:02d}",
+        policy_refs=(PolicyRef.new("policy.aio"),),
+    )
+    if (yield "message_receipt", (POOL, message.idempotency_key)) is None:
+        yield (
+            "record_message",
+            (POOL, message, MessageReceipt(message_id=message.message_id, status=MessageStatus.ACCEPTED)),
+        )
+    yield "message_receipt", (POOL, message.idempotency_key)  # a retried send: now deduplicated
+    delivered = MessageReceipt(
+        message_id=message.message_id, status=MessageStatus.DELIVERED, delivered_to=(message.to.target.run_id,)
+    )
+    yield "record_message", (POOL, message, delivered)
+    condition = WakeCondition(
+        condition_id=f"wake.{i:02d}",
+        run_id=run_id,
+        filter=EventFilter(
+            run_ids=(run_id,), families=(EventFamily.AGENT_POOL,), kinds=(EventKind.RUN_MESSAGE_DELIVERED,)
+        ),
+        idempotency_key=f"wake-key.{i:02d}",
+    )
+    if (yield "wake_registration", (POOL, condition.idempotency_key)) is None:
+        registration = WakeRegistration(
+            condition_id=condition.condition_id, run_id=run_id, status=WakeRegistrationStatus.REGISTERED
+        )
+        yield "record_wake", (POOL, condition, condition.compile_envelope_filter(), registration)
+    stored = yield "wake", (POOL, condition.condition_id)
+    if i % 3 == 0:
+        triggered = stored.registration.replace(status=WakeRegistrationStatus.TRIGGERED)
+        yield "record_wake", (POOL, condition, stored.compiled_filter, triggered)
+    yield "snapshot", (POOL,)
+    yield "next_event_sequence", (POOL,)
+    yield "next_event_sequence", (POOL,)
+    if i % 5 == 0:
+        yield "leave_member", (POOL, run_id)
+    if i % 7 == 0:
+        yield "leave_member", (POOL, "run.never-joined")  # an error in the middle of the mix
+    if i % 10 == 3:
+        yield "record_pool_created", (POOL,)
+    if i % 9 == 0:
+        yield "snapshot", ("pool.never-opened",)  # another error
+    yield "watch", (POOL, None)
+
+
+class Log:
+    """What the tasks got back that depends on interleaving: cursors and event sequences."""
+
+    def __init__(self) -> None:
+        self.cursors: list[int] = []
+        self.events: list[int] = []
+        self.by_task: dict[int, list[int]] = {}
+
+
+def normalize(i: int, name: str, value: Any, log: Log) -> Any:
+    """A result with the interleaving-dependent parts moved to ``log``."""
+    if isinstance(value, AgentError):
+        return ("error", type(value).__name__, value.kind, value.retry, value.message, value.variant)
+    if isinstance(value, AgentPoolStoreCursor):
+        log.cursors.append(value.sequence)
+        log.by_task.setdefault(i, []).append(value.sequence)
+        return ("cursor",)
+    if name == "leave_member":
+        member, cursor = value
+        normalize(i, name, cursor, log)
+        return ("left", member)
+    if name == "next_event_sequence":
+        assert type(value) is int
+        log.events.append(value)
+        return ("event",)
+    if isinstance(value, AgentPoolSnapshot):
+        # What this task alone decides: its member, its message's receipt, its wake's status.
+        run_id, message_id, condition_id = f"run.{i:02d}", f"msg.{i:02d}", f"wake.{i:02d}"
+        members = [m for m in value.members if m.run_id == run_id]
+        receipts = [s.receipt for s in value.messages if s.message.message_id == message_id]
+        wakes = [w.registration.status for w in value.wakes if w.condition.condition_id == condition_id]
+        return ("snapshot", members, receipts, wakes)
+    if name == "watch":
+        records = list(value)
+        assert [r.cursor.sequence for r in records] == list(range(1, len(records) + 1))
+        own = [r for r in records if getattr(getattr(r.payload, "member", None), "run_id", "") == f"run.{i:02d}"]
+        return ("watch", len(own))
+    return value
+
+
+def drive_sync(store: Any, i: int, log: Log) -> list[Any]:
+    plan, value, results = steps(i), None, []
+    while True:
+        try:
+            name, args = plan.send(value)
+        except StopIteration:
+            return results
+        try:
+            value = getattr(store, name)(*args)
+        except AgentError as error:
+            value = error
+        results.append(normalize(i, name, value, log))
+
+
+async def drive_async(store: AsyncAgentPoolStore, i: int, log: Log) -> list[Any]:
+    plan, value, results = steps(i), None, []
+    while True:
+        try:
+            name, args = plan.send(value)
+        except StopIteration:
+            return results
+        try:
+            value = await getattr(store, name)(*args)
+        except AgentError as error:
+            value = error
+        results.append(normalize(i, name, value, log))
+
+
+def test_fifty_concurrent_tasks_match_the_sync_store(kind: str, tmp_path: Path) -> None:
+    reference = make_store(kind, tmp_path / "sync.sqlite")
+    reference.open_pool(POOL, CONFIG)
+    sync_log = Log()
+    expected = [drive_sync(reference, i, sync_log) for i in range(TASKS)]
+
+    async def main() -> tuple[list[list[Any]], Log, AgentPoolSnapshot]:
+        async with AsyncAgentPoolStore(make_store(kind, tmp_path / "async.sqlite")) as store:
+            await store.open_pool(POOL, CONFIG)
+            log = Log()
+            results = await asyncio.gather(*(drive_async(store, i, log) for i in range(TASKS)))
+            return results, log, await store.snapshot(POOL)
+
+    results, log, final = asyncio.run(main())
+    try:
+        assert results == expected
+        assert wire.encode(final) == wire.encode(reference.snapshot(POOL))
+        last = final.cursor.sequence
+        assert last == sync_log.cursors[-1]
+        assert sorted(log.cursors) == list(range(2, last + 1)), "cursors unique and gap-free"
+        assert sorted(log.events) == list(range(1, 2 * TASKS + 1)), "event sequences unique and gap-free"
+        # The tasks really ran concurrently: some task's cursors are not one consecutive run.
+        assert any(seq != list(range(seq[0], seq[0] + len(seq))) for seq in log.by_task.values())
+        assert len(final.members) == TASKS - len(range(0, TASKS, 5))
+        if kind == "file":
+            with SqliteAgentPoolStore(tmp_path / "async.sqlite") as cold:
+                assert wire.encode(cold.snapshot(POOL)) == wire.encode(final)
+    finally:
+        reference.close()
+
+
+# -------------------------------------------------------------------- errors
+
+
+def error_calls() -> list[tuple[str, tuple[Any, ...]]]:
+    member = AgentPoolMember(run_id="run.a", agent_id="agent.a")
+    message = writer_message(0)
+    return [
+        ("snapshot", ("pool.unopened",)),
+        ("join_member", ("pool.unopened", member)),
+        ("record_pool_created", ("pool.unopened",)),
+        ("next_event_sequence", ("pool.unopened",)),
+        ("record_message", ("pool.unopened", message, writer_receipt(0))),
+        ("leave_member", (POOL, "run.nobody")),
+        ("open_pool", (POOL, OTHER_CONFIG)),
+        ("snapshot", ("",)),
+        ("snapshot", (7,)),
+        ("message_receipt", (POOL, "key\x07")),
+        ("join_member", (POOL, {"run_id": "run.a"})),
+        ("record_message", (POOL, message, "accepted")),
+        ("watch", (POOL, -1)),
+        ("wake", (POOL, None)),
+    ]
+
+
+def test_errors_propagate_as_the_same_agent_error(kind: str, tmp_path: Path) -> None:
+    reference = make_store(kind, tmp_path / "sync.sqlite")
+    reference.open_pool(POOL, CONFIG)
+    expected = []
+    for name, args in error_calls():
+        with pytest.raises(AgentError) as raised:
+            list(getattr(reference, name)(*args)) if name == "watch" else getattr(reference, name)(*args)
+        error = raised.value
+        expected.append((type(error), error.kind, error.retry, error.message, error.variant))
+
+    async def main() -> list[tuple[Any, ...]]:
+        got = []
+        async with AsyncAgentPoolStore(make_store(kind, tmp_path / "async.sqlite")) as store:
+            await store.open_pool(POOL, CONFIG)
+            for name, args in error_calls():
+                try:
+                    await getattr(store, name)(*args)
+                except AgentError as error:
+                    got.append((type(error), error.kind, error.retry, error.message, error.variant))
+                else:
+                    got.append(("no error", name, args))
+            assert (await store.snapshot(POOL)).cursor.sequence == 1, "a failed call wrote nothing"
+        return got
+
+    try:
+        assert asyncio.run(main()) == expected
+        kinds = {row[1] for row in expected}
+        assert {AgentErrorKind.HOST_CONFIGURATION_NEEDED, AgentErrorKind.INVALID_STATE_TRANSITION} <= kinds
+        assert sum(row[0] is InvalidInput for row in expected) == 7
+    finally:
+        reference.close()
+
+
+def test_a_closed_store_raises_its_closed_error_through_the_wrapper(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with AsyncAgentPoolStore(SqliteAgentPoolStore(tmp_path / "closed.sqlite")) as store:
+            await store.open_pool(POOL, CONFIG)
+        for call in (store.snapshot, store.next_event_sequence, store.watch):
+            with pytest.raises(AgentError) as raised:
+                await call(POOL)
+            assert raised.value.message == "sqlite agent pool store is closed"
+            assert raised.value.retry is RetryClassification.NOT_RETRYABLE
+        await store.close()  # closing twice is harmless
+
+    asyncio.run(main())
+
+
+# -------------------------------------------------------------------- the loop is never blocked
+
+
+def test_no_callback_is_slow_during_writes_on_a_file_store(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """asyncio's debug mode logs every callback or task step that runs longer than ``SLOW``."""
+    caplog.set_level(logging.WARNING, logger="asyncio")
+
+    async def task(store: AsyncAgentPoolStore, i: int) -> None:
+        await store.join_member(POOL, AgentPoolMember(run_id=f"run.{i:02d}", agent_id="agent.a"))
+        for n in range(4):
+            number = i * 10 + n
+            await store.record_message(POOL, writer_message(number), writer_receipt(number))
+            await store.message_receipt(POOL, writer_message(number).idempotency_key)
+            await store.snapshot(POOL)
+        await store.next_event_sequence(POOL)
+
+    async def follow(store: AsyncAgentPoolStore) -> int:
+        return len([record async for record in store.follow(POOL, poll_interval=0.01, timeout=0.3)])
+
+    async def main() -> int:
+        async with await AsyncAgentPoolStore.open(tmp_path / "slow.sqlite", synchronous="full") as store:
+            await store.open_pool(POOL, CONFIG)
+            followed = asyncio.ensure_future(follow(store))
+            await asyncio.gather(*(task(store, i) for i in range(30)))
+            await store.watch(POOL)
+            return await followed
+
+    with asyncio.Runner(debug=True) as runner:
+        runner.get_loop().slow_callback_duration = SLOW
+        followed = runner.run(main())
+        assert followed == 1 + 30 * 5
+        slow = [r.getMessage() for r in caplog.records if r.name == "asyncio" and "took" in r.getMessage()]
+        assert slow == []
+
+        async def blocking() -> None:
+            time.sleep(2 * SLOW)  # what a store call made on the loop thread would do
+
+        runner.run(blocking())
+    # The detector is live: the one deliberately blocking step was reported.
+    reported = [r.getMessage() for r in caplog.records if r.name == "asyncio" and "took" in r.getMessage()]
+    assert len(reported) == 1 and reported[0].startswith("Executing"), reported
+
+
+def big_pool(path: Path, records: int) -> None:
+    """A pool of ``records`` message records, inserted in one raw SQL transaction (fast to build)."""
+    with SqliteAgentPoolStore(path) as store:
+        store.open_pool(POOL, CONFIG)
+        first = store.snapshot(POOL).cursor.sequence
+    template = wire.encode(writer_payload(0))
+    assert template.count("writer.0000") == 4
+    db = apsw.Connection(str(path))
+    try:
+        with db:
+            db.executemany(
+                "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) VALUES (?, ?, 'run_message', ?)",
+                (
+                    (POOL, first + n, template.replace("writer.0000", f"writer.{first + n:07d}"))
+                    for n in range(1, records + 1)
+                ),
+            )
+    finally:
+        db.close()
+
+
+def cold_snapshot(path: Path) -> float:
+    started = time.perf_counter()
+    with SqliteAgentPoolStore(path) as store:
+        store.snapshot(POOL)
+    return time.perf_counter() - started
+
+
+async def largest_gap(work: Callable[[], Awaitable[Any]]) -> float:
+    """The longest a 1 ms ``asyncio.sleep`` ticker waited for the loop while ``work`` ran."""
+    gaps = [0.0]
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        while not done.is_set():
+            before = time.perf_counter()
+            await asyncio.sleep(0.001)
+            gaps.append(time.perf_counter() - before)
+
+    ticking = asyncio.ensure_future(ticker())
+    await asyncio.sleep(0.01)
+    try:
+        await work()
+    finally:
+        done.set()
+        await ticking
+    return max(gaps)
+
+
+def test_a_cold_snapshot_does_not_block_the_loop(tmp_path: Path) -> None:
+    path = tmp_path / "big.sqlite"
+    records, total = 4000, 0
+    # Big enough that doing it on the loop thread would be plainly visible (whatever the engine's speed).
+    while True:
+        big_pool(path, records)
+        total += records
+        blocking = cold_snapshot(path)
+        if blocking >= 0.1 or total >= 400_000:
+            break
+        records = total
+    assert blocking >= 0.1, f"a cold snapshot of {total} records takes only {blocking:.3f} s: nothing to measure"
+
+    async def main() -> tuple[float, float, float, AgentPoolSnapshot]:
+        durations: list[float] = []
+
+        async def on_the_loop() -> None:
+            durations.append(cold_snapshot(path))
+
+        control = await largest_gap(on_the_loop)
+        snapshots: list[AgentPoolSnapshot] = []
+
+        async def offloaded() -> None:
+            async with await AsyncAgentPoolStore.open(path) as store:
+                snapshots.append(await store.snapshot(POOL))
+
+        return control, durations[0], await largest_gap(offloaded), snapshots[0]
+
+    control, on_the_loop, gap, snapshot = asyncio.run(main())
+    assert snapshot.cursor.sequence == total + 1 and len(snapshot.messages) == total
+    # The control: the same call made on the loop thread stalls the ticker for all of it.
+    assert control >= on_the_loop > SLOW, (control, on_the_loop)
+    assert gap < SLOW, f"the loop stalled {gap * 1000:.1f} ms during a cold snapshot of {total} records"
+
+
+# -------------------------------------------------------------------- async follow
+
+
+def test_async_follow_sees_another_store_object_and_ends_on_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "follow.sqlite"
+    finished: list[float] = []
+
+    def write() -> None:
+        with SqliteAgentPoolStore(path) as other:
+            for n in range(20):
+                other.record_message(POOL, writer_message(n), writer_receipt(n))
+                time.sleep(0.005)
+        finished.append(time.monotonic())
+
+    async def main() -> list[AgentPoolStoreRecord]:
+        async with AsyncAgentPoolStore(SqliteAgentPoolStore(path)) as store:
+            await store.open_pool(POOL, CONFIG)
+            writer = threading.Thread(target=write)
+            writer.start()
+            try:
+                return [record async for record in store.follow(POOL, 1, poll_interval=0.02, timeout=0.5)]
+            finally:
+                writer.join()
+
+    records = asyncio.run(main())
+    ended = time.monotonic()
+    assert [r.cursor.sequence for r in records] == list(range(2, 22))
+    assert [r.payload for r in records] == [writer_payload(n) for n in range(20)]
+    assert 0.5 - 0.05 <= ended - finished[0] < 0.5 + 0.6, "ends about one timeout after the last record"
+
+
+def test_async_follow_sees_another_process(tmp_path: Path) -> None:
+    path = tmp_path / "process.sqlite"
+
+    async def main() -> tuple[list[AgentPoolStoreRecord], list[float], dict[int, float]]:
+        async with await AsyncAgentPoolStore.open(path) as store:
+            await store.open_pool(POOL, CONFIG)
+            child = start_writer(path, POOL, 25, pause=0.01)
+            records, seen = [], []
+            try:
+                async for record in store.follow(POOL, 1, poll_interval=0.02, timeout=15):
+                    records.append(record)
+                    seen.append(time.time())
+                    if len(records) == 25:
+                        break
+            finally:
+                committed = commits(child)
+            return records, seen, committed
+
+    records, seen, committed = asyncio.run(main())
+    assert [r.cursor.sequence for r in records] == sorted(committed) == list(range(2, 27))
+    assert [r.payload for r in records] == [writer_payload(n) for n in range(25)]
+    assert max(at - committed[r.cursor.sequence] for r, at in zip(records, seen, strict=True)) < 1.0
+
+
+def test_async_follow_ends_on_timeout_without_records(kind: str, tmp_path: Path) -> None:
+    async def main() -> tuple[list[AgentPoolStoreRecord], float]:
+        async with AsyncAgentPoolStore(make_store(kind, tmp_path / "idle.sqlite")) as store:
+            await store.open_pool(POOL, CONFIG)
+            started = time.monotonic()
+            records = [r async for r in store.follow(POOL, 1, poll_interval=0.05, timeout=0.3)]
+            return records, time.monotonic() - started
+
+    records, elapsed = asyncio.run(main())
+    assert records == []
+    assert 0.3 - 0.01 <= elapsed < 0.3 + 0.5
+
+
+def test_async_follow_ends_when_the_store_is_closed_by_another_task(kind: str, tmp_path: Path) -> None:
+    async def main() -> tuple[list[int], float]:
+        store = AsyncAgentPoolStore(make_store(kind, tmp_path / "close.sqlite"))
+        await store.open_pool(POOL, CONFIG)
+
+        async def follow() -> list[int]:
+            return [r.cursor.sequence async for r in store.follow(POOL, poll_interval=0.05, timeout=None)]
+
+        following = asyncio.ensure_future(follow())
+        await asyncio.sleep(0.2)
+        assert not following.done()
+        closed_at = time.monotonic()
+        await store.close()
+        sequences = await asyncio.wait_for(following, 2)
+        return sequences, time.monotonic() - closed_at
+
+    sequences, after_close = asyncio.run(main())
+    assert sequences == [1]
+    assert after_close < 1.0
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [{"poll_interval": 0}, {"poll_interval": -1}, {"timeout": -1}, {"cursor": "1"}, {"cursor": -1}, {"pool_id": ""}],
+)
+def test_async_follow_refuses_bad_arguments(arguments: dict[str, Any]) -> None:
+    call: dict[str, Any] = {"pool_id": POOL, "cursor": None, "poll_interval": 0.01, "timeout": 0, **arguments}
+    pool_id, cursor = call.pop("pool_id"), call.pop("cursor")
+
+    async def main() -> None:
+        async with AsyncAgentPoolStore(InMemoryAgentPoolStore()) as store:
+            await store.open_pool(POOL, CONFIG)
+            with pytest.raises(InvalidInput):
+                async for _ in store.follow(pool_id, cursor, **call):
+                    pass
+
+    asyncio.run(main())
+
+
+# -------------------------------------------------------------------- open, close
+
+
+def workers() -> set[threading.Thread]:
+    return {thread for thread in threading.enumerate() if thread.name.startswith("fastpool-aio")}
+
+
+def test_open_creates_the_file_and_passes_options(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "dirs" / "pools.sqlite"
+
+    async def main() -> None:
+        store = await AsyncAgentPoolStore.open(path)
+        try:
+            assert isinstance(store.store, SqliteAgentPoolStore) and store.store.path == path
+            assert (await store.open_pool(POOL, CONFIG)).cursor == AgentPoolStoreCursor.new(1)
+        finally:
+            await store.close()
+        with pytest.raises(InvalidInput, match="synchronous"):
+            await AsyncAgentPoolStore.open(tmp_path / "other.sqlite", synchronous="sometimes")
+        with pytest.raises(AgentError) as raised:
+            await AsyncAgentPoolStore.open(tmp_path)  # a directory
+        assert raised.value.retry is RetryClassification.HOST_CONFIGURATION_NEEDED
+        async with await AsyncAgentPoolStore.open(path, readonly=True) as reader:
+            assert (await reader.snapshot(POOL)).cursor == AgentPoolStoreCursor.new(1)
+            with pytest.raises(AgentError):
+                await reader.record_pool_created(POOL)
+
+    asyncio.run(main())
+    assert path.is_file()
+    with SqliteAgentPoolStore(path) as store:
+        assert store.snapshot(POOL).cursor == AgentPoolStoreCursor.new(1)
+
+
+def test_async_with_closes_the_store_and_its_workers(tmp_path: Path) -> None:
+    before = workers()  # other tests' workers may still be on their way out
+    mine: set[threading.Thread] = set()
+
+    async def main() -> SqliteAgentPoolStore:
+        async with AsyncAgentPoolStore(SqliteAgentPoolStore(tmp_path / "with.sqlite")) as store:
+            await asyncio.gather(store.open_pool(POOL, CONFIG), store.snapshot("pool.x"), return_exceptions=True)
+            mine.update(workers() - before)
+            assert mine, "the calls ran on the wrapper's worker threads"
+        assert isinstance(store.store, SqliteAgentPoolStore)
+        return store.store
+
+    inner = asyncio.run(main())
+    with pytest.raises(AgentError, match="closed"):
+        inner.snapshot(POOL)
+    for thread in mine:
+        thread.join(5)
+        assert not thread.is_alive(), "close() left a worker thread running"
+
+    async def failing() -> None:
+        async with AsyncAgentPoolStore(SqliteAgentPoolStore(tmp_path / "with.sqlite")):
+            raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        asyncio.run(failing())
+    with SqliteAgentPoolStore(tmp_path / "with.sqlite") as check:
+        assert check.snapshot(POOL).cursor == AgentPoolStoreCursor.new(1)
+
+
+def test_memory_store_stays_readable_after_close_as_the_sync_one_does() -> None:
+    inner = InMemoryAgentPoolStore()
+
+    async def main() -> AgentPoolSnapshot:
+        async with AsyncAgentPoolStore(inner) as store:
+            await store.open_pool(POOL, CONFIG)
+        return await store.snapshot(POOL)
+
+    assert asyncio.run(main()) == inner.snapshot(POOL)

@@ -1,0 +1,424 @@
+"""The ``fastpool`` command line (SPEC §7) as a user runs it: ``python -m fastpool ...`` in a
+real subprocess, on real files: a writable copy of the Rust-written ``flow.sqlite`` fixture
+(rollback journal, 2 pools, 209 records) and a WAL file the test makes through the store.
+
+Output is compared with what the library says (``wire.encode`` of snapshots and records)
+and with the golden fixture. The read commands (inspect, watch, export, verify) never
+change the file, never create one and leave no ``-wal``/``-shm`` behind; errors are one
+line on stderr with a non-zero status and no traceback; piped output carries no progress
+or escape codes (and a terminal does get progress: the control that the check is live).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pty
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import FIXTURES
+from writer_process import child_env, commits, start_writer, writer_payload
+
+from fastpool import AgentPoolMember, AgentPoolStoreConfig, PolicyRef, SqliteAgentPoolStore, wire
+
+FLOW = FIXTURES / "db" / "flow.sqlite"
+EXPECTED = FIXTURES / "db" / "flow.expected.json"
+BULK = "pool.bulk é"
+#: Pools of the file the test makes: names with spaces and non-ASCII, of different lengths.
+MADE = {"pool.a": 3, "pool with spaces ✓": 5, "pool.z": 1}
+READ_COMMANDS = ["inspect", "inspect-pool", "watch", "watch-from", "export", "export-pool", "verify"]
+
+
+def fastpool_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fastpool", *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=child_env(),
+        timeout=timeout,
+        check=False,
+    )
+
+
+def ok(*args: str) -> str:
+    """Run a command that must succeed; its stdout. Piped, it writes nothing to stderr."""
+    done = fastpool_cli(*args)
+    assert done.returncode == 0, f"{args}: exit {done.returncode}\n{done.stderr}"
+    assert done.stderr == "", f"{args} wrote to stderr with output piped: {done.stderr!r}"
+    assert "\x1b" not in done.stdout and "\r" not in done.stdout
+    return done.stdout
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def listing(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+def expected_flow() -> dict[str, Any]:
+    return dict(json.loads(EXPECTED.read_text(encoding="utf-8"))["pools"])
+
+
+@pytest.fixture
+def flow(tmp_path: Path) -> Path:
+    if not FLOW.is_file():
+        pytest.fail(f"fixture {FLOW} not found (set FASTPOOL_FIXTURES)")
+    folder = tmp_path / "flow"
+    folder.mkdir()
+    path = folder / "flow.sqlite"
+    shutil.copyfile(FLOW, path)
+    os.chmod(path, 0o644)  # the fixture is read-only; the copy is a user's ordinary file
+    return path
+
+
+@pytest.fixture
+def made(tmp_path: Path) -> Path:
+    """A WAL file written through the store and closed (so no -wal/-shm beside it)."""
+    path = tmp_path / "made" / "pools.sqlite"
+    with SqliteAgentPoolStore(path) as store:
+        for pool_id, records in MADE.items():
+            store.open_pool(pool_id, AgentPoolStoreConfig(policy_refs=(PolicyRef.new(f"policy.{len(pool_id)}"),)))
+            for n in range(records - 1):
+                store.join_member(
+                    pool_id, AgentPoolMember(run_id=f"run.{n}", agent_id="agent.é", topics=(f"topic.{n}",))
+                )
+    assert listing(path.parent) == {path.name}
+    return path
+
+
+def read_command(name: str, path: Path, pool_id: str) -> tuple[str, ...]:
+    return {
+        "inspect": ("inspect", str(path)),
+        "inspect-pool": ("inspect", str(path), pool_id),
+        "watch": ("watch", str(path), pool_id),
+        "watch-from": ("watch", str(path), pool_id, "--from", "1"),
+        "export": ("export", str(path)),
+        "export-pool": ("export", str(path), "--pool", pool_id),
+        "verify": ("verify", str(path)),
+    }[name]
+
+
+def reading(path: Path) -> SqliteAgentPoolStore:
+    """A store for the test's own expected answers, leaving the folder as it was: read-only on a
+    rollback-journal file (a writable store would switch it to WAL), read-write on a WAL file
+    (a read-only SQLite connection leaves the -wal/-shm it creates behind)."""
+    wal = path.read_bytes()[18] == 2  # the header's file format write version: 2 means WAL
+    return SqliteAgentPoolStore(path, readonly=not wal)
+
+
+def parse_table(text: str) -> dict[str, tuple[int, int]]:
+    lines = text.splitlines()
+    assert re.fullmatch(r"pool\s+records\s+cursor", lines[0]), lines[0]
+    assert re.fullmatch(rf"{len(lines) - 2} pools?", lines[-1]), lines[-1]
+    rows = {}
+    for line in lines[1:-1]:
+        found = re.fullmatch(r"(.*?\S)\s+(\d+)\s+(\d+)", line)
+        assert found, line
+        rows[found.group(1)] = (int(found.group(2)), int(found.group(3)))
+    assert list(rows) == sorted(rows), "pools are listed in order"
+    return rows
+
+
+# -------------------------------------------------------------------- inspect
+
+
+def test_inspect_lists_the_fixture_pools(flow: Path) -> None:
+    assert parse_table(ok("inspect", str(flow))) == {BULK: (200, 200), "pool.flow": (9, 9)}
+
+
+def test_inspect_lists_pools_made_through_the_store(made: Path) -> None:
+    table = parse_table(ok("inspect", str(made)))
+    assert table == {pool_id: (records, records) for pool_id, records in MADE.items()}
+    with reading(made) as store:
+        assert table == {pool_id: (count, last) for pool_id, count, last in store.pools()}
+
+
+def test_inspect_pool_prints_the_snapshot_as_json(flow: Path, made: Path) -> None:
+    golden = expected_flow()
+    for pool_id in (BULK, "pool.flow"):
+        text = ok("inspect", str(flow), pool_id)
+        assert text.endswith("\n") and text.count("\n") == 1
+        with reading(flow) as store:
+            snapshot = wire.encode(store.snapshot(pool_id))
+        assert json.loads(text) == json.loads(snapshot)
+        assert text.rstrip("\n") == snapshot == golden[pool_id]["snapshot_json"], "byte for byte, as Rust writes it"
+    for pool_id in MADE:
+        with reading(made) as store:
+            assert ok("inspect", str(made), pool_id).rstrip("\n") == wire.encode(store.snapshot(pool_id))
+
+
+# -------------------------------------------------------------------- watch
+
+
+def test_watch_prints_records_as_json_lines(flow: Path) -> None:
+    golden = expected_flow()
+    with reading(flow) as store:
+        for pool_id in (BULK, "pool.flow"):
+            lines = ok("watch", str(flow), pool_id).splitlines()
+            records = [wire.encode(record) for record in store.watch(pool_id)]
+            assert lines == records == golden[pool_id]["watch"]
+            assert [json.loads(line)["cursor"]["sequence"] for line in lines] == list(range(1, len(lines) + 1))
+        assert len(ok("watch", str(flow), BULK).splitlines()) == 200
+        for start in (0, 1, 5, 8):
+            lines = ok("watch", str(flow), "pool.flow", "--from", str(start)).splitlines()
+            assert lines == [wire.encode(record) for record in store.watch("pool.flow", start)]
+            assert len(lines) == 9 - start
+        assert ok("watch", str(flow), "pool.flow", "--from", "9") == ""
+        assert ok("watch", str(flow), "pool.flow", "--from", "100") == ""
+
+
+class LineReader:
+    """Reads a child's stdout on a thread, so the test can wait for a line with a timeout."""
+
+    def __init__(self, child: subprocess.Popen[str]) -> None:
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        assert child.stdout is not None
+        stream = child.stdout
+
+        def pump() -> None:
+            for line in stream:
+                self.lines.put(line)
+            self.lines.put(None)
+
+        self.thread = threading.Thread(target=pump, daemon=True)
+        self.thread.start()
+
+    def next(self, timeout: float) -> str:
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no line from the child within {timeout} s") from None
+        assert line is not None, "the child closed its stdout"
+        return line.rstrip("\n")
+
+
+@pytest.mark.parametrize("file", ["flow", "made"])
+def test_watch_follow_prints_records_another_process_appends(file: str, request: pytest.FixtureRequest) -> None:
+    path: Path = request.getfixturevalue(file)
+    pool_id = "pool.flow" if file == "flow" else "pool.a"
+    with reading(path) as store:
+        existing = [wire.encode(record) for record in store.watch(pool_id)]
+    last = len(existing)
+    # The child must take Ctrl-C as a terminal user's command does, even when this test runs
+    # with SIGINT ignored (a background job): exec keeps an ignored signal ignored, so the
+    # default is put back around the start (a caught signal reverts to default at exec).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "fastpool", "watch", str(path), pool_id, "--from", str(last - 1), "--follow"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            env=child_env(),
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    reader = LineReader(follower)
+    try:
+        assert reader.next(timeout=20) == existing[-1], "--from N prints the backlog after N first"
+        writer = start_writer(path, pool_id, 3, pause=0.05)
+        committed = commits(writer)
+        assert sorted(committed) == [last + 1, last + 2, last + 3]
+        for n in range(3):
+            line = json.loads(reader.next(timeout=10))
+            assert line["pool_id"] == pool_id and line["cursor"] == {"sequence": last + 1 + n}
+            assert line["payload"] == json.loads(wire.encode(writer_payload(n)))
+        assert follower.poll() is None, "--follow keeps running"
+        interrupted_at = time.monotonic()
+        follower.send_signal(signal.SIGINT)
+        follower.wait(timeout=5)
+        assert time.monotonic() - interrupted_at < 2.0
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+        reader.thread.join(5)
+        assert follower.stdout is not None and follower.stderr is not None
+        follower.stdout.close()
+        stderr = follower.stderr.read()
+        follower.stderr.close()
+    assert follower.returncode in (0, 130), (follower.returncode, stderr)
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert listing(path.parent) == {path.name}, "no -wal/-shm left behind once every connection closed"
+
+
+# -------------------------------------------------------------------- export
+
+
+def test_export_prints_every_record_of_every_pool(flow: Path) -> None:
+    lines = ok("export", str(flow)).splitlines()
+    assert len(lines) == 209
+    rows = [json.loads(line) for line in lines]
+    assert all(list(row) == ["pool_id", "cursor", "payload"] for row in rows)
+    assert [(row["pool_id"], row["cursor"]["sequence"]) for row in rows] == [
+        *[(BULK, n) for n in range(1, 201)],
+        *[("pool.flow", n) for n in range(1, 10)],
+    ]
+    golden = expected_flow()
+    assert lines == golden[BULK]["watch"] + golden["pool.flow"]["watch"]
+    assert ok("export", str(flow), "--pool", "pool.flow").splitlines() == golden["pool.flow"]["watch"]
+    assert ok("export", str(flow), "--pool", BULK).splitlines() == golden[BULK]["watch"]
+
+
+def test_export_of_a_file_made_through_the_store(made: Path) -> None:
+    with reading(made) as store:
+        expected = [wire.encode(record) for pool_id in sorted(MADE) for record in store.watch(pool_id)]
+    assert ok("export", str(made)).splitlines() == expected
+    assert len(expected) == sum(MADE.values())
+
+
+# -------------------------------------------------------------------- the read commands leave the file alone
+
+
+@pytest.mark.parametrize("file", ["flow", "made"])
+def test_read_commands_never_change_or_create_files(file: str, request: pytest.FixtureRequest) -> None:
+    path: Path = request.getfixturevalue(file)
+    pool_id = "pool.flow" if file == "flow" else "pool.a"
+    before, files = digest(path), listing(path.parent)
+    stat = path.stat()
+    for name in READ_COMMANDS:
+        ok(*read_command(name, path, pool_id))
+        assert digest(path) == before, f"{name} changed the file"
+        assert listing(path.parent) == files, f"{name} left {listing(path.parent) - files} beside the file"
+    assert path.stat().st_mtime_ns == stat.st_mtime_ns
+
+
+@pytest.mark.parametrize("name", READ_COMMANDS)
+def test_read_commands_on_a_missing_file_fail_and_create_nothing(name: str, tmp_path: Path) -> None:
+    path = tmp_path / "no" / "such" / "pools.sqlite"
+    done = fastpool_cli(*read_command(name, path, "pool.a"))
+    command = name.split("-")[0]
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith(f"fastpool {command}: error: ")
+    assert "no such database file" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert listing(tmp_path) == set(), "a read command created a file or folder"
+
+
+@pytest.mark.parametrize("name", READ_COMMANDS)
+def test_read_commands_on_a_non_database_file(name: str, tmp_path: Path) -> None:
+    path = tmp_path / "notes.sqlite"
+    path.write_text("these are not the pools you are looking for\n" * 100, encoding="utf-8")
+    before = digest(path)
+    done = fastpool_cli(*read_command(name, path, "pool.a"))
+    assert done.returncode == 1, done.stdout
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith(f"fastpool {name.split('-')[0]}: error: ")
+    assert "not a database" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert digest(path) == before and listing(tmp_path) == {path.name}
+
+
+def test_inspect_of_an_unopened_pool_is_an_error(flow: Path) -> None:
+    done = fastpool_cli("inspect", str(flow), "pool.unknown")
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == "fastpool inspect: error: sqlite agent pool store has not opened this pool\n"
+
+
+# -------------------------------------------------------------------- demo
+
+
+def demo_figures(out: str) -> dict[str, Any]:
+    assert re.search(r"^\d+ agents joined pool\.demo", out, re.M), out
+    assert re.search(r"^\d+ wake conditions registered", out, re.M), out
+    assert re.search(r"snapshots agree: True", out), out
+    sends = re.search(r"^(\d+) sends: (\d+) deduplicated by idempotency key", out, re.M)
+    cursor = re.search(r"cursor (\d+)$", out, re.M)
+    speed = re.search(r"^(\d+) store operations in [\d.]+ s: ([\d,]+) ops/s$", out, re.M)
+    assert sends and cursor and speed, out
+    assert int(speed.group(2).replace(",", "")) > 0
+    return {"sends": int(sends.group(1)), "deduplicated": int(sends.group(2)), "cursor": int(cursor.group(1))}
+
+
+def test_demo_on_a_temporary_file() -> None:
+    figures = demo_figures(ok("demo"))
+    assert figures["sends"] == 600 and 0 < figures["deduplicated"] < 600
+
+
+def test_demo_on_a_file_that_inspect_then_reads(tmp_path: Path) -> None:
+    path = tmp_path / "demo" / "demo.sqlite"
+    figures = demo_figures(ok("demo", str(path), "--messages", "300"))
+    assert path.is_file()
+    table = parse_table(ok("inspect", str(path)))
+    assert table == {"pool.demo": (figures["cursor"], figures["cursor"])}
+    with reading(path) as store:
+        assert store.snapshot("pool.demo").cursor.sequence == figures["cursor"]
+    ok("verify", str(path))
+    # A second run on the same file repeats every send: the store deduplicates them all.
+    again = demo_figures(ok("demo", str(path), "--messages", "300"))
+    assert again["deduplicated"] == 300
+    assert again["cursor"] > figures["cursor"]
+
+
+# -------------------------------------------------------------------- usage
+
+
+def test_help_lists_every_command() -> None:
+    out = ok("--help")
+    assert out.startswith("usage: fastpool")
+    for command in ("bench", "demo", "inspect", "watch", "verify", "export"):
+        assert re.search(rf"^\s+{command}\s", out, re.M), command
+    assert "--follow" in ok("watch", "--help")
+    assert "--quick" in ok("bench", "--help")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), ("inspect",), ("watch", "db.sqlite"), ("watch", "db.sqlite", "p", "--from", "-1"), ("frobnicate",)],
+)
+def test_usage_errors_exit_2_with_argparse_usage(args: tuple[str, ...], tmp_path: Path) -> None:
+    done = fastpool_cli(*args)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith("usage: fastpool") and "error:" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert listing(tmp_path) == set()
+
+
+def test_progress_goes_to_a_terminal_only(flow: Path) -> None:
+    """Piped stderr stays empty (every ``ok`` run checks it); a terminal shows verify's progress."""
+    assert ok("verify", str(flow)).splitlines() == ["2 pools, 209 records: clean"]
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "fastpool", "verify", str(flow)],
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            env=child_env(),
+            timeout=60,
+            check=False,
+        )
+        os.close(terminal)
+        terminal = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if terminal >= 0:
+            os.close(terminal)
+        os.close(controller)
+    assert done.returncode == 0
+    assert b"verify: 209/209" in shown, shown
+    assert done.stdout.decode("utf-8").splitlines() == ["2 pools, 209 records: clean"], "progress never goes to stdout"
