@@ -38,8 +38,7 @@ def test_engine_replay(benchmark, engine, pool_size: int, pool_rows):
         engine.replay_rows(state, rows)
         return state.snapshot()
 
-    snapshot = benchmark.pedantic(replay, setup=lambda: ((engine.PoolState(POOL),), {}), rounds=ROUNDS,
-                                  warmup_rounds=1)
+    snapshot = benchmark.pedantic(replay, setup=lambda: ((engine.PoolState(POOL),), {}), rounds=ROUNDS, warmup_rounds=1)
     assert snapshot.cursor.sequence == len(rows)
 
 

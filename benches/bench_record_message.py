@@ -18,8 +18,9 @@ _INSERT = "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) VAL
 def test_record_message(benchmark, store, pool: Pool):
     """T1: fastpool record_message of a new accepted message (encode, append, commit, apply)."""
     tag(benchmark, "T1", "record_message", "fastpool", pool.size)
-    benchmark.pedantic(store.record_message, setup=lambda: (pool.message_args(), {}), rounds=ROUNDS,
-                       warmup_rounds=WARMUP)
+    benchmark.pedantic(
+        store.record_message, setup=lambda: (pool.message_args(), {}), rounds=ROUNDS, warmup_rounds=WARMUP
+    )
     assert store.snapshot(pool.pool_id).cursor.sequence == pool.records + pool.issued
 
 

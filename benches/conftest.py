@@ -45,8 +45,12 @@ ENGINES = {"compiled": "fastpool._replay", "pure": "fastpool._replay_py"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--quick", action="store_true", default=False,
-                     help="fastpool benches: pool sizes 0 and 10k only (also FASTPOOL_BENCH_QUICK=1)")
+    parser.addoption(
+        "--quick",
+        action="store_true",
+        default=False,
+        help="fastpool benches: pool sizes 0 and 10k only (also FASTPOOL_BENCH_QUICK=1)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

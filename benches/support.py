@@ -111,12 +111,16 @@ def summary(benchmarks: list[Any]) -> list[str]:
         elif target == "T5" and fast and n:
             lines.append(f"T5 {op}{size}: {fmt(fast)} = {n / fast:,.0f} records/s; target ≥ 300,000/s")
         elif target == "T5" and (compiled or pure):
-            parts = [f"{name} {fmt(t)}" + (f" ({n / t:,.0f} records/s)" if n else "")
-                     for name, t in (("compiled", compiled), ("pure", pure)) if t]
+            parts = [
+                f"{name} {fmt(t)}" + (f" ({n / t:,.0f} records/s)" if n else "")
+                for name, t in (("compiled", compiled), ("pure", pure))
+                if t
+            ]
             ratio = f" = {pure / compiled:.2f} ×; target ≥ 2 ×" if compiled and pure else ""
             lines.append(f"T5 {op}{size}: " + ", ".join(parts) + ratio)
         elif target == "T7" and fast and seed:
             need = "500" if op == "record_message" else "10,000"
-            lines.append(f"T7 {op}{size}: seed {fmt(seed)} / fastpool {fmt(fast)} = {seed / fast:,.0f} ×; "
-                         f"target ≥ {need} ×")
+            lines.append(
+                f"T7 {op}{size}: seed {fmt(seed)} / fastpool {fmt(fast)} = {seed / fast:,.0f} ×; target ≥ {need} ×"
+            )
     return lines

@@ -108,7 +108,12 @@ def wake_args(
 #: The write methods of ``AgentPoolStore`` (open_pool and next_event_sequence write too).
 WRITES = frozenset(
     {
-        "open_pool", "record_pool_created", "join_member", "leave_member", "record_message", "record_wake",
+        "open_pool",
+        "record_pool_created",
+        "join_member",
+        "leave_member",
+        "record_message",
+        "record_wake",
         "next_event_sequence",
     }
 )
@@ -264,7 +269,6 @@ def raw_rows(path: Path, pool_id: str) -> list[tuple[int, str, Any, str]]:
         db.close()
 
 
-
 # -------------------------------------------------------------------- multi-process workers
 # Run in "spawn" children (test_multiprocess.py): they import this module by name, so the
 # child imports fastpool exactly as the parent did (same sys.path, same environment).
@@ -284,7 +288,10 @@ def _error_data(error: BaseException) -> dict[str, Any]:
 
     if isinstance(error, AgentError):
         return {
-            "type": type(error).__name__, "kind": error.kind.value, "retry": error.retry.value, "message": error.message
+            "type": type(error).__name__,
+            "kind": error.kind.value,
+            "retry": error.retry.value,
+            "message": error.message,
         }
     return {"type": type(error).__name__, "message": repr(error)}
 

@@ -55,7 +55,10 @@ POOL = "pool.aio ✓"
 CONFIG = AgentPoolStoreConfig(policy_refs=(PolicyRef.new("policy.aio"),))
 OTHER_CONFIG = AgentPoolStoreConfig(message_policy=AgentPoolMessagePolicy(include_sender_in_pool_broadcast=True))
 TASKS = 50
-SLOW = 0.05  # seconds: what counts as blocking the loop
+# Seconds that count as blocking the loop. Generous on purpose: CI machines are shared and
+# a descheduled thread must not read as a blocked loop; a store call made on the loop
+# thread (the bug these tests catch) blocks it for the whole call, far longer.
+SLOW = 0.25
 
 
 def make_store(kind: str, path: Path) -> Any:
@@ -400,10 +403,10 @@ def test_a_cold_snapshot_does_not_block_the_loop(tmp_path: Path) -> None:
         big_pool(path, records)
         total += records
         blocking = cold_snapshot(path)
-        if blocking >= 0.1 or total >= 400_000:
+        if blocking >= 2 * SLOW or total >= 800_000:
             break
         records = total
-    assert blocking >= 0.1, f"a cold snapshot of {total} records takes only {blocking:.3f} s: nothing to measure"
+    assert blocking >= 2 * SLOW, f"a cold snapshot of {total} records takes only {blocking:.3f} s: nothing to measure"
 
     async def main() -> tuple[float, float, float, AgentPoolSnapshot]:
         durations: list[float] = []
@@ -424,7 +427,13 @@ def test_a_cold_snapshot_does_not_block_the_loop(tmp_path: Path) -> None:
     assert snapshot.cursor.sequence == total + 1 and len(snapshot.messages) == total
     # The control: the same call made on the loop thread stalls the ticker for all of it.
     assert control >= on_the_loop > SLOW, (control, on_the_loop)
-    assert gap < SLOW, f"the loop stalled {gap * 1000:.1f} ms during a cold snapshot of {total} records"
+    # Offloaded, the loop keeps ticking: what is left are the worker's GIL-holding C calls
+    # (one big sort, a garbage collection), well short of the whole call. Relative to the
+    # control, so a loaded CI machine does not make it flaky.
+    assert gap < control / 2, (
+        f"the loop stalled {gap * 1000:.1f} ms during a cold snapshot of {total} records "
+        f"({control * 1000:.1f} ms when run on the loop)"
+    )
 
 
 # -------------------------------------------------------------------- async follow

@@ -248,7 +248,8 @@ def test_a_directory_cannot_be_opened(tmp_path: Path) -> None:
         SqliteAgentPoolStore(tmp_path)
     error = raised.value
     assert (error.kind, error.retry) == (
-        AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.HOST_CONFIGURATION_NEEDED
+        AgentErrorKind.INVALID_STATE_TRANSITION,
+        RetryClassification.HOST_CONFIGURATION_NEEDED,
     )
     assert error.message.startswith(FAILURE)
 
@@ -377,8 +378,9 @@ def test_a_write_blocked_longer_than_busy_timeout_is_retryable(path: Path, metho
         # Works again once the lock is gone.
         BLOCKED_WRITES[method](store)
         assert raw_counts(path) in ((3, 0), (2, 1))
-        assert store.join_member(POOL, member("run.y")).sequence == (4 if method not in (
-            "next_event_sequence", "open_pool_new") else 3)
+        assert store.join_member(POOL, member("run.y")).sequence == (
+            4 if method not in ("next_event_sequence", "open_pool_new") else 3
+        )
 
 
 def test_busy_timeout_waits_for_a_lock_released_in_time(path: Path) -> None:
@@ -475,7 +477,7 @@ def test_opening_gives_up_on_a_writer_after_busy_timeout(path: Path) -> None:
 def test_rows_hold_the_payload_type_and_its_wire_json_as_text(store: SqliteAgentPoolStore, path: Path) -> None:
     store.open_pool(POOL, OTHER_CONFIG)
     store.record_pool_created(POOL)
-    store.join_member(POOL, member("run.é", topics=("topic \"quoted\"", "topic.☃")))
+    store.join_member(POOL, member("run.é", topics=('topic "quoted"', "topic.☃")))
     store.record_message(POOL, message("msg.1", to="run.é"), receipt("msg.1", MessageStatus.DELIVERED, ("run.é",)))
     store.record_wake(POOL, *wake_args("wake.1", WakeRegistrationStatus.TRIGGERED))
     store.leave_member(POOL, "run.é")
@@ -484,8 +486,14 @@ def test_rows_hold_the_payload_type_and_its_wire_json_as_text(store: SqliteAgent
     records = list(store.watch(POOL))
 
     assert [row[0] for row in rows] == [1, 2, 3, 4, 5, 6]
-    assert [row[1] for row in rows] == ["pool_opened", "pool_created", "member_joined", "run_message", "wake",
-                                        "member_left"]
+    assert [row[1] for row in rows] == [
+        "pool_opened",
+        "pool_created",
+        "member_joined",
+        "run_message",
+        "wake",
+        "member_left",
+    ]
     for (_, kind, payload_json, sql_type), record in zip(rows, records, strict=True):
         assert sql_type == "text"
         assert kind == record.payload.TYPE
@@ -675,14 +683,16 @@ def random_write(rng: Any, pool_id: str) -> Any:
     """One random store write (a function of the store), over a few colliding ids."""
     run_id, n, topic = f"run.{rng.randrange(4)}", rng.randrange(5), f"topic.{rng.randrange(3)}"
     status, wake_status = rng.choice(list(MessageStatus)), rng.choice(list(WakeRegistrationStatus))
-    return rng.choice([
-        lambda s: s.join_member(pool_id, member(run_id, topics=(topic,))),
-        lambda s: s.leave_member(pool_id, run_id),
-        lambda s: s.record_message(pool_id, message(f"msg.{n}", key=f"key.{n % 3}"), receipt(f"msg.{n}", status)),
-        lambda s: s.record_wake(pool_id, *wake_args(f"wake.{n}", wake_status, key=f"wake-key.{n % 3}")),
-        lambda s: s.next_event_sequence(pool_id),
-        lambda s: s.record_pool_created(pool_id),
-    ])
+    return rng.choice(
+        [
+            lambda s: s.join_member(pool_id, member(run_id, topics=(topic,))),
+            lambda s: s.leave_member(pool_id, run_id),
+            lambda s: s.record_message(pool_id, message(f"msg.{n}", key=f"key.{n % 3}"), receipt(f"msg.{n}", status)),
+            lambda s: s.record_wake(pool_id, *wake_args(f"wake.{n}", wake_status, key=f"wake-key.{n % 3}")),
+            lambda s: s.next_event_sequence(pool_id),
+            lambda s: s.record_pool_created(pool_id),
+        ]
+    )
 
 
 def outcome(store: Any, call: Any) -> Any:

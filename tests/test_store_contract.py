@@ -89,9 +89,7 @@ def rust_error_json(case: str) -> str:
     raise LookupError(case)
 
 
-def assert_error(
-    error: BaseException, kind: AgentErrorKind, retry: RetryClassification, message: str
-) -> None:
+def assert_error(error: BaseException, kind: AgentErrorKind, retry: RetryClassification, message: str) -> None:
     assert type(error) is AgentError, f"expected a plain AgentError, got {type(error).__name__}: {error!r}"
     assert (error.kind, error.retry, error.message, error.variant) == (kind, retry, message, "Classified")
     assert str(error) == f"{kind.value}: {message}"
@@ -112,8 +110,20 @@ def sequence(cursor: AgentPoolStoreCursor) -> int:
 def test_every_arrangement_is_an_agent_pool_store(stores: StoreCase) -> None:
     if stores.name in ("memory", "file"):
         assert isinstance(stores.store, AgentPoolStore)
-    for name in ("open_pool", "snapshot", "record_pool_created", "join_member", "leave_member", "message_receipt",
-                 "record_message", "wake_registration", "wake", "record_wake", "watch", "next_event_sequence"):
+    for name in (
+        "open_pool",
+        "snapshot",
+        "record_pool_created",
+        "join_member",
+        "leave_member",
+        "message_receipt",
+        "record_message",
+        "wake_registration",
+        "wake",
+        "record_wake",
+        "watch",
+        "next_event_sequence",
+    ):
         assert callable(getattr(stores.store, name))
 
 
@@ -153,8 +163,11 @@ def test_open_pool_new_appends_pool_opened_at_cursor_1(stores: StoreCase, store:
     )
     assert store.snapshot(POOL) == snapshot
     records = list(store.watch(POOL))
-    assert records == [AgentPoolStoreRecord(pool_id=POOL, cursor=AgentPoolStoreCursor(sequence=1),
-                                            payload=PoolOpened(config=OTHER_CONFIG))]
+    assert records == [
+        AgentPoolStoreRecord(
+            pool_id=POOL, cursor=AgentPoolStoreCursor(sequence=1), payload=PoolOpened(config=OTHER_CONFIG)
+        )
+    ]
     if stores.sqlite:
         assert stores.raw_counts() == (1, 0)
 
@@ -180,8 +193,12 @@ def test_open_pool_with_different_config_is_a_conflict(stores: StoreCase, store:
     with pytest.raises(AgentError) as raised:
         store.open_pool(POOL, OTHER_CONFIG)
 
-    assert_error(raised.value, AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.REPAIR_NEEDED,
-                 stores.message(CONFLICT))
+    assert_error(
+        raised.value,
+        AgentErrorKind.INVALID_STATE_TRANSITION,
+        RetryClassification.REPAIR_NEEDED,
+        stores.message(CONFLICT),
+    )
     if stores.sqlite:
         assert wire.encode(raised.value) == rust_error_json("sqlite_open_pool_config_conflict")
     assert cursors(store) == [1, 2]
@@ -238,8 +255,12 @@ def test_unopened_pool_snapshot_and_writes_fail_closed(
     for _ in range(2):  # a second attempt fails the same way (nothing half-written by the first)
         with pytest.raises(AgentError) as raised:
             UNOPENED_WRITES[call](store)
-        assert_error(raised.value, AgentErrorKind.HOST_CONFIGURATION_NEEDED,
-                     RetryClassification.HOST_CONFIGURATION_NEEDED, stores.message(NOT_OPENED))
+        assert_error(
+            raised.value,
+            AgentErrorKind.HOST_CONFIGURATION_NEEDED,
+            RetryClassification.HOST_CONFIGURATION_NEEDED,
+            stores.message(NOT_OPENED),
+        )
     if stores.sqlite:
         assert wire.encode(raised.value) == rust_error_json("sqlite_snapshot_unopened")
         assert stores.raw_counts() == ((2, 0) if other_pool_open else (0, 0))
@@ -281,8 +302,9 @@ def test_leave_member_of_a_non_member_is_an_error_and_writes_nothing(stores: Sto
     for run_id in ("run.never", "run.a"):  # never joined; joined and already left
         with pytest.raises(AgentError) as raised:
             store.leave_member(POOL, run_id)
-        assert_error(raised.value, AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.NOT_RETRYABLE,
-                     NOT_A_MEMBER)
+        assert_error(
+            raised.value, AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.NOT_RETRYABLE, NOT_A_MEMBER
+        )
     if stores.sqlite:
         assert wire.encode(raised.value) == rust_error_json("sqlite_leave_member_not_member")
         assert stores.raw_counts() == (3, 0)
@@ -454,10 +476,19 @@ def test_snapshot_uses_tuples_everywhere(store: Any) -> None:
 
     snapshot = store.snapshot(POOL)
 
-    for value in (snapshot.members, snapshot.topics, snapshot.policy_refs, snapshot.messages, snapshot.wakes,
-                  snapshot.members[0].topics, snapshot.members[0].policy_refs,
-                  snapshot.message_policy.required_policy_refs, snapshot.messages[0].receipt.delivered_to,
-                  snapshot.wakes[0].compiled_filter.indexed_fields, snapshot.wakes[0].condition.filter.run_ids):
+    for value in (
+        snapshot.members,
+        snapshot.topics,
+        snapshot.policy_refs,
+        snapshot.messages,
+        snapshot.wakes,
+        snapshot.members[0].topics,
+        snapshot.members[0].policy_refs,
+        snapshot.message_policy.required_policy_refs,
+        snapshot.messages[0].receipt.delivered_to,
+        snapshot.wakes[0].compiled_filter.indexed_fields,
+        snapshot.wakes[0].condition.filter.run_ids,
+    ):
         assert type(value) is tuple
     assert snapshot.policy_refs == OTHER_CONFIG.policy_refs
     assert snapshot.message_policy == OTHER_CONFIG.message_policy
@@ -492,13 +523,21 @@ def test_watch_yields_the_pools_records_in_order(store: Any) -> None:
     assert all(type(r) is AgentPoolStoreRecord for r in records)
     assert [r.pool_id for r in records] == [POOL] * 6
     assert [r.cursor.sequence for r in records] == [1, 2, 3, 4, 5, 6]
-    assert [type(r.payload) for r in records] == [PoolOpened, PoolCreated, MemberJoined, MessageRecorded,
-                                                  WakeRecorded, MemberLeft]
+    assert [type(r.payload) for r in records] == [
+        PoolOpened,
+        PoolCreated,
+        MemberJoined,
+        MessageRecorded,
+        WakeRecorded,
+        MemberLeft,
+    ]
     assert records[0].payload == PoolOpened(config=CONFIG)
     assert records[5].payload == MemberLeft(member=member("run.a"))
     other = list(store.watch(OTHER_POOL))
     assert [(r.pool_id, r.cursor.sequence, type(r.payload)) for r in other] == [
-        (OTHER_POOL, 1, PoolOpened), (OTHER_POOL, 2, MemberJoined), (OTHER_POOL, 3, WakeRecorded)
+        (OTHER_POOL, 1, PoolOpened),
+        (OTHER_POOL, 2, MemberJoined),
+        (OTHER_POOL, 3, WakeRecorded),
     ]
     assert other[0].payload == PoolOpened(config=OTHER_CONFIG)
 
@@ -681,11 +720,15 @@ WRONG_ARGUMENTS: dict[str, list[tuple[Any, str]]] = {
         (lambda s: s.wake(POOL, b"wake.1"), "condition_id"),
     ],
     "record_wake": [
-        (lambda s: s.record_wake(POOL, wire.loads(wire.encode(wake_args("wake.z")[0])), *wake_args("wake.z")[1:]),
-         "condition"),
+        (
+            lambda s: s.record_wake(POOL, wire.loads(wire.encode(wake_args("wake.z")[0])), *wake_args("wake.z")[1:]),
+            "condition",
+        ),
         (lambda s: s.record_wake(POOL, None, *wake_args("wake.z")[1:]), "condition"),
-        (lambda s: s.record_wake(POOL, wake_args("wake.z")[0], EventFilter(), wake_args("wake.z")[2]),
-         "compiled_filter"),
+        (
+            lambda s: s.record_wake(POOL, wake_args("wake.z")[0], EventFilter(), wake_args("wake.z")[2]),
+            "compiled_filter",
+        ),
         (lambda s: s.record_wake(POOL, wake_args("wake.z")[0], None, wake_args("wake.z")[2]), "compiled_filter"),
         (lambda s: s.record_wake(POOL, *wake_args("wake.z")[:2], "registered"), "registration"),
         (lambda s: s.record_wake(POOL, *wake_args("wake.z")[:2], None), "registration"),
@@ -726,7 +769,7 @@ def test_invalid_id_argument_is_invalid_input_naming_it(stores: StoreCase, metho
 
 
 def test_valid_unusual_ids_are_accepted(store: Any) -> None:
-    prefix = "pool ☃ \"quoted\" \\ \u00a0\u2028\u200b\ufeff "  # no character of category Cc
+    prefix = 'pool ☃ "quoted" \\ \u00a0\u2028\u200b\ufeff '  # no character of category Cc
     pool_id = prefix + "x" * (512 - len(prefix.encode("utf-8")))  # exactly the 512-byte limit
     assert len(pool_id.encode("utf-8")) == 512
     store.open_pool(pool_id, CONFIG)

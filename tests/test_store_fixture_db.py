@@ -108,6 +108,7 @@ def test_lookups_on_the_rust_file_agree_with_its_snapshot(db_copy: Path) -> None
         flow = store.snapshot("pool.flow")
         assert [m.run_id for m in flow.members] == ["run.a", "run.b"]
         assert [(m.message.message_id, m.receipt.status.value) for m in flow.messages] == [
-            ("msg.1", "delivered"), ("msg.2", "failed")
+            ("msg.1", "delivered"),
+            ("msg.2", "failed"),
         ]
         assert store.wake("pool.flow", "wake.1").registration.status.value == "triggered"

@@ -133,6 +133,7 @@ class StoreBase:
 
     def _write(self, pool_id: str, payload: Any) -> AgentPoolStoreCursor:
         """Append a payload that only needs the pool to be open."""
+
         def build(state: PoolState) -> Any:
             self._opened(state)
             return payload
@@ -186,7 +187,9 @@ class StoreBase:
         def build(state: PoolState) -> Any:
             member = self._opened(state).members.get(run_id)
             if member is None:
-                raise AgentError(AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.NOT_RETRYABLE, NOT_A_MEMBER)
+                raise AgentError(
+                    AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.NOT_RETRYABLE, NOT_A_MEMBER
+                )
             return make(MemberLeft, (member,))
 
         with self._lock:
@@ -268,7 +271,9 @@ class StoreBase:
             raise InvalidInput(f"timeout: expected a non-negative number of seconds or None, got {timeout!r}")
         return self._follow(pool_id, after, poll_interval, timeout)
 
-    def _follow(self, pool_id: str, after: int, poll_interval: float, timeout: float | None) -> Iterator[AgentPoolStoreRecord]:
+    def _follow(
+        self, pool_id: str, after: int, poll_interval: float, timeout: float | None
+    ) -> Iterator[AgentPoolStoreRecord]:
         seen: object = None
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._closed.is_set():

@@ -16,7 +16,14 @@ from .model import (
 )
 
 __all__ = [
-    "make", "to_plain", "from_plain", "decode_payload", "replay_rows", "corrupt_record", "PoolState", "CONFLICTING_OPEN",
+    "make",
+    "to_plain",
+    "from_plain",
+    "decode_payload",
+    "replay_rows",
+    "corrupt_record",
+    "PoolState",
+    "CONFLICTING_OPEN",
 ]
 
 _T = TypeVar("_T")

@@ -37,6 +37,7 @@ from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError, InvalidInput
 from .ids import id_error
 from .model import (
+    PAYLOAD_TYPES,
     AgentPoolMember,
     AgentPoolSnapshot,
     AgentPoolStoreConfig,
@@ -44,12 +45,18 @@ from .model import (
     AgentPoolStoredMessage,
     AgentPoolStoredWake,
     MessageReceipt,
-    PAYLOAD_TYPES,
     WakeRegistration,
 )
 
 __all__ = [
-    "make", "to_plain", "from_plain", "decode_payload", "replay_rows", "corrupt_record", "PoolState", "CONFLICTING_OPEN",
+    "make",
+    "to_plain",
+    "from_plain",
+    "decode_payload",
+    "replay_rows",
+    "corrupt_record",
+    "PoolState",
+    "CONFLICTING_OPEN",
 ]
 
 CONFLICTING_OPEN = "sqlite agent pool store contains conflicting pool open records"
@@ -196,9 +203,14 @@ def _decode_value(spec: Spec, value: Any, path: str) -> Any:
 def _json_type(value: Any) -> str:
     if value is None:
         return "null"
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array", dict: "an object"}.get(
-        type(value), type(value).__name__
-    )
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
 
 
 def decode_payload(text: str | bytes) -> Any:
@@ -223,7 +235,9 @@ def replay_rows(state: PoolState, rows: Any) -> None:
         except InvalidInput as error:
             raise corrupt_record(state.pool_id, sequence, error.message) from None
         if payload.TYPE != kind:
-            raise corrupt_record(state.pool_id, sequence, f"kind column {kind!r} disagrees with payload type {payload.TYPE!r}")
+            raise corrupt_record(
+                state.pool_id, sequence, f"kind column {kind!r} disagrees with payload type {payload.TYPE!r}"
+            )
         state.apply(payload, sequence)
 
 
@@ -289,7 +303,9 @@ class PoolState:
             self.created = True
         else:  # pool_opened
             if self.config is not None and self.config != payload.config:
-                raise AgentError(AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.REPAIR_NEEDED, CONFLICTING_OPEN)
+                raise AgentError(
+                    AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.REPAIR_NEEDED, CONFLICTING_OPEN
+                )
             self.config = payload.config
         self.cursor = sequence
         self._snapshot = None

@@ -12,7 +12,8 @@ import enum
 import operator
 import sys
 import typing
-from typing import Any, Callable, ClassVar, NamedTuple, TypeVar, Union
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple, TypeVar, Union
 
 from .errors import InvalidInput
 from .ids import ID_TYPES, LONE_SURROGATE, id_error
@@ -26,6 +27,8 @@ R, E, O, N = "R", "E", "O", "N"
 U64_MAX = 2**64 - 1
 U32_MAX = 2**32 - 1
 INT_LIMITS = {U64: (0, U64_MAX), U32: (0, U32_MAX), NONZERO: (1, U64_MAX)}
+
+
 class _Required:
     def __repr__(self) -> str:
         return "<required>"
@@ -229,7 +232,9 @@ def _make_init(cls: Any) -> Callable[..., None]:
             check = f"_coerce(_spec{index}, {name}, {path!r})"
         body.append(f"    _set(self, {name!r}, {check})")
     namespace["_invalid"] = InvalidInput
-    body.append(f"    if _unknown: raise _invalid({cls.__name__!r} + ': unexpected argument ' + repr(sorted(_unknown)[0]))")
+    body.append(
+        f"    if _unknown: raise _invalid({cls.__name__!r} + ': unexpected argument ' + repr(sorted(_unknown)[0]))"
+    )
     signature = ", ".join(["self", "*", *params, "**_unknown"]) if params else "self, **_unknown"
     source = f"def __init__({signature}):\n" + "\n".join(body) + "\n"
     exec(source, namespace)  # the dataclasses technique: one specialised function per class

@@ -9,7 +9,6 @@ from __future__ import annotations
 import apsw
 
 from .enums import AgentErrorKind, RetryClassification
-
 from .errors import AgentError
 
 PREFIX = "sqlite agent pool store failure: "

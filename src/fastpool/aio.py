@@ -58,7 +58,9 @@ class AsyncAgentPoolStore:
         """Open a ``SqliteAgentPoolStore`` at ``path`` without blocking the loop."""
         executor = ThreadPoolExecutor(max_workers=1)
         try:
-            store = await asyncio.get_running_loop().run_in_executor(executor, partial(SqliteAgentPoolStore, path, **options))
+            store = await asyncio.get_running_loop().run_in_executor(
+                executor, partial(SqliteAgentPoolStore, path, **options)
+            )
         finally:
             executor.shutdown(wait=False)
         return cls(store)
@@ -127,7 +129,7 @@ class AsyncAgentPoolStore:
     async def next_event_sequence(self, pool_id: str) -> int:
         return await self._call(self.store.next_event_sequence, pool_id)
 
-    async def follow(
+    def follow(
         self,
         pool_id: str,
         cursor: AgentPoolStoreCursor | int | None = None,
@@ -137,11 +139,16 @@ class AsyncAgentPoolStore:
     ) -> AsyncIterator[AgentPoolStoreRecord]:
         """``async for`` over records as any process appends them (see ``follow`` on the store).
 
-        Waiting happens on the event loop (``asyncio.sleep``), never on a worker thread.
+        Arguments are checked at the call, as the sync ``follow`` does; waiting happens on
+        the event loop (``asyncio.sleep``), never on a worker thread.
         """
         after = check_cursor(cursor)
-        # Validates the arguments now, in the caller's frame, as the sync follow does.
-        self.store.follow(pool_id, after, poll_interval=poll_interval, timeout=timeout)
+        self.store.follow(pool_id, after, poll_interval=poll_interval, timeout=timeout)  # validates only
+        return self._follow(pool_id, after, poll_interval, timeout)
+
+    async def _follow(
+        self, pool_id: str, after: int, poll_interval: float, timeout: float | None
+    ) -> AsyncIterator[AgentPoolStoreRecord]:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:

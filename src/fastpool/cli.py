@@ -93,7 +93,7 @@ def _inspect(args: argparse.Namespace) -> int:
         _write_line(f"{'pool':<{width}}  {'records':>8}  {'cursor':>8}")
         for pool_id, count, last in pools:
             _write_line(f"{pool_id:<{width}}  {count:>8}  {last:>8}")
-        _write_line(f"{len(pools)} pools")
+        _write_line(f"{len(pools)} pool{'' if len(pools) == 1 else 's'}")
     return 0
 
 
@@ -151,9 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="measure the performance targets side by side with the baseline")
     bench.add_argument("--quick", action="store_true", help="smaller pools and fewer rounds (under a minute)")
-    bench.add_argument("--sizes", type=_non_negative, nargs="+", metavar="N", help="pool sizes (default 0 10000 100000)")
+    bench.add_argument(
+        "--sizes", type=_non_negative, nargs="+", metavar="N", help="pool sizes (default 0 10000 100000)"
+    )
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    bench.add_argument("--plot", metavar="FILE.png", help="also plot cost per call against pool size (needs matplotlib)")
+    bench.add_argument(
+        "--plot", metavar="FILE.png", help="also plot cost per call against pool size (needs matplotlib)"
+    )
     bench.set_defaults(handler=_bench)
 
     demo = commands.add_parser("demo", help="run a realistic agent-host workload on an embedded file")

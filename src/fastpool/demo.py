@@ -14,11 +14,12 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from .enums import EventFamily, EventKind, MessageStatus, WakeRegistrationStatus
 from .model import (
     AgentPoolMember,
-    AgentTarget,
     AgentPoolSnapshot,
     AgentPoolStoreConfig,
+    AgentTarget,
     EventFilter,
     MessageReceipt,
     PolicyRef,
@@ -30,7 +31,6 @@ from .model import (
     WakeCondition,
     WakeRegistration,
 )
-from .enums import EventFamily, EventKind, MessageStatus, WakeRegistrationStatus
 from .sqlite import SqliteAgentPoolStore
 
 POOL = "pool.demo"
@@ -60,7 +60,9 @@ def recipients(snapshot: AgentPoolSnapshot, message: RunMessage) -> tuple[str, .
     return tuple(sorted({m.run_id for m in found}))
 
 
-def run(path: Path, *, agents: int = 12, messages: int = 600, seed: int = 7, out: Callable[[str], None] = print) -> dict[str, float]:
+def run(
+    path: Path, *, agents: int = 12, messages: int = 600, seed: int = 7, out: Callable[[str], None] = print
+) -> dict[str, float]:
     """Run the workload against the file at ``path``; return the figures it printed."""
     rng = random.Random(seed)
     policy = PolicyRef.new("policy.demo")
@@ -163,8 +165,11 @@ def run(path: Path, *, agents: int = 12, messages: int = 600, seed: int = 7, out
         final = host.snapshot(POOL)
         seen = observer.snapshot(POOL)
         out(
-            f"{messages} sends: {deduped} deduplicated by idempotency key, "
-            + ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
+            f"{messages} sends: "
+            + ", ".join(
+                [f"{deduped} deduplicated by idempotency key"]
+                + [f"{count} {status}" for status, count in sorted(statuses.items())]
+            )
         )
         out(f"{triggered} wakes triggered by deliveries")
         out(f"observer (second store object) watched {watched} new records; snapshots agree: {final == seen}")
@@ -174,7 +179,12 @@ def run(path: Path, *, agents: int = 12, messages: int = 600, seed: int = 7, out
             f"{len(final.wakes)} wakes, cursor {final.cursor.sequence}"
         )
         out(f"{operations} store operations in {elapsed:.3f} s: {operations / elapsed:,.0f} ops/s")
-        return {"operations": operations, "seconds": elapsed, "cursor": final.cursor.sequence, "agree": float(final == seen)}
+        return {
+            "operations": operations,
+            "seconds": elapsed,
+            "cursor": final.cursor.sequence,
+            "agree": float(final == seen),
+        }
     finally:
         observer.close()
         host.close()

@@ -133,10 +133,15 @@ class AgentError(Exception):
         return (self.variant, self.kind, self.retry, self.message, self.context, self.causal_ids)
 
     def __reduce__(self) -> Any:
-        return (_rebuild, (type(self), self.variant, self.kind, self.retry, self.message, self._context, self._causal_ids))
+        return (
+            _rebuild,
+            (type(self), self.variant, self.kind, self.retry, self.message, self._context, self._causal_ids),
+        )
 
 
-def _rebuild(cls: type[AgentError], variant: str, kind: Any, retry: Any, message: str, context: Any, causal: Any) -> AgentError:
+def _rebuild(
+    cls: type[AgentError], variant: str, kind: Any, retry: Any, message: str, context: Any, causal: Any
+) -> AgentError:
     error = cls.__new__(cls)
     AgentError.__init__(error, kind, retry, message, context=context, causal_ids=causal)
     error.variant = variant
@@ -149,7 +154,9 @@ class InvalidInput(AgentError, ValueError):
     The message names the field and the rule that failed.
     """
 
-    def __init__(self, message: str, *, context: ErrorContext | None = None, causal_ids: CausalIds | None = None) -> None:
+    def __init__(
+        self, message: str, *, context: ErrorContext | None = None, causal_ids: CausalIds | None = None
+    ) -> None:
         super().__init__(
             AgentErrorKind.INVALID_STATE_TRANSITION,
             RetryClassification.NOT_RETRYABLE,

@@ -51,9 +51,23 @@ else:
 #: Every validated id type; the model's schema treats these as "validated id".
 ID_TYPES = frozenset(
     {
-        AgentPoolId, RunId, AgentId, TopicId, MessageId, IdempotencyKey, WakeConditionId,
-        ContentRef, JournalCursor, PolicyId, CorrelationKey, CorrelationValue,
-        DestinationId, EntityId, SourceId, SessionId, TurnId,
+        AgentPoolId,
+        RunId,
+        AgentId,
+        TopicId,
+        MessageId,
+        IdempotencyKey,
+        WakeConditionId,
+        ContentRef,
+        JournalCursor,
+        PolicyId,
+        CorrelationKey,
+        CorrelationValue,
+        DestinationId,
+        EntityId,
+        SourceId,
+        SessionId,
+        TurnId,
     }
 )
 

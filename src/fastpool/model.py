@@ -57,15 +57,46 @@ from .ids import (
 )
 
 __all__ = [
-    "ANY", "PolicyRef", "CorrelationEntry", "SourceRef", "DestinationRef", "EntityRef",
-    "ErrorContext", "CausalIds", "AgentPoolMember", "AgentPoolMessagePolicy",
-    "AgentPoolWakePolicy", "AgentPoolStoreConfig", "AgentPoolStoreCursor", "RunTarget",
-    "AgentTarget", "TopicTarget", "PoolTarget", "RunAddressTarget", "RunAddress",
-    "EventCorrelation", "MessageResponseContract", "RunMessage", "MessageReceipt",
-    "AgentPoolStoredMessage", "SubscriberQueueConfig", "EventFilter", "CompiledEventFilter",
-    "WakeCondition", "WakeRegistration", "AgentPoolStoredWake", "AgentPoolSnapshot",
-    "PoolOpened", "PoolCreated", "MemberJoined", "MemberLeft", "MessageRecorded",
-    "WakeRecorded", "AgentPoolStoreRecordPayload", "AgentPoolStoreRecord", "PAYLOAD_TYPES",
+    "ANY",
+    "PolicyRef",
+    "CorrelationEntry",
+    "SourceRef",
+    "DestinationRef",
+    "EntityRef",
+    "ErrorContext",
+    "CausalIds",
+    "AgentPoolMember",
+    "AgentPoolMessagePolicy",
+    "AgentPoolWakePolicy",
+    "AgentPoolStoreConfig",
+    "AgentPoolStoreCursor",
+    "RunTarget",
+    "AgentTarget",
+    "TopicTarget",
+    "PoolTarget",
+    "RunAddressTarget",
+    "RunAddress",
+    "EventCorrelation",
+    "MessageResponseContract",
+    "RunMessage",
+    "MessageReceipt",
+    "AgentPoolStoredMessage",
+    "SubscriberQueueConfig",
+    "EventFilter",
+    "CompiledEventFilter",
+    "WakeCondition",
+    "WakeRegistration",
+    "AgentPoolStoredWake",
+    "AgentPoolSnapshot",
+    "PoolOpened",
+    "PoolCreated",
+    "MemberJoined",
+    "MemberLeft",
+    "MessageRecorded",
+    "WakeRecorded",
+    "AgentPoolStoreRecordPayload",
+    "AgentPoolStoreRecord",
+    "PAYLOAD_TYPES",
 ]
 
 
@@ -503,4 +534,3 @@ class AgentPoolStoreRecord(Model):
     pool_id: AgentPoolId
     cursor: AgentPoolStoreCursor
     payload: AgentPoolStoreRecordPayload
-

@@ -232,7 +232,9 @@ class SqliteAgentPoolStore(StoreBase):
         db.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
         level = db.execute("PRAGMA synchronous").fetchall()[0][0]
         if level != _SYNCHRONOUS[self._synchronous]:
-            raise AgentError.host_configuration_needed(f"sqlite agent pool store could not set synchronous={self._synchronous}")
+            raise AgentError.host_configuration_needed(
+                f"sqlite agent pool store could not set synchronous={self._synchronous}"
+            )
         if not {"agent_pool_records", "agent_pool_event_seq"} <= tables:
             # A new file: create the Rust crate's tables and fastpool's format marker.
             db.execute("BEGIN IMMEDIATE")
@@ -240,7 +242,8 @@ class SqliteAgentPoolStore(StoreBase):
                 for statement in _SCHEMA:
                     db.execute(statement)
                 db.execute(
-                    "INSERT OR IGNORE INTO fastpool_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                    "INSERT OR IGNORE INTO fastpool_meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
                 )
                 db.execute("COMMIT")
             except BaseException:
@@ -270,7 +273,9 @@ class SqliteAgentPoolStore(StoreBase):
     def _connection(self) -> apsw.Connection:
         if self._db is None:
             raise AgentError(
-                AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.NOT_RETRYABLE, "sqlite agent pool store is closed"
+                AgentErrorKind.INVALID_STATE_TRANSITION,
+                RetryClassification.NOT_RETRYABLE,
+                "sqlite agent pool store is closed",
             )
         return self._db
 

@@ -109,4 +109,3 @@ def _error_from_plain(value: Any) -> AgentError:
     if variant == "ContractViolation":
         return AgentError.contract_violation(text)
     return AgentError.host_configuration_needed(text)
-

@@ -156,10 +156,12 @@ class Bench:
 
         path, info = self.copy(size)
         rounds = 9 if self.quick else 21
-        texts = iter([
-            wire.encode(MessageRecorded(stored=AgentPoolStoredMessage(message=message, receipt=receipt)))
-            for message, receipt in self.fresh_messages(info, 100 * rounds)
-        ])
+        texts = iter(
+            [
+                wire.encode(MessageRecorded(stored=AgentPoolStoredMessage(message=message, receipt=receipt)))
+                for message, receipt in self.fresh_messages(info, 100 * rounds)
+            ]
+        )
         db = apsw.Connection(str(path))
         db.execute("PRAGMA journal_mode=WAL").fetchall()
         db.execute("PRAGMA synchronous=NORMAL")
@@ -167,8 +169,10 @@ class Bench:
 
         def insert() -> None:
             db.execute("BEGIN IMMEDIATE")
-            db.execute("INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) VALUES (?, ?, ?, ?)",
-                       (POOL, next(sequence), "run_message", next(texts)))
+            db.execute(
+                "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) VALUES (?, ?, ?, ?)",
+                (POOL, next(sequence), "run_message", next(texts)),
+            )
             db.execute("COMMIT")
 
         value = median_per_call(insert, inner=100, rounds=rounds)
@@ -184,8 +188,13 @@ class Bench:
             store.snapshot(POOL)  # warm
             rounds = 9 if self.quick else 21
             pairs = iter(self.fresh_messages(info, 50 * rounds + 10))
-            self.results.add("T1", "record_message", size, name, median_per_call(
-                lambda: store.record_message(POOL, *next(pairs)), inner=50, rounds=rounds))
+            self.results.add(
+                "T1",
+                "record_message",
+                size,
+                name,
+                median_per_call(lambda: store.record_message(POOL, *next(pairs)), inner=50, rounds=rounds),
+            )
             store.snapshot(POOL)
             message_key = workload.message_key(info.messages // 2)
             wake_key, condition = workload.wake_key(info.wakes // 2), workload.condition_id(info.wakes // 2)
@@ -195,8 +204,13 @@ class Bench:
                 ("wake", lambda: store.wake(POOL, condition)),
             ):
                 self.results.add("T2", measure, size, name, median_per_call(call, inner=2000, rounds=rounds))
-            self.results.add("T3", "warm snapshot", size, name, median_per_call(
-                lambda: store.snapshot(POOL), inner=2000, rounds=rounds))
+            self.results.add(
+                "T3",
+                "warm snapshot",
+                size,
+                name,
+                median_per_call(lambda: store.snapshot(POOL), inner=2000, rounds=rounds),
+            )
             store.close()
 
     def after_other_append(self, size: int) -> None:
@@ -257,12 +271,23 @@ class Bench:
         pairs = iter(self.fresh_messages(info, 10))
         message_key = workload.message_key(info.messages // 2)
         calls = 3
-        self.results.add("T1", "record_message", size, "seed", median_per_call(
-            lambda: store.record_message(POOL, *next(pairs)), inner=1, rounds=calls))
-        self.results.add("T2", "message_receipt", size, "seed", median_per_call(
-            lambda: store.message_receipt(POOL, message_key), inner=1, rounds=calls))
-        self.results.add("T3", "warm snapshot", size, "seed", median_per_call(
-            lambda: store.snapshot(POOL), inner=1, rounds=calls))
+        self.results.add(
+            "T1",
+            "record_message",
+            size,
+            "seed",
+            median_per_call(lambda: store.record_message(POOL, *next(pairs)), inner=1, rounds=calls),
+        )
+        self.results.add(
+            "T2",
+            "message_receipt",
+            size,
+            "seed",
+            median_per_call(lambda: store.message_receipt(POOL, message_key), inner=1, rounds=calls),
+        )
+        self.results.add(
+            "T3", "warm snapshot", size, "seed", median_per_call(lambda: store.snapshot(POOL), inner=1, rounds=calls)
+        )
         store.close()
 
     def processes(self) -> None:
@@ -278,8 +303,14 @@ class Bench:
             expected = list(range(1, 2 + 1 + total))  # pool_opened, pool_created, then the writes
             self.results.checks[f"T6 {workers} processes gap-free"] = cursors == expected
             self.results.checks[f"T6 {workers} processes errors"] = errors
-            self.results.add("T6", f"{workers} process(es) aggregate", 0, "c" if "c" in self.engines else "py",
-                             total / elapsed, "ops/s")
+            self.results.add(
+                "T6",
+                f"{workers} process(es) aggregate",
+                0,
+                "c" if "c" in self.engines else "py",
+                total / elapsed,
+                "ops/s",
+            )
 
     def run(self) -> Results:
         for size in self.sizes:
@@ -360,22 +391,40 @@ def _verdicts(results: Results, sizes: tuple[int, ...]) -> list[tuple[str, str, 
     for size in sizes:
         c, py = results.get("T5", "cold replay", size, "c"), results.get("T5", "cold replay", size, "py")
         if c is not None and py is not None:
-            lines.append(("T5", f"cold replay N={size:,}: {c:,.0f} records/s, {c / py:.1f} × pure",
-                          _met(c >= 300_000 and c / py >= 2)))
+            lines.append(
+                (
+                    "T5",
+                    f"cold replay N={size:,}: {c:,.0f} records/s, {c / py:.1f} × pure",
+                    _met(c >= 300_000 and c / py >= 2),
+                )
+            )
     one = results.get("T6", "1 process(es) aggregate", 0, best)
     four = results.get("T6", "4 process(es) aggregate", 0, best)
     if one and four:
-        ok = four / one >= 0.5 and results.checks.get("T6 4 processes gap-free") and not results.checks.get(
-            "T6 4 processes errors")
-        lines.append(("T6", f"4 processes: {four:,.0f} ops/s = {four / one:.2f} × one process, "
-                            f"gap-free {results.checks.get('T6 4 processes gap-free')}, "
-                            f"errors {results.checks.get('T6 4 processes errors')}", _met(bool(ok))))
-    for target, measure, goal in (("T1", "record_message", 500), ("T2", "message_receipt", 10_000),
-                                  ("T3", "warm snapshot", 10_000)):
+        ok = (
+            four / one >= 0.5
+            and results.checks.get("T6 4 processes gap-free")
+            and not results.checks.get("T6 4 processes errors")
+        )
+        lines.append(
+            (
+                "T6",
+                f"4 processes: {four:,.0f} ops/s = {four / one:.2f} × one process, "
+                f"gap-free {results.checks.get('T6 4 processes gap-free')}, "
+                f"errors {results.checks.get('T6 4 processes errors')}",
+                _met(bool(ok)),
+            )
+        )
+    for target, measure, goal in (
+        ("T1", "record_message", 500),
+        ("T2", "message_receipt", 10_000),
+        ("T3", "warm snapshot", 10_000),
+    ):
         seed, ours = results.get(target, measure, T7_SIZE, "seed"), results.get(target, measure, T7_SIZE, best)
         if seed and ours:
-            lines.append(("T7", f"{measure} N={T7_SIZE:,}: {seed / ours:,.0f} × faster than the seed",
-                          _met(seed / ours >= goal)))
+            lines.append(
+                ("T7", f"{measure} N={T7_SIZE:,}: {seed / ours:,.0f} × faster than the seed", _met(seed / ours >= goal))
+            )
     for row in results.rows:
         if row.target == "T8":
             lines.append(("T8", f"cached state at N={row.size:,}: {row.value:,.0f} bytes per record", "reported"))
@@ -430,12 +479,22 @@ def plot(results: Results, target_file: str) -> None:
     figure, axes = plt.subplots(1, len(panels), figsize=(15, 4.5))
     for axis, (target, measure) in zip(axes, panels):
         for system, style in (("c", "o-"), ("py", "s--"), ("seed", "^:"), ("raw", "x-.")):
-            points = sorted((max(row.size or 0, 1), row.value) for row in results.rows
-                            if row.target == target and row.system == system
-                            and row.measure == measure)
+            points = sorted(
+                (max(row.size or 0, 1), row.value)
+                for row in results.rows
+                if row.target == target and row.system == system and row.measure == measure
+            )
             if points:
-                axis.plot(*zip(*points), style, label={"c": "fastpool (compiled)", "py": "fastpool (pure)",
-                                                       "seed": "seed algorithm", "raw": "raw APSW insert"}[system])
+                axis.plot(
+                    *zip(*points),
+                    style,
+                    label={
+                        "c": "fastpool (compiled)",
+                        "py": "fastpool (pure)",
+                        "seed": "seed algorithm",
+                        "raw": "raw APSW insert",
+                    }[system],
+                )
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_title(f"{target}: {measure}")
@@ -448,7 +507,9 @@ def plot(results: Results, target_file: str) -> None:
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, SQLite {apsw.sqlite_lib_version()}"
+    """The machine and versions a run measured."""
+    python, sqlite = platform.python_version(), apsw.sqlite_lib_version()
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {python}, SQLite {sqlite}"
 
 
 def main(args: argparse.Namespace) -> int:
@@ -459,9 +520,17 @@ def main(args: argparse.Namespace) -> int:
     print(f"fastpool bench ({'quick' if args.quick else 'full'}) on {machine()}")
     print(format_table(results, sizes))
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            {"machine": machine(), "sizes": sizes, "rows": [asdict(row) for row in results.rows],
-             "checks": results.checks}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "machine": machine(),
+                    "sizes": sizes,
+                    "rows": [asdict(row) for row in results.rows],
+                    "checks": results.checks,
+                },
+                indent=2,
+            )
+        )
     if args.plot:
         plot(results, args.plot)
         print(f"plot written to {args.plot}")

@@ -105,8 +105,9 @@ class _PoolReplay:
     def snapshot(self, pool_id: str) -> AgentPoolSnapshot:
         config = self.config
         if config is None:
-            raise AgentError(_HCN, RetryClassification.HOST_CONFIGURATION_NEEDED,
-                             "sqlite agent pool store has not opened this pool")
+            raise AgentError(
+                _HCN, RetryClassification.HOST_CONFIGURATION_NEEDED, "sqlite agent pool store has not opened this pool"
+            )
         members = tuple([self.members[key] for key in sorted(self.members)])  # BTreeMap order
         return AgentPoolSnapshot(
             pool_id=pool_id,
@@ -255,10 +256,12 @@ class SeedAgentPoolStore:
     def watch(self, pool_id: str, cursor: AgentPoolStoreCursor | None = None) -> Iterator[AgentPoolStoreRecord]:
         # Like Rust's AgentPoolStoreStream: loaded up front, never sees later records.
         records = self._records_after(pool_id, 0 if cursor is None else cursor.sequence)
-        return iter([
-            AgentPoolStoreRecord(pool_id=pool_id, cursor=AgentPoolStoreCursor(sequence=seq), payload=payload)
-            for seq, payload in records
-        ])
+        return iter(
+            [
+                AgentPoolStoreRecord(pool_id=pool_id, cursor=AgentPoolStoreCursor(sequence=seq), payload=payload)
+                for seq, payload in records
+            ]
+        )
 
     def next_event_sequence(self, pool_id: str) -> int:
         with self._lock:
@@ -266,11 +269,13 @@ class SeedAgentPoolStore:
             try:
                 connection.execute("BEGIN")
                 try:
-                    connection.execute("INSERT OR IGNORE INTO agent_pool_event_seq (pool_id, seq) VALUES (?, 0)",
-                                       (pool_id,))
+                    connection.execute(
+                        "INSERT OR IGNORE INTO agent_pool_event_seq (pool_id, seq) VALUES (?, 0)", (pool_id,)
+                    )
                     connection.execute("UPDATE agent_pool_event_seq SET seq = seq + 1 WHERE pool_id = ?", (pool_id,))
-                    (seq,) = connection.execute("SELECT seq FROM agent_pool_event_seq WHERE pool_id = ?",
-                                                (pool_id,)).fetchone()
+                    (seq,) = connection.execute(
+                        "SELECT seq FROM agent_pool_event_seq WHERE pool_id = ?", (pool_id,)
+                    ).fetchone()
                     connection.execute("COMMIT")
                 except BaseException:
                     if connection.in_transaction:  # as when rusqlite drops an uncommitted Transaction

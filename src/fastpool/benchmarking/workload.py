@@ -54,9 +54,22 @@ from fastpool import (
 )
 
 __all__ = [
-    "CONFIG", "PoolInfo", "run_id", "message_key", "wake_key", "condition_id", "member", "message",
-    "receipt", "compiled_filter", "wake_condition", "registration", "steps", "pool_payloads",
-    "write_pool", "fill_store",
+    "CONFIG",
+    "PoolInfo",
+    "run_id",
+    "message_key",
+    "wake_key",
+    "condition_id",
+    "member",
+    "message",
+    "receipt",
+    "compiled_filter",
+    "wake_condition",
+    "registration",
+    "steps",
+    "pool_payloads",
+    "write_pool",
+    "fill_store",
 ]
 
 POLICY = PolicyRef.new("policy.pool.default")
@@ -119,11 +132,16 @@ def message(i: int, sender: int = 0, recipient: int = 1, pool_id: str = "pool.be
     )
 
 
-def receipt(msg: RunMessage, status: MessageStatus = MessageStatus.ACCEPTED,
-            delivered_to: tuple[str, ...] = (), journal: int = 1) -> MessageReceipt:
+def receipt(
+    msg: RunMessage,
+    status: MessageStatus = MessageStatus.ACCEPTED,
+    delivered_to: tuple[str, ...] = (),
+    journal: int = 1,
+) -> MessageReceipt:
     """The receipt of one status transition of ``msg``."""
-    return MessageReceipt(message_id=msg.message_id, status=status, delivered_to=delivered_to,
-                          journal_cursor=f"journal.{journal}")
+    return MessageReceipt(
+        message_id=msg.message_id, status=status, delivered_to=delivered_to, journal_cursor=f"journal.{journal}"
+    )
 
 
 @functools.lru_cache(maxsize=1024)
@@ -148,11 +166,13 @@ def wake_condition(i: int, waiting: int = 0, watched: int = 1) -> WakeCondition:
     )
 
 
-def registration(condition: WakeCondition, status: WakeRegistrationStatus = WakeRegistrationStatus.REGISTERED,
-                 journal: int = 1) -> WakeRegistration:
+def registration(
+    condition: WakeCondition, status: WakeRegistrationStatus = WakeRegistrationStatus.REGISTERED, journal: int = 1
+) -> WakeRegistration:
     """The registration of one status transition of ``condition``."""
-    return WakeRegistration(condition_id=condition.condition_id, run_id=condition.run_id, status=status,
-                            journal_cursor=f"journal.{journal}")
+    return WakeRegistration(
+        condition_id=condition.condition_id, run_id=condition.run_id, status=status, journal_cursor=f"journal.{journal}"
+    )
 
 
 def steps(pool_id: str) -> Iterator[tuple[str, tuple[Any, ...]]]:
@@ -174,7 +194,10 @@ def steps(pool_id: str) -> Iterator[tuple[str, tuple[Any, ...]]]:
             waiting, watched = active[wake % len(active)], active[(wake * 3 + 1) % len(active)]
             c = wake_condition(wake, waiting, watched)
             for wake_status in (WakeRegistrationStatus.REGISTERED, WakeRegistrationStatus.TRIGGERED):
-                yield "record_wake", (pool_id, c, compiled_filter(run_id(watched)), registration(c, wake_status, journal))
+                yield (
+                    "record_wake",
+                    (pool_id, c, compiled_filter(run_id(watched)), registration(c, wake_status, journal)),
+                )
                 journal += 1
             wake += 1
         if cycle % 3 == 2:
