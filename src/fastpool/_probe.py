@@ -22,10 +22,6 @@ _HEADER = 48
 _CHANGE_COUNTER = struct.Struct("=I")  # iChange at byte 8; the wal-index is in native byte order
 
 
-def _change_counter(header: bytes) -> int:
-    return int(_CHANGE_COUNTER.unpack_from(header, 8)[0])
-
-
 class ChangeProbe(Protocol):
     def token(self) -> object:
         """A value that changes whenever a transaction commits to the file."""
@@ -58,7 +54,8 @@ class WalIndexProbe:
     def only_own_commit(self, before: object, after: object) -> bool:
         # iChange (offset 8) counts write transactions: +1 means no other commit slipped in.
         assert isinstance(before, bytes) and isinstance(after, bytes)
-        return _change_counter(after) == (_change_counter(before) + 1) & 0xFFFFFFFF
+        unpack = _CHANGE_COUNTER.unpack_from
+        return bool(unpack(after, 8)[0] == (unpack(before, 8)[0] + 1) & 0xFFFFFFFF)
 
     def close(self) -> None:
         self._map.close()

@@ -86,7 +86,7 @@ class _BusyWait:
             self.started = now
         elif now - self.started >= self.timeout:
             return False  # give up: SQLITE_BUSY becomes a RETRYABLE AgentError
-        time.sleep(min(0.002, 0.00002 * (1 + prior_calls)))
+        time.sleep(min(0.0005, 0.00002 * (1 + prior_calls)))
         return True
 
 
@@ -313,6 +313,10 @@ class SqliteAgentPoolStore(StoreBase):
 
     def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:
         db = self._connection()
+        if self._batch is None:
+            # Catch up on other writers' records before taking the write lock, so that
+            # inside it only the few records committed in between remain to be read.
+            self._read_state(pool_id)
         began = self._begin(db)
         try:
             state = self._read_state(pool_id)
