@@ -3,6 +3,7 @@
 Three jobs, all on the model's schema (``_schema``):
 * ``to_plain`` / ``from_plain``: model objects to and from JSON-shaped values, following
   the Rust serde rules (omission marks, tags, enum strings, id validation);
+  ``dumps``: ``to_plain`` as compact JSON text (serde_json's bytes);
 * ``decode_payload``: a record's ``payload_json`` text to a payload object;
 * ``PoolState``: a pool's replayed state, fed one payload at a time, with sorted views
   that are updated in proportion to what changed.
@@ -51,6 +52,7 @@ from .model import (
 __all__ = [
     "make",
     "to_plain",
+    "dumps",
     "from_plain",
     "decode_payload",
     "replay_rows",
@@ -69,6 +71,11 @@ _PAYLOAD_SPEC = Spec(UNION, PAYLOAD_TYPES)
 def to_plain(obj: Any) -> Any:
     """A model object as the JSON-shaped value Rust's serde writes (dicts in wire order)."""
     return _plain_model(obj, getattr(type(obj), "TYPE", None))
+
+
+def dumps(obj: Any) -> str:
+    """A model object's compact JSON text, byte for byte as serde_json writes it."""
+    return orjson.dumps(to_plain(obj)).decode("utf-8")
 
 
 def _plain_model(obj: Any, tag: str | None) -> dict[str, Any]:

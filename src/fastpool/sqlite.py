@@ -20,7 +20,6 @@ from types import ModuleType
 from typing import Any
 
 import apsw
-import orjson
 
 from ._base import Build, StoreBase, decode_records
 from ._probe import ChangeProbe, open_probe
@@ -324,7 +323,7 @@ class SqliteAgentPoolStore(StoreBase):
             payload = build(state)
             if payload is not None:
                 sequence = state.cursor + 1
-                text = orjson.dumps(self._engine.to_plain(payload)).decode("utf-8")
+                text = self._engine.dumps(payload)
                 db.execute(_INSERT, (pool_id, sequence, payload.TYPE, text))
             if began:
                 db.execute("COMMIT")

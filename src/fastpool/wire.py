@@ -40,7 +40,12 @@ def dumps(obj: Any) -> bytes:
 
 def encode(obj: Any) -> str:
     """The compact serde_json text of a model object or an ``AgentError``."""
-    return dumps(obj).decode("utf-8")
+    if isinstance(obj, AgentError):
+        return orjson.dumps(_error_plain(obj)).decode("utf-8")
+    try:
+        return engine.dumps(obj)  # written straight from the schema (no dicts) by the compiled engine
+    except AttributeError:
+        raise InvalidInput(f"cannot encode {type(obj).__name__}: not a fastpool model object") from None
 
 
 def loads(text: str | bytes) -> Any:
