@@ -24,7 +24,6 @@ or exception (path text included) by construction.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItemWithError, PyDict_Size
-from cpython.list cimport PyList_AsTuple
 from cpython.ref cimport PyObject
 from cpython.unicode cimport PyUnicode_1BYTE_DATA, PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8, PyUnicode_GET_LENGTH
 from libc.limits cimport ULLONG_MAX
@@ -60,6 +59,17 @@ cdef extern from *:
             PyObject_GC_UnTrack(obj);
         }
         return obj;
+    }
+
+    /* A list's items as a tuple the cyclic GC does not track: the engine only makes
+       tuples of strings, enum members and model objects, none of which can reach back
+       to the tuple, and untracked they cost full collections nothing (see fp_alloc). */
+    static PyObject *fp_frozen(PyObject *list) {
+        PyObject *tuple = PyList_AsTuple(list);
+        if (tuple != NULL) {
+            PyObject_GC_UnTrack(tuple);
+        }
+        return tuple;
     }
 
     /* Where a member descriptor keeps its value in an instance; -1 unless it is a plain,
@@ -589,6 +599,7 @@ cdef extern from *:
     }
     """
     object fp_alloc(object cls)
+    tuple fp_frozen(list items)
     Py_ssize_t fp_slot_offset(object descr)
     void fp_init_slot(object obj, Py_ssize_t offset, object value)
     PyObject *fp_slot(object obj, Py_ssize_t offset)
@@ -1049,8 +1060,8 @@ cdef tuple _decode_list(_Value inner, list items):
         for item in items:
             if type(item) is not str or (inner.kind == K_ID and not _id_ok(item)):
                 raise _Mismatch
-        return PyList_AsTuple(items)
-    return PyList_AsTuple([_decode_value(inner, item) for item in items])
+        return fp_frozen(items)
+    return fp_frozen([_decode_value(inner, item) for item in items])
 
 
 cdef bint _id_ok(str value) except -1:
@@ -1239,7 +1250,7 @@ cdef tuple _read_list(_Value inner, _Text *t):
     while True:
         items.append(_read_value(inner, t))
         if _take(t, c"]"):
-            return PyList_AsTuple(items)
+            return fp_frozen(items)
         if not _take(t, c","):
             raise _Mismatch
 
@@ -1491,5 +1502,5 @@ cdef class _SortedView:
                     keys.insert(index, key)
                     items.insert(index, value)
         pending.clear()
-        self.cached = tuple(items)
+        self.cached = fp_frozen(items)
         return self.cached
