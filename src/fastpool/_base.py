@@ -311,13 +311,6 @@ def decode_records(engine: Any, pool_id: str, rows: Any) -> list[AgentPoolStoreR
     """Stored ``(seq, kind, payload_json)`` rows as records (corrupt rows raise REPAIR_NEEDED)."""
     records = []
     for sequence, kind, text in rows:
-        try:
-            payload = engine.decode_payload(text)
-        except InvalidInput as error:
-            raise engine.corrupt_record(pool_id, sequence, error.message) from None
-        if payload.TYPE != kind:
-            raise engine.corrupt_record(
-                pool_id, sequence, f"kind column {kind!r} disagrees with payload type {payload.TYPE!r}"
-            )
+        payload = engine.decode_row(pool_id, sequence, kind, text)
         records.append(make(AgentPoolStoreRecord, (pool_id, make(AgentPoolStoreCursor, (sequence,)), payload)))
     return records

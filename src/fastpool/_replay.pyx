@@ -629,7 +629,7 @@ cdef extern from *:
     int fp_write_model(fp_out *o, const fp_wmodel *m, PyObject *obj, int tagged) except -1
 
 __all__ = [
-    "make", "to_plain", "dumps", "from_plain", "decode_payload", "replay_rows", "corrupt_record", "PoolState", "CONFLICTING_OPEN",
+    "make", "to_plain", "dumps", "from_plain", "decode_payload", "replay_rows", "decode_row", "corrupt_record", "PoolState", "CONFLICTING_OPEN",
 ]
 
 CONFLICTING_OPEN = "sqlite agent pool store contains conflicting pool open records"
@@ -1339,16 +1339,23 @@ def replay_rows(state, rows):
             # Unpacking errors read differently from Cython: the twin takes over from here.
             return _py.replay_rows(state, chain((row,), remaining))
         sequence, kind, text = <tuple>row
-        try:
-            payload = _decode_payload(text)
-        except InvalidInput as error:
-            raise corrupt_record(state.pool_id, sequence, error.message) from None
-        if payload.TYPE != kind:
-            raise corrupt_record(state.pool_id, sequence, f"kind column {kind!r} disagrees with payload type {payload.TYPE!r}")
+        payload = decode_row(state.pool_id, sequence, kind, text)
         if fast is not None:
             fast._apply(payload, sequence)
         else:
             state.apply(payload, sequence)
+
+
+def decode_row(pool_id, sequence, kind, text):
+    """One stored row's payload; REPAIR_NEEDED naming the pool and sequence if it is corrupt
+    (it does not decode, or its ``kind`` column disagrees with the payload's type)."""
+    try:
+        payload = _decode_payload(text)
+    except InvalidInput as error:
+        raise corrupt_record(pool_id, sequence, error.message) from None
+    if payload.TYPE != kind:
+        raise corrupt_record(pool_id, sequence, f"kind column {kind!r} disagrees with payload type {payload.TYPE!r}")
+    return payload
 
 
 def corrupt_record(pool_id, sequence, reason):

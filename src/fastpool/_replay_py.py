@@ -56,6 +56,7 @@ __all__ = [
     "from_plain",
     "decode_payload",
     "replay_rows",
+    "decode_row",
     "corrupt_record",
     "PoolState",
     "CONFLICTING_OPEN",
@@ -237,15 +238,19 @@ def replay_rows(state: PoolState, rows: Any) -> None:
     rows before it stay applied, so ``state.cursor`` is the last good record.
     """
     for sequence, kind, text in rows:
-        try:
-            payload = decode_payload(text)
-        except InvalidInput as error:
-            raise corrupt_record(state.pool_id, sequence, error.message) from None
-        if payload.TYPE != kind:
-            raise corrupt_record(
-                state.pool_id, sequence, f"kind column {kind!r} disagrees with payload type {payload.TYPE!r}"
-            )
-        state.apply(payload, sequence)
+        state.apply(decode_row(state.pool_id, sequence, kind, text), sequence)
+
+
+def decode_row(pool_id: str, sequence: int, kind: str, text: str | bytes) -> Any:
+    """One stored row's payload; REPAIR_NEEDED naming the pool and sequence if it is corrupt
+    (it does not decode, or its ``kind`` column disagrees with the payload's type)."""
+    try:
+        payload = decode_payload(text)
+    except InvalidInput as error:
+        raise corrupt_record(pool_id, sequence, error.message) from None
+    if payload.TYPE != kind:
+        raise corrupt_record(pool_id, sequence, f"kind column {kind!r} disagrees with payload type {payload.TYPE!r}")
+    return payload
 
 
 def corrupt_record(pool_id: str, sequence: int, reason: str) -> AgentError:
