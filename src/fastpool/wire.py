@@ -29,13 +29,8 @@ T = TypeVar("T")
 
 
 def dumps(obj: Any) -> bytes:
-    """``encode`` as UTF-8 bytes (what the store writes)."""
-    if isinstance(obj, AgentError):
-        return orjson.dumps(_error_plain(obj))
-    try:
-        return orjson.dumps(engine.to_plain(obj))
-    except AttributeError:
-        raise InvalidInput(f"cannot encode {type(obj).__name__}: not a fastpool model object") from None
+    """``encode`` as UTF-8 bytes."""
+    return encode(obj).encode("utf-8")
 
 
 def encode(obj: Any) -> str:
