@@ -9,9 +9,10 @@ from typing import Any
 
 import orjson
 
-#: ``shared/fixtures`` beside the checkout (``<root>/main/tests`` -> ``<root>/shared/fixtures``);
-#: ``FASTPOOL_FIXTURES`` overrides it.
-FIXTURES = Path(os.environ.get("FASTPOOL_FIXTURES") or Path(__file__).resolve().parents[2] / "shared" / "fixtures")
+#: The golden fixtures carried in the repository (``tests/fixtures``, a byte-identical copy of
+#: the project's ``shared/fixtures``; ``.ci/run`` checks the two still agree). ``FASTPOOL_FIXTURES``
+#: overrides it.
+FIXTURES = Path(os.environ.get("FASTPOOL_FIXTURES") or Path(__file__).resolve().parent / "fixtures")
 
 #: The same rule as ``fastpool._env.extensions_disabled`` (any non-empty value).
 NO_EXTENSIONS = bool(os.environ.get("FASTPOOL_NO_EXTENSIONS", ""))
@@ -24,7 +25,7 @@ def load_jsonl(name: str) -> list[dict[str, Any]]:
     """The rows of ``FIXTURES/wire/<name>``; a missing fixture is an error, never an empty suite."""
     path = FIXTURES / "wire" / name
     if not path.is_file():
-        raise FileNotFoundError(f"golden fixture {path} not found (set FASTPOOL_FIXTURES to the shared/fixtures dir)")
+        raise FileNotFoundError(f"golden fixture {path} not found (the repository carries them in tests/fixtures; FASTPOOL_FIXTURES overrides)")
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 

@@ -43,10 +43,7 @@ from fastpool import (
     WakeRegistrationStatus,
 )
 
-try:  # the suite's one definition of the fixtures dir (conftest re-exports it)
-    from helpers import FIXTURES
-except ImportError:  # pragma: no cover - the helpers module is part of the suite
-    FIXTURES = Path(os.environ.get("FASTPOOL_FIXTURES") or Path(__file__).resolve().parents[2] / "shared" / "fixtures")
+from helpers import FIXTURES  # the suite's one definition of the fixtures dir
 
 # -------------------------------------------------------------------- value builders
 
