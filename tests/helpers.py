@@ -25,7 +25,7 @@ def load_jsonl(name: str) -> list[dict[str, Any]]:
     """The rows of ``FIXTURES/wire/<name>``; a missing fixture is an error, never an empty suite."""
     path = FIXTURES / "wire" / name
     if not path.is_file():
-        raise FileNotFoundError(f"golden fixture {path} not found (the repository carries them in tests/fixtures; FASTPOOL_FIXTURES overrides)")
+        raise FileNotFoundError(f"golden fixture {path} not found (carried in tests/fixtures)")
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 

@@ -43,8 +43,6 @@ from fastpool import (
     WakeRegistrationStatus,
 )
 
-from helpers import FIXTURES  # the suite's one definition of the fixtures dir
-
 # -------------------------------------------------------------------- value builders
 
 #: The default config (what the Rust ``AgentPool`` builder opens with).

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_helpers import FIXTURES
+from helpers import FIXTURES
 
 from fastpool import AgentPoolStoreCursor, SqliteAgentPoolStore, wire
 

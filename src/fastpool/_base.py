@@ -8,8 +8,10 @@ apply one record atomically), ``_records_after``, ``_allocate_event_sequence`` a
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -81,6 +83,26 @@ def check_cursor(cursor: Any) -> int:
     raise InvalidInput(f"cursor: expected AgentPoolStoreCursor, a non-negative int or None, got {cursor!r}")
 
 
+class _InheritedLock:
+    """The lock of a store object inherited through ``fork()``: entering it raises.
+
+    Every store call takes the store's lock first, so this one replacement makes each call
+    in the child fail at once with a clear error, instead of waiting forever on a lock some
+    parent thread held at the fork, or touching the parent's connection.
+    """
+
+    __slots__ = ("_message",)
+
+    def __init__(self, message: str) -> None:
+        self._message = message
+
+    def __enter__(self) -> None:
+        raise AgentError.host_configuration_needed(self._message)
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+
 class StoreBase:
     """The 12 methods of ``AgentPoolStore`` over a backend's primitives."""
 
@@ -88,10 +110,22 @@ class StoreBase:
     _prefix = ""
 
     def __init__(self, engine: ModuleType | None = None) -> None:
-        self._lock = threading.RLock()
+        self._lock: Any = threading.RLock()
         self._closed = threading.Event()  # wakes follow() loops when the store closes
+        self._inherited = False  # True in a child process that got this object through fork()
         # The replay engine; benchmarks and differential tests pick one explicitly.
         self._engine: Any = default_engine if engine is None else engine
+        _live_stores.add(self)
+
+    def _after_fork_in_child(self, parent_pid: int) -> None:
+        """This object now lives in a forked child: it refuses every call from here on."""
+        self._inherited = True
+        self._closed = threading.Event()
+        self._closed.set()
+        self._lock = _InheritedLock(
+            f"{self._prefix}agent pool store was opened in process {parent_pid} and cannot be used after "
+            f"fork(): open a new store in this process (pid {os.getpid()})"
+        )
 
     # -- backend primitives ------------------------------------------------------------
 
@@ -305,6 +339,20 @@ class StoreBase:
         pool_id = check_id(pool_id, "pool_id")
         with self._lock:
             return self._allocate_event_sequence(pool_id)
+
+
+# Every store object of this process, so that a fork() child can disable the ones it inherits.
+_live_stores: weakref.WeakSet[StoreBase] = weakref.WeakSet()
+
+
+def _disable_inherited_stores() -> None:
+    parent_pid = os.getppid()
+    for store in list(_live_stores):
+        store._after_fork_in_child(parent_pid)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_disable_inherited_stores)
 
 
 def decode_records(engine: Any, pool_id: str, rows: Any) -> list[AgentPoolStoreRecord]:

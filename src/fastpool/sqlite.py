@@ -11,6 +11,7 @@ to its cache after commit without re-reading.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import time
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from typing import Any
 import apsw
 
 from ._base import Build, StoreBase, decode_records
-from ._probe import ChangeProbe, open_probe
+from ._probe import ChangeProbe, NoProbe, open_probe
 from ._replay_py import PoolState
 from ._sqlite_errors import translate
 from .enums import AgentErrorKind, RetryClassification
@@ -145,6 +146,7 @@ class SqliteAgentPoolStore(StoreBase):
         self._states: dict[str, _Cached] = {}
         self._batch: set[str] | None = None  # pools written inside an open transaction()
         self._db: apsw.Connection | None = None
+        self._probe: ChangeProbe = NoProbe()
         try:
             if readonly:
                 flags = apsw.SQLITE_OPEN_READONLY
@@ -155,7 +157,7 @@ class SqliteAgentPoolStore(StoreBase):
             self._db = apsw.Connection(str(self._path), flags=flags)
             self._db.set_busy_handler(_BusyWait(busy_timeout))
             self._configure(self._db)
-            self._probe: ChangeProbe = open_probe(self._db, str(self._path))
+            self._probe = open_probe(self._db)
         except (apsw.Error, OSError) as error:
             self._close_connection()
             raise translate(error) from error
@@ -176,10 +178,12 @@ class SqliteAgentPoolStore(StoreBase):
     def close(self) -> None:
         """Close the connection; later calls raise. Closing twice is harmless."""
         self._closed.set()
+        if self._inherited:
+            return  # the parent's connection: never used, nor closed, in a forked child
         with self._lock:
-            if self._db is not None:
-                self._probe.close()
-                self._close_connection()
+            probe, self._probe = self._probe, NoProbe()
+            self._close_connection()
+            probe.release()  # after SQLite has let go of the file (see _probe)
 
     def pools(self) -> list[tuple[str, int, int]]:
         """Every pool with records in the file: ``(pool_id, record count, last sequence)``, sorted."""
@@ -199,6 +203,18 @@ class SqliteAgentPoolStore(StoreBase):
     def __repr__(self) -> str:
         state = "closed" if self._db is None else "open"
         return f"SqliteAgentPoolStore({str(self._path)!r}, {state})"
+
+    def _after_fork_in_child(self, parent_pid: int) -> None:
+        super()._after_fork_in_child(parent_pid)
+        self._probe = NoProbe()
+        self._states = {}
+        self._batch = None
+        if self._db is not None:
+            # SQLite forbids using a connection across fork(), closing included (a close
+            # would roll back a transaction some parent thread has open, in the shared
+            # WAL-index). One reference more than anyone holds keeps it from ever being
+            # garbage-collected, and so closed, in this process.
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(self._db))
 
     # -- set-up --------------------------------------------------------------------------
 
