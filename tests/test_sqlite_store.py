@@ -16,9 +16,9 @@ from typing import Any
 
 import apsw
 import pytest
+from helpers import FIXTURES
 from store_helpers import (
     CONFIG,
-    FIXTURES,
     OTHER_CONFIG,
     member,
     message,

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import FIXTURES
 from store_helpers import (
     CONFIG,
-    FIXTURES,
     OTHER_CONFIG,
     STORE_KINDS,
     ReopeningStore,
