@@ -23,20 +23,30 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import apsw
 import pytest
-from helpers import FIXTURES
+from helpers import FIXTURES, NO_EXTENSIONS, load_jsonl
 from writer_process import child_env, commits, start_writer, writer_payload
 
+import fastpool
 from fastpool import AgentPoolMember, AgentPoolStoreConfig, PolicyRef, SqliteAgentPoolStore, wire
+from fastpool.model import MemberJoined, PoolOpened
 
 FLOW = FIXTURES / "db" / "flow.sqlite"
 EXPECTED = FIXTURES / "db" / "flow.expected.json"
 BULK = "pool.bulk é"
 #: Pools of the file the test makes: names with spaces and non-ASCII, of different lengths.
 MADE = {"pool.a": 3, "pool with spaces ✓": 5, "pool.z": 1}
+#: A pool the Rust store appended to without opening it (it lets record_pool_created through).
+NEVER = "pool.never ✗"
+PAYLOADS = {row["case"]: row for row in load_jsonl("payloads.jsonl")}
+NEVER_ROWS = [
+    PAYLOADS[case] for case in ("pool_created", "run_message_target_run_minimal", "wake_registered_flow_example")
+]
 READ_COMMANDS = ["inspect", "inspect-pool", "watch", "watch-from", "export", "export-pool", "verify"]
 
 
@@ -100,6 +110,29 @@ def made(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def unopened(made: Path) -> Path:
+    """``made`` plus raw rows, as a Rust host writes them, of a pool nobody opened."""
+    db = apsw.Connection(str(made))
+    with db:
+        for sequence, row in enumerate(NEVER_ROWS, 1):
+            db.execute(
+                "INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)",
+                (NEVER, sequence, row["type"], row["payload_json"]),
+            )
+    db.close()
+    return made
+
+
+def never_lines() -> list[str]:
+    """The JSON lines of NEVER's records, as the wire codec writes a record."""
+    pool = json.dumps(NEVER, ensure_ascii=False)
+    return [
+        f'{{"pool_id":{pool},"cursor":{{"sequence":{sequence}}},"payload":{row["payload_json"]}}}'
+        for sequence, row in enumerate(NEVER_ROWS, 1)
+    ]
+
+
 def read_command(name: str, path: Path, pool_id: str) -> tuple[str, ...]:
     return {
         "inspect": ("inspect", str(path)),
@@ -126,7 +159,7 @@ def parse_table(text: str) -> dict[str, tuple[int, int]]:
     assert re.fullmatch(rf"{len(lines) - 2} pools?", lines[-1]), lines[-1]
     rows = {}
     for line in lines[1:-1]:
-        found = re.fullmatch(r"(.*?\S)\s+(\d+)\s+(\d+)", line)
+        found = re.fullmatch(r"(.*?\S)\s+(\d+)\s+(\d+)(?:  never opened)?", line)
         assert found, line
         rows[found.group(1)] = (int(found.group(2)), int(found.group(3)))
     assert list(rows) == sorted(rows), "pools are listed in order"
@@ -145,6 +178,17 @@ def test_inspect_lists_pools_made_through_the_store(made: Path) -> None:
     assert table == {pool_id: (records, records) for pool_id, records in MADE.items()}
     with reading(made) as store:
         assert table == {pool_id: (count, last) for pool_id, count, last in store.pools()}
+
+
+def test_inspect_marks_a_pool_never_opened(unopened: Path) -> None:
+    out = ok("inspect", str(unopened))
+    table = parse_table(out)
+    assert table == {**{pool_id: (records, records) for pool_id, records in MADE.items()}, NEVER: (3, 3)}
+    marked = [line for line in out.splitlines() if line.endswith("never opened")]
+    assert len(marked) == 1 and marked[0].startswith(NEVER + " "), out
+    done = fastpool_cli("inspect", str(unopened), NEVER)
+    assert done.returncode == 1 and done.stdout == "", "a pool never opened has no snapshot"
+    assert done.stderr == "fastpool inspect: error: sqlite agent pool store has not opened this pool\n"
 
 
 def test_inspect_pool_prints_the_snapshot_as_json(flow: Path, made: Path) -> None:
@@ -179,6 +223,19 @@ def test_watch_prints_records_as_json_lines(flow: Path) -> None:
             assert len(lines) == 9 - start
         assert ok("watch", str(flow), "pool.flow", "--from", "9") == ""
         assert ok("watch", str(flow), "pool.flow", "--from", "100") == ""
+
+
+def test_watch_prints_the_records_of_a_pool_never_opened(unopened: Path) -> None:
+    assert ok("watch", str(unopened), NEVER).splitlines() == never_lines()
+    assert ok("watch", str(unopened), NEVER, "--from", "2").splitlines() == never_lines()[2:]
+
+
+@pytest.mark.parametrize("follow", [False, True], ids=["once", "follow"])
+def test_watch_of_a_pool_with_no_records_is_an_error(made: Path, follow: bool) -> None:
+    """Also with --follow: a misspelt pool name fails at once instead of waiting forever."""
+    done = fastpool_cli("watch", str(made), "pool.unknown", *(["--follow"] if follow else []), timeout=20)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == f"fastpool watch: error: {made}: no records of pool 'pool.unknown'\n"
 
 
 class LineReader:
@@ -282,6 +339,87 @@ def test_export_of_a_file_made_through_the_store(made: Path) -> None:
     assert len(expected) == sum(MADE.values())
 
 
+def test_export_includes_the_records_of_a_pool_never_opened(unopened: Path) -> None:
+    with reading(unopened) as store:
+        lines = {pool_id: [wire.encode(record) for record in store.watch(pool_id)] for pool_id in MADE}
+    lines[NEVER] = never_lines()
+    assert ok("export", str(unopened)).splitlines() == [line for pool_id in sorted(lines) for line in lines[pool_id]]
+    assert ok("export", str(unopened), "--pool", NEVER).splitlines() == never_lines()
+    done = fastpool_cli("export", str(unopened), "--pool", "pool.unknown")
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == f"fastpool export: error: {unopened}: no records of pool 'pool.unknown'\n"
+
+
+#: A pool of about 100 KB records, 109 MB in all: written in one transaction, exported in a second.
+BIG_RECORDS = 1100
+BIG_MEMBER = AgentPoolMember(
+    run_id="run.big", agent_id="agent.big", topics=tuple(f"topic.{n:04d}." + "x" * 480 for n in range(200))
+)
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("big") / "big.sqlite"
+    SqliteAgentPoolStore(path).close()
+    joined = wire.encode(MemberJoined(member=BIG_MEMBER))
+    db = apsw.Connection(str(path))
+    with db:
+        db.execute(
+            "INSERT INTO agent_pool_records VALUES ('pool.big', 1, 'pool_opened', ?)",
+            (wire.encode(PoolOpened(config=AgentPoolStoreConfig())),),
+        )
+        db.executemany(
+            "INSERT INTO agent_pool_records VALUES ('pool.big', ?, 'member_joined', ?)",
+            ((sequence, joined) for sequence in range(2, BIG_RECORDS + 1)),
+        )
+    db.close()
+    assert path.stat().st_size >= 100 * 2**20
+    yield path
+    path.unlink()
+
+
+#: ``python -m fastpool`` that reports its peak RSS (VmHWM: this process image's, from exec on;
+#: ru_maxrss would include the forked parent's pages) on stderr.
+MEASURED = """
+import runpy, sys
+sys.argv[0] = "fastpool"
+try:
+    runpy.run_module("fastpool", run_name="__main__", alter_sys=True)
+finally:
+    sys.stderr.write("".join(line for line in open("/proc/self/status") if line.startswith("VmHWM:")))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux /proc")
+@pytest.mark.parametrize("command", ["export", "watch"])
+def test_export_and_watch_stream_in_flat_memory(big: Path, command: str, tmp_path: Path) -> None:
+    """The peak RSS of the command on a pool of over 100 MB stays far below the pool's size."""
+    args = ["export", str(big)] if command == "export" else ["watch", str(big), "pool.big"]
+    out = tmp_path / "out.jsonl"
+    with out.open("wb") as stdout:
+        done = subprocess.run(
+            [sys.executable, "-c", MEASURED, *args],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_env(),
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    found = re.fullmatch(r"VmHWM:\s+(\d+) kB\n", done.stderr)
+    assert found, done.stderr
+    peak, size = int(found.group(1)) * 1024, big.stat().st_size
+    assert peak < size / 3, f"{command}: peak RSS {peak / 2**20:.0f} MiB on a {size / 2**20:.0f} MiB file"
+    with out.open(encoding="utf-8") as lines:
+        count = 0
+        for count, line in enumerate(lines, 1):
+            assert json.loads(line)["cursor"] == {"sequence": count}
+    assert count == BIG_RECORDS
+    assert line.rstrip("\n").endswith(f',"payload":{wire.encode(MemberJoined(member=BIG_MEMBER))}}}')
+    out.unlink()
+
+
 # -------------------------------------------------------------------- the read commands leave the file alone
 
 
@@ -376,6 +514,7 @@ def test_help_lists_every_command() -> None:
         assert re.search(rf"^\s+{command}\s", out, re.M), command
     assert "--follow" in ok("watch", "--help")
     assert "--quick" in ok("bench", "--help")
+    assert "--version" in out
 
 
 @pytest.mark.parametrize(
@@ -389,6 +528,57 @@ def test_usage_errors_exit_2_with_argparse_usage(args: tuple[str, ...], tmp_path
     assert done.stderr.startswith("usage: fastpool") and "error:" in done.stderr
     assert "Traceback" not in done.stderr
     assert listing(tmp_path) == set()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--agents", "0"), "argument --agents: expected a whole number >= 1, got '0'"),
+        (("--agents", "many"), "argument --agents: expected a whole number >= 1, got 'many'"),
+        (("--messages", "-1"), "argument --messages: expected a whole number >= 0, got '-1'"),
+    ],
+)
+def test_demo_refuses_bad_numbers_as_usage_errors(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
+    done = fastpool_cli("demo", str(tmp_path / "demo.sqlite"), *args)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("usage: fastpool demo")
+    assert done.stderr.splitlines()[-1] == f"fastpool demo: error: {message}"
+    assert listing(tmp_path) == set(), "nothing ran"
+
+
+def version_line(env_changes: dict[str, str | None], *code: str) -> str:
+    """``fastpool --version`` in a child with the environment changed (a value None: unset)."""
+    env = child_env()
+    env.pop("FASTPOOL_REQUIRE_EXTENSIONS", None)
+    for name, value in env_changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    command = ["-c", "; ".join([*code, "import runpy", "runpy.run_module('fastpool', run_name='__main__')"])]
+    done = subprocess.run(
+        [sys.executable, *(command if code else ["-m", "fastpool"]), "--version"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.count("\n") == 1
+    return done.stdout.rstrip("\n")
+
+
+def test_version_names_the_engine_loaded() -> None:
+    version = f"fastpool {fastpool.__version__}"
+    assert version_line({"FASTPOOL_NO_EXTENSIONS": "1"}) == (
+        f"{version} (pure-Python engine: fastpool._replay_py, forced by FASTPOOL_NO_EXTENSIONS)"
+    )
+    # The compiled engine missing (sys.modules None: its import fails), as after a build without a compiler.
+    missing = version_line({"FASTPOOL_NO_EXTENSIONS": None}, "import sys", "sys.modules['fastpool._replay'] = None")
+    assert missing == f"{version} (pure-Python engine: fastpool._replay_py; the compiled engine is not installed)"
+    if not NO_EXTENSIONS:  # in a pure-engine run the extension need not be built
+        assert version_line({"FASTPOOL_NO_EXTENSIONS": None}) == f"{version} (compiled engine: fastpool._replay)"
 
 
 def test_progress_goes_to_a_terminal_only(flow: Path) -> None:

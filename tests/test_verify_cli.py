@@ -19,18 +19,23 @@ from helpers import FIXTURES
 
 import fastpool
 from fastpool import AgentPoolMember, AgentPoolStoreConfig, SqliteAgentPoolStore, wire
-from fastpool.model import PoolOpened
+from fastpool.model import PoolCreated, PoolOpened
+from fastpool.sqlite import SCHEMA_VERSION
 
 FLOW = FIXTURES / "db" / "flow.sqlite"
 BULK = "pool.bulk é"
 
 
 def run_verify(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_fastpool("verify", *args)
+
+
+def run_fastpool(*args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(fastpool.__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
     env["PYTHONIOENCODING"] = "utf-8"
     return subprocess.run(
-        [sys.executable, "-m", "fastpool", "verify", *args],
+        [sys.executable, "-m", "fastpool", *args],
         capture_output=True,
         text=True,
         encoding="utf-8",
@@ -148,6 +153,48 @@ def test_sequence_gap_is_a_problem(flow: Path) -> None:
     done = run_verify(str(flow))
     assert done.returncode == 1
     assert any(line.startswith("pool 'pool.flow' record 5: ") and "gap" in line for line in done.stdout.splitlines())
+
+
+def test_pool_never_opened_is_a_finding(flow: Path) -> None:
+    """Records of a pool nobody opened (the Rust store appends pool_created to any pool) are
+    listed; a pool whose pool_opened comes after such records is clean."""
+    rows = [
+        ("pool.late", 1, PoolCreated()),
+        ("pool.late", 2, PoolOpened(config=AgentPoolStoreConfig())),
+        ("pool.never", 1, PoolCreated()),
+        ("pool.never", 2, PoolCreated()),
+    ]
+    db = apsw.Connection(str(flow))
+    with db:
+        for pool_id, sequence, payload in rows:
+            db.execute(
+                "INSERT INTO agent_pool_records VALUES (?, ?, ?, ?)",
+                (pool_id, sequence, payload.TYPE, wire.encode(payload)),
+            )
+    db.close()
+    done = run_verify(str(flow))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [
+        "pool 'pool.never': never opened: 2 records and no pool_opened among them",
+        "4 pools, 213 records: 1 problem",
+    ]
+
+
+def test_newer_schema_version_is_refused_as_the_other_commands_refuse_it(tmp_path: Path) -> None:
+    path = tmp_path / "pools.sqlite"
+    with SqliteAgentPoolStore(path) as store:
+        store.open_pool("pool.a", AgentPoolStoreConfig())
+    db = apsw.Connection(str(path))
+    db.execute("UPDATE fastpool_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    assert db.changes() == 1
+    db.close()
+    before = digest(path)
+    inspect = run_fastpool("inspect", str(path))
+    assert inspect.returncode == 1 and "upgrade fastpool" in inspect.stderr, inspect.stderr
+    done = run_verify(str(path))
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == inspect.stderr.replace("fastpool inspect:", "fastpool verify:")
+    assert digest(path) == before
 
 
 @pytest.mark.parametrize(

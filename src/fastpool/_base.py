@@ -306,8 +306,10 @@ class StoreBase:
         return self._follow(pool_id, after, poll_interval, timeout)
 
     def _follow(
-        self, pool_id: str, after: int, poll_interval: float, timeout: float | None
+        self, pool_id: str, after: int, poll_interval: float, timeout: float | None, every_record: bool = False
     ) -> Iterator[AgentPoolStoreRecord]:
+        """``follow``; ``every_record`` (the CLI's inspection commands) also yields the records of a
+        pool never opened, and builds no pool state, so memory stays flat whatever the pool's size."""
         seen: object = None
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._closed.is_set():
@@ -317,7 +319,7 @@ class StoreBase:
                     return
                 token = self._change_token()
                 if token != seen:
-                    if self._read_state(pool_id).config is not None:
+                    if every_record or self._read_state(pool_id).config is not None:
                         records = self._records_after(pool_id, after, _FOLLOW_BATCH)
                     if len(records) < _FOLLOW_BATCH:
                         seen = token  # everything up to this token has been read
@@ -355,10 +357,8 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_disable_inherited_stores)
 
 
-def decode_records(engine: Any, pool_id: str, rows: Any) -> list[AgentPoolStoreRecord]:
-    """Stored ``(seq, kind, payload_json)`` rows as records (corrupt rows raise REPAIR_NEEDED)."""
-    records = []
+def decode_records(engine: Any, pool_id: str, rows: Any) -> Iterator[AgentPoolStoreRecord]:
+    """Stored ``(seq, kind, payload_json)`` rows as records, one at a time (corrupt rows raise REPAIR_NEEDED)."""
     for sequence, kind, text in rows:
         payload = engine.decode_row(pool_id, sequence, kind, text)
-        records.append(make(AgentPoolStoreRecord, (pool_id, make(AgentPoolStoreCursor, (sequence,)), payload)))
-    return records
+        yield make(AgentPoolStoreRecord, (pool_id, make(AgentPoolStoreCursor, (sequence,)), payload))

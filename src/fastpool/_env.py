@@ -12,7 +12,12 @@ from collections.abc import Mapping
 
 def extensions_disabled(environ: Mapping[str, str] = os.environ) -> bool:
     """True when the pure-Python twin is requested: FASTPOOL_NO_EXTENSIONS non-empty, or not CPython."""
-    return bool(environ.get("FASTPOOL_NO_EXTENSIONS", "")) or platform.python_implementation() != "CPython"
+    return no_extensions_set(environ) or platform.python_implementation() != "CPython"
+
+
+def no_extensions_set(environ: Mapping[str, str] = os.environ) -> bool:
+    """True when FASTPOOL_NO_EXTENSIONS is set to a non-empty value."""
+    return bool(environ.get("FASTPOOL_NO_EXTENSIONS", ""))
 
 
 def extensions_required(environ: Mapping[str, str] = os.environ) -> bool:

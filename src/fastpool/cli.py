@@ -1,7 +1,10 @@
 """The ``fastpool`` command line (SPEC §7); also ``python -m fastpool``.
 
 JSON output is ``fastpool.wire``'s; errors print one line on stderr and exit non-zero,
-never a traceback; progress goes to stderr, and only on a terminal.
+never a traceback; progress goes to stderr, and only on a terminal. The read commands are
+inspection tools: they show every record in the file, also those of a pool that was never
+opened (the Rust store appends ``pool_created`` to any pool), which the store's reads hide
+(SPEC §5.2), and they stream, so memory stays flat whatever the file's size.
 """
 
 from __future__ import annotations
@@ -11,14 +14,18 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import apsw
 
-from . import wire
+from . import __version__, wire
+from ._compat import USE_EXTENSIONS
+from ._env import no_extensions_set
 from .errors import AgentError, InvalidInput
 from .sqlite import SqliteAgentPoolStore
+
+_FOLLOW_POLL = 0.1  # seconds between checks for new records in watch --follow
 
 
 def _progress(label: str) -> Callable[[int, int], None] | None:
@@ -64,6 +71,13 @@ def _leaving_no_companions(path: str) -> Iterator[None]:
                 pass  # e.g. a read-only file: the companions stay, as SQLite leaves them
 
 
+def _require_records(store: SqliteAgentPoolStore, pool_id: str) -> None:
+    """A misspelt pool name fails, instead of printing nothing (or, with --follow, waiting forever)."""
+    with closing(store._stream(pool_id)) as records:
+        if next(records, None) is None:
+            raise InvalidInput(f"{store.path}: no records of pool {pool_id!r}")
+
+
 def _write_line(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.write("\n")
@@ -89,33 +103,41 @@ def _inspect(args: argparse.Namespace) -> int:
             _write_line(wire.encode(store.snapshot(args.pool)))
             return 0
         pools = store.pools()
+        unopened = store._unopened_pools()
         width = max([len("pool"), *(len(pool_id) for pool_id, _, _ in pools)])
         _write_line(f"{'pool':<{width}}  {'records':>8}  {'cursor':>8}")
         for pool_id, count, last in pools:
-            _write_line(f"{pool_id:<{width}}  {count:>8}  {last:>8}")
+            mark = "  never opened" if pool_id in unopened else ""
+            _write_line(f"{pool_id:<{width}}  {count:>8}  {last:>8}{mark}")
         _write_line(f"{len(pools)} pool{'' if len(pools) == 1 else 's'}")
     return 0
 
 
 def _watch(args: argparse.Namespace) -> int:
     with _leaving_no_companions(args.db), _open_existing(args.db) as store:
+        _require_records(store, args.pool)
+        after = args.from_
+        with closing(store._stream(args.pool, after)) as records:  # closed before the store
+            for record in records:
+                _write_line(wire.encode(record))
+                after = record.cursor.sequence
         if args.follow:
-            records = store.follow(args.pool, args.from_, poll_interval=args.poll)
-        else:
-            records = store.watch(args.pool, args.from_)
-        for record in records:
-            _write_line(wire.encode(record))
-            if args.follow:
+            sys.stdout.flush()
+            for record in store._follow(args.pool, after, _FOLLOW_POLL, None, every_record=True):
+                _write_line(wire.encode(record))
                 sys.stdout.flush()
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     with _leaving_no_companions(args.db), _open_existing(args.db) as store:
+        if args.pool is not None:
+            _require_records(store, args.pool)
         pools = [args.pool] if args.pool is not None else [pool_id for pool_id, _, _ in store.pools()]
         for pool_id in pools:
-            for record in store.watch(pool_id):
-                _write_line(wire.encode(record))
+            with closing(store._stream(pool_id)) as records:
+                for record in records:
+                    _write_line(wire.encode(record))
     return 0
 
 
@@ -138,22 +160,44 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return value
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``minimum``, else a usage error (exit 2) naming the argument."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _version() -> str:
+    if USE_EXTENSIONS:
+        engine = "compiled engine: fastpool._replay"
+    elif no_extensions_set():
+        engine = "pure-Python engine: fastpool._replay_py, forced by FASTPOOL_NO_EXTENSIONS"
+    else:
+        engine = "pure-Python engine: fastpool._replay_py; the compiled engine is not installed"
+    return f"fastpool {__version__} ({engine})"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastpool", description="A fast, durable SQLite agent-pool store.")
+    # Raw description: argparse would wrap the --version line (it formats it as a description).
+    parser = argparse.ArgumentParser(
+        prog="fastpool",
+        description="A fast, durable SQLite agent-pool store.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=_version(), help="print the version and engine")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     bench = commands.add_parser("bench", help="measure the performance targets side by side with the baseline")
     bench.add_argument("--quick", action="store_true", help="smaller pools and fewer rounds (under a minute)")
-    bench.add_argument(
-        "--sizes", type=_non_negative, nargs="+", metavar="N", help="pool sizes (default 0 10000 100000)"
-    )
+    bench.add_argument("--sizes", type=_at_least(0), nargs="+", metavar="N", help="pool sizes (default 0 10000 100000)")
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     bench.add_argument(
         "--plot", metavar="FILE.png", help="also plot cost per call against pool size (needs matplotlib)"
@@ -162,8 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run a realistic agent-host workload on an embedded file")
     demo.add_argument("db", nargs="?", help="database file (default: a temporary file)")
-    demo.add_argument("--agents", type=int, default=12, help="agent runs that join the pool (default 12)")
-    demo.add_argument("--messages", type=int, default=600, help="messages to send (default 600)")
+    demo.add_argument("--agents", type=_at_least(1), default=12, help="agent runs that join the pool (default 12)")
+    demo.add_argument("--messages", type=_at_least(0), default=600, help="messages to send (default 600)")
     demo.set_defaults(handler=_demo)
 
     inspect = commands.add_parser("inspect", help="list pools, or print one pool's snapshot as JSON")
@@ -174,9 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch = commands.add_parser("watch", help="print a pool's records as JSON lines")
     watch.add_argument("db")
     watch.add_argument("pool")
-    watch.add_argument("--from", dest="from_", type=_non_negative, default=0, metavar="N", help="records after N")
+    watch.add_argument("--from", dest="from_", type=_at_least(0), default=0, metavar="N", help="records after N")
     watch.add_argument("--follow", action="store_true", help="keep printing records appended later")
-    watch.add_argument("--poll", type=float, default=0.1, help=argparse.SUPPRESS)
     watch.set_defaults(handler=_watch)
 
     verify = commands.add_parser("verify", help="check the file and every record; exit 1 if anything is wrong")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ctypes
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -56,6 +56,11 @@ _ROWS_AFTER = (
     "FROM agent_pool_records WHERE pool_id = ? AND seq > ? ORDER BY seq"
 )
 _POOLS = "SELECT pool_id, COUNT(*), MAX(seq) FROM agent_pool_records GROUP BY pool_id ORDER BY pool_id"
+# A pool is opened by its pool_opened record (verify checks that kind columns agree with payloads).
+_UNOPENED = (
+    "SELECT pool_id FROM (SELECT DISTINCT pool_id FROM agent_pool_records) AS pools WHERE NOT EXISTS "
+    "(SELECT 1 FROM agent_pool_records AS r WHERE r.pool_id = pools.pool_id AND r.kind = 'pool_opened')"
+)
 _ROWS_AFTER_LIMIT = _ROWS_AFTER + " LIMIT ?"
 _INSERT = "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) VALUES (?, ?, ?, ?)"
 _NEXT_EVENT = (
@@ -193,6 +198,32 @@ class SqliteAgentPoolStore(StoreBase):
             except apsw.Error as error:
                 raise translate(error) from error
         return [(str(pool_id), int(count), int(last)) for pool_id, count, last in rows]  # type: ignore[arg-type]
+
+    # -- inspection (the CLI shows every record in the file, where reads show none of a pool never opened)
+
+    def _unopened_pools(self) -> set[str]:
+        """The pools with records but no ``pool_opened`` among them (the Rust store appends to such pools)."""
+        with self._lock:
+            try:
+                rows = self._connection().execute(_UNOPENED).fetchall()
+            except apsw.Error as error:
+                raise translate(error) from error
+        return {str(pool_id) for (pool_id,) in rows}
+
+    def _stream(self, pool_id: str, after: int = 0) -> Generator[AgentPoolStoreRecord, None, None]:
+        """The pool's records after ``after``, opened or not, decoded one row at a time from one read
+        transaction, so memory stays flat whatever the pool's size. The store's lock is held until
+        the iterator is exhausted or closed."""
+        with self._lock:
+            rows = self._connection().cursor()
+            try:
+                yield from decode_records(
+                    self._engine, pool_id, rows.execute(_ROWS_AFTER, (pool_id, min(after, _MAX_SEQUENCE)))
+                )
+            except apsw.Error as error:
+                raise translate(error) from error
+            finally:
+                rows.close(True)  # ends the read transaction, also when the reader stopped early
 
     def __enter__(self) -> SqliteAgentPoolStore:
         return self
@@ -382,7 +413,7 @@ class SqliteAgentPoolStore(StoreBase):
             rows = self._connection().execute(_ROWS_AFTER_LIMIT, (pool_id, after, limit)).fetchall()
         except apsw.Error as error:
             raise translate(error) from error
-        return decode_records(self._engine, pool_id, rows)
+        return list(decode_records(self._engine, pool_id, rows))
 
     def _allocate_event_sequence(self, pool_id: str) -> int:
         db = self._connection()

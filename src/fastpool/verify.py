@@ -1,13 +1,17 @@
 """``fastpool verify``: check a database file without changing it.
 
 SQLite's ``PRAGMA integrity_check`` first, then every pool is decoded and replayed
-record by record; a bad record is reported and skipped so that every one is listed.
+record by record; a bad record is reported and skipped so that every one is listed, and so
+is a pool that was never opened (records but no ``pool_opened``: the store's reads show
+nothing of it). A file of a newer fastpool format is refused, as every command refuses it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 
 import apsw
@@ -15,6 +19,7 @@ import apsw
 from ._compat import engine
 from ._sqlite_errors import translate
 from .errors import AgentError, InvalidInput
+from .sqlite import SqliteAgentPoolStore
 
 # A BLOB payload is read as NULL (a corrupt record), as the store reads it.
 _ROWS = (
@@ -25,7 +30,8 @@ _ROWS = (
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with the file: a pool and sequence, or the file itself (``pool_id`` None)."""
+    """One thing wrong with the file: a record (pool and sequence), a pool (``sequence`` None),
+    or the file itself (``pool_id`` None)."""
 
     pool_id: str | None
     sequence: int | None
@@ -34,6 +40,8 @@ class Problem:
     def __str__(self) -> str:
         if self.pool_id is None:
             return f"file: {self.reason}"
+        if self.sequence is None:
+            return f"pool {self.pool_id!r}: {self.reason}"
         return f"pool {self.pool_id!r} record {self.sequence}: {self.reason}"
 
 
@@ -71,6 +79,8 @@ def verify(path: str | Path, progress: Callable[[int, int], None] | None = None)
         if "agent_pool_records" not in tables:
             report.problems.append(Problem(None, None, "no agent_pool_records table"))
             return report
+        if "fastpool_meta" in tables:
+            SqliteAgentPoolStore._check_schema_version(db)  # the refusal of every store that opens the file
         total: int = db.execute("SELECT COUNT(*) FROM agent_pool_records").fetchall()[0][0]  # type: ignore[assignment]
         for problem in _replay_all(db, report, total, progress):
             report.problems.append(problem)
@@ -84,31 +94,35 @@ def verify(path: str | Path, progress: Callable[[int, int], None] | None = None)
 def _replay_all(
     db: apsw.Connection, report: Report, total: int, progress: Callable[[int, int], None] | None
 ) -> Iterator[Problem]:
-    state = None
-    expected = 0
-    for pool_id, sequence, kind, text in db.execute(_ROWS):
-        if state is None or state.pool_id != pool_id:
-            state = engine.PoolState(pool_id)
-            report.pools += 1
-            expected = 0
-        report.records += 1
-        if progress is not None and report.records % 10_000 == 0:
-            progress(report.records, total)
-        expected += 1
-        if sequence != expected:
-            yield Problem(pool_id, sequence, f"sequence gap: expected {expected}")
-            expected = sequence
-        try:
-            payload = engine.decode_payload(text)
-        except InvalidInput as error:
-            yield Problem(pool_id, sequence, error.message)
-            continue
-        if payload.TYPE != kind:
-            yield Problem(pool_id, sequence, f"kind column {kind!r} disagrees with payload type {payload.TYPE!r}")
-            continue
-        try:
-            state.apply(payload, sequence)
-        except AgentError as error:
-            yield Problem(pool_id, sequence, error.message)
+    for pool_id, rows in groupby(db.execute(_ROWS), key=itemgetter(0)):
+        state = engine.PoolState(pool_id)
+        report.pools += 1
+        count = expected = 0
+        opened = False  # by the kind column, so that a corrupt pool_opened is reported once, as corrupt
+        for _, sequence, kind, text in rows:
+            report.records += 1
+            if progress is not None and report.records % 10_000 == 0:
+                progress(report.records, total)
+            count += 1
+            opened = opened or kind == "pool_opened"
+            expected += 1
+            if sequence != expected:
+                yield Problem(pool_id, sequence, f"sequence gap: expected {expected}")
+                expected = sequence
+            try:
+                payload = engine.decode_payload(text)
+            except InvalidInput as error:
+                yield Problem(pool_id, sequence, error.message)
+                continue
+            if payload.TYPE != kind:
+                yield Problem(pool_id, sequence, f"kind column {kind!r} disagrees with payload type {payload.TYPE!r}")
+                continue
+            try:
+                state.apply(payload, sequence)
+            except AgentError as error:
+                yield Problem(pool_id, sequence, error.message)
+        if not opened:
+            records = f"{count} record{'s' if count > 1 else ''}"
+            yield Problem(pool_id, None, f"never opened: {records} and no pool_opened among them")
     if progress is not None:
         progress(report.records, total)
