@@ -23,8 +23,12 @@ Why reading the mapping cannot break SQLite's locking (SPEC §6):
 * **Nothing reads a mapping that another process may truncate.** Another process truncates
   and re-initialises ``-shm`` only when it gets the DMS lock exclusively, that is, when no
   process holds it shared. A store reads its mapping only while its own SQLite connection
-  is open, and that connection holds the DMS lock shared from its first read until it
-  closes, so the 48 bytes cannot vanish under the read (no SIGBUS).
+  is open, and a connection that opened ``-shm`` for writing holds the DMS lock shared from
+  its first read until it closes, so the 48 bytes cannot vanish under the read (no SIGBUS).
+  A connection that could only open ``-shm`` read-only may instead run on a private heap
+  copy of the WAL-index without the DMS lock (SQLite's ``readonly_shm`` fallback), and a
+  read-only store may be opened ``immutable`` (no locks at all): such stores read the header
+  with ``os.pread`` (~0.8 µs), where a truncated file is a short read, never a signal.
 * **The very ``-shm`` SQLite uses.** The path comes from SQLite itself
   (``Connection.db_filename``, symlinks resolved), never from the path the caller gave,
   so a stray ``<link>-shm`` beside a symlink cannot make a store blind.
@@ -135,11 +139,12 @@ def forget_users_after_fork() -> None:
 class WalIndexProbe:
     """Reads the kept WAL-index header mapping; only while the store's connection is open."""
 
-    __slots__ = ("_header", "_map")
+    __slots__ = ("_header", "_map", "_fd")
 
     def __init__(self, header: _SharedHeader) -> None:
         self._header = header
         self._map = header.map
+        self._fd = header.fd
 
     def token(self) -> object:
         return self._map[:_HEADER]
@@ -154,6 +159,15 @@ class WalIndexProbe:
         with _headers_lock:
             self._header.users -= 1
             _release_unlinked()
+
+
+class WalIndexReadProbe(WalIndexProbe):
+    """Reads the header with ``os.pread``: for a connection that may not hold the DMS lock."""
+
+    __slots__ = ()
+
+    def token(self) -> object:
+        return os.pread(self._fd, _HEADER, 0)
 
 
 class PragmaProbe:
@@ -199,7 +213,11 @@ def open_probe(connection: apsw.Connection) -> ChangeProbe:
     filename = connection.db_filename("main")
     mode = connection.execute("PRAGMA journal_mode").fetchall()[0][0]
     if filename and mode == "wal":
-        header = _acquire(filename + "-shm")
+        shm = filename + "-shm"
+        header = _acquire(shm)
         if header is not None:
+            # SQLite opens -shm read-write (and so takes the DMS lock) unless it cannot.
+            if connection.readonly("main") or not os.access(shm, os.W_OK):
+                return WalIndexReadProbe(header)
             return WalIndexProbe(header)
     return PragmaProbe(connection)
