@@ -10,7 +10,8 @@ A file store with one pool per follow plus one pool that is written to. It repor
   no follow, then with ``--follows`` idle ``async for`` follows, one per pool;
 * the median (and 90th percentile) latency of ``await store.record_message(...)`` into the
   written pool, without and with the idle follows (none of them follows that pool); the
-  writes are ``--gap`` seconds apart, so that they span several poll intervals;
+  writes are ``--gap`` seconds apart, so that they span several poll intervals, and the
+  CPU share of the process while they run is reported too;
 * that every follow still delivers: one record appended to each followed pool by another
   store object reaches its follow, once.
 """
@@ -61,22 +62,24 @@ async def cpu_share(seconds: float) -> float:
     return (time.process_time() - cpu) / (time.perf_counter() - wall)
 
 
-async def write_latencies(store: AsyncAgentPoolStore, first: int, count: int, gap: float) -> list[float]:
-    """``count`` writes, ``gap`` seconds apart (so that they span several poll intervals)."""
+async def write_latencies(store: AsyncAgentPoolStore, first: int, count: int, gap: float) -> tuple[list[float], float]:
+    """``count`` writes, ``gap`` seconds apart (so that they span several poll intervals):
+    their latencies, and the share of a core the process used meanwhile."""
     latencies = []
+    cpu, wall = time.process_time(), time.perf_counter()
     for n in range(first, first + count):
         await asyncio.sleep(gap)
         sent, receipt = message(n)
         started = time.perf_counter()
         await store.record_message(WRITTEN, sent, receipt)
         latencies.append(time.perf_counter() - started)
-    return latencies
+    return latencies, (time.process_time() - cpu) / (time.perf_counter() - wall)
 
 
-def summary(latencies: list[float]) -> str:
+def summary(latencies: list[float], cpu: float) -> str:
     ordered = sorted(latencies)
     p90 = ordered[int(0.9 * (len(ordered) - 1))]
-    return f"median {statistics.median(ordered) * 1e3:7.3f} ms   p90 {p90 * 1e3:7.3f} ms"
+    return f"median {statistics.median(ordered) * 1e3:7.3f} ms   p90 {p90 * 1e3:7.3f} ms   CPU {cpu * 100:5.1f} %"
 
 
 async def follow(store: AsyncAgentPoolStore, pool_id: str, start: float, got: list[AgentPoolStoreRecord]) -> None:
@@ -91,7 +94,7 @@ async def run(path: Path, follows: int, seconds: float, writes: int, gap: float)
         await write_latencies(store, 0, 20, gap)  # warm-up
         idle = await cpu_share(seconds)
         print(f"CPU, no follow:                {idle * 100:6.2f} % of a core")
-        alone = await write_latencies(store, 20, writes, gap)
+        alone, alone_cpu = await write_latencies(store, 20, writes, gap)
 
         got: list[list[AgentPoolStoreRecord]] = [[] for _ in range(follows)]
         starts = [0.05 * i / follows for i in range(follows)]  # spread over one poll interval
@@ -99,9 +102,9 @@ async def run(path: Path, follows: int, seconds: float, writes: int, gap: float)
         await asyncio.sleep(1.0)  # every follow has made its first read and is waiting
         busy = await cpu_share(seconds)
         print(f"CPU, {follows} idle follows:     {busy * 100:6.2f} % of a core")
-        beside = await write_latencies(store, 20 + writes, writes, gap)
-        print(f"record_message, no follow:     {summary(alone)}")
-        print(f"record_message, {follows} follows: {summary(beside)}")
+        beside, beside_cpu = await write_latencies(store, 20 + writes, writes, gap)
+        print(f"record_message, no follow:     {summary(alone, alone_cpu)}")
+        print(f"record_message, {follows} follows: {summary(beside, beside_cpu)}")
         ratio = statistics.median(beside) / statistics.median(alone)
         print(f"median latency ratio:          {ratio:6.2f} x")
 
