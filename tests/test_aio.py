@@ -5,7 +5,9 @@ same final snapshot as the sync store doing the same operations, with unique, ga
 cursors and event sequences; errors arrive as the same ``AgentError``; no call blocks the
 event loop (asyncio's own slow-callback detector, and a ticker task's largest gap while a
 cold snapshot runs); ``async for ... in store.follow(...)`` sees records from another store
-object and another process and ends on timeout or close; ``open`` and ``async with``.
+object and another process and ends on timeout or close; a thousand idle follows read
+nothing (one watcher polls the change token) and each gets its pool's record once; a
+cancelled write still commits and the calls after it see that; ``open`` and ``async with``.
 No pytest-asyncio: every test drives its own loop with ``asyncio.run`` / ``asyncio.Runner``.
 """
 
@@ -525,6 +527,137 @@ def test_async_follow_ends_when_the_store_is_closed_by_another_task(kind: str, t
     assert after_close < 1.0
 
 
+FOLLOWS = 1000
+
+
+def spy(store: Any, *names: str) -> dict[str, list[None]]:
+    """Count the calls of some of ``store``'s methods (from any thread)."""
+    calls: dict[str, list[None]] = {}
+    for name in names:
+        method, counted = getattr(store, name), calls.setdefault(name, [])
+
+        def wrapper(*args: Any, _method: Any = method, _counted: list[None] = counted) -> Any:
+            _counted.append(None)  # list.append is atomic: the spies run on worker threads
+            return _method(*args)
+
+        setattr(store, name, wrapper)
+    return calls
+
+
+async def until(condition: Callable[[], bool], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "gave up waiting"
+        await asyncio.sleep(0.01)
+
+
+def test_a_thousand_idle_follows_read_nothing_and_each_gets_its_record_once(kind: str, tmp_path: Path) -> None:
+    """Idle follows cost one change-token poll per interval, not a read each; a commit wakes
+    only the follows whose pool grew, and each of them reads once."""
+    path = tmp_path / "many.sqlite"
+    inner = make_store(kind, path)
+    pools = [f"pool.many.{i:04d}" for i in range(FOLLOWS)]
+    for pool_id in pools:
+        inner.open_pool(pool_id, CONFIG)
+    calls = spy(inner, "_records_after", "_read_state", "_change_token")
+
+    def write_one_record_each() -> None:
+        if kind == "memory":
+            for pool_id in pools:
+                inner.record_pool_created(pool_id)
+            return
+        with SqliteAgentPoolStore(path) as other, other.transaction():  # another store object, one commit
+            for pool_id in pools:
+                other.record_pool_created(pool_id)
+
+    async def main() -> dict[str, list[int]]:
+        store = AsyncAgentPoolStore(inner)
+        got: dict[str, list[int]] = {pool_id: [] for pool_id in pools}
+
+        async def follow(pool_id: str) -> None:
+            async for record in store.follow(pool_id, 1, poll_interval=0.01):
+                got[pool_id].append(record.cursor.sequence)
+
+        tasks = [asyncio.ensure_future(follow(pool_id)) for pool_id in pools]
+        await until(lambda: len(calls["_records_after"]) >= FOLLOWS)  # every follow made its first read
+        await asyncio.sleep(0.1)
+        for counted in calls.values():
+            counted.clear()
+        await asyncio.sleep(0.2)  # twenty poll intervals, nothing written
+        assert len(calls["_change_token"]) > 0, "the watcher polls"
+        assert (len(calls["_records_after"]), len(calls["_read_state"])) == (0, 0), "idle follows read nothing"
+
+        await asyncio.to_thread(write_one_record_each)
+        await until(lambda: all(got.values()))
+        await asyncio.sleep(0.1)
+        assert len(calls["_records_after"]) == FOLLOWS, "each woken follow read once"
+        await store.close()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        return got
+
+    assert asyncio.run(main()) == {pool_id: [2] for pool_id in pools}
+
+
+def test_a_follow_started_during_a_watcher_round_misses_no_commit() -> None:
+    """The race: a round has taken its list of pools (without ``pool.y``) when a follow of
+    ``pool.y`` starts and reads; a commit to ``pool.y`` lands before the round reads the
+    change token. The token then looks seen, yet ``pool.y`` was never scanned."""
+    inner = InMemoryAgentPoolStore()
+    for pool_id in ("pool.x", "pool.y"):
+        inner.open_pool(pool_id, CONFIG)
+    store = AsyncAgentPoolStore(inner)
+    in_round, go_on = threading.Event(), threading.Event()
+    grown, read = store._grown, store._read
+
+    def round_held_before_the_token(seen: object, pool_ids: list[str], *rest: Any) -> Any:
+        if pool_ids == ["pool.x"] and not go_on.is_set():
+            in_round.set()
+            go_on.wait(10)
+        return grown(seen, pool_ids, *rest)
+
+    def read_then_commit(pool_id: str, after: int) -> list[AgentPoolStoreRecord]:
+        records = read(pool_id, after)
+        if pool_id == "pool.y" and not go_on.is_set():
+            inner.record_pool_created("pool.y")  # after the follow's read, before the round's token
+            go_on.set()
+        return records
+
+    store._grown, store._read = round_held_before_the_token, read_then_commit  # type: ignore[method-assign]
+
+    async def main() -> list[int]:
+        async def follow_x() -> None:
+            async for _ in store.follow("pool.x", 1, poll_interval=0.01):
+                pass
+
+        keeps_the_watcher = asyncio.ensure_future(follow_x())
+        assert await asyncio.to_thread(in_round.wait, 10)
+        got = []
+        async for record in store.follow("pool.y", 1, poll_interval=0.01, timeout=2):
+            got.append(record.cursor.sequence)
+            break
+        await store.close()
+        await asyncio.wait_for(keeps_the_watcher, 5)
+        return got
+
+    assert asyncio.run(main()) == [2]
+
+
+def test_the_watcher_stops_when_no_follow_is_left(kind: str, tmp_path: Path) -> None:
+    inner = make_store(kind, tmp_path / "stops.sqlite")
+    inner.open_pool(POOL, CONFIG)
+    calls = spy(inner, "_change_token")
+
+    async def main() -> tuple[int, int]:
+        async with AsyncAgentPoolStore(inner) as store:
+            assert [r async for r in store.follow(POOL, 1, poll_interval=0.01, timeout=0.1)] == []
+            polled = len(calls["_change_token"])
+            await asyncio.sleep(0.1)
+            return polled, len(calls["_change_token"])
+
+    polled, later = asyncio.run(main())
+    assert polled > 0 and later == polled
+
+
 @pytest.mark.parametrize(
     "arguments",
     [{"poll_interval": 0}, {"poll_interval": -1}, {"timeout": -1}, {"cursor": "1"}, {"cursor": -1}, {"pool_id": ""}],
@@ -541,6 +674,92 @@ def test_async_follow_refuses_bad_arguments(arguments: dict[str, Any]) -> None:
                     pass
 
     asyncio.run(main())
+
+
+# -------------------------------------------------------------------- cancelled writes
+
+
+def hold_the_write_lock(path: Path, held: threading.Event, release: threading.Event) -> threading.Thread:
+    """Another store object holds SQLite's write lock (an open ``transaction()``) until ``release``."""
+
+    def hold() -> None:
+        with SqliteAgentPoolStore(path) as other, other.transaction():
+            other.record_pool_created(POOL)
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    return holder
+
+
+def test_a_cancelled_write_still_commits_and_later_calls_see_it(tmp_path: Path) -> None:
+    """Cancelled while waiting for SQLite's write lock, for the store's lock or for a worker
+    thread, a write still runs to its end; calls made after the cancellation start after it,
+    so ``message_receipt`` tells whether it committed."""
+    path = tmp_path / "cancel.sqlite"
+    held, release = threading.Event(), threading.Event()
+
+    async def main() -> tuple[list[MessageReceipt | None], AgentPoolSnapshot]:
+        async with AsyncAgentPoolStore(SqliteAgentPoolStore(path, busy_timeout=30)) as store:
+            await store.open_pool(POOL, CONFIG)
+            holder = hold_the_write_lock(path, held, release)
+            # Two workers: the first write waits for SQLite's lock, the second for the store's
+            # lock, the third for a free worker.
+            writes = [
+                asyncio.ensure_future(store.record_message(POOL, writer_message(n), writer_receipt(n)))
+                for n in range(3)
+            ]
+            await asyncio.sleep(0.2)
+            for write in writes:
+                write.cancel()
+            outcomes = await asyncio.gather(*writes, return_exceptions=True)
+            assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes)
+            assert holder.is_alive(), "cancelling returned at once, while the lock was still held"
+            release.set()
+            receipts = [await store.message_receipt(POOL, writer_message(n).idempotency_key) for n in range(3)]
+            snapshot = await store.snapshot(POOL)
+        holder.join()
+        return receipts, snapshot
+
+    receipts, snapshot = asyncio.run(main())
+    assert receipts == [writer_receipt(n) for n in range(3)]
+    assert sorted(stored.message.message_id for stored in snapshot.messages) == [
+        writer_message(n).message_id for n in range(3)
+    ]
+    assert snapshot.cursor.sequence == 5  # opened, the other store's record, three messages
+
+
+def test_a_cancelled_write_that_fails_leaves_no_receipt(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The cancelled write gives up (busy_timeout) while the lock is held: ``message_receipt``,
+    called right after the cancellation, waits for that outcome and answers None. Its error
+    is not logged as never retrieved: the receipt is how the caller learns of it."""
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    path = tmp_path / "cancel-fails.sqlite"
+    held, release = threading.Event(), threading.Event()
+
+    async def main() -> tuple[MessageReceipt | None, bool, AgentPoolSnapshot]:
+        async with AsyncAgentPoolStore(SqliteAgentPoolStore(path, busy_timeout=0.3)) as store:
+            await store.open_pool(POOL, CONFIG)
+            holder = hold_the_write_lock(path, held, release)
+            try:
+                write = asyncio.ensure_future(store.record_message(POOL, writer_message(0), writer_receipt(0)))
+                await asyncio.sleep(0.05)
+                write.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await write
+                receipt = await store.message_receipt(POOL, writer_message(0).idempotency_key)
+                still_held = holder.is_alive()
+            finally:
+                release.set()
+                holder.join()
+            return receipt, still_held, await store.snapshot(POOL)
+
+    receipt, still_held, snapshot = asyncio.run(main())
+    assert receipt is None and still_held, "the answer came while the lock was held: the write had failed"
+    assert snapshot.messages == () and snapshot.cursor.sequence == 2
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
 
 
 # -------------------------------------------------------------------- open, close

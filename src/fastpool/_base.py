@@ -144,6 +144,19 @@ class StoreBase:
     def _allocate_event_sequence(self, pool_id: str) -> int:
         raise NotImplementedError
 
+    # -- what follow loops read, over the primitives (self._lock held) -----------------
+
+    def _batch_after(self, pool_id: str, after: int) -> list[AgentPoolStoreRecord]:
+        """The next ``_FOLLOW_BATCH`` records after ``after``; none while the pool is not opened."""
+        if self._read_state(pool_id).config is None:
+            return []
+        return self._records_after(pool_id, after, _FOLLOW_BATCH)
+
+    def _last_sequence(self, pool_id: str) -> int:
+        """The pool's last cursor, as ``_batch_after`` sees it: 0 while the pool is not opened."""
+        state = self._read_state(pool_id)
+        return 0 if state.config is None else state.cursor
+
     # -- the contract ------------------------------------------------------------------
 
     def _not_opened(self) -> AgentError:
@@ -319,8 +332,10 @@ class StoreBase:
                     return
                 token = self._change_token()
                 if token != seen:
-                    if every_record or self._read_state(pool_id).config is not None:
+                    if every_record:
                         records = self._records_after(pool_id, after, _FOLLOW_BATCH)
+                    else:
+                        records = self._batch_after(pool_id, after)
                     if len(records) < _FOLLOW_BATCH:
                         seen = token  # everything up to this token has been read
             for record in records:

@@ -3,6 +3,16 @@
 Every call runs on a worker thread, so no call blocks the event loop; one store per
 loop is safe with any number of concurrent tasks (the store serialises them).
 
+Follows cost next to nothing while idle: one watcher task per wrapper polls the store's
+change token (no disk access while nothing was committed) at the smallest ``poll_interval``
+of the live follows, and wakes only the follows whose pool grew; each of them then reads
+its new records once. The watcher stops when the last follow ends.
+
+Cancelling a write coroutine does not cancel the write: a worker thread cannot be
+interrupted, so a write handed to one (even one still queued for a free thread) runs to
+its end. The coroutine raises ``CancelledError`` at once; every call made on the wrapper
+after that starts only once the write has ended, so it sees whether the write committed.
+
 >>> import asyncio
 >>> from fastpool import AgentPoolStoreConfig, InMemoryAgentPoolStore
 >>> async def main():
@@ -17,12 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
-from ._base import StoreBase, check_cursor
+from ._base import _FOLLOW_BATCH, StoreBase, check_cursor
+from .errors import AgentError
 from .model import (
     AgentPoolMember,
     AgentPoolSnapshot,
@@ -43,6 +55,27 @@ __all__ = ["AsyncAgentPoolStore"]
 T = TypeVar("T")
 
 
+class _Followed:
+    """One pool's follows: the highest cursor known to exist, and a future resolved (then
+    replaced) whenever that rises or the store closes."""
+
+    __slots__ = ("last", "changed", "follows")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.last = 0
+        self.follows = 0
+        self.changed: asyncio.Future[None] = loop.create_future()
+
+    def rise(self, last: int) -> None:
+        if last > self.last:
+            self.last = last
+            self.wake()
+
+    def wake(self) -> None:
+        self.changed.set_result(None)
+        self.changed = self.changed.get_loop().create_future()
+
+
 class AsyncAgentPoolStore:
     """Wraps a ``SqliteAgentPoolStore`` or ``InMemoryAgentPoolStore`` for asyncio."""
 
@@ -52,6 +85,11 @@ class AsyncAgentPoolStore:
         # waiting on SQLite's lock from holding up the rest of the queue.
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastpool-aio")
         self._closed = False
+        self._cancelled: set[asyncio.Future[Any]] = set()  # cancelled writes still running
+        self._followed: dict[str, _Followed] = {}
+        self._fresh: set[str] = set()  # pools followed since the watcher's last round began
+        self._polls: Counter[float] = Counter()  # the poll intervals of the live follows
+        self._watcher: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], **options: Any) -> AsyncAgentPoolStore:
@@ -65,20 +103,38 @@ class AsyncAgentPoolStore:
             executor.shutdown(wait=False)
         return cls(store)
 
-    async def _call(self, function: Callable[..., T], *args: Any) -> T:
+    async def _call(self, function: Callable[..., T], *args: Any, write: bool = False) -> T:
+        if self._cancelled:
+            # Start after the writes cancelled so far have ended, so as to see their outcome.
+            await asyncio.wait(tuple(self._cancelled))
         if self._closed:
             # The workers are gone; the closed store answers as the sync one does, at once
             # (SQLite: its "store is closed" error; memory: from memory).
             return function(*args)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, partial(function, *args))
+        future = asyncio.get_running_loop().run_in_executor(self._executor, partial(function, *args))
+        if not write:
+            return await future
+        try:
+            # Shielded: cancelling the caller must not cancel a write still queued for a worker.
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            self._cancelled.add(future)
+            future.add_done_callback(self._ended)
+            raise
+
+    def _ended(self, future: asyncio.Future[Any]) -> None:
+        self._cancelled.discard(future)
+        if not future.cancelled():
+            future.exception()  # nobody awaits it (later calls show its outcome): not "never retrieved"
 
     async def close(self) -> None:
         """Close the wrapped store (ending ``follow`` loops) and the worker threads."""
         close = getattr(self.store, "close", None)
         if close is not None:
-            await self._call(close)
+            await self._call(close, write=True)
         self._closed = True
         self._executor.shutdown(wait=False)
+        self._wake_all()
 
     async def __aenter__(self) -> AsyncAgentPoolStore:
         return self
@@ -87,25 +143,25 @@ class AsyncAgentPoolStore:
         await self.close()
 
     async def open_pool(self, pool_id: str, config: AgentPoolStoreConfig) -> AgentPoolSnapshot:
-        return await self._call(self.store.open_pool, pool_id, config)
+        return await self._call(self.store.open_pool, pool_id, config, write=True)
 
     async def snapshot(self, pool_id: str) -> AgentPoolSnapshot:
         return await self._call(self.store.snapshot, pool_id)
 
     async def record_pool_created(self, pool_id: str) -> AgentPoolStoreCursor:
-        return await self._call(self.store.record_pool_created, pool_id)
+        return await self._call(self.store.record_pool_created, pool_id, write=True)
 
     async def join_member(self, pool_id: str, member: AgentPoolMember) -> AgentPoolStoreCursor:
-        return await self._call(self.store.join_member, pool_id, member)
+        return await self._call(self.store.join_member, pool_id, member, write=True)
 
     async def leave_member(self, pool_id: str, run_id: str) -> tuple[AgentPoolMember, AgentPoolStoreCursor]:
-        return await self._call(self.store.leave_member, pool_id, run_id)
+        return await self._call(self.store.leave_member, pool_id, run_id, write=True)
 
     async def message_receipt(self, pool_id: str, idempotency_key: str) -> MessageReceipt | None:
         return await self._call(self.store.message_receipt, pool_id, idempotency_key)
 
     async def record_message(self, pool_id: str, message: RunMessage, receipt: MessageReceipt) -> AgentPoolStoreCursor:
-        return await self._call(self.store.record_message, pool_id, message, receipt)
+        return await self._call(self.store.record_message, pool_id, message, receipt, write=True)
 
     async def wake_registration(self, pool_id: str, idempotency_key: str) -> WakeRegistration | None:
         return await self._call(self.store.wake_registration, pool_id, idempotency_key)
@@ -120,14 +176,14 @@ class AsyncAgentPoolStore:
         compiled_filter: CompiledEventFilter,
         registration: WakeRegistration,
     ) -> AgentPoolStoreCursor:
-        return await self._call(self.store.record_wake, pool_id, condition, compiled_filter, registration)
+        return await self._call(self.store.record_wake, pool_id, condition, compiled_filter, registration, write=True)
 
     async def watch(self, pool_id: str, cursor: AgentPoolStoreCursor | int | None = None) -> list[AgentPoolStoreRecord]:
         """The records after ``cursor``, as a list (read in one go, like the sync ``watch``)."""
         return await self._call(lambda: list(self.store.watch(pool_id, cursor)))
 
     async def next_event_sequence(self, pool_id: str) -> int:
-        return await self._call(self.store.next_event_sequence, pool_id)
+        return await self._call(self.store.next_event_sequence, pool_id, write=True)
 
     def follow(
         self,
@@ -139,8 +195,8 @@ class AsyncAgentPoolStore:
     ) -> AsyncIterator[AgentPoolStoreRecord]:
         """``async for`` over records as any process appends them (see ``follow`` on the store).
 
-        Arguments are checked at the call, as the sync ``follow`` does; waiting happens on
-        the event loop (``asyncio.sleep``), never on a worker thread.
+        Arguments are checked at the call, as the sync ``follow`` does. While caught up, a
+        follow waits on the event loop for the wrapper's watcher (see the module's doc).
         """
         after = check_cursor(cursor)
         self.store.follow(pool_id, after, poll_interval=poll_interval, timeout=timeout)  # validates only
@@ -150,23 +206,91 @@ class AsyncAgentPoolStore:
         self, pool_id: str, after: int, poll_interval: float, timeout: float | None
     ) -> AsyncIterator[AgentPoolStoreRecord]:
         loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while True:
-            start = after
-            # timeout=0: read what is there now and return at once.
-            batch = await self._call(lambda: list(self.store.follow(pool_id, start, timeout=0)))
-            for record in batch:
-                after = record.cursor.sequence
-                yield record
-            if batch:
-                deadline = None if timeout is None else loop.time() + timeout
-                continue
-            if self.store._closed.is_set():
-                return
-            if deadline is not None:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
+        followed = self._followed.get(pool_id)
+        if followed is None:
+            followed = self._followed[pool_id] = _Followed(loop)
+            self._fresh.add(pool_id)
+        followed.follows += 1
+        self._polls[poll_interval] += 1
+        if self._watcher is None:
+            self._watcher = loop.create_task(self._watch())
+        try:
+            deadline = None if timeout is None else loop.time() + timeout
+            while True:
+                records = await self._call(self._read, pool_id, after)
+                for record in records:
+                    after = record.cursor.sequence
+                    yield record
+                if records:
+                    deadline = None if timeout is None else loop.time() + timeout
+                    if len(records) == _FOLLOW_BATCH:
+                        continue  # a backlog: read on
+                # Caught up as of the read: wait for the watcher to see the pool grow past it.
+                while followed.last <= after:
+                    if self.store._closed.is_set():
+                        return
+                    remaining = None if deadline is None else deadline - loop.time()
+                    if remaining is not None and remaining <= 0:
+                        return
+                    # asyncio.wait never cancels the shared future, whatever happens to this task.
+                    await asyncio.wait((followed.changed,), timeout=remaining)
+        finally:
+            followed.follows -= 1
+            if not followed.follows:
+                del self._followed[pool_id]
+            self._polls[poll_interval] -= 1
+            if not self._polls[poll_interval]:
+                del self._polls[poll_interval]
+
+    def _read(self, pool_id: str, after: int) -> list[AgentPoolStoreRecord]:
+        """One follow's next records (on a worker); none once the store is closed."""
+        with self.store._lock:
+            return [] if self.store._closed.is_set() else self.store._batch_after(pool_id, after)
+
+    async def _watch(self) -> None:
+        """Poll the change token while any follow is live; raise each grown pool's ``last``."""
+        seen: object = None
+        try:
+            while True:
+                await asyncio.sleep(min(self._polls, default=0))
+                if not self._followed:
+                    return  # the last follow has ended
+                if self.store._closed.is_set():
+                    self._wake_all()  # the follows return; new ones start a new watcher
                     return
-                await asyncio.sleep(min(poll_interval, remaining))
-            else:
-                await asyncio.sleep(poll_interval)
+                fresh, self._fresh = self._fresh, set()
+                try:
+                    seen, lasts = await self._call(self._grown, seen, list(self._followed), fresh)
+                except AgentError:
+                    # Every follow reads for itself, and meets the error (or the closed store) there.
+                    seen = None
+                    self._wake_all()
+                    continue
+                for pool_id, last in lasts.items():
+                    followed = self._followed.get(pool_id)
+                    if followed is not None:
+                        followed.rise(last)
+        finally:
+            self._watcher = None
+
+    def _grown(self, seen: object, pool_ids: list[str], fresh: set[str]) -> tuple[object, dict[str, int]]:
+        """The change token and the last cursor of each pool (on a worker); if the token is
+        ``seen``, of the ``fresh`` pools only.
+
+        A commit after the token is read is in the cursors or changes the next token. A pool
+        followed after the previous round took its list may have missed a commit that this
+        token already shows: it is ``fresh``, so scanned anyway. No commit goes unseen. The
+        lock is taken per pool, so that writes do not wait for the whole scan.
+        """
+        store = self.store
+        with store._lock:
+            token = store._change_token()
+        lasts = {}
+        for pool_id in fresh if token == seen else pool_ids:
+            with store._lock:
+                lasts[pool_id] = store._last_sequence(pool_id)
+        return token, lasts
+
+    def _wake_all(self) -> None:
+        for followed in self._followed.values():
+            followed.wake()
