@@ -795,6 +795,19 @@ def test_open_creates_the_file_and_passes_options(tmp_path: Path) -> None:
         assert store.snapshot(POOL).cursor == AgentPoolStoreCursor.new(1)
 
 
+@pytest.mark.parametrize(
+    "store, options, argument",
+    [(None, {}, "store"), ("pools.sqlite", {}, "store"), (object(), {}, "store")]
+    + [(InMemoryAgentPoolStore(), {"workers": bad}, "workers") for bad in (0, -1, 1.5, True, "2")],
+)
+def test_wrapping_anything_but_a_store_is_invalid_input(store: Any, options: dict[str, Any], argument: str) -> None:
+    before = workers()
+    with pytest.raises(InvalidInput) as raised:
+        AsyncAgentPoolStore(store, **options)
+    assert raised.value.message.startswith(f"{argument}: ")
+    assert workers() <= before  # no worker thread was started
+
+
 def test_async_with_closes_the_store_and_its_workers(tmp_path: Path) -> None:
     before = workers()  # other tests' workers may still be on their way out
     mine: set[threading.Thread] = set()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -171,7 +172,7 @@ try:
         open(probe, "ab").close()
     print(json.dumps({"skip": "file modes are not enforced for this process (uid %d)" % os.geteuid()}))
     sys.exit(0)
-except PermissionError:
+except OSError:  # EACCES (file modes) or EROFS (a read-only mount)
     pass
 from fastpool import SqliteAgentPoolStore
 report = {"open": env.outcome(lambda: SqliteAgentPoolStore(args["path"], **args["options"]))}
@@ -182,6 +183,9 @@ if report["open"][0] == "ok":
         report[name] = env.outcome(call)
     for name, call in env.write_calls(store).items():
         report[name] = env.outcome(call)
+    if args["pause"]:  # the parent changes the file now
+        print("paused", flush=True)
+        sys.stdin.readline()
     for name, call in env.read_calls(store).items():
         report["after " + name] = env.outcome(call)
     store.close()
@@ -189,28 +193,50 @@ print(json.dumps(report))
 """
 
 
-def run_scenario(tmp_path: Path, path: Path, probe: Path, **options: Any) -> dict[str, list[Any]]:
-    script = tmp_path / "scenario.py"
-    script.write_text(SCENARIO, encoding="utf-8")
+def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(fastpool.__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    return env
+
+
+def run_scenario(
+    tmp_path: Path,
+    path: Path,
+    probe: Path,
+    between: Callable[[], None] | None = None,
+    prefix: tuple[str, ...] = (),
+    **options: Any,
+) -> dict[str, list[Any]]:
+    """The scenario child's report; ``between`` runs after its writes and before its second
+    reads; ``prefix`` is a command that runs the child (and must ``exec`` it)."""
+    script = tmp_path / "scenario.py"
+    script.write_text(SCENARIO, encoding="utf-8")
     args = {
         "drop": os.geteuid() == 0,
         "tests": str(Path(__file__).resolve().parent),
         "path": str(path),
         "probe": str(probe),
         "options": options,
+        "pause": between is not None,
     }
-    done = subprocess.run(
-        [sys.executable, str(script), json.dumps(args)],
-        capture_output=True,
+    with subprocess.Popen(
+        [*prefix, sys.executable, str(script), json.dumps(args)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    report: dict[str, list[Any]] = json.loads(done.stdout.strip().splitlines()[-1])
+        env=child_env(),
+    ) as child:
+        assert child.stdout is not None
+        first = child.stdout.readline() if between is not None else ""
+        if first == "paused\n":
+            between()  # type: ignore[misc]
+            first = ""
+        out, err = child.communicate("\n", timeout=60)
+    if prefix and not (first + out) and child.returncode != 0:
+        pytest.skip(f"{prefix[0]} cannot run the scenario here: {err.strip()}")
+    assert child.returncode == 0, err
+    report: dict[str, list[Any]] = json.loads((first + out).strip().splitlines()[-1])
     if "skip" in report:
         pytest.skip(f"read-only scenario not enforceable here: {report['skip']}")
     return report
@@ -242,6 +268,8 @@ def test_read_only_file(tmp_path: Path, restore_modes: list[Path], readonly: boo
     assert_writes_refused(report, RetryClassification.HOST_CONFIGURATION_NEEDED)
     assert_reads_work({name.removeprefix("after "): got for name, got in report.items() if name.startswith("after ")})
     assert digest(path) == before
+    if readonly:  # opened immutable: a -wal and -shm made here could never be removed by this user
+        assert sorted(p.name for p in folder.iterdir()) == ["pools.sqlite"]
     assert raw_count(path) == 4
 
 
@@ -272,9 +300,10 @@ def test_read_only_directory_with_a_rollback_journal_file(
 
 @pytest.mark.parametrize("readonly", [False, True], ids=["default", "readonly"])
 def test_read_only_directory_with_a_wal_file(tmp_path: Path, restore_modes: list[Path], readonly: bool) -> None:
-    """A WAL file whose -shm cannot be created: SQLite cannot even read it. Either way the
-    answer is clean: refused at open with HOST_CONFIGURATION_NEEDED, or open with working
-    reads and refused writes; never a raw exception and never a write."""
+    """A cleanly closed WAL file whose -shm cannot be created: SQLite cannot read it as usual.
+    ``readonly=True`` opens it immutable (nothing in a -wal, nobody who could write it with
+    this user's rights) and reads it; the default store may refuse at open with
+    HOST_CONFIGURATION_NEEDED. Never a raw exception, never a write, never a new file."""
     folder = tmp_path / "ro-wal-dir"
     folder.mkdir()
     path = folder / "pools.sqlite"
@@ -285,6 +314,8 @@ def test_read_only_directory_with_a_wal_file(tmp_path: Path, restore_modes: list
     before = digest(path)
 
     report = run_scenario(tmp_path, path, probe=folder, readonly=readonly)
+    if readonly:
+        assert report["open"] == ["ok", None], report["open"]
     if report["open"][0] == "ok":
         assert_reads_work(report)
         assert_writes_refused(report, RetryClassification.HOST_CONFIGURATION_NEEDED)
@@ -293,6 +324,126 @@ def test_read_only_directory_with_a_wal_file(tmp_path: Path, restore_modes: list
         assert (kind, name, retry) == ("error", "AgentError", "HostConfigurationNeeded"), report["open"]
         assert message.startswith(FAILURE_PREFIX)
     assert digest(path) == before
+    assert sorted(p.name for p in folder.iterdir()) == ["pools.sqlite"]
+
+
+def test_readonly_reads_a_file_on_read_only_media(tmp_path: Path) -> None:
+    """A read-only mount (a read-only bind mount in a private mount namespace; no file mode
+    involved, so root is stopped too): the cleanly closed WAL file is read immutable, and
+    nothing is, or could be, written."""
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare(1) to make a private mount namespace")
+    source, media = tmp_path / "source", tmp_path / "media"
+    source.mkdir()
+    media.mkdir()
+    populate(source / "pools.sqlite")
+    before = digest(source / "pools.sqlite")
+    mount = f"mount --bind {source} {media} && mount -o remount,bind,ro {media} && exec " + '"$@"'
+    report = run_scenario(
+        tmp_path, media / "pools.sqlite", probe=media, prefix=("unshare", "-m", "sh", "-c", mount, "sh"), readonly=True
+    )
+    assert report["open"] == ["ok", None], report["open"]
+    assert_reads_work(report)
+    assert_writes_refused(report, RetryClassification.HOST_CONFIGURATION_NEEDED)
+    assert digest(source / "pools.sqlite") == before
+    assert sorted(p.name for p in source.iterdir()) == ["pools.sqlite"]
+
+
+def crash_after_a_write(path: Path) -> None:
+    """A process appends one record to ``POOL`` and dies: the record stays in the -wal (no checkpoint)."""
+    code = (
+        "import os, sys, fastpool; store = fastpool.SqliteAgentPoolStore(sys.argv[1]); "
+        f"store.record_pool_created({POOL!r}); os._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], env=child_env(), check=True, timeout=60)
+
+
+def test_readonly_reads_a_live_writers_wal_in_a_read_only_directory(tmp_path: Path, restore_modes: list[Path]) -> None:
+    """The -wal holds a record the database file lacks and its writer keeps -wal and -shm: the
+    reader goes through SQLite's WAL as usual (immutable would miss record 5) and creates nothing."""
+    folder = tmp_path / "live"
+    folder.mkdir()
+    path = folder / "pools.sqlite"
+    populate(path)
+    with SqliteAgentPoolStore(path) as writer:
+        writer.record_pool_created(POOL)
+        assert (folder / "pools.sqlite-wal").stat().st_size > 0
+        os.chmod(folder, 0o555)
+        restore_modes.append(folder)
+        report = run_scenario(tmp_path, path, probe=folder, readonly=True)
+        assert report["open"] == ["ok", None], report["open"]
+        assert report["snapshot"] == ["ok", 5]
+        assert report["watch"] == ["ok", [1, 2, 3, 4, 5]]
+        assert report["pools"] == ["ok", [[POOL, 5, 5]]]
+        assert_writes_refused(report, RetryClassification.HOST_CONFIGURATION_NEEDED)
+        assert sorted(p.name for p in folder.iterdir()) == ["pools.sqlite", "pools.sqlite-shm", "pools.sqlite-wal"]
+        assert writer.record_pool_created(POOL).sequence == 6  # the writer is undisturbed
+
+
+@pytest.mark.parametrize("unwritable", ["directory", "file"])
+def test_readonly_refuses_a_wal_it_cannot_read_without_a_checkpoint(
+    tmp_path: Path, restore_modes: list[Path], unwritable: str
+) -> None:
+    """A writer died with a record in the -wal, and the -shm is gone (the files were copied, say).
+    Reading the -wal needs a new -shm, which this user cannot create (read-only directory) or
+    could never remove (read-only file); immutable would silently miss the record. So the open
+    fails HOST_CONFIGURATION_NEEDED, naming the -wal and the ways out, and nothing changes."""
+    folder = tmp_path / "crashed"
+    folder.mkdir()
+    path = folder / "pools.sqlite"
+    populate(path)
+    crash_after_a_write(path)
+    (folder / "pools.sqlite-shm").unlink()
+    assert (folder / "pools.sqlite-wal").stat().st_size > 0
+    target = folder if unwritable == "directory" else path
+    os.chmod(target, 0o555 if unwritable == "directory" else 0o444)
+    restore_modes.append(target)
+    before = {p.name: digest(p) for p in folder.iterdir()}
+
+    report = run_scenario(tmp_path, path, probe=target, readonly=True)
+    kind, name, _, retry, message = report["open"]
+    assert (kind, name, retry) == ("error", "AgentError", "HostConfigurationNeeded"), report["open"]
+    assert f"{path}-wal" in message and "checkpoint" in message and "writable" in message, message
+    assert {p.name: digest(p) for p in folder.iterdir()} == before
+
+
+@pytest.mark.parametrize("writer", ["still open", "closed"])
+def test_an_immutable_reader_fails_cleanly_once_a_writer_appears(
+    tmp_path: Path, restore_modes: list[Path], writer: str
+) -> None:
+    """Immutable means SQLite takes no locks and ignores any -wal: right only while nothing
+    writes. Another user (root here, whom the directory's mode does not stop) commits after the
+    reader opened: the record is in the -wal (writer still open) or checkpointed into the
+    database file (closed). From then on every read fails HOST_CONFIGURATION_NEEDED, telling
+    the caller to open the store again, instead of answering from a file that changed under it."""
+    folder = tmp_path / "appears"
+    folder.mkdir()
+    path = folder / "pools.sqlite"
+    populate(path)
+    os.chmod(folder, 0o555)
+    restore_modes.append(folder)
+    still_open: list[SqliteAgentPoolStore] = []
+
+    def write() -> None:
+        store = SqliteAgentPoolStore(path)
+        store.record_pool_created(POOL)
+        if writer == "closed":
+            store.close()  # checkpoints into the database file and removes the -wal
+        else:
+            still_open.append(store)
+
+    try:
+        report = run_scenario(tmp_path, path, probe=folder, between=write, readonly=True)
+    finally:
+        for store in still_open:
+            store.close()
+    assert report["open"] == ["ok", None], report["open"]
+    assert_reads_work(report)
+    assert_writes_refused(report, RetryClassification.HOST_CONFIGURATION_NEEDED)
+    for name in EXPECTED_READS:
+        got = report["after " + name]
+        assert got[:4] == ["error", "AgentError", "HostConfigurationNeeded", "HostConfigurationNeeded"], (name, got)
+        assert "changed" in got[4] and "open the store again" in got[4], got
 
 
 def test_readonly_option_on_a_writable_file(tmp_path: Path) -> None:
@@ -302,12 +453,35 @@ def test_readonly_option_on_a_writable_file(tmp_path: Path) -> None:
     before = digest(path)
     with SqliteAgentPoolStore(path, readonly=True) as store:
         results = {name: outcome(call) for name, call in {**read_calls(store), **write_calls(store)}.items()}
+        # The contract's own checks still come first, and transaction() reads consistently.
+        with pytest.raises(AgentError, match="run is not a member"):
+            store.leave_member(POOL, "run.z")
+        with store.transaction():
+            assert store.snapshot(POOL).cursor.sequence == 4
     assert_reads_work(results)
     assert_writes_refused(results, RetryClassification.HOST_CONFIGURATION_NEEDED)
     assert digest(path) == before
+    # SQLite removed the -wal and -shm that reading created: the last connection closed could write.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pools.sqlite"]
     # The same file is writable again through an ordinary store object.
     with SqliteAgentPoolStore(path) as store:
         assert store.record_pool_created(POOL).sequence == 5
+
+
+def test_a_readonly_store_never_removes_files_another_connection_uses(tmp_path: Path) -> None:
+    path = tmp_path / "pools.sqlite"
+    populate(path)
+    with SqliteAgentPoolStore(path) as writer:
+        writer.record_pool_created(POOL)
+        with SqliteAgentPoolStore(path, readonly=True) as reader:
+            assert reader.snapshot(POOL).cursor.sequence == 5
+            writer.record_pool_created(POOL)
+            assert reader.snapshot(POOL).cursor.sequence == 6  # it sees new commits at once
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["pools.sqlite", "pools.sqlite-shm", "pools.sqlite-wal"]
+        assert writer.record_pool_created(POOL).sequence == 7
+        with SqliteAgentPoolStore(path) as other:
+            assert other.snapshot(POOL).cursor.sequence == 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pools.sqlite"]
 
 
 def test_readonly_option_refuses_a_missing_file_and_creates_nothing(tmp_path: Path) -> None:

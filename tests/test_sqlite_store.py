@@ -5,12 +5,14 @@ The behavioural contract itself is in ``test_store_contract.py``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
 import stat
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,9 @@ from fastpool import (
     InMemoryAgentPoolStore,
     InvalidInput,
     MessageStatus,
+    PolicyRef,
     RetryClassification,
+    RunMessage,
     SqliteAgentPoolStore,
     WakeRegistrationStatus,
     wire,
@@ -97,6 +101,11 @@ def test_default_synchronous_is_normal(store: SqliteAgentPoolStore) -> None:
         ({"busy_timeout": -1}, "busy_timeout"),
         ({"busy_timeout": "5"}, "busy_timeout"),
         ({"busy_timeout": None}, "busy_timeout"),
+        ({"max_cached_pools": 0}, "max_cached_pools"),
+        ({"max_cached_pools": -1}, "max_cached_pools"),
+        ({"max_cached_pools": True}, "max_cached_pools"),
+        ({"max_cached_pools": 2.0}, "max_cached_pools"),
+        ({"max_cached_pools": None}, "max_cached_pools"),
     ],
 )
 def test_bad_options_are_invalid_input(path: Path, options: dict[str, Any], argument: str) -> None:
@@ -109,6 +118,17 @@ def test_bad_path_type_is_invalid_input() -> None:
     with pytest.raises(InvalidInput) as raised:
         SqliteAgentPoolStore(42)  # type: ignore[arg-type]
     assert "path" in raised.value.message
+
+
+@pytest.mark.parametrize("engine", ["fastpool._replay_py", 42, os], ids=["module-name", "int", "other-module"])
+def test_engine_must_be_a_replay_engine_module(path: Path, engine: Any) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        SqliteAgentPoolStore(path, engine=engine)
+    assert raised.value.message.startswith("engine: ")
+    with pytest.raises(InvalidInput) as raised:
+        InMemoryAgentPoolStore(engine=engine)
+    assert raised.value.message.startswith("engine: ")
+    assert not path.exists()
 
 
 RUST_COLUMNS = {
@@ -751,3 +771,210 @@ def test_three_store_objects_agree_with_the_in_memory_store(path: Path, seed: in
         raw.close()
         for store in stores:
             store.close()
+
+
+# ------------------------------------------------------------------------- values too large for SQLite
+
+#: Bytes per value for the tests below: SQLite's SQLITE_LIMIT_LENGTH (1,000,000,000 by default),
+#: lowered so that no test needs a gigabyte of memory.
+LIMIT = 20_000
+
+
+@pytest.fixture
+def short_values() -> Iterator[int]:
+    """Every SQLite connection opened meanwhile, the store's included, stores at most ``LIMIT`` bytes per value."""
+
+    def lower(db: apsw.Connection) -> None:
+        db.limit(apsw.SQLITE_LIMIT_LENGTH, LIMIT)
+
+    apsw.connection_hooks.append(lower)
+    try:
+        yield LIMIT
+    finally:
+        apsw.connection_hooks.remove(lower)
+
+
+def versioned_message(message_id: str, version: str) -> RunMessage:
+    return message(message_id).replace(policy_refs=(PolicyRef.new("policy.a").replace(version=version),))
+
+
+@pytest.mark.parametrize("char", ["v", "é"], ids=["ascii", "two-byte"])
+def test_a_record_longer_than_sqlite_stores_is_invalid_input_naming_the_field(
+    path: Path, short_values: int, char: str
+) -> None:
+    """Checked in UTF-8 bytes (the two-byte case has fewer characters than the limit), before
+    anything is written; the message names the field that holds the bulk and the limit."""
+    over = char * (short_values // len(char.encode()) + 10)
+    with SqliteAgentPoolStore(path) as store:
+        store.open_pool(POOL, CONFIG)
+        calls = {
+            "stored.message.policy_refs[0].version": lambda: store.record_message(
+                POOL, versioned_message("msg.big", over), receipt("msg.big")
+            ),
+            "member.topics": lambda: store.join_member(
+                POOL, member("run.big", topics=tuple(f"topic.{i:05}" for i in range(short_values // 10)))
+            ),
+        }
+        for field, call in calls.items():
+            with pytest.raises(InvalidInput) as raised:
+                call()
+            text = raised.value.message
+            assert text.startswith(f"{field}: "), text
+            assert f"{short_values:,} bytes" in text and "SQLITE_LIMIT_LENGTH" in text, text
+        assert raw_counts(path) == (1, 0)
+        # The store carries on: nothing was half-written and the next record gets cursor 2.
+        assert store.message_receipt(POOL, "key.msg.big") is None
+        just_under = char * ((short_values - 2_000) // len(char.encode()))
+        assert store.record_message(POOL, versioned_message("msg.ok", just_under), receipt("msg.ok")).sequence == 2
+    with SqliteAgentPoolStore(path) as cold:
+        assert cold.snapshot(POOL).messages[0].message.policy_refs[0].version == just_under
+
+
+def test_sqlite_refusing_a_value_as_too_big_is_invalid_input(store: SqliteAgentPoolStore, path: Path) -> None:
+    """The backstop: a limit lowered after the store read it is still enforced by SQLite, and
+    its TooBigError is bad input, not a damaged file."""
+    store.open_pool(POOL, CONFIG)
+    connection_of(store).limit(apsw.SQLITE_LIMIT_LENGTH, LIMIT)
+    with pytest.raises(InvalidInput) as raised:
+        store.record_message(POOL, versioned_message("msg.big", "v" * LIMIT), receipt("msg.big"))
+    assert raised.value.message.startswith(FAILURE), raised.value.message
+    assert raw_counts(path) == (1, 0)
+    assert store.record_message(POOL, message("msg.ok"), receipt("msg.ok")).sequence == 2
+
+
+# ------------------------------------------------------------------------- transaction()
+
+
+def test_close_inside_a_transaction_rolls_back_and_raises_an_agent_error(path: Path) -> None:
+    store = SqliteAgentPoolStore(path)
+    store.open_pool(POOL, CONFIG)
+    with pytest.raises(AgentError) as raised:
+        with store.transaction():
+            store.join_member(POOL, member("run.a"))
+            store.close()
+    assert type(raised.value) is AgentError
+    assert raised.value.retry is RetryClassification.NOT_RETRYABLE
+    assert "closed inside transaction()" in raised.value.message
+    # A call after the close fails as on any closed store, and that error is what the block raises.
+    store = SqliteAgentPoolStore(path)
+    with pytest.raises(AgentError) as raised:
+        with store.transaction():
+            store.join_member(POOL, member("run.b"))
+            store.close()
+            store.join_member(POOL, member("run.c"))
+    assert raised.value.message == "sqlite agent pool store is closed"
+    assert raw_counts(path) == (1, 0)
+    with SqliteAgentPoolStore(path) as again:
+        assert again.snapshot(POOL).members == ()
+
+
+# ------------------------------------------------------------------------- the bounded cache
+
+
+def cached(store: SqliteAgentPoolStore) -> list[str]:
+    """The pools the store holds a state for, least recently used first."""
+    return list(store._states)
+
+
+def test_the_cache_keeps_the_most_recently_used_pools(path: Path) -> None:
+    with SqliteAgentPoolStore(path, max_cached_pools=3) as store:
+        for pool_id in ("pool.a", "pool.b", "pool.c"):
+            store.open_pool(pool_id, CONFIG)
+        assert cached(store) == ["pool.a", "pool.b", "pool.c"]
+        assert store.message_receipt("pool.a", "key.x") is None  # a warm read counts as a use
+        store.join_member("pool.b", member("run.b"))  # so does a write
+        store.open_pool("pool.d", CONFIG)
+        assert cached(store) == ["pool.a", "pool.b", "pool.d"]
+        assert store.snapshot("pool.c").cursor.sequence == 1  # rebuilt from the file
+        assert cached(store) == ["pool.b", "pool.d", "pool.c"]
+        store.evict("pool.d")
+        store.evict("pool.d")  # evicting a pool that is not cached is harmless
+        store.evict("pool.unknown")
+        assert cached(store) == ["pool.b", "pool.c"]
+        assert store.snapshot("pool.b").members == (member("run.b"),)
+        with pytest.raises(InvalidInput, match="pool_id"):
+            store.evict("")
+    with pytest.raises(AgentError, match="closed"):
+        store.evict("pool.a")
+
+
+def test_the_default_bound(path: Path) -> None:
+    with SqliteAgentPoolStore(path) as store:
+        with store.transaction():
+            for n in range(1030):
+                store.open_pool(f"pool.{n:04}", CONFIG)
+        assert len(cached(store)) == 1024
+        assert cached(store)[0] == "pool.0006"
+
+
+def test_pools_written_in_a_transaction_may_be_evicted_before_it_ends(path: Path) -> None:
+    """Inside transaction() the store's connection sees its own uncommitted rows, so a pool
+    evicted (by the bound or by evict()) mid-transaction rebuilds with its uncommitted
+    writes; after COMMIT every object sees them, after a rollback nobody does."""
+    with SqliteAgentPoolStore(path, max_cached_pools=1) as store, SqliteAgentPoolStore(path) as other:
+        for pool_id in ("pool.a", "pool.b"):
+            store.open_pool(pool_id, CONFIG)
+        with store.transaction():
+            store.join_member("pool.a", member("run.a"))
+            store.join_member("pool.b", member("run.b"))  # evicts pool.a
+            assert cached(store) == ["pool.b"]
+            assert store.snapshot("pool.a").members == (member("run.a"),)
+            store.evict("pool.a")
+            assert store.join_member("pool.a", member("run.a2")).sequence == 3
+            assert other.snapshot("pool.a").members == ()
+        for reader in (store, other):
+            assert [m.run_id for m in reader.snapshot("pool.a").members] == ["run.a", "run.a2"]
+            assert reader.snapshot("pool.b").members == (member("run.b"),)
+        with pytest.raises(KeyError):
+            with store.transaction():
+                store.join_member("pool.a", member("run.x"))
+                store.join_member("pool.b", member("run.x"))  # evicts pool.a
+                raise KeyError("roll back")
+        for reader in (store, other):
+            assert [m.run_id for m in reader.snapshot("pool.a").members] == ["run.a", "run.a2"]
+            assert reader.snapshot("pool.b").members == (member("run.b"),)
+        assert raw_counts(path) == (5, 0)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_bounded_cache_answers_as_the_in_memory_store(path: Path, seed: int) -> None:
+    """Random writes over more pools than the bound, through a bounded store and an unbounded
+    one on the same file, with evictions and transactions (some rolled back): after every
+    step both answer every read exactly as an ``InMemoryAgentPoolStore`` given the same calls."""
+    rng = random.Random(seed)
+    pools = [f"pool.{n}" for n in range(5)]
+    calls: list[Any] = []  # every call the file holds, to rebuild the reference after a rollback
+    reference = InMemoryAgentPoolStore()
+    with SqliteAgentPoolStore(path, max_cached_pools=2) as bounded, SqliteAgentPoolStore(path) as other:
+        for pool_id in pools:
+            calls.append(lambda s, pool_id=pool_id: s.open_pool(pool_id, CONFIG))
+            calls[-1](bounded)
+            calls[-1](reference)
+        for _ in range(60):
+            action = rng.randrange(10)
+            if action < 6:
+                call = random_write(rng, rng.choice(pools))
+                assert outcome(rng.choice([bounded, other]), call) == outcome(reference, call)
+                calls.append(call)
+            elif action < 8:
+                bounded.evict(rng.choice(pools))
+            else:
+                batch = [random_write(rng, rng.choice(pools)) for _ in range(rng.randrange(1, 6))]
+                commit = action == 8
+                with contextlib.suppress(KeyError), bounded.transaction():
+                    for call in batch:
+                        assert outcome(bounded, call) == outcome(reference, call)
+                        assert_same_reads(bounded, reference, pools)
+                    if not commit:
+                        raise KeyError("roll back")
+                if commit:
+                    calls.extend(batch)
+                else:
+                    reference = InMemoryAgentPoolStore()
+                    for call in calls:
+                        outcome(reference, call)
+            for store in (bounded, other):
+                assert_same_reads(store, reference, pools)
+            assert len(cached(bounded)) <= 2
+        for pool_id in pools:
+            assert list(bounded.watch(pool_id)) == list(reference.watch(pool_id))

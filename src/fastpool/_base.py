@@ -49,6 +49,7 @@ make = default_engine.make  # the compiled constructor when built: every write b
 NOT_A_MEMBER = "run is not a member of this agent pool"
 _FOLLOW_BATCH = 1000  # records read per query while following a long backlog
 _POOL_CREATED = PoolCreated()
+_ENGINES = ("fastpool._replay", "fastpool._replay_py")
 
 # A payload builder: given the caught-up state (inside the write transaction), check the
 # contract and return the payload to append.
@@ -110,6 +111,8 @@ class StoreBase:
     _prefix = ""
 
     def __init__(self, engine: ModuleType | None = None) -> None:
+        if engine is not None and not (isinstance(engine, ModuleType) and engine.__name__ in _ENGINES):
+            raise InvalidInput(f"engine: expected the module fastpool._replay or fastpool._replay_py, got {engine!r}")
         self._lock: Any = threading.RLock()
         self._closed = threading.Event()  # wakes follow() loops when the store closes
         self._inherited = False  # True in a child process that got this object through fork()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import apsw
 
 from .enums import AgentErrorKind, RetryClassification
-from .errors import AgentError
+from .errors import AgentError, InvalidInput
 
 PREFIX = "sqlite agent pool store failure: "
 
@@ -41,4 +41,6 @@ def retry_class(error: BaseException) -> RetryClassification:
 
 def translate(error: BaseException) -> AgentError:
     """The ``AgentError`` for an APSW (or OS) error; raise it ``from error``."""
+    if isinstance(error, apsw.TooBigError):  # a value over SQLITE_LIMIT_LENGTH: bad input, not a bad file
+        return InvalidInput(f"{PREFIX}{error}")
     return AgentError(AgentErrorKind.INVALID_STATE_TRANSITION, retry_class(error), f"{PREFIX}{error}")

@@ -34,7 +34,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from ._base import _FOLLOW_BATCH, StoreBase, check_cursor
-from .errors import AgentError
+from .errors import AgentError, InvalidInput
 from .model import (
     AgentPoolMember,
     AgentPoolSnapshot,
@@ -80,6 +80,10 @@ class AsyncAgentPoolStore:
     """Wraps a ``SqliteAgentPoolStore`` or ``InMemoryAgentPoolStore`` for asyncio."""
 
     def __init__(self, store: StoreBase, *, workers: int = 2) -> None:
+        if not isinstance(store, StoreBase):
+            raise InvalidInput(f"store: expected a fastpool store, got {type(store).__name__}")
+        if type(workers) is not int or workers < 1:
+            raise InvalidInput(f"workers: expected a positive int, got {workers!r}")
         self.store = store
         # A store serialises its calls, so a couple of threads are enough to keep one
         # waiting on SQLite's lock from holding up the rest of the queue.

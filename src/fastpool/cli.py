@@ -10,14 +10,11 @@ opened (the Rust store appends ``pool_created`` to any pool), which the store's 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import closing
 from pathlib import Path
-
-import apsw
 
 from . import __version__, wire
 from ._compat import USE_EXTENSIONS
@@ -44,31 +41,6 @@ def _open_existing(path: str) -> SqliteAgentPoolStore:
     if not Path(path).is_file():
         raise InvalidInput(f"{path}: no such database file")
     return SqliteAgentPoolStore(path, readonly=True)
-
-
-@contextmanager
-def _leaving_no_companions(path: str) -> Iterator[None]:
-    """Remove the ``-wal``/``-shm`` files a read command's connection created, if nobody uses them.
-
-    SQLite creates both to read a WAL file, even read-only, and only a connection that can
-    write removes them when it is the last to close; a read-only one leaves them behind.
-    So afterwards a read-write connection is opened and closed without writing: SQLite
-    then does what it does for every last connection (with another one open, nothing).
-    """
-    companions = [path + "-wal", path + "-shm"]
-    existed = [os.path.exists(name) for name in companions]
-    try:
-        yield
-    finally:
-        if any(not before and os.path.exists(name) for name, before in zip(companions, existed, strict=True)):
-            try:
-                db = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
-                try:
-                    db.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
-                finally:
-                    db.close()
-            except apsw.Error:
-                pass  # e.g. a read-only file: the companions stay, as SQLite leaves them
 
 
 def _require_records(store: SqliteAgentPoolStore, pool_id: str) -> None:
@@ -98,7 +70,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    with _leaving_no_companions(args.db), _open_existing(args.db) as store:
+    with _open_existing(args.db) as store:
         if args.pool is not None:
             _write_line(wire.encode(store.snapshot(args.pool)))
             return 0
@@ -114,7 +86,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    with _leaving_no_companions(args.db), _open_existing(args.db) as store:
+    with _open_existing(args.db) as store:
         _require_records(store, args.pool)
         after = args.from_
         with closing(store._stream(args.pool, after)) as records:  # closed before the store
@@ -130,7 +102,7 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    with _leaving_no_companions(args.db), _open_existing(args.db) as store:
+    with _open_existing(args.db) as store:
         if args.pool is not None:
             _require_records(store, args.pool)
         pools = [args.pool] if args.pool is not None else [pool_id for pool_id, _, _ in store.pools()]
@@ -144,8 +116,7 @@ def _export(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from .verify import verify
 
-    with _leaving_no_companions(args.db):
-        report = verify(args.db, progress=_progress("verify"))
+    report = verify(args.db, progress=_progress("verify"))
     for problem in report.problems or ():
         _write_line(str(problem))
     count = len(report.problems or ())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 
 import apsw
 
-from ._base import Build, StoreBase, decode_records
+from ._base import Build, StoreBase, check_id, decode_records
 from ._probe import ChangeProbe, NoProbe, open_probe
 from ._replay_py import PoolState
 from ._sqlite_errors import translate
@@ -69,6 +70,7 @@ _NEXT_EVENT = (
 )
 _SYNCHRONOUS = {"normal": 1, "full": 2}
 _MAX_SEQUENCE = 2**63 - 1  # the largest SQLite integer
+_ROW_OVERHEAD = 1024  # bytes of a record row besides the payload: pool_id (<= 512), seq, kind, header
 
 
 class _BusyWait:
@@ -95,6 +97,136 @@ class _BusyWait:
         return True
 
 
+def _writable(path: str) -> bool:
+    """Whether this process may write ``path`` (by its modes and its mount; opens nothing)."""
+    return os.access(path, os.W_OK, effective_ids=os.access in os.supports_effective_ids)
+
+
+def _size(path: str) -> int | None:
+    """A file's size, None if there is none; ``os.stat`` only (SPEC §6: no descriptor is opened)."""
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return None
+
+
+class _Unchanged:
+    """The change probe of a file opened ``immutable=1``, which also guards it.
+
+    Immutable tells SQLite that nothing can change the file: it takes no locks and never
+    looks at a -wal, so it would answer from a file changing under it (stale or torn). A
+    readonly store opens a file so only where this user cannot write it; another user
+    still may. So ``token()`` (on every read, and again after each read of the file) checks
+    with ``os.stat`` that the file is as it was at open (device, inode, size, times: to the
+    file system's time stamp granularity) and that no -wal has frames, and fails
+    HOST_CONFIGURATION_NEEDED from the first time it is not.
+    """
+
+    __slots__ = ("_path", "_seen")
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._seen = self._stat()  # taken before SQLite first reads the file
+
+    def _stat(self) -> tuple[object, ...]:
+        try:
+            found = os.stat(self._path)
+        except FileNotFoundError:
+            return ()
+        wal = self._path + "-wal"
+        frames = os.access(wal, os.F_OK) and bool(_size(wal))  # access() raises nothing when there is none
+        return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns, frames
+
+    def token(self) -> object:
+        if self._stat() != self._seen:
+            raise AgentError.host_configuration_needed(
+                f"sqlite agent pool store file {self._path!r} changed after this read-only store opened it "
+                "immutable (another user wrote to it): open the store again"
+            )
+        return 0
+
+    def only_own_commit(self, before: object, after: object) -> bool:
+        return False  # an immutable connection never commits
+
+    def release(self) -> None:
+        pass
+
+
+def _parts(value: Any) -> list[tuple[str, Any]]:
+    """A model's fields or a tuple's items, each with its step of a field path."""
+    if isinstance(value, tuple):
+        return [(f"[{index}]", item) for index, item in enumerate(value)]
+    if isinstance(value, str):
+        return []
+    return [(f".{field.name}", getattr(value, field.name)) for field in getattr(type(value), "_fields", ())]
+
+
+def _chars(value: Any) -> int:
+    """Roughly how much JSON text a value takes: its strings' characters."""
+    if isinstance(value, str):
+        return len(value)
+    parts = _parts(value)
+    return sum(_chars(part) for _, part in parts) if parts else 1
+
+
+def _bulk_field(payload: Any) -> str:
+    """The field that holds most of a payload's text: the path down through each part that
+    holds over half of its parent (``stored.message.policy_refs[0].version``)."""
+    path, value = "", payload
+    while True:
+        total = _chars(value)
+        heavy = [(step, part) for step, part in _parts(value) if 2 * _chars(part) > total]
+        if not heavy:
+            return path.removeprefix(".") or payload.TYPE
+        step, value = heavy[0]
+        path += step
+
+
+def open_readonly(path: str | os.PathLike[str]) -> tuple[apsw.Connection, _Unchanged | None]:
+    """The connection of a ``readonly=True`` store (and of ``fastpool verify``), and the guard if it is immutable.
+
+    SQLite reads a WAL file through its -wal and -shm, creating them if missing, and only
+    a connection that can write removes them when it closes last. So: a connection that
+    could write (but is kept from it) where this user can write; SQLite's read-only one
+    where it creates nothing; else, with no transaction outside the database file, the
+    file opened immutable; else a HOST_CONFIGURATION_NEEDED error saying what to change.
+    """
+    path = os.path.realpath(path)  # where SQLite puts the -wal and -shm, past symlinks
+    folder = os.path.dirname(path)
+    folder_writable = _writable(folder)
+    if folder_writable and _writable(path):
+        db = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
+        db.execute("PRAGMA query_only = ON")
+        return db, None
+    wal, shm = _size(path + "-wal"), os.path.exists(path + "-shm")
+    if not folder_writable or (wal is not None and shm):
+        db = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            return db, None
+        except (apsw.CantOpenError, apsw.ReadOnlyError):
+            db.close()  # a WAL file without its -shm (or a hot journal): see below
+            if wal and shm:
+                raise
+    if wal:
+        why = "this user could not remove again" if folder_writable else "this user cannot create"
+        raise AgentError.host_configuration_needed(
+            f"sqlite agent pool store file {path!r} cannot be read read-only: {path + '-wal'!r} holds "
+            f"transactions not yet checkpointed into it, and reading them needs {path + '-shm'!r}, which {why}; "
+            f"make {folder!r} and the file writable for this user, or checkpoint the file "
+            "(open and close it once read-write)"
+        )
+    if os.path.exists(path + "-journal"):
+        raise AgentError.host_configuration_needed(
+            f"sqlite agent pool store file {path!r} cannot be read read-only: {path + '-journal'!r} belongs "
+            "to a transaction in progress or interrupted; once it is gone (a read-write open rolls "
+            "an interrupted one back), open the store again"
+        )
+    unchanged = _Unchanged(path)
+    uri = Path(path).as_uri() + "?immutable=1"
+    return apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI), unchanged
+
+
 class _Cached:
     """A pool's state and the probe token it was last synced at (None: unknown)."""
 
@@ -111,8 +243,11 @@ class SqliteAgentPoolStore(StoreBase):
     ``synchronous="full"`` makes every commit survive power loss; ``"normal"`` survives
     process crashes. A write that waits longer than ``busy_timeout`` seconds for the
     file's write lock fails with a ``RETRYABLE`` error and writes nothing. ``readonly``
-    opens an existing file without changing it in any way (every write then fails with
-    ``HOST_CONFIGURATION_NEEDED``). ``engine``
+    opens an existing file and never writes a record (every write then fails with
+    ``HOST_CONFIGURATION_NEEDED``); on read-only media or in a directory this user cannot
+    write it reads a cleanly closed file as immutable (README, "Read-only users").
+    ``max_cached_pools`` bounds the pools whose state is kept in memory (least recently
+    used first out; ``evict`` drops one). ``engine``
     picks the replay engine module (``fastpool._replay`` or ``fastpool._replay_py``;
     default: the one ``fastpool`` loaded), for benchmarks and differential tests.
 
@@ -133,6 +268,7 @@ class SqliteAgentPoolStore(StoreBase):
         synchronous: str = "normal",
         busy_timeout: float = 5.0,
         readonly: bool = False,
+        max_cached_pools: int = 1024,
         engine: ModuleType | None = None,
     ) -> None:
         super().__init__(engine)
@@ -144,27 +280,35 @@ class SqliteAgentPoolStore(StoreBase):
             raise InvalidInput(f"synchronous: expected 'normal' or 'full', got {synchronous!r}")
         if type(busy_timeout) not in (int, float) or not 0 <= busy_timeout < 2**31 / 1000:
             raise InvalidInput(f"busy_timeout: expected seconds as a non-negative number, got {busy_timeout!r}")
+        if type(max_cached_pools) is not int or max_cached_pools < 1:
+            raise InvalidInput(f"max_cached_pools: expected a positive int, got {max_cached_pools!r}")
         self._path = Path(path)
         self._synchronous = synchronous
         self._readonly = readonly
         self._busy_timeout = busy_timeout
-        self._states: dict[str, _Cached] = {}
+        # Least recently used first; a warm read moves its pool to the end.
+        self._states: OrderedDict[str, _Cached] = OrderedDict()
+        self._max_cached_pools = max_cached_pools
         self._batch: set[str] | None = None  # pools written inside an open transaction()
         self._db: apsw.Connection | None = None
         self._probe: ChangeProbe = NoProbe()
+        self._unchanged: _Unchanged | None = None  # the guard of a file opened immutable
         try:
             if readonly:
-                flags = apsw.SQLITE_OPEN_READONLY
+                self._db, self._unchanged = open_readonly(self._path)
             else:
-                flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
                 if str(self._path) != ":memory:":
                     self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = apsw.Connection(str(self._path), flags=flags)
+                flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+                self._db = apsw.Connection(str(self._path), flags=flags)
             self._db.set_busy_handler(_BusyWait(busy_timeout))
             self._configure(self._db)
-            self._probe = open_probe(self._db)
+            self._probe = self._unchanged or open_probe(self._db)
+            # Longer JSON is refused before SQLite would (its TooBigError is the backstop).
+            self._max_text = self._db.limit(apsw.SQLITE_LIMIT_LENGTH, -1) - _ROW_OVERHEAD
         except (apsw.Error, OSError) as error:
             self._close_connection()
+            self._check_unchanged()  # an immutable file that changed while read: the real cause
             raise translate(error) from error
         except AgentError:
             self._close_connection()
@@ -190,6 +334,13 @@ class SqliteAgentPoolStore(StoreBase):
             self._close_connection()
             probe.release()  # after SQLite has let go of the file (see _probe)
 
+    def evict(self, pool_id: str) -> None:
+        """Drop the pool's cached state (if any); its next use rebuilds it from the file."""
+        pool_id = check_id(pool_id, "pool_id")
+        with self._lock:
+            self._connection()
+            self._states.pop(pool_id, None)
+
     def pools(self) -> list[tuple[str, int, int]]:
         """Every pool with records in the file: ``(pool_id, record count, last sequence)``, sorted."""
         with self._lock:
@@ -197,6 +348,8 @@ class SqliteAgentPoolStore(StoreBase):
                 rows = self._connection().execute(_POOLS).fetchall()
             except apsw.Error as error:
                 raise translate(error) from error
+            finally:
+                self._check_unchanged()
         return [(str(pool_id), int(count), int(last)) for pool_id, count, last in rows]  # type: ignore[arg-type]
 
     # -- inspection (the CLI shows every record in the file, where reads show none of a pool never opened)
@@ -238,7 +391,7 @@ class SqliteAgentPoolStore(StoreBase):
     def _after_fork_in_child(self, parent_pid: int) -> None:
         super()._after_fork_in_child(parent_pid)
         self._probe = NoProbe()
-        self._states = {}
+        self._states = OrderedDict()
         self._batch = None
         if self._db is not None:
             # SQLite forbids using a connection across fork(), closing included (a close
@@ -310,6 +463,11 @@ class SqliteAgentPoolStore(StoreBase):
                 f"this fastpool reads version {SCHEMA_VERSION}: upgrade fastpool",
             )
 
+    def _check_unchanged(self) -> None:
+        """After reading a file opened immutable: fail if it may have changed meanwhile."""
+        if self._unchanged is not None:
+            self._unchanged.token()
+
     def _close_connection(self) -> None:
         db, self._db = self._db, None
         self._states.clear()
@@ -331,6 +489,7 @@ class SqliteAgentPoolStore(StoreBase):
         cached = self._states.get(pool_id)
         # The hot path: a cached state that no commit anywhere has made stale.
         if cached is not None and cached.token == self._probe.token():
+            self._states.move_to_end(pool_id)
             return cached.state
         return self._synced_state(pool_id, cached)
 
@@ -346,7 +505,7 @@ class SqliteAgentPoolStore(StoreBase):
         finally:
             # Progress made before a corrupt row is kept, so a later call resumes after it.
             if cached is not None and cached.state.cursor:
-                self._states[pool_id] = cached
+                self._keep(pool_id, cached)
         cached.token = token
         return cached.state
 
@@ -356,6 +515,7 @@ class SqliteAgentPoolStore(StoreBase):
             self._engine.replay_rows(state, rows.execute(_ROWS_AFTER, (state.pool_id, state.cursor)))
         finally:
             rows.close(True)  # ends the read transaction even when replay stopped early
+            self._check_unchanged()
 
     def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:
         db = self._connection()
@@ -371,6 +531,8 @@ class SqliteAgentPoolStore(StoreBase):
             if payload is not None:
                 sequence = state.cursor + 1
                 text = self._engine.dumps(payload)
+                if len(text) > self._max_text // 4:  # else short enough even at 4 UTF-8 bytes a character
+                    self._check_length(payload, text)
                 db.execute(_INSERT, (pool_id, sequence, payload.TYPE, text))
             if began:
                 db.execute("COMMIT")
@@ -399,11 +561,30 @@ class SqliteAgentPoolStore(StoreBase):
         self._connection()
         return self._probe.token()
 
+    def _check_length(self, payload: Any, text: str) -> None:
+        length = len(text) if text.isascii() else len(text.encode("utf-8"))
+        if length > self._max_text:
+            raise InvalidInput(
+                f"{_bulk_field(payload)}: too large to store: the {payload.TYPE} record's JSON is {length:,} bytes, "
+                f"more than the {self._max_text:,} that fit beside the rest of the row in SQLite's limit of "
+                f"{self._max_text + _ROW_OVERHEAD:,} bytes per value (SQLITE_LIMIT_LENGTH)"
+            )
+
     def _remember(self, pool_id: str, state: PoolState) -> _Cached:
         cached = self._states.get(pool_id)
         if cached is None:
-            cached = self._states[pool_id] = _Cached(state)
+            cached = _Cached(state)
+            self._keep(pool_id, cached)
         return cached
+
+    def _keep(self, pool_id: str, cached: _Cached) -> None:
+        """Cache a pool's state as the most recently used, dropping the least recently used
+        beyond the bound. A pool written inside an open transaction() may go too: the
+        connection reads its own uncommitted rows, so it rebuilds with them."""
+        self._states[pool_id] = cached
+        self._states.move_to_end(pool_id)
+        if len(self._states) > self._max_cached_pools:
+            self._states.popitem(last=False)
 
     def _records_after(self, pool_id: str, after: int, limit: int = -1) -> list[AgentPoolStoreRecord]:
         # A cursor may be any u64 (or larger int); SQLite integers stop at 2**63 - 1, and
@@ -413,6 +594,8 @@ class SqliteAgentPoolStore(StoreBase):
             rows = self._connection().execute(_ROWS_AFTER_LIMIT, (pool_id, after, limit)).fetchall()
         except apsw.Error as error:
             raise translate(error) from error
+        finally:
+            self._check_unchanged()
         return list(decode_records(self._engine, pool_id, rows))
 
     def _allocate_event_sequence(self, pool_id: str) -> int:
@@ -438,7 +621,9 @@ class SqliteAgentPoolStore(StoreBase):
         if self._batch is not None:
             return False
         try:
-            db.execute("BEGIN IMMEDIATE")
+            # A readonly store's query_only connection refuses BEGIN IMMEDIATE; a read
+            # transaction keeps its contract errors first, and its INSERT fails read-only.
+            db.execute("BEGIN" if self._readonly else "BEGIN IMMEDIATE")
         except apsw.Error as error:
             raise translate(error) from error
         return True
@@ -478,14 +663,23 @@ class SqliteAgentPoolStore(StoreBase):
             try:
                 yield self
                 self._batch = None
+                if self._db is None:  # close() in the block: closing rolled the writes back
+                    raise AgentError(
+                        AgentErrorKind.INVALID_STATE_TRANSITION,
+                        RetryClassification.NOT_RETRYABLE,
+                        "sqlite agent pool store was closed inside transaction(): nothing was committed",
+                    )
                 db.execute("COMMIT")
             except BaseException as error:
                 self._batch = None
-                self._rollback(db)
+                if self._db is not None:
+                    self._rollback(db)
                 for pool_id in touched:
                     self._states.pop(pool_id, None)
                 if isinstance(error, apsw.Error):
                     raise translate(error) from error
                 raise
             for pool_id in touched:
-                self._states[pool_id].token = None
+                cached = self._states.get(pool_id)  # absent if evicted since
+                if cached is not None:
+                    cached.token = None

@@ -19,7 +19,7 @@ import apsw
 from ._compat import engine
 from ._sqlite_errors import translate
 from .errors import AgentError, InvalidInput
-from .sqlite import SqliteAgentPoolStore
+from .sqlite import SqliteAgentPoolStore, open_readonly
 
 # A BLOB payload is read as NULL (a corrupt record), as the store reads it.
 _ROWS = (
@@ -61,7 +61,7 @@ def verify(path: str | Path, progress: Callable[[int, int], None] | None = None)
     if not Path(path).is_file():
         raise InvalidInput(f"{path}: no such database file")
     try:
-        db = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+        db, _ = open_readonly(path)  # as a readonly store opens it: no companion files left behind
     except apsw.Error as error:
         raise translate(error) from error
     report = Report(problems=[])
