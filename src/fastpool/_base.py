@@ -258,6 +258,32 @@ class StoreBase:
             payload, sequence = self._append(pool_id, build)
         return payload.member, make(AgentPoolStoreCursor, (sequence,))
 
+    def members(self, pool_id: str) -> tuple[AgentPoolMember, ...]:
+        pool_id = check_id(pool_id, "pool_id")
+        with self._lock:
+            state = self._read_state(pool_id)
+            return () if state.config is None else state.sorted_members()
+
+    def member(self, pool_id: str, run_id: str) -> AgentPoolMember | None:
+        pool_id = check_id(pool_id, "pool_id")
+        run_id = check_id(run_id, "run_id")
+        with self._lock:
+            state = self._read_state(pool_id)
+            return None if state.config is None else state.members.get(run_id)
+
+    def topics(self, pool_id: str) -> tuple[str, ...]:
+        pool_id = check_id(pool_id, "pool_id")
+        with self._lock:
+            state = self._read_state(pool_id)
+            return () if state.config is None else state.sorted_topics()
+
+    def topic_members(self, pool_id: str, topic: str) -> tuple[AgentPoolMember, ...]:
+        pool_id = check_id(pool_id, "pool_id")
+        topic = check_id(topic, "topic")
+        with self._lock:
+            state = self._read_state(pool_id)
+            return () if state.config is None else state.topic_members(topic)
+
     def message_receipt(self, pool_id: str, idempotency_key: str) -> MessageReceipt | None:
         pool_id = check_id(pool_id, "pool_id")
         idempotency_key = check_id(idempotency_key, "idempotency_key")
@@ -290,32 +316,6 @@ class StoreBase:
         stored = make(AgentPoolStoredMessage, (message, receipt))
         found, cursor = self._append_once(pool_id, in_effect, make(MessageRecorded, (stored,)))
         return receipt if found is None else found, cursor
-
-    def members(self, pool_id: str) -> tuple[AgentPoolMember, ...]:
-        pool_id = check_id(pool_id, "pool_id")
-        with self._lock:
-            state = self._read_state(pool_id)
-            return () if state.config is None else state.sorted_members()
-
-    def member(self, pool_id: str, run_id: str) -> AgentPoolMember | None:
-        pool_id = check_id(pool_id, "pool_id")
-        run_id = check_id(run_id, "run_id")
-        with self._lock:
-            state = self._read_state(pool_id)
-            return None if state.config is None else state.members.get(run_id)
-
-    def topics(self, pool_id: str) -> tuple[str, ...]:
-        pool_id = check_id(pool_id, "pool_id")
-        with self._lock:
-            state = self._read_state(pool_id)
-            return () if state.config is None else state.sorted_topics()
-
-    def topic_members(self, pool_id: str, topic: str) -> tuple[AgentPoolMember, ...]:
-        pool_id = check_id(pool_id, "pool_id")
-        topic = check_id(topic, "topic")
-        with self._lock:
-            state = self._read_state(pool_id)
-            return () if state.config is None else state.topic_members(topic)
 
     def wake_registration(self, pool_id: str, idempotency_key: str) -> WakeRegistration | None:
         pool_id = check_id(pool_id, "pool_id")

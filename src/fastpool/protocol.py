@@ -80,10 +80,12 @@ class AgentPoolStore(Protocol):
 
         Check and append are one write transaction, so two hosts (threads, processes) sending
         one key record it once. Returns ``(receipt, cursor)`` when it appended, else the
-        receipt already in effect under the key (the latest recorded) and ``None``.
-        ``receipt.message_id`` must be ``message.message_id``, and a key already recorded for
-        another message id raises ``InvalidInput`` naming the key and both ids (nothing is
-        written).
+        receipt already in effect under the key (the latest recorded, whatever its status)
+        and ``None``; a key already recorded is answered from the cached state, without
+        taking the write lock. ``receipt.message_id`` must be ``message.message_id``, and a
+        key already recorded for another message id raises ``InvalidInput`` naming the key
+        and both ids; on a pool not opened it raises as ``record_message`` does. A call that
+        raises writes nothing.
         """
         ...
 
