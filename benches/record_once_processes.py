@@ -107,7 +107,7 @@ def main() -> None:
             for mode in MODES:
                 measured[mode].append(run(mode, options.processes, options.count, Path(directory)))
     print(f"{options.processes} processes x {options.count} calls, median of {options.rounds} rounds")
-    print(f"{'mode':<26}{'calls/s':>10}   per round: calls/s (records, keys recorded twice)")
+    print(f"{'mode':<26}{'calls/s':>10}   per round: calls/s (records, keys recorded more than once)")
     for mode, rows in measured.items():
         rates = [rate for rate, _, _ in rows]
         per_round = ", ".join(f"{rate:,.0f} ({records:,}, {twice:,})" for rate, records, twice in rows)
