@@ -1,4 +1,5 @@
-"""T1: ``record_message`` against a raw APSW one-row ``BEGIN IMMEDIATE`` insert, N = 0 / 10k / 100k."""
+"""T1: ``record_message`` (and ``record_message_once``) against a raw APSW one-row ``BEGIN IMMEDIATE``
+insert, N = 0 / 10k / 100k."""
 
 from __future__ import annotations
 
@@ -22,6 +23,24 @@ def test_record_message(benchmark, store, pool: Pool):
         store.record_message, setup=lambda: (pool.message_args(), {}), rounds=ROUNDS, warmup_rounds=WARMUP
     )
     assert store.snapshot(pool.pool_id).cursor.sequence == pool.records + pool.issued
+
+
+def test_record_message_once(benchmark, store, pool: Pool):
+    """T1: fastpool record_message_once of a new key (dedupe check and append in one transaction)."""
+    tag(benchmark, "T1", "record_message_once", "fastpool", pool.size)
+    benchmark.pedantic(
+        store.record_message_once, setup=lambda: (pool.message_args(), {}), rounds=ROUNDS, warmup_rounds=WARMUP
+    )
+    assert store.snapshot(pool.pool_id).cursor.sequence == pool.records + pool.issued
+
+
+def test_record_message_once_retried(benchmark, store, pool: Pool):
+    """T1: fastpool record_message_once of a key already recorded (a retried send: nothing appended)."""
+    tag(benchmark, "T1", "record_message_once (retry)", "fastpool", pool.size)
+    args = pool.message_args()
+    store.record_message_once(*args)
+    benchmark(store.record_message_once, *args)
+    assert store.snapshot(pool.pool_id).cursor.sequence == pool.records + 1
 
 
 def test_raw_insert(benchmark, pool: Pool):

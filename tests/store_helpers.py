@@ -1,7 +1,7 @@
 """Shared by the store suites: value builders, the store arrangements, raw-file inspection.
 
 The contract suite runs one set of tests against several *arrangements* of stores
-(``make_case``); each hands the test an object with the 12 ``AgentPoolStore`` methods:
+(``make_case``); each hands the test an object with the ``AgentPoolStore`` methods:
 
 * ``memory``: ``InMemoryAgentPoolStore``;
 * ``file``: one ``SqliteAgentPoolStore``;
@@ -108,12 +108,26 @@ WRITES = frozenset(
         "join_member",
         "leave_member",
         "record_message",
+        "record_message_once",
         "record_wake",
+        "record_wake_once",
         "next_event_sequence",
     }
 )
 #: The read methods.
-READS = frozenset({"snapshot", "message_receipt", "wake_registration", "wake", "watch"})
+READS = frozenset(
+    {
+        "snapshot",
+        "members",
+        "member",
+        "topics",
+        "topic_members",
+        "message_receipt",
+        "wake_registration",
+        "wake",
+        "watch",
+    }
+)
 
 
 class SplitStore:
@@ -335,6 +349,35 @@ def mp_open_pools(path: str, pool_ids: list[str], config_name: str, worker: int,
                     report["outcomes"].append({"ok": True, "cursor": snapshot.cursor.sequence})
                 except BaseException as error:
                     report["outcomes"].append({"ok": False} | _error_data(error))
+    except BaseException as error:
+        barrier.abort()  # the other workers stop waiting for this one
+        report["errors"].append(_error_data(error))
+    results.put(report)
+
+
+def mp_record_once(path: str, pool_id: str, worker: int, count: int, barrier: Any, results: Any) -> None:
+    """For n < ``count``, ``record_message_once`` and ``record_wake_once`` under keys every worker
+    shares (the same message and condition; a receipt naming this worker); reports the n each
+    call appended and the receipts and registrations in effect that the others returned."""
+    report = _identity() | {"worker": worker, "messages": [], "wakes": [], "in_effect": {}, "errors": []}
+    try:
+        with SqliteAgentPoolStore(path) as store:
+            barrier.wait(timeout=30)
+            for n in range(count):
+                message_id, condition_id = f"msg.shared.{n:04}", f"wake.shared.{n:04}"
+                mine = receipt(message_id, delivered_to=(f"run.w{worker}",))
+                found, cursor = store.record_message_once(pool_id, message(message_id), mine)
+                if cursor is not None:
+                    report["messages"].append(n)
+                else:
+                    report["in_effect"][message_id] = list(found.delivered_to)
+                cond, compiled, registration = wake_args(condition_id)
+                registration = registration.replace(run_id=f"run.w{worker}")
+                found, cursor = store.record_wake_once(pool_id, cond, compiled, registration)
+                if cursor is not None:
+                    report["wakes"].append(n)
+                else:
+                    report["in_effect"][condition_id] = found.run_id
     except BaseException as error:
         barrier.abort()  # the other workers stop waiting for this one
         report["errors"].append(_error_data(error))

@@ -846,3 +846,84 @@ def test_memory_store_stays_readable_after_close_as_the_sync_one_does() -> None:
         return await store.snapshot(POOL)
 
     assert asyncio.run(main()) == inner.snapshot(POOL)
+
+
+# -------------------------------------------------------------------- idempotent writes, lookups
+
+
+def test_tasks_sharing_keys_record_each_once_and_lookups_answer_as_the_sync_store(kind: str, tmp_path: Path) -> None:
+    """50 tasks send 10 messages and wakes through the ``*_once`` coroutines, five tasks per
+    key: one record per key, and every task is handed the receipt (registration) in effect.
+    The lookup coroutines answer as the sync store does."""
+    keys = 10
+
+    async def task(store: AsyncAgentPoolStore, i: int) -> tuple[Any, ...]:
+        n = i % keys
+        member = AgentPoolMember(run_id=f"run.{i:02d}", agent_id="agent.a", topics=(f"topic.{i % 3}",))
+        await store.join_member(POOL, member)
+        message = writer_message(n)
+        sent = await store.record_message_once(POOL, message, writer_receipt(n).replace(delivered_to=(member.run_id,)))
+        condition = WakeCondition(
+            condition_id=f"wake.{n}", run_id="run.00", filter=EventFilter.run("run.00"), idempotency_key=f"wake-key.{n}"
+        )
+        registration = WakeRegistration(
+            condition_id=f"wake.{n}", run_id=member.run_id, status=WakeRegistrationStatus.REGISTERED
+        )
+        woke = await store.record_wake_once(POOL, condition, condition.compile_envelope_filter(), registration)
+        return sent, woke
+
+    async def main() -> tuple[list[tuple[Any, ...]], AgentPoolSnapshot, tuple[Any, ...]]:
+        async with AsyncAgentPoolStore(make_store(kind, tmp_path / "once.sqlite")) as store:
+            await store.open_pool(POOL, CONFIG)
+            results = await asyncio.gather(*(task(store, i) for i in range(TASKS)))
+            lookups = (
+                await store.members(POOL),
+                await store.member(POOL, "run.07"),
+                await store.member(POOL, "run.none"),
+                await store.topics(POOL),
+                await store.topic_members(POOL, "topic.1"),
+            )
+            return results, await store.snapshot(POOL), lookups
+
+    results, snapshot, lookups = asyncio.run(main())
+    assert len(snapshot.messages) == len(snapshot.wakes) == keys
+    assert snapshot.cursor.sequence == 1 + TASKS + 2 * keys  # opened, the joins, one record per key
+    in_file = {s.message.message_id: s.receipt for s in snapshot.messages}
+    in_file |= {w.condition.condition_id: w.registration for w in snapshot.wakes}
+    for sent, woke in results:
+        assert sent[0] == in_file[sent[0].message_id] and woke[0] == in_file[woke[0].condition_id]
+    assert sum(sent[1] is not None for sent, _ in results) == sum(woke[1] is not None for _, woke in results) == keys
+    members = snapshot.members
+    assert lookups == (members, members[7], None, snapshot.topics, tuple(m for m in members if "topic.1" in m.topics))
+
+
+def test_a_cancelled_record_message_once_still_commits(kind: str, tmp_path: Path) -> None:
+    """Cancelled while waiting for the store's lock or a worker thread, the ``*_once`` write
+    still runs (it is a write, shielded like the others)."""
+
+    async def main() -> list[MessageReceipt | None]:
+        async with AsyncAgentPoolStore(make_store(kind, tmp_path / "cancel-once.sqlite")) as store:
+            await store.open_pool(POOL, CONFIG)
+            locked, release = threading.Event(), threading.Event()
+
+            def hold() -> None:
+                with store.store._lock:
+                    locked.set()
+                    release.wait(30)
+
+            holder = threading.Thread(target=hold)
+            holder.start()
+            assert locked.wait(10)
+            writes = [
+                asyncio.ensure_future(store.record_message_once(POOL, writer_message(n), writer_receipt(n)))
+                for n in range(3)
+            ]
+            await asyncio.sleep(0.1)
+            for write in writes:
+                write.cancel()
+            await asyncio.gather(*writes, return_exceptions=True)
+            release.set()
+            holder.join()
+            return [await store.message_receipt(POOL, writer_message(n).idempotency_key) for n in range(3)]
+
+    assert asyncio.run(main()) == [writer_receipt(n) for n in range(3)]

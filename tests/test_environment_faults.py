@@ -94,8 +94,22 @@ def write_calls(store: Any) -> dict[str, Callable[[], Any]]:
             POOL, MESSAGE.replace(message_id="m.2", idempotency_key="key.m.2"), RECEIPT.replace(message_id="m.2")
         ),
         "record_wake": lambda: store.record_wake(POOL, CONDITION, CONDITION.compile_envelope_filter(), REGISTRATION),
+        "record_message_once(new key)": lambda: store.record_message_once(
+            POOL, MESSAGE.replace(message_id="m.3", idempotency_key="key.m.3"), RECEIPT.replace(message_id="m.3")
+        ),
+        "record_wake_once(new key)": lambda: store.record_wake_once(
+            POOL,
+            CONDITION.replace(condition_id="wake.3", idempotency_key="key.w.3"),
+            CONDITION.compile_envelope_filter(),
+            REGISTRATION.replace(condition_id="wake.3"),
+        ),
         "next_event_sequence": lambda: store.next_event_sequence(POOL),
     }
+
+
+def once_outcome(result: tuple[Any, Any]) -> list[Any]:
+    receipt, cursor = result
+    return [wire.encode(receipt), None if cursor is None else cursor.sequence]
 
 
 def read_calls(store: Any) -> dict[str, Callable[[], Any]]:
@@ -108,6 +122,10 @@ def read_calls(store: Any) -> dict[str, Callable[[], Any]]:
         "wake": lambda: store.wake(POOL, "wake.1").registration.status.value,
         "watch": lambda: [r.cursor.sequence for r in store.watch(POOL)],
         "pools": lambda: [list(row) for row in store.pools()],
+        # A key already recorded needs no write: answered as a read, like open_pool of an equal config.
+        "record_message_once(known key)": lambda: once_outcome(store.record_message_once(POOL, MESSAGE, RECEIPT)),
+        "members": lambda: [wire.encode(m) for m in store.members(POOL)],
+        "topic_members": lambda: [m.run_id for m in store.topic_members(POOL, "topic.t")],
     }
 
 
@@ -119,6 +137,9 @@ EXPECTED_READS = {
     "wake": "registered",
     "watch": [1, 2, 3, 4],
     "pools": [[POOL, 4, 4]],
+    "record_message_once(known key)": [wire.encode(RECEIPT), None],
+    "members": [wire.encode(MEMBER)],
+    "topic_members": ["run.a"],
 }
 
 

@@ -345,10 +345,55 @@ METHODS: dict[str, list[Arg]] = {
     ],
     "watch": [POOL, Arg("cursor", cursor_valid, cursor_invalid)],
     "next_event_sequence": [POOL],
+    "members": [POOL],
+    "member": [POOL, id_arg("run_id", "run.a")],
+    "topics": [POOL],
+    "topic_members": [POOL, id_arg("topic", "topic.t")],
+    # The receipt (registration) often belongs to the message (condition), so that some calls append.
+    "record_message_once": [
+        POOL,
+        model_arg("message", RunMessage, st.one_of(messages(), st.just(BIG_MESSAGE))),
+        model_arg("receipt", MessageReceipt, st.one_of(st.just(RECEIPT), receipts())),
+    ],
+    "record_wake_once": [
+        POOL,
+        model_arg("condition", WakeCondition, conditions()),
+        model_arg("compiled_filter", CompiledEventFilter, st.just(COMPILED)),
+        model_arg("registration", WakeRegistration, st.just(REGISTRATION)),
+    ],
 }
 #: Methods that append exactly one record when they succeed.
 APPENDS = {"record_pool_created", "join_member", "leave_member", "record_message", "record_wake"}
-ID_ARGS = {"pool_id", "run_id", "idempotency_key", "condition_id"}
+#: Methods that append one record or none: ``*_once`` -> the method of the record it appends.
+APPENDS_ONCE = {"record_message_once": "record_message", "record_wake_once": "record_wake"}
+READS = {
+    "snapshot",
+    "message_receipt",
+    "wake_registration",
+    "wake",
+    "watch",
+    "members",
+    "member",
+    "topics",
+    "topic_members",
+}
+ID_ARGS = {"pool_id", "run_id", "idempotency_key", "condition_id", "topic"}
+
+
+def once_conflict(store: Any, method: str, values: dict[str, Any]) -> str | None:
+    """The argument a ``*_once`` call with valid arguments must name in its ``InvalidInput``, if any:
+    a receipt (registration) of another record, or a key already recorded for another one."""
+    record, part, field = (
+        ("message", "receipt", "message_id")
+        if method == "record_message_once"
+        else ("condition", "registration", "condition_id")
+    )
+    given = getattr(values[record], field)
+    if getattr(values[part], field) != given:
+        return f"{part}.{field}"
+    lookup = store.message_receipt if method == "record_message_once" else store.wake_registration
+    found = lookup(values["pool_id"], values[record].idempotency_key)
+    return f"{record}.idempotency_key" if found is not None and getattr(found, field) != given else None
 
 
 def test_every_protocol_method_is_covered() -> None:
@@ -462,6 +507,9 @@ def test_hostile_arguments(method: str, store_kind: str, tmp_path_factory: pytes
                 if arg.name not in ID_ARGS or not id_is_valid(values[arg.name]):
                     invalid.append(arg.name)
         pool_id = values["pool_id"]
+        if not invalid and method in APPENDS_ONCE:
+            conflict = once_conflict(store, method, values)
+            invalid = [] if conflict is None else [conflict]
         before = observer.state(pool_id)
         try:
             result = getattr(store, method)(*values.values())
@@ -481,10 +529,22 @@ def test_hostile_arguments(method: str, store_kind: str, tmp_path_factory: pytes
         after = observer.state(pool_id)
         if method in APPENDS:
             check_written(store, method, str(pool_id), values, result)
+        elif method in APPENDS_ONCE:
+            in_effect, cursor = result
+            if cursor is None:
+                assert after == before, "a deduplicated call changed the store"
+                record = values["message" if method == "record_message_once" else "condition"]
+                lookup = store.message_receipt if method == "record_message_once" else store.wake_registration
+                assert in_effect == lookup(pool_id, record.idempotency_key)
+            else:
+                check_written(store, APPENDS_ONCE[method], str(pool_id), values, cursor)
+                assert in_effect == values["receipt" if method == "record_message_once" else "registration"]
         elif method == "open_pool":
             assert isinstance(result, AgentPoolSnapshot) and result.pool_id == pool_id
-        elif method in ("snapshot", "message_receipt", "wake_registration", "wake", "watch"):
+        elif method in READS:
             assert after == before, "a read changed the store"
+            if method in ("members", "topics", "topic_members"):
+                assert type(result) is tuple
         elif method == "next_event_sequence":
             assert type(result) is int and result >= 1
 

@@ -1,4 +1,5 @@
-"""Several processes on one file (SPEC §5.2): gap-free cursors, one PoolOpened, unique event sequences.
+"""Several processes on one file (SPEC §5.2): gap-free cursors, one PoolOpened, unique event
+sequences, one record per idempotency key.
 
 Real processes ("spawn": a fresh interpreter that imports fastpool exactly as this one did;
 each child reports which fastpool and which engine it loaded). The workers live in
@@ -189,3 +190,36 @@ def test_event_sequences_from_four_processes_are_unique(tmp_path: Path) -> None:
     with SqliteAgentPoolStore(path) as store:
         assert store.next_event_sequence(POOL) == workers * per_worker + 1
         assert store.snapshot(POOL).cursor.sequence == 1  # no records were appended
+
+
+def test_processes_sharing_idempotency_keys_record_each_key_once(tmp_path: Path) -> None:
+    """Four processes send the same messages and wakes with ``*_once``, in the same order at
+    once: each key is recorded exactly once, and every other sender gets the winner's receipt."""
+    path = tmp_path / "pools.sqlite"
+    workers, keys = 4, 300
+    with SqliteAgentPoolStore(path) as store:
+        store.open_pool(POOL, CONFIG)
+
+    reports = run_workers(store_helpers.mp_record_once, [(str(path), POOL, worker, keys) for worker in range(workers)])
+
+    assert [report["errors"] for report in reports] == [[]] * workers
+    for field in ("messages", "wakes"):
+        appended = Counter(n for report in reports for n in report[field])
+        assert appended == Counter(range(keys)), f"{field}: each key appended by exactly one process"
+    # The processes really raced: more than one of them won keys.
+    assert sum(1 for report in reports if report["messages"] or report["wakes"]) >= 2
+    with SqliteAgentPoolStore(path) as store:
+        snapshot = store.snapshot(POOL)
+        records = list(store.watch(POOL, 1))
+        assert [record.cursor.sequence for record in records] == list(range(2, 2 * keys + 2))
+        keys_seen = Counter(
+            getattr(record.payload.stored, "message", None) or record.payload.stored.condition for record in records
+        )
+        assert set(keys_seen.values()) == {1}
+        # Whoever lost a key was handed what is in the file under it.
+        winners = {stored.message.message_id: list(stored.receipt.delivered_to) for stored in snapshot.messages}
+        winners |= {stored.condition.condition_id: stored.registration.run_id for stored in snapshot.wakes}
+        assert len(winners) == 2 * keys
+        for report in reports:
+            assert all(winners[key] == value for key, value in report["in_effect"].items())
+            assert len(report["in_effect"]) + len(report["messages"]) + len(report["wakes"]) == 2 * keys

@@ -131,9 +131,27 @@ def _numbered(rows: list[tuple[str, str]], start: int = 1) -> list[tuple[int, st
     return [(start + index, kind, text) for index, (kind, text) in enumerate(rows)]
 
 
+TOPICS = ("topic.x", "topic.y", "topic.ζ", "topic.0", "topic.none")
+
+
+def _lookups(state: Any) -> tuple[Any, ...]:
+    """The routing lookups, in wire form."""
+    members = [wire.encode(member) for member in state.sorted_members()]
+    by_topic = {topic: [m.run_id for m in state.topic_members(topic)] for topic in TOPICS}
+    return members, state.sorted_topics(), by_topic
+
+
 def _state(state: Any) -> dict[str, Any]:
-    """Everything a store reads from a state, in comparable (wire) form."""
+    """Everything a store reads from a state, in comparable (wire) form; the lookups are read
+    first (so that they catch the sorted views up) and must agree with the snapshot."""
+    lookups = _lookups(state) if state.config is not None else None
     snapshot = state.snapshot()
+    if snapshot is not None:
+        assert lookups == (
+            [wire.encode(member) for member in snapshot.members],
+            snapshot.topics,
+            {topic: [m.run_id for m in snapshot.members if topic in m.topics] for topic in TOPICS},
+        )
     return {
         "cursor": state.cursor,
         "snapshot": None if snapshot is None else wire.encode(snapshot),
@@ -149,13 +167,18 @@ def _replay(engine: Any, rows: list[tuple[int, str, str]], cuts: list[int]) -> t
     state = engine.PoolState("pool.diff")
     error = None
     bounds = [0, *sorted(cut for cut in cuts if 0 < cut < len(rows)), len(rows)]
-    for begin, end in zip(bounds, bounds[1:]):
+    for piece, (begin, end) in enumerate(zip(bounds, bounds[1:])):
         try:
             engine.replay_rows(state, rows[begin:end])
         except AgentError as failure:
             error = (type(failure).__name__, failure.kind, failure.retry, failure.message)
             break
-        state.snapshot()  # between pieces, as a store serving reads would
+        # Between pieces, as a store serving reads would: a snapshot, or (every other piece) the
+        # lookups alone, which leave the snapshot to be built later from the views they refreshed.
+        if piece % 2:
+            _lookups(state)
+        else:
+            state.snapshot()
     return error, _state(state)
 
 

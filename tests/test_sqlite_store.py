@@ -709,6 +709,10 @@ def random_write(rng: Any, pool_id: str) -> Any:
             lambda s: s.leave_member(pool_id, run_id),
             lambda s: s.record_message(pool_id, message(f"msg.{n}", key=f"key.{n % 3}"), receipt(f"msg.{n}", status)),
             lambda s: s.record_wake(pool_id, *wake_args(f"wake.{n}", wake_status, key=f"wake-key.{n % 3}")),
+            lambda s: s.record_message_once(
+                pool_id, message(f"msg.{n}", key=f"key.{n % 3}"), receipt(f"msg.{n}", status)
+            ),
+            lambda s: s.record_wake_once(pool_id, *wake_args(f"wake.{n}", wake_status, key=f"wake-key.{n % 3}")),
             lambda s: s.next_event_sequence(pool_id),
             lambda s: s.record_pool_created(pool_id),
         ]
@@ -725,7 +729,15 @@ def outcome(store: Any, call: Any) -> Any:
 
 def assert_same_reads(store: Any, reference: Any, pools: list[str]) -> None:
     for pool in pools:
-        assert store.snapshot(pool) == reference.snapshot(pool)
+        # The lookups first, so that they are what catches the cached state up.
+        members, topics = store.members(pool), store.topics(pool)
+        by_topic = [store.topic_members(pool, f"topic.{k}") for k in range(3)]
+        by_run = [store.member(pool, f"run.{k}") for k in range(4)]
+        snapshot = store.snapshot(pool)
+        assert snapshot == reference.snapshot(pool)
+        assert (members, topics) == (snapshot.members, snapshot.topics)
+        assert by_topic == [tuple(m for m in members if f"topic.{k}" in m.topics) for k in range(3)]
+        assert by_run == [reference.member(pool, f"run.{k}") for k in range(4)]
         for k in range(3):
             assert store.message_receipt(pool, f"key.{k}") == reference.message_receipt(pool, f"key.{k}")
             assert store.wake_registration(pool, f"wake-key.{k}") == reference.wake_registration(pool, f"wake-key.{k}")

@@ -45,6 +45,7 @@ from fastpool import (
     PoolCreated,
     PoolOpened,
     RetryClassification,
+    SqliteAgentPoolStore,
     WakeRecorded,
     WakeRegistrationStatus,
     wire,
@@ -118,11 +119,17 @@ def test_every_arrangement_is_an_agent_pool_store(stores: StoreCase) -> None:
         "leave_member",
         "message_receipt",
         "record_message",
+        "record_message_once",
         "wake_registration",
         "wake",
         "record_wake",
+        "record_wake_once",
         "watch",
         "next_event_sequence",
+        "members",
+        "member",
+        "topics",
+        "topic_members",
     ):
         assert callable(getattr(stores.store, name))
 
@@ -239,6 +246,8 @@ UNOPENED_WRITES = {
     "leave_member": lambda s: s.leave_member(POOL, "run.a"),
     "record_message": lambda s: s.record_message(POOL, message("msg.1"), receipt("msg.1")),
     "record_wake": lambda s: s.record_wake(POOL, *wake_args("wake.1")),
+    "record_message_once": lambda s: s.record_message_once(POOL, message("msg.1"), receipt("msg.1")),
+    "record_wake_once": lambda s: s.record_wake_once(POOL, *wake_args("wake.1")),
     "next_event_sequence": lambda s: s.next_event_sequence(POOL),
 }
 
@@ -276,6 +285,7 @@ def test_unopened_pool_snapshot_and_writes_fail_closed(
 
 def test_unopened_pool_lookups_return_none_and_watch_yields_nothing(store: Any) -> None:
     store.open_pool(OTHER_POOL, CONFIG)
+    store.join_member(OTHER_POOL, member("run.a", topics=("topic.a",)))
     store.record_message(OTHER_POOL, message("msg.1"), receipt("msg.1"))
     store.record_wake(OTHER_POOL, *wake_args("wake.1"))
 
@@ -283,12 +293,18 @@ def test_unopened_pool_lookups_return_none_and_watch_yields_nothing(store: Any) 
     assert store.message_receipt(POOL, "key.msg.1") is None
     assert store.wake_registration(POOL, "wake-key.wake.1") is None
     assert store.wake(POOL, "wake.1") is None
+    assert store.members(POOL) == ()
+    assert store.member(POOL, "run.a") is None
+    assert store.topics(POOL) == ()
+    assert store.topic_members(POOL, "topic.a") == ()
     assert list(store.watch(POOL)) == []
     assert list(store.watch(POOL, 0)) == []
     assert list(store.watch(POOL, AgentPoolStoreCursor.start())) == []
     # ... while the opened pool answers them.
     assert store.message_receipt(OTHER_POOL, "key.msg.1") == receipt("msg.1")
     assert store.wake(OTHER_POOL, "wake.1") is not None
+    assert store.members(OTHER_POOL) == (member("run.a", topics=("topic.a",)),)
+    assert store.topic_members(OTHER_POOL, "topic.a") == store.members(OTHER_POOL)
 
 
 # ------------------------------------------------------------------------- members
@@ -412,6 +428,164 @@ def test_record_wake_latest_transition_wins_by_id_and_by_key(store: Any) -> None
     assert store.wake_registration(POOL, "wake-key.shared") == registered[2]
     assert [type(r.payload) for r in store.watch(POOL, 1)] == [WakeRecorded] * 5
     assert store.wake(POOL, "wake.unknown") is None
+
+
+# ------------------------------------------------------------------------- idempotent writes
+
+REUSED = "idempotency_key: 'key.shared' is already recorded for"
+
+
+def test_record_message_once_appends_a_new_key_and_returns_the_receipt_in_effect_for_a_known_one(
+    stores: StoreCase, store: Any
+) -> None:
+    store.open_pool(POOL, CONFIG)
+    first = message("msg.1", key="key.shared")
+    accepted = receipt("msg.1", MessageStatus.ACCEPTED, ("run.b",))
+    delivered = receipt("msg.1", MessageStatus.DELIVERED, ("run.b",))
+
+    assert store.record_message_once(POOL, first, accepted) == (accepted, AgentPoolStoreCursor(sequence=2))
+    # The same message again (a retried send, even with another status): nothing appended.
+    assert store.record_message_once(POOL, first, accepted) == (accepted, None)
+    assert store.record_message_once(POOL, first, delivered) == (accepted, None)
+    assert cursors(store) == [1, 2]
+    # The receipt in effect is the latest recorded under the key, by any write.
+    store.record_message(POOL, first, delivered)
+    assert store.record_message_once(POOL, first, accepted) == (delivered, None)
+    # Another key appends, at the next cursor.
+    second = message("msg.2")
+    assert store.record_message_once(POOL, second, receipt("msg.2")) == (receipt("msg.2"), AgentPoolStoreCursor.new(4))
+
+    assert cursors(store) == [1, 2, 3, 4]
+    assert [r.payload for r in store.watch(POOL, 1)] == [
+        MessageRecorded(stored=AgentPoolStoredMessage(message=first, receipt=accepted)),
+        MessageRecorded(stored=AgentPoolStoredMessage(message=first, receipt=delivered)),
+        MessageRecorded(stored=AgentPoolStoredMessage(message=second, receipt=receipt("msg.2"))),
+    ]
+    assert store.message_receipt(POOL, "key.shared") == delivered
+    if stores.sqlite:
+        assert stores.raw_counts() == (4, 0)
+
+
+def test_record_wake_once_appends_a_new_key_and_returns_the_registration_in_effect_for_a_known_one(
+    stores: StoreCase, store: Any
+) -> None:
+    store.open_pool(POOL, CONFIG)
+    registered = wake_args("wake.1", WakeRegistrationStatus.REGISTERED, key="wake-key.shared")
+    triggered = wake_args("wake.1", WakeRegistrationStatus.TRIGGERED, key="wake-key.shared")
+
+    assert store.record_wake_once(POOL, *registered) == (registered[2], AgentPoolStoreCursor(sequence=2))
+    assert store.record_wake_once(POOL, *registered) == (registered[2], None)
+    assert store.record_wake_once(POOL, *triggered) == (registered[2], None)
+    store.record_wake(POOL, *triggered)
+    assert store.record_wake_once(POOL, *registered) == (triggered[2], None)
+    other = wake_args("wake.2")
+    assert store.record_wake_once(POOL, *other) == (other[2], AgentPoolStoreCursor(sequence=4))
+
+    assert cursors(store) == [1, 2, 3, 4]
+    assert store.wake(POOL, "wake.1") == AgentPoolStoredWake(
+        condition=triggered[0], compiled_filter=triggered[1], registration=triggered[2]
+    )
+    assert store.wake_registration(POOL, "wake-key.shared") == triggered[2]
+    if stores.sqlite:
+        assert stores.raw_counts() == (4, 0)
+
+
+def test_a_key_reused_for_another_message_or_condition_is_invalid_input_and_writes_nothing(
+    stores: StoreCase, store: Any
+) -> None:
+    store.open_pool(POOL, CONFIG)
+    store.record_message_once(POOL, message("msg.1", key="key.shared"), receipt("msg.1"))
+    store.record_wake_once(POOL, *wake_args("wake.1", key="key.shared"))  # the maps are separate
+
+    with pytest.raises(InvalidInput) as raised:
+        store.record_message_once(POOL, message("msg.2", key="key.shared"), receipt("msg.2"))
+    assert raised.value.message == (
+        "message.idempotency_key: 'key.shared' is already recorded for message_id 'msg.1'; "
+        "this message has message_id 'msg.2'"
+    )
+    with pytest.raises(InvalidInput) as raised:
+        store.record_wake_once(POOL, *wake_args("wake.2", key="key.shared"))
+    assert raised.value.message == (
+        "condition.idempotency_key: 'key.shared' is already recorded for condition_id 'wake.1'; "
+        "this condition has condition_id 'wake.2'"
+    )
+    # A receipt (registration) of another message (condition) than the one given.
+    with pytest.raises(InvalidInput) as raised:
+        store.record_message_once(POOL, message("msg.3"), receipt("msg.4"))
+    assert raised.value.message == "receipt.message_id: 'msg.4' differs from message.message_id 'msg.3'"
+    condition, compiled, registration = wake_args("wake.3")
+    with pytest.raises(InvalidInput) as raised:
+        store.record_wake_once(POOL, condition, compiled, registration.replace(condition_id="wake.4"))
+    assert raised.value.message == "registration.condition_id: 'wake.4' differs from condition.condition_id 'wake.3'"
+
+    assert cursors(store) == [1, 2, 3]
+    assert store.message_receipt(POOL, "key.shared") == receipt("msg.1")
+    assert store.message_receipt(POOL, "key.msg.3") is None
+    assert store.wake(POOL, "wake.3") is None
+    if stores.sqlite:
+        assert stores.raw_counts() == (3, 0)
+
+
+def test_record_once_inside_a_transaction_sees_the_transactions_own_writes(tmp_path: Path) -> None:
+    with SqliteAgentPoolStore(tmp_path / "pools.sqlite") as store:
+        store.open_pool(POOL, CONFIG)
+        with store.transaction():
+            assert store.record_message_once(POOL, message("msg.1"), receipt("msg.1"))[1] == AgentPoolStoreCursor.new(2)
+            assert store.record_message_once(POOL, message("msg.1"), receipt("msg.1")) == (receipt("msg.1"), None)
+        assert cursors(store) == [1, 2]
+
+
+# ------------------------------------------------------------------------- routing lookups
+
+
+def assert_lookups_match_the_snapshot(store: Any, pool_id: str = POOL) -> None:
+    """Every lookup (called before the snapshot, so that it is the one catching up) equals
+    the snapshot's fields."""
+    members, topics = store.members(pool_id), store.topics(pool_id)
+    by_topic = {topic: store.topic_members(pool_id, topic) for topic in (*topics, "topic.none")}
+    by_run = {run_id: store.member(pool_id, run_id) for run_id in ("run.a", "run.b", "run.c", "run.none")}
+    snapshot = store.snapshot(pool_id)
+    assert (members, topics) == (snapshot.members, snapshot.topics)
+    assert type(members) is tuple and type(topics) is tuple
+    for topic, found in by_topic.items():
+        assert type(found) is tuple
+        assert found == tuple(m for m in snapshot.members if topic in m.topics)
+    current = {m.run_id: m for m in snapshot.members}
+    assert by_run == {run_id: current.get(run_id) for run_id in by_run}
+
+
+def test_lookups_equal_the_snapshot_after_every_write(store: Any) -> None:
+    store.open_pool(POOL, CONFIG)
+    assert_lookups_match_the_snapshot(store)
+    writes = [
+        lambda: store.join_member(POOL, member("run.b", topics=("topic.z", "topic.a", "topic.z"))),
+        lambda: store.join_member(POOL, member("run.a", topics=("topic.a",))),
+        lambda: store.record_message(POOL, message("msg.1"), receipt("msg.1")),
+        lambda: store.join_member(POOL, member("run.c", topics=("Topic.B", "topic.z"))),
+        lambda: store.join_member(POOL, member("run.b", "agent.second", topics=("topic.new",))),  # re-join
+        lambda: store.record_wake(POOL, *wake_args("wake.1")),
+        lambda: store.leave_member(POOL, "run.a"),
+        lambda: store.record_pool_created(POOL),
+        lambda: store.leave_member(POOL, "run.c"),
+        lambda: store.leave_member(POOL, "run.b"),
+        lambda: store.join_member(POOL, member("run.a", topics=("topic.a", "topic.b"))),
+    ]
+    for write in writes:
+        write()
+        assert_lookups_match_the_snapshot(store)
+    assert store.members(POOL) == (member("run.a", topics=("topic.a", "topic.b")),)
+    assert store.topic_members(POOL, "topic.b") == store.members(POOL)
+
+
+def test_lookups_sort_by_run_id_and_deduplicate(store: Any) -> None:
+    store.open_pool(POOL, CONFIG)
+    for run_id in ("run.é", "run.b", "run.10", "run.Z", "run.9"):
+        store.join_member(POOL, member(run_id, topics=("topic.t", "topic.t")))
+
+    assert [m.run_id for m in store.members(POOL)] == ["run.10", "run.9", "run.Z", "run.b", "run.é"]
+    assert store.topics(POOL) == ("topic.t",)
+    assert store.topic_members(POOL, "topic.t") == store.members(POOL)  # each member once
+    assert store.member(POOL, "run.é") == member("run.é", topics=("topic.t", "topic.t"))
 
 
 # ------------------------------------------------------------------------- snapshot
@@ -630,6 +804,12 @@ def _all_calls(pool_id: Any) -> dict[str, Any]:
         "record_wake": lambda s: s.record_wake(pool_id, *wake_args("wake.z")),
         "watch": lambda s: s.watch(pool_id),
         "next_event_sequence": lambda s: s.next_event_sequence(pool_id),
+        "record_message_once": lambda s: s.record_message_once(pool_id, message("msg.z"), receipt("msg.z")),
+        "record_wake_once": lambda s: s.record_wake_once(pool_id, *wake_args("wake.z")),
+        "members": lambda s: s.members(pool_id),
+        "member": lambda s: s.member(pool_id, "run.a"),
+        "topics": lambda s: s.topics(pool_id),
+        "topic_members": lambda s: s.topic_members(pool_id, "topic.a"),
     }
 
 
@@ -733,6 +913,25 @@ WRONG_ARGUMENTS: dict[str, list[tuple[Any, str]]] = {
         (lambda s: s.record_wake(POOL, *wake_args("wake.z")[:2], "registered"), "registration"),
         (lambda s: s.record_wake(POOL, *wake_args("wake.z")[:2], None), "registration"),
     ],
+    "record_message_once": [
+        (lambda s: s.record_message_once(POOL, None, receipt("msg.z")), "message"),
+        (lambda s: s.record_message_once(POOL, receipt("msg.z"), message("msg.z")), "message"),
+        (lambda s: s.record_message_once(POOL, message("msg.z"), None), "receipt"),
+        (lambda s: s.record_message_once(POOL, message("msg.z"), receipt("msg.y")), "receipt.message_id"),
+        (lambda s: s.record_message_once(POOL, message("msg.z", key="key.msg.1"), receipt("msg.z")), "key.msg.1"),
+    ],
+    "record_wake_once": [
+        (lambda s: s.record_wake_once(POOL, None, *wake_args("wake.z")[1:]), "condition"),
+        (lambda s: s.record_wake_once(POOL, wake_args("wake.z")[0], None, wake_args("wake.z")[2]), "compiled_filter"),
+        (lambda s: s.record_wake_once(POOL, *wake_args("wake.z")[:2], None), "registration"),
+        (lambda s: s.record_wake_once(POOL, *wake_args("wake.z")[:2], wake_args("wake.y")[2]), "registration"),
+        (lambda s: s.record_wake_once(POOL, *wake_args("wake.z", key="wake-key.wake.1")), "wake-key.wake.1"),
+    ],
+    "member": [(lambda s: s.member(POOL, None), "run_id"), (lambda s: s.member(POOL, 5), "run_id")],
+    "topic_members": [
+        (lambda s: s.topic_members(POOL, None), "topic"),
+        (lambda s: s.topic_members(POOL, ("topic.a",)), "topic"),
+    ],
     "watch": [
         (lambda s: s.watch(POOL, -1), "cursor"),
         (lambda s: s.watch(POOL, "3"), "cursor"),
@@ -756,6 +955,8 @@ ID_ARGUMENTS = {
     "message_receipt": (lambda s, v: s.message_receipt(POOL, v), "idempotency_key"),
     "wake_registration": (lambda s, v: s.wake_registration(POOL, v), "idempotency_key"),
     "wake": (lambda s, v: s.wake(POOL, v), "condition_id"),
+    "member": (lambda s, v: s.member(POOL, v), "run_id"),
+    "topic_members": (lambda s, v: s.topic_members(POOL, v), "topic"),
 }
 
 

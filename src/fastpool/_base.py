@@ -74,6 +74,21 @@ def check_type(value: Any, cls: type, name: str) -> None:
         raise InvalidInput(f"{name}: expected {cls.__name__}, got {type(value).__name__}")
 
 
+def check_same_id(field: str, part: Any, part_name: str, record: Any, record_name: str) -> None:
+    """A receipt (registration) names the message (condition) it belongs to: ``InvalidInput`` otherwise."""
+    value, expected = getattr(part, field), getattr(record, field)
+    if value != expected:
+        raise InvalidInput(f"{part_name}.{field}: {value!r} differs from {record_name}.{field} {expected!r}")
+
+
+def key_reused(owner: str, key: str, id_name: str, recorded: str, given: str) -> InvalidInput:
+    """A ``*_once`` write whose idempotency key already names another record (COORDINATOR §7 item 10)."""
+    return InvalidInput(
+        f"{owner}.idempotency_key: {key!r} is already recorded for {id_name} {recorded!r}; "
+        f"this {owner} has {id_name} {given!r}"
+    )
+
+
 def check_cursor(cursor: Any) -> int:
     if cursor is None:
         return 0
@@ -105,7 +120,7 @@ class _InheritedLock:
 
 
 class StoreBase:
-    """The 12 methods of ``AgentPoolStore`` over a backend's primitives."""
+    """The methods of ``AgentPoolStore`` over a backend's primitives."""
 
     #: "sqlite " for the SQLite store; the in-memory store words its errors without it.
     _prefix = ""
@@ -246,6 +261,32 @@ class StoreBase:
             payload, sequence = self._append(pool_id, build)
         return payload.member, make(AgentPoolStoreCursor, (sequence,))
 
+    def members(self, pool_id: str) -> tuple[AgentPoolMember, ...]:
+        pool_id = check_id(pool_id, "pool_id")
+        with self._lock:
+            state = self._read_state(pool_id)
+            return () if state.config is None else state.sorted_members()
+
+    def member(self, pool_id: str, run_id: str) -> AgentPoolMember | None:
+        pool_id = check_id(pool_id, "pool_id")
+        run_id = check_id(run_id, "run_id")
+        with self._lock:
+            state = self._read_state(pool_id)
+            return None if state.config is None else state.members.get(run_id)
+
+    def topics(self, pool_id: str) -> tuple[str, ...]:
+        pool_id = check_id(pool_id, "pool_id")
+        with self._lock:
+            state = self._read_state(pool_id)
+            return () if state.config is None else state.sorted_topics()
+
+    def topic_members(self, pool_id: str, topic: str) -> tuple[AgentPoolMember, ...]:
+        pool_id = check_id(pool_id, "pool_id")
+        topic = check_id(topic, "topic")
+        with self._lock:
+            state = self._read_state(pool_id)
+            return () if state.config is None else state.topic_members(topic)
+
     def message_receipt(self, pool_id: str, idempotency_key: str) -> MessageReceipt | None:
         pool_id = check_id(pool_id, "pool_id")
         idempotency_key = check_id(idempotency_key, "idempotency_key")
@@ -259,6 +300,25 @@ class StoreBase:
         check_type(receipt, MessageReceipt, "receipt")
         stored = make(AgentPoolStoredMessage, (message, receipt))
         return self._write(pool_id, make(MessageRecorded, (stored,)))
+
+    def record_message_once(
+        self, pool_id: str, message: RunMessage, receipt: MessageReceipt
+    ) -> tuple[MessageReceipt, AgentPoolStoreCursor | None]:
+        pool_id = check_id(pool_id, "pool_id")
+        check_type(message, RunMessage, "message")
+        check_type(receipt, MessageReceipt, "receipt")
+        key, message_id = message.idempotency_key, message.message_id
+        check_same_id("message_id", receipt, "receipt", message, "message")
+
+        def in_effect(state: PoolState) -> MessageReceipt | None:
+            found = state.message_dedupe.get(key)
+            if found is not None and found.message_id != message_id:
+                raise key_reused("message", key, "message_id", found.message_id, message_id)
+            return found
+
+        stored = make(AgentPoolStoredMessage, (message, receipt))
+        found, cursor = self._append_once(pool_id, in_effect, make(MessageRecorded, (stored,)))
+        return receipt if found is None else found, cursor
 
     def wake_registration(self, pool_id: str, idempotency_key: str) -> WakeRegistration | None:
         pool_id = check_id(pool_id, "pool_id")
@@ -287,6 +347,56 @@ class StoreBase:
         check_type(registration, WakeRegistration, "registration")
         stored = make(AgentPoolStoredWake, (condition, compiled_filter, registration))
         return self._write(pool_id, make(WakeRecorded, (stored,)))
+
+    def record_wake_once(
+        self,
+        pool_id: str,
+        condition: WakeCondition,
+        compiled_filter: CompiledEventFilter,
+        registration: WakeRegistration,
+    ) -> tuple[WakeRegistration, AgentPoolStoreCursor | None]:
+        pool_id = check_id(pool_id, "pool_id")
+        check_type(condition, WakeCondition, "condition")
+        check_type(compiled_filter, CompiledEventFilter, "compiled_filter")
+        check_type(registration, WakeRegistration, "registration")
+        key, condition_id = condition.idempotency_key, condition.condition_id
+        check_same_id("condition_id", registration, "registration", condition, "condition")
+
+        def in_effect(state: PoolState) -> WakeRegistration | None:
+            found = state.wake_dedupe.get(key)
+            if found is not None and found.condition_id != condition_id:
+                raise key_reused("condition", key, "condition_id", found.condition_id, condition_id)
+            return found
+
+        stored = make(AgentPoolStoredWake, (condition, compiled_filter, registration))
+        found, cursor = self._append_once(pool_id, in_effect, make(WakeRecorded, (stored,)))
+        return registration if found is None else found, cursor
+
+    def _append_once(
+        self, pool_id: str, in_effect: Callable[[PoolState], Any], payload: Any
+    ) -> tuple[Any, AgentPoolStoreCursor | None]:
+        """Append ``payload`` unless ``in_effect(state)`` finds a record under its idempotency key.
+
+        Returns what was found (``None`` if nothing) and the new record's cursor (``None`` if
+        nothing was appended). The check runs again inside the write transaction, so two
+        writers with one key append one record.
+        """
+        found = None
+
+        def build(state: PoolState) -> Any:
+            nonlocal found
+            found = in_effect(self._opened(state))
+            return None if found is not None else payload
+
+        with self._lock:
+            state = self._read_state(pool_id)
+            if state.config is not None:
+                # A key once recorded stays recorded: a retry is answered without the write lock.
+                found = in_effect(state)
+                if found is not None:
+                    return found, None
+            appended, sequence = self._append(pool_id, build)
+        return (found, None) if appended is None else (None, make(AgentPoolStoreCursor, (sequence,)))
 
     def watch(self, pool_id: str, cursor: AgentPoolStoreCursor | int | None = None) -> Iterator[AgentPoolStoreRecord]:
         pool_id = check_id(pool_id, "pool_id")

@@ -1382,6 +1382,7 @@ cdef class PoolState:
     cdef public object members, messages, message_dedupe, wakes, wake_dedupe
     cdef _SortedView _members_view, _messages_view, _wakes_view
     cdef tuple _topics
+    cdef object _by_topic  # dict topic -> members, or None: built on first use
     cdef object _snapshot
     # Like the twin's instances: extra attributes and weak references work.
     cdef dict __dict__
@@ -1401,6 +1402,7 @@ cdef class PoolState:
         self._messages_view = _SortedView()
         self._wakes_view = _SortedView()
         self._topics = ()
+        self._by_topic = None
         self._snapshot = None
 
     def apply(self, payload, sequence):
@@ -1444,16 +1446,14 @@ cdef class PoolState:
 
     def snapshot(self):
         """The snapshot of the records applied so far, or ``None`` if no ``pool_opened`` was seen."""
-        cdef bint members_changed
         config = self.config
         if config is None:
             return None
         if self._snapshot is not None:
             return self._snapshot
-        members_changed = len(self._members_view.pending) > 0
-        members = self._members_view.values(self.members)
-        if members_changed:
-            self._topics = tuple(sorted({topic for member in members for topic in member.topics}))
+        if self._members_view.pending:
+            self._refresh_members()
+        members = self._members_view.cached
         # One statement per step, in the twin's order of evaluation.
         message_policy = config.message_policy
         wake_policy = config.wake_policy
@@ -1467,6 +1467,37 @@ cdef class PoolState:
              messages, wakes, cursor),
         )
         return self._snapshot
+
+    def sorted_members(self):
+        """The current members sorted by run id (the snapshot's ``members``), without a snapshot."""
+        if self._members_view.pending:
+            self._refresh_members()
+        return self._members_view.cached
+
+    def sorted_topics(self):
+        """The sorted union of the current members' topics (the snapshot's ``topics``)."""
+        if self._members_view.pending:
+            self._refresh_members()
+        return self._topics
+
+    def topic_members(self, topic):
+        """The current members with ``topic`` among their topics, sorted by run id."""
+        if self._members_view.pending:
+            self._refresh_members()
+        by_topic = self._by_topic
+        if by_topic is None:
+            grouped = {}
+            for member in self._members_view.cached:
+                for name in set(member.topics):  # a member may list a topic twice
+                    grouped.setdefault(name, []).append(member)
+            by_topic = self._by_topic = {name: tuple(listed) for name, listed in grouped.items()}
+        return by_topic.get(topic, ())
+
+    cdef _refresh_members(self):
+        """Bring the members view and what is derived from it up to date with ``members``."""
+        members = self._members_view.values(self.members)
+        self._topics = tuple(sorted({topic for member in members for topic in member.topics}))
+        self._by_topic = None
 
 
 @cython.final

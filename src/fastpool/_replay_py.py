@@ -286,6 +286,7 @@ class PoolState:
         self._messages_view = _SortedView()
         self._wakes_view = _SortedView()
         self._topics: tuple[str, ...] = ()
+        self._by_topic: dict[str, tuple[AgentPoolMember, ...]] | None = None  # built on first use
         self._snapshot: AgentPoolSnapshot | None = None
 
     def apply(self, payload: Any, sequence: int) -> None:
@@ -329,16 +330,14 @@ class PoolState:
             return None
         if self._snapshot is not None:
             return self._snapshot
-        previous = None if self._members_view.pending else self._topics
-        members = self._members_view.values(self.members)
-        if previous is None:
-            self._topics = tuple(sorted({topic for member in members for topic in member.topics}))
+        if self._members_view.pending:
+            self._refresh_members()
         self._snapshot = make(
             AgentPoolSnapshot,
             (
                 self.pool_id,
                 self.created,
-                members,
+                self._members_view.cached,
                 self._topics,
                 config.message_policy,
                 config.wake_policy,
@@ -349,6 +348,37 @@ class PoolState:
             ),
         )
         return self._snapshot
+
+    def sorted_members(self) -> tuple[AgentPoolMember, ...]:
+        """The current members sorted by run id (the snapshot's ``members``), without a snapshot."""
+        if self._members_view.pending:
+            self._refresh_members()
+        return self._members_view.cached
+
+    def sorted_topics(self) -> tuple[str, ...]:
+        """The sorted union of the current members' topics (the snapshot's ``topics``)."""
+        if self._members_view.pending:
+            self._refresh_members()
+        return self._topics
+
+    def topic_members(self, topic: str) -> tuple[AgentPoolMember, ...]:
+        """The current members with ``topic`` among their topics, sorted by run id."""
+        if self._members_view.pending:
+            self._refresh_members()
+        by_topic = self._by_topic
+        if by_topic is None:
+            grouped: dict[str, list[AgentPoolMember]] = {}
+            for member in self._members_view.cached:
+                for name in set(member.topics):  # a member may list a topic twice
+                    grouped.setdefault(name, []).append(member)
+            by_topic = self._by_topic = {name: tuple(listed) for name, listed in grouped.items()}
+        return by_topic.get(topic, ())
+
+    def _refresh_members(self) -> None:
+        """Bring the members view and what is derived from it up to date with ``members``."""
+        members = self._members_view.values(self.members)
+        self._topics = tuple(sorted({topic for member in members for topic in member.topics}))
+        self._by_topic = None
 
 
 class _SortedView:

@@ -1,4 +1,4 @@
-"""asyncio access to a store: the 12 methods as coroutines, and ``async for`` over ``follow``.
+"""asyncio access to a store: the ``AgentPoolStore`` methods as coroutines, and ``async for`` over ``follow``.
 
 Every call runs on a worker thread, so no call blocks the event loop; one store per
 loop is safe with any number of concurrent tasks (the store serialises them).
@@ -161,11 +161,28 @@ class AsyncAgentPoolStore:
     async def leave_member(self, pool_id: str, run_id: str) -> tuple[AgentPoolMember, AgentPoolStoreCursor]:
         return await self._call(self.store.leave_member, pool_id, run_id, write=True)
 
+    async def members(self, pool_id: str) -> tuple[AgentPoolMember, ...]:
+        return await self._call(self.store.members, pool_id)
+
+    async def member(self, pool_id: str, run_id: str) -> AgentPoolMember | None:
+        return await self._call(self.store.member, pool_id, run_id)
+
+    async def topics(self, pool_id: str) -> tuple[str, ...]:
+        return await self._call(self.store.topics, pool_id)
+
+    async def topic_members(self, pool_id: str, topic: str) -> tuple[AgentPoolMember, ...]:
+        return await self._call(self.store.topic_members, pool_id, topic)
+
     async def message_receipt(self, pool_id: str, idempotency_key: str) -> MessageReceipt | None:
         return await self._call(self.store.message_receipt, pool_id, idempotency_key)
 
     async def record_message(self, pool_id: str, message: RunMessage, receipt: MessageReceipt) -> AgentPoolStoreCursor:
         return await self._call(self.store.record_message, pool_id, message, receipt, write=True)
+
+    async def record_message_once(
+        self, pool_id: str, message: RunMessage, receipt: MessageReceipt
+    ) -> tuple[MessageReceipt, AgentPoolStoreCursor | None]:
+        return await self._call(self.store.record_message_once, pool_id, message, receipt, write=True)
 
     async def wake_registration(self, pool_id: str, idempotency_key: str) -> WakeRegistration | None:
         return await self._call(self.store.wake_registration, pool_id, idempotency_key)
@@ -181,6 +198,17 @@ class AsyncAgentPoolStore:
         registration: WakeRegistration,
     ) -> AgentPoolStoreCursor:
         return await self._call(self.store.record_wake, pool_id, condition, compiled_filter, registration, write=True)
+
+    async def record_wake_once(
+        self,
+        pool_id: str,
+        condition: WakeCondition,
+        compiled_filter: CompiledEventFilter,
+        registration: WakeRegistration,
+    ) -> tuple[WakeRegistration, AgentPoolStoreCursor | None]:
+        return await self._call(
+            self.store.record_wake_once, pool_id, condition, compiled_filter, registration, write=True
+        )
 
     async def watch(self, pool_id: str, cursor: AgentPoolStoreCursor | int | None = None) -> list[AgentPoolStoreRecord]:
         """The records after ``cursor``, as a list (read in one go, like the sync ``watch``)."""

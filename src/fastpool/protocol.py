@@ -46,12 +46,47 @@ class AgentPoolStore(Protocol):
         """Persist a leave and return the removed member."""
         ...
 
+    def members(self, pool_id: str) -> tuple[AgentPoolMember, ...]:
+        """The current members sorted by run id, as ``snapshot(pool_id).members``; ``()`` if not opened.
+
+        A warm read (no snapshot is built): costs the same whatever the pool's size.
+        """
+        ...
+
+    def member(self, pool_id: str, run_id: str) -> AgentPoolMember | None:
+        """The current member with this run id; ``None`` if it is not a member or the pool is not opened."""
+        ...
+
+    def topics(self, pool_id: str) -> tuple[str, ...]:
+        """The sorted union of the current members' topics, as ``snapshot(pool_id).topics``; ``()`` if not opened."""
+        ...
+
+    def topic_members(self, pool_id: str, topic: str) -> tuple[AgentPoolMember, ...]:
+        """The current members with ``topic`` among their topics, sorted by run id; ``()`` if not opened."""
+        ...
+
     def message_receipt(self, pool_id: str, idempotency_key: str) -> MessageReceipt | None:
         """The latest receipt recorded under the key."""
         ...
 
     def record_message(self, pool_id: str, message: RunMessage, receipt: MessageReceipt) -> AgentPoolStoreCursor:
         """Persist one message status transition."""
+        ...
+
+    def record_message_once(
+        self, pool_id: str, message: RunMessage, receipt: MessageReceipt
+    ) -> tuple[MessageReceipt, AgentPoolStoreCursor | None]:
+        """Persist the message unless its idempotency key is already recorded: an atomic dedupe.
+
+        Check and append are one write transaction, so two hosts (threads, processes) sending
+        one key record it once. Returns ``(receipt, cursor)`` when it appended, else the
+        receipt already in effect under the key (the latest recorded, whatever its status)
+        and ``None``; a key already recorded is answered from the cached state, without
+        taking the write lock. ``receipt.message_id`` must be ``message.message_id``, and a
+        key already recorded for another message id raises ``InvalidInput`` naming the key
+        and both ids; on a pool not opened it raises as ``record_message`` does. A call that
+        raises writes nothing.
+        """
         ...
 
     def wake_registration(self, pool_id: str, idempotency_key: str) -> WakeRegistration | None:
@@ -70,6 +105,22 @@ class AgentPoolStore(Protocol):
         registration: WakeRegistration,
     ) -> AgentPoolStoreCursor:
         """Persist one wake status transition."""
+        ...
+
+    def record_wake_once(
+        self,
+        pool_id: str,
+        condition: WakeCondition,
+        compiled_filter: CompiledEventFilter,
+        registration: WakeRegistration,
+    ) -> tuple[WakeRegistration, AgentPoolStoreCursor | None]:
+        """Persist the wake unless its idempotency key is already recorded: an atomic dedupe.
+
+        As ``record_message_once``: returns ``(registration, cursor)`` when it appended, else
+        the registration in effect under the key and ``None``. ``registration.condition_id``
+        must be ``condition.condition_id``; a key already recorded for another condition id
+        raises ``InvalidInput`` naming the key and both ids.
+        """
         ...
 
     def watch(self, pool_id: str, cursor: AgentPoolStoreCursor | int | None = None) -> Iterator[AgentPoolStoreRecord]:
