@@ -23,9 +23,11 @@ from typing import Any
 
 import apsw
 
+from . import _sql
 from ._base import Build, StoreBase, check_id, decode_records
 from ._probe import ChangeProbe, NoProbe, open_probe
 from ._replay_py import PoolState
+from ._sql import SCHEMA_VERSION
 from ._sqlite_errors import translate
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError, InvalidInput
@@ -33,41 +35,6 @@ from .model import AgentPoolStoreRecord
 
 __all__ = ["SqliteAgentPoolStore", "SCHEMA_VERSION"]
 
-#: The file format this fastpool writes; a file marked with a newer one is refused.
-SCHEMA_VERSION = 1
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS agent_pool_records (
-        pool_id TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        payload_json TEXT NOT NULL,
-        PRIMARY KEY (pool_id, seq)
-    )""",
-    """CREATE TABLE IF NOT EXISTS agent_pool_event_seq (
-        pool_id TEXT PRIMARY KEY,
-        seq INTEGER NOT NULL
-    )""",
-    "CREATE TABLE IF NOT EXISTS fastpool_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-)
-# payload_json is TEXT; a BLOB in it (which SQLite allows) is read as NULL, so that the
-# engines refuse it as a corrupt record, as the Rust crate does, instead of decoding bytes.
-_ROWS_AFTER = (
-    "SELECT seq, kind, CASE WHEN typeof(payload_json) = 'text' THEN payload_json END "
-    "FROM agent_pool_records WHERE pool_id = ? AND seq > ? ORDER BY seq"
-)
-_POOLS = "SELECT pool_id, COUNT(*), MAX(seq) FROM agent_pool_records GROUP BY pool_id ORDER BY pool_id"
-# A pool is opened by its pool_opened record (verify checks that kind columns agree with payloads).
-_UNOPENED = (
-    "SELECT pool_id FROM (SELECT DISTINCT pool_id FROM agent_pool_records) AS pools WHERE NOT EXISTS "
-    "(SELECT 1 FROM agent_pool_records AS r WHERE r.pool_id = pools.pool_id AND r.kind = 'pool_opened')"
-)
-_ROWS_AFTER_LIMIT = _ROWS_AFTER + " LIMIT ?"
-_INSERT = "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) VALUES (?, ?, ?, ?)"
-_NEXT_EVENT = (
-    "INSERT INTO agent_pool_event_seq (pool_id, seq) VALUES (?, 1) "
-    "ON CONFLICT (pool_id) DO UPDATE SET seq = seq + 1 RETURNING seq"
-)
 _SYNCHRONOUS = {"normal": 1, "full": 2}
 _MAX_SEQUENCE = 2**63 - 1  # the largest SQLite integer
 _ROW_OVERHEAD = 1024  # bytes of a record row besides the payload: pool_id (<= 512), seq, kind, header
@@ -227,6 +194,50 @@ def open_readonly(path: str | os.PathLike[str]) -> tuple[apsw.Connection, _Uncha
     return apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI), unchanged
 
 
+class _Write:
+    """One write's transaction boundary, the one place a store begins, commits and rolls back.
+
+    ``BEGIN IMMEDIATE`` (``BEGIN`` for a readonly store, whose query_only connection refuses
+    the former; its INSERT then fails read-only after the contract's own checks) unless
+    ``begin`` is false (inside ``transaction()``, which owns the boundary); ``COMMIT`` when
+    the block ends normally; ``ROLLBACK`` on any exception, a failed ``COMMIT`` included;
+    SQLite's errors leave it as ``AgentError``.
+    """
+
+    __slots__ = ("db", "began", "_statement")
+
+    def __init__(self, db: apsw.Connection, begin: bool, readonly: bool) -> None:
+        self.db = db
+        self.began = begin
+        self._statement = "BEGIN" if readonly else "BEGIN IMMEDIATE"
+
+    def __enter__(self) -> _Write:
+        if self.began:
+            try:
+                self.db.execute(self._statement)
+            except apsw.Error as error:
+                raise translate(error) from error
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        if error is None:
+            if not self.began:
+                return
+            try:
+                self.db.execute("COMMIT")
+                return
+            except apsw.Error as failed:
+                error = failed
+        if self.began:
+            try:
+                if not self.db.getautocommit():
+                    self.db.execute("ROLLBACK")
+            except apsw.ConnectionClosedError:
+                pass  # closed inside the block: closing rolled it back
+        if isinstance(error, apsw.Error):
+            raise translate(error) from error
+
+
 class _Cached:
     """A pool's state and the probe token it was last synced at (None: unknown)."""
 
@@ -345,7 +356,7 @@ class SqliteAgentPoolStore(StoreBase):
         """Every pool with records in the file: ``(pool_id, record count, last sequence)``, sorted."""
         with self._lock:
             try:
-                rows = self._connection().execute(_POOLS).fetchall()
+                rows = self._connection().execute(_sql.POOLS).fetchall()
             except apsw.Error as error:
                 raise translate(error) from error
             finally:
@@ -358,7 +369,7 @@ class SqliteAgentPoolStore(StoreBase):
         """The pools with records but no ``pool_opened`` among them (the Rust store appends to such pools)."""
         with self._lock:
             try:
-                rows = self._connection().execute(_UNOPENED).fetchall()
+                rows = self._connection().execute(_sql.UNOPENED).fetchall()
             except apsw.Error as error:
                 raise translate(error) from error
         return {str(pool_id) for (pool_id,) in rows}
@@ -371,7 +382,7 @@ class SqliteAgentPoolStore(StoreBase):
             rows = self._connection().cursor()
             try:
                 yield from decode_records(
-                    self._engine, pool_id, rows.execute(_ROWS_AFTER, (pool_id, min(after, _MAX_SEQUENCE)))
+                    self._engine, pool_id, rows.execute(_sql.ROWS_AFTER, (pool_id, min(after, _MAX_SEQUENCE)))
                 )
             except apsw.Error as error:
                 raise translate(error) from error
@@ -403,7 +414,7 @@ class SqliteAgentPoolStore(StoreBase):
     # -- set-up --------------------------------------------------------------------------
 
     def _configure(self, db: apsw.Connection) -> None:
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables = {row[0] for row in db.execute(_sql.TABLES)}
         if self._readonly:
             if not {"agent_pool_records", "agent_pool_event_seq"} <= tables:
                 raise AgentError.host_configuration_needed(
@@ -436,24 +447,16 @@ class SqliteAgentPoolStore(StoreBase):
             )
         if not {"agent_pool_records", "agent_pool_event_seq"} <= tables:
             # A new file: create the Rust crate's tables and fastpool's format marker.
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _SCHEMA:
+            with _Write(db, True, False):
+                for statement in _sql.SCHEMA:
                     db.execute(statement)
-                db.execute(
-                    "INSERT OR IGNORE INTO fastpool_meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+                db.execute(_sql.MARK_SCHEMA_VERSION, (str(SCHEMA_VERSION),))
         elif "fastpool_meta" in tables:
             self._check_schema_version(db)
 
     @staticmethod
     def _check_schema_version(db: apsw.Connection) -> None:
-        rows = db.execute("SELECT value FROM fastpool_meta WHERE key = 'schema_version'").fetchall()
+        rows = db.execute(_sql.SCHEMA_VERSION_OF_FILE).fetchall()
         version = rows[0][0] if rows else str(SCHEMA_VERSION)
         if not (isinstance(version, str) and version.isdigit()) or int(version) > SCHEMA_VERSION:
             raise AgentError(
@@ -512,7 +515,7 @@ class SqliteAgentPoolStore(StoreBase):
     def _catch_up(self, db: apsw.Connection, state: PoolState) -> None:
         rows = db.cursor()
         try:
-            self._engine.replay_rows(state, rows.execute(_ROWS_AFTER, (state.pool_id, state.cursor)))
+            self._engine.replay_rows(state, rows.execute(_sql.ROWS_AFTER, (state.pool_id, state.cursor)))
         finally:
             rows.close(True)  # ends the read transaction even when replay stopped early
             self._check_unchanged()
@@ -523,8 +526,7 @@ class SqliteAgentPoolStore(StoreBase):
             # Catch up on other writers' records before taking the write lock, so that
             # inside it only the few records committed in between remain to be read.
             self._read_state(pool_id)
-        began = self._begin(db)
-        try:
+        with self._write_boundary(db) as write:
             state = self._read_state(pool_id)
             before = self._states[pool_id].token if state.cursor else None
             payload = build(state)
@@ -533,15 +535,8 @@ class SqliteAgentPoolStore(StoreBase):
                 text = self._engine.dumps(payload)
                 if len(text) > self._max_text // 4:  # else short enough even at 4 UTF-8 bytes a character
                     self._check_length(payload, text)
-                db.execute(_INSERT, (pool_id, sequence, payload.TYPE, text))
-            if began:
-                db.execute("COMMIT")
-        except BaseException as error:
-            if began:
-                self._rollback(db)
-            if isinstance(error, apsw.Error):
-                raise translate(error) from error
-            raise
+                db.execute(_sql.INSERT, (pool_id, sequence, payload.TYPE, text))
+        began = write.began
         if payload is None:
             return None, state.cursor
         state.apply(payload, sequence)
@@ -591,7 +586,7 @@ class SqliteAgentPoolStore(StoreBase):
         # no record lies beyond that, so the clamped query gives the same (empty) answer.
         after = min(after, _MAX_SEQUENCE)
         try:
-            rows = self._connection().execute(_ROWS_AFTER_LIMIT, (pool_id, after, limit)).fetchall()
+            rows = self._connection().execute(_sql.ROWS_AFTER_LIMIT, (pool_id, after, limit)).fetchall()
         except apsw.Error as error:
             raise translate(error) from error
         finally:
@@ -600,38 +595,16 @@ class SqliteAgentPoolStore(StoreBase):
 
     def _allocate_event_sequence(self, pool_id: str) -> int:
         db = self._connection()
-        began = self._begin(db)
-        try:
+        with self._write_boundary(db):
             self._opened(self._read_state(pool_id))
-            sequence: int = db.execute(_NEXT_EVENT, (pool_id,)).fetchall()[0][0]  # type: ignore[assignment]
-            if began:
-                db.execute("COMMIT")
-        except BaseException as error:
-            if began:
-                self._rollback(db)
-            if isinstance(error, apsw.Error):
-                raise translate(error) from error
-            raise
+            sequence: int = db.execute(_sql.NEXT_EVENT, (pool_id,)).fetchall()[0][0]  # type: ignore[assignment]
         return sequence
 
     # -- transactions ------------------------------------------------------------------------
 
-    def _begin(self, db: apsw.Connection) -> bool:
-        """``BEGIN IMMEDIATE``; False (nothing begun) inside an open ``transaction()``."""
-        if self._batch is not None:
-            return False
-        try:
-            # A readonly store's query_only connection refuses BEGIN IMMEDIATE; a read
-            # transaction keeps its contract errors first, and its INSERT fails read-only.
-            db.execute("BEGIN" if self._readonly else "BEGIN IMMEDIATE")
-        except apsw.Error as error:
-            raise translate(error) from error
-        return True
-
-    @staticmethod
-    def _rollback(db: apsw.Connection) -> None:
-        if not db.getautocommit():
-            db.execute("ROLLBACK")
+    def _write_boundary(self, db: apsw.Connection) -> _Write:
+        """The boundary of one write: its own transaction, or none inside ``transaction()``."""
+        return _Write(db, self._batch is None, self._readonly)
 
     @contextmanager
     def transaction(self) -> Iterator[SqliteAgentPoolStore]:
@@ -656,28 +629,23 @@ class SqliteAgentPoolStore(StoreBase):
         with self._lock:
             if self._batch is not None:
                 raise InvalidInput("transaction: this store object already has a transaction open")
-            db = self._connection()
-            self._begin(db)
             touched: set[str] = set()
-            self._batch = touched
             try:
-                yield self
-                self._batch = None
-                if self._db is None:  # close() in the block: closing rolled the writes back
-                    raise AgentError(
-                        AgentErrorKind.INVALID_STATE_TRANSITION,
-                        RetryClassification.NOT_RETRYABLE,
-                        "sqlite agent pool store was closed inside transaction(): nothing was committed",
-                    )
-                db.execute("COMMIT")
-            except BaseException as error:
-                self._batch = None
-                if self._db is not None:
-                    self._rollback(db)
+                with _Write(self._connection(), True, self._readonly):
+                    self._batch = touched
+                    try:
+                        yield self
+                    finally:
+                        self._batch = None
+                    if self._db is None:  # close() in the block: closing rolled the writes back
+                        raise AgentError(
+                            AgentErrorKind.INVALID_STATE_TRANSITION,
+                            RetryClassification.NOT_RETRYABLE,
+                            "sqlite agent pool store was closed inside transaction(): nothing was committed",
+                        )
+            except BaseException:
                 for pool_id in touched:
                     self._states.pop(pool_id, None)
-                if isinstance(error, apsw.Error):
-                    raise translate(error) from error
                 raise
             for pool_id in touched:
                 cached = self._states.get(pool_id)  # absent if evicted since

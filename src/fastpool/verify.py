@@ -16,16 +16,11 @@ from pathlib import Path
 
 import apsw
 
+from . import _sql
 from ._compat import engine
 from ._sqlite_errors import translate
 from .errors import AgentError, InvalidInput
 from .sqlite import SqliteAgentPoolStore, open_readonly
-
-# A BLOB payload is read as NULL (a corrupt record), as the store reads it.
-_ROWS = (
-    "SELECT pool_id, seq, kind, CASE WHEN typeof(payload_json) = 'text' THEN payload_json END "
-    "FROM agent_pool_records ORDER BY pool_id, seq"
-)
 
 
 @dataclass(frozen=True)
@@ -75,13 +70,13 @@ def verify(path: str | Path, progress: Callable[[int, int], None] | None = None)
         for line in checks:
             if line != "ok":
                 report.problems.append(Problem(None, None, f"integrity check: {line}"))
-        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables = {name for (name,) in db.execute(_sql.TABLES)}
         if "agent_pool_records" not in tables:
             report.problems.append(Problem(None, None, "no agent_pool_records table"))
             return report
         if "fastpool_meta" in tables:
             SqliteAgentPoolStore._check_schema_version(db)  # the refusal of every store that opens the file
-        total: int = db.execute("SELECT COUNT(*) FROM agent_pool_records").fetchall()[0][0]  # type: ignore[assignment]
+        total: int = db.execute(_sql.COUNT_ROWS).fetchall()[0][0]  # type: ignore[assignment]
         for problem in _replay_all(db, report, total, progress):
             report.problems.append(problem)
     except apsw.Error as error:
@@ -94,7 +89,7 @@ def verify(path: str | Path, progress: Callable[[int, int], None] | None = None)
 def _replay_all(
     db: apsw.Connection, report: Report, total: int, progress: Callable[[int, int], None] | None
 ) -> Iterator[Problem]:
-    for pool_id, rows in groupby(db.execute(_ROWS), key=itemgetter(0)):
+    for pool_id, rows in groupby(db.execute(_sql.ALL_ROWS), key=itemgetter(0)):
         state = engine.PoolState(pool_id)
         report.pools += 1
         count = expected = 0

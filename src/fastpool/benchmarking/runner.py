@@ -29,7 +29,7 @@ from typing import Any
 
 import apsw
 
-from .. import _replay_py, wire
+from .. import _replay_py, _sql, wire
 from ..enums import MessageStatus
 from ..sqlite import SqliteAgentPoolStore
 from . import workload
@@ -178,7 +178,7 @@ class Bench:
         def insert() -> None:
             db.execute("BEGIN IMMEDIATE")
             db.execute(
-                "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) VALUES (?, ?, ?, ?)",
+                _sql.INSERT,
                 (POOL, next(sequence), "run_message", next(texts)),
             )
             db.execute("COMMIT")

@@ -47,6 +47,7 @@ from fastpool import (
     WakeCondition,
     WakeRecorded,
     WakeRegistration,
+    _sql,
 )
 from fastpool._compat import engine
 from fastpool._schema import UNION, Spec
@@ -134,9 +135,7 @@ class SeedAgentPoolStore:
             for statement in (
                 "PRAGMA journal_mode = WAL",
                 "PRAGMA synchronous = NORMAL",
-                "CREATE TABLE IF NOT EXISTS agent_pool_records (pool_id TEXT NOT NULL, seq INTEGER NOT NULL,"
-                " kind TEXT NOT NULL, payload_json TEXT NOT NULL, PRIMARY KEY (pool_id, seq))",
-                "CREATE TABLE IF NOT EXISTS agent_pool_event_seq (pool_id TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
+                *_sql.RUST_TABLES,  # the Rust crate's DDL, as the seed runs it
             ):
                 self._connection.execute(statement)
         except sqlite3.Error as error:
@@ -164,7 +163,7 @@ class SeedAgentPoolStore:
                     ).fetchone()
                     payload_json = json.dumps(engine.to_plain(payload), separators=(",", ":"), ensure_ascii=False)
                     connection.execute(
-                        "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) VALUES (?, ?, ?, ?)",
+                        _sql.INSERT,
                         (pool_id, next_seq, payload.TYPE, payload_json),
                     )
                     connection.execute("COMMIT")

@@ -50,6 +50,7 @@ from fastpool import (
     WakeRecorded,
     WakeRegistration,
     WakeRegistrationStatus,
+    _sql,
     wire,
 )
 
@@ -247,12 +248,7 @@ def pool_payloads(pool_id: str, n: int) -> tuple[list[Any], PoolInfo]:
     return payloads, info
 
 
-_SCHEMA = (
-    "PRAGMA journal_mode = WAL",
-    "CREATE TABLE IF NOT EXISTS agent_pool_records (pool_id TEXT NOT NULL, seq INTEGER NOT NULL,"
-    " kind TEXT NOT NULL, payload_json TEXT NOT NULL, PRIMARY KEY (pool_id, seq))",
-    "CREATE TABLE IF NOT EXISTS agent_pool_event_seq (pool_id TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
-)
+_SCHEMA = ("PRAGMA journal_mode = WAL", *_sql.RUST_TABLES)
 
 
 def write_pool(path: str | os.PathLike[str], pool_id: str, n: int) -> PoolInfo:
@@ -270,7 +266,7 @@ def write_pool(path: str | os.PathLike[str], pool_id: str, n: int) -> PoolInfo:
         if connection.execute("SELECT 1 FROM agent_pool_records WHERE pool_id = ? LIMIT 1", (pool_id,)).fetchone():
             raise ValueError(f"pool {pool_id!r} already has records in {path}")
         connection.executemany(
-            "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) VALUES (?, ?, ?, ?)",
+            _sql.INSERT,
             ((pool_id, seq, p.TYPE, wire.encode(p)) for seq, p in enumerate(payloads, 1)),
         )
         connection.execute("COMMIT")
