@@ -103,6 +103,16 @@ DAMAGES = [
     Damage("wrong_value_type", "member_joined", JOIN_TEXT.replace('"topic.t"', "17")),
     Damage("kind_disagrees", "pool_created", JOIN_TEXT),
     Damage(
+        "repeated_field",
+        "member_joined",
+        JOIN_TEXT.replace('"run_id":"run.damage"', '"run_id":"run.damage","run_id":"run.x"'),
+    ),
+    Damage(
+        "repeated_type",
+        "member_joined",
+        JOIN_TEXT.replace('"type":"member_joined"', '"type":"member_joined","type":"member_joined"'),
+    ),
+    Damage(
         "conflicting_pool_opened",
         "pool_opened",
         wire.encode(PoolOpened(config=OTHER_CONFIG)),

@@ -71,7 +71,7 @@ def test_payload_roundtrip_wire(row) -> None:
     payload = wire.decode(AgentPoolStoreRecordPayload, text)
     assert wire.encode(payload) == text
     assert wire.dumps(payload) == text.encode("utf-8")
-    # the payload class itself decodes it too (the tag is ignored there, like any unknown key)
+    # the payload class itself decodes it too (its own tag is required there)
     assert wire.decode(PAYLOAD_TYPES[row["type"]], text) == payload
 
 

@@ -15,10 +15,11 @@ sends the object the ``to_plain`` way, so results and errors are the twin's.
 
 Only the valid path is fast, in three tiers. The text reader takes only plain, valid
 input (no escapes, no unknown or repeated keys); anything else raises ``_Mismatch`` and
-orjson parses the text for the value decoder. That one accepts only exact built-in types
-and the classes it has plans for; anything else raises ``_Mismatch`` again and
-``_replay_py`` redoes the whole call, so an odd or malformed input gets the twin's result
-or exception (path text included) by construction.
+the twin's ``parse_json`` (orjson, plus a check for repeated keys) parses the text for the
+value decoder. That one accepts only exact built-in types and the classes it has plans
+for; anything else (an object that repeats a key among them) raises ``_Mismatch`` again
+and ``_replay_py`` redoes the whole call, so an odd or malformed input gets the twin's
+result or exception (path text included) by construction.
 """
 
 cimport cython
@@ -33,9 +34,7 @@ from bisect import bisect_left
 from itertools import chain
 from types import MemberDescriptorType
 
-from orjson import JSONDecodeError
 from orjson import dumps as _orjson_dumps
-from orjson import loads as _loads
 
 from . import _replay_py as _py
 from ._schema import ANY, BOOL, ENUM, FILTERSET, ID, INT_LIMITS, MODEL, NONZERO, OPT, SEQ, STR, U32, U64, UNION, E, O, R, Spec
@@ -629,7 +628,7 @@ cdef extern from *:
     int fp_write_model(fp_out *o, const fp_wmodel *m, PyObject *obj, int tagged) except -1
 
 __all__ = [
-    "make", "to_plain", "dumps", "from_plain", "decode_payload", "replay_rows", "decode_row", "corrupt_record", "PoolState", "CONFLICTING_OPEN",
+    "make", "to_plain", "dumps", "from_plain", "parse_json", "decode_payload", "replay_rows", "decode_row", "corrupt_record", "PoolState", "CONFLICTING_OPEN",
 ]
 
 CONFLICTING_OPEN = "sqlite agent pool store contains conflicting pool open records"
@@ -1081,6 +1080,10 @@ cdef bint _id_ok(str value) except -1:
     return True
 
 
+# Only text the reader below leaves aside is parsed, rarely: the twin's one definition serves.
+parse_json = _py.parse_json
+
+
 def decode_payload(text):
     """A record's ``payload_json`` as a payload object; ``InvalidInput`` if it is not one."""
     return _decode_payload(text)
@@ -1091,10 +1094,7 @@ cdef object _decode_payload(text):
         return _read_payload(text)
     except (_Mismatch, UnicodeError):  # text the reader leaves to orjson, surrogates and bad UTF-8 included
         pass
-    try:
-        value = _loads(text)
-    except (JSONDecodeError, TypeError) as error:
-        raise InvalidInput(f"payload: malformed JSON: {error}") from None
+    value = parse_json(text, "payload")
     try:
         return _decode_value(_PAYLOAD, value)
     except _Mismatch:

@@ -4,14 +4,17 @@ Three jobs, all on the model's schema (``_schema``):
 * ``to_plain`` / ``from_plain``: model objects to and from JSON-shaped values, following
   the Rust serde rules (omission marks, tags, enum strings, id validation);
   ``dumps``: ``to_plain`` as compact JSON text (serde_json's bytes);
-* ``decode_payload``: a record's ``payload_json`` text to a payload object;
+* ``parse_json``: JSON text to JSON-shaped values, marking objects that repeat a key;
+  ``decode_payload``: a record's ``payload_json`` text to a payload object;
 * ``PoolState``: a pool's replayed state, fed one payload at a time, with sorted views
   that are updated in proportion to what changed.
 """
 
 from __future__ import annotations
 
+import json
 from bisect import bisect_left
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -54,6 +57,7 @@ __all__ = [
     "to_plain",
     "dumps",
     "from_plain",
+    "parse_json",
     "decode_payload",
     "replay_rows",
     "decode_row",
@@ -131,7 +135,9 @@ def _fail(path: str, reason: str) -> InvalidInput:
 
 def _decode_model(cls: Any, value: Any, path: str) -> Any:
     if type(value) is not dict:
-        raise _fail(path, f"expected an object for {cls.__name__}, got {_json_type(value)}")
+        if type(value) is not _Repeated:
+            raise _fail(path, f"expected an object for {cls.__name__}, got {_json_type(value)}")
+        _reject_repeated(value, [field.wire for field in cls._fields], path)
     values = []
     for field in cls._fields:
         item = value.get(field.wire, _ABSENT)
@@ -197,15 +203,22 @@ def _decode_value(spec: Spec, value: Any, path: str) -> Any:
         return _decode_value(Spec(SEQ, spec.arg), value["include"], f"{path}.include")
     if kind == UNION:
         if type(value) is not dict:
-            raise _fail(path, f"expected an object, got {_json_type(value)}")
+            if type(value) is not _Repeated:
+                raise _fail(path, f"expected an object, got {_json_type(value)}")
+            _reject_repeated(value, ("type",), path)
         tag = value.get("type", _ABSENT)
         if tag is _ABSENT:
-            raise _fail(path, "missing field `type`")
+            raise _fail(path, f"missing field `type`, expected {_one_of(spec.arg)}")
         cls = spec.arg.get(tag) if type(tag) is str else None
         if cls is None:
-            raise _fail(f"{path}.type", f"unknown variant {tag!r}")
+            raise _fail(f"{path}.type", f"unknown variant {tag!r}, expected {_one_of(spec.arg)}")
         return _decode_model(cls, value, path)
     raise AssertionError(kind)
+
+
+def _one_of(tags: Iterable[Any]) -> str:
+    names = [repr(tag) for tag in tags]
+    return names[0] if len(names) == 1 else "one of " + ", ".join(names)
 
 
 def _json_type(value: Any) -> str:
@@ -218,16 +231,74 @@ def _json_type(value: Any) -> str:
         str: "a string",
         list: "an array",
         dict: "an object",
+        _Repeated: "an object",
     }.get(type(value), type(value).__name__)
+
+
+class _Repeated(dict):  # type: ignore[type-arg]
+    """A JSON object in which the keys ``repeated`` came more than once (each keeps its last
+    value, as with orjson). Not exactly a ``dict``, so every decoder that wants one rejects it,
+    as serde rejects a repeated variant key; a struct's decoder rejects it only if one of its
+    own fields repeated, since serde skips unknown keys, repeated or not, unread."""
+
+    __slots__ = ("repeated",)
+    repeated: frozenset[str]
+
+
+def _reject_repeated(value: _Repeated, keys: Iterable[str], path: str) -> None:
+    for key in keys:
+        if key in value.repeated:
+            raise _fail(f"{path}.{key}", "duplicate field")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> Any:
+    value = dict(pairs)
+    if len(value) == len(pairs):
+        return value
+    seen: set[str] = set()
+    repeated: set[str] = set()
+    for key, _ in pairs:
+        (repeated if key in seen else seen).add(key)
+    marked = _Repeated(value)
+    marked.repeated = frozenset(repeated)
+    return marked
+
+
+def _int(text: str) -> Any:
+    number = int(text)
+    return number if -(2**63) <= number <= 2**64 - 1 else float(text)  # orjson's reading
+
+
+# Key by key; numbers as orjson reads them (the text was valid for orjson, so nothing else differs).
+_KEYED = json.JSONDecoder(object_pairs_hook=_object, parse_int=_int)
+
+
+def parse_json(text: str | bytes, path: str) -> Any:
+    """JSON text as the JSON-shaped values ``from_plain`` takes; an object that repeats a key
+    comes back marked, so that a repeated field is rejected as serde rejects it.
+    ``InvalidInput`` (naming ``path``) if the text is not JSON."""
+    try:
+        value = orjson.loads(text)
+    except (orjson.JSONDecodeError, TypeError) as error:
+        raise InvalidInput(f"{path}: malformed JSON: {error}") from None
+    # orjson keeps one entry per key. When writing the value back gives the very text (as for
+    # every record serde_json or fastpool wrote), no key came twice; other text (spaced,
+    # escaped, or with a key repeated) is read again, key by key.
+    raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    try:
+        if orjson.dumps(value) == raw:
+            return value
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes
+        pass
+    try:
+        return _KEYED.decode(raw.decode("utf-8"))
+    except RecursionError:
+        raise InvalidInput(f"{path}: malformed JSON: recursion limit exceeded") from None
 
 
 def decode_payload(text: str | bytes) -> Any:
     """A record's ``payload_json`` as a payload object; ``InvalidInput`` if it is not one."""
-    try:
-        value = orjson.loads(text)
-    except (orjson.JSONDecodeError, TypeError) as error:
-        raise InvalidInput(f"payload: malformed JSON: {error}") from None
-    return _decode_value(_PAYLOAD_SPEC, value, "payload")
+    return _decode_value(_PAYLOAD_SPEC, parse_json(text, "payload"), "payload")
 
 
 def replay_rows(state: PoolState, rows: Any) -> None:

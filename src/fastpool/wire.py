@@ -2,7 +2,8 @@
 
 ``encode`` is byte-identical to ``serde_json::to_string`` (key order, omissions, tags,
 escaping: orjson escapes exactly as serde_json does and writes non-ASCII raw), and
-``decode`` accepts what Rust accepts and rejects the rest with ``InvalidInput``.
+``decode`` accepts what Rust accepts and rejects the rest with ``InvalidInput``;
+``decode_payload`` reads a record payload whose variant the text names.
 
 >>> from fastpool.model import AgentPoolStoreCursor
 >>> encode(AgentPoolStoreCursor(sequence=7))
@@ -21,9 +22,9 @@ import orjson
 from ._compat import engine
 from ._schema import UNION, Model, Spec
 from .errors import VARIANTS, AgentError, InvalidInput
-from .model import CausalIds, ErrorContext
+from .model import AgentPoolStoreRecordPayload, CausalIds, ErrorContext
 
-__all__ = ["encode", "decode", "dumps", "loads"]
+__all__ = ["encode", "decode", "decode_payload", "dumps", "loads"]
 
 T = TypeVar("T")
 
@@ -44,7 +45,7 @@ def encode(obj: Any) -> str:
 
 
 def loads(text: str | bytes) -> Any:
-    """Parse JSON text; ``InvalidInput`` if it is not JSON."""
+    """Parse JSON text (a repeated key keeps its last value); ``InvalidInput`` if it is not JSON."""
     try:
         return orjson.loads(text)
     except (orjson.JSONDecodeError, TypeError) as error:
@@ -54,17 +55,42 @@ def loads(text: str | bytes) -> Any:
 def decode(cls: type[T], text: str | bytes) -> T:
     """Read ``cls`` from JSON text, exactly as Rust's serde would (``InvalidInput`` otherwise).
 
-    ``cls`` may be a model class, ``AgentError`` or ``AgentPoolStoreRecordPayload``.
+    ``cls`` may be a model class, ``AgentError`` or ``AgentPoolStoreRecordPayload``. A
+    variant class of a tagged enum (``PoolCreated``, ``RunTarget``, …) requires its own
+    ``"type"`` tag, since Rust reads such an object only through the enum. An object that
+    repeats a field or a tag is rejected; a repeated unknown key is ignored, as serde does.
+
+    >>> from fastpool.model import PoolCreated
+    >>> decode(PoolCreated, '{"type":"pool_created"}')
+    PoolCreated()
+    >>> try:
+    ...     decode(PoolCreated, '{"type":"member_joined"}')
+    ... except InvalidInput as error:
+    ...     print(error.message)
+    PoolCreated.type: unknown variant 'member_joined', expected 'pool_created'
     """
-    value = loads(text)
     if cls is AgentError:
-        return _error_from_plain(value)  # type: ignore[return-value]
+        return _error_from_plain(engine.parse_json(text, "AgentError"))  # type: ignore[return-value]
     if typing.get_origin(cls) is typing.Union:
         variants = {member.TYPE: member for member in typing.get_args(cls)}
-        return engine.from_plain(Spec(UNION, variants), value, "value")  # type: ignore[no-any-return]
+        return engine.from_plain(Spec(UNION, variants), engine.parse_json(text, "value"), "value")  # type: ignore[no-any-return]
     if not (isinstance(cls, type) and issubclass(cls, Model)):
         raise InvalidInput(f"cannot decode {getattr(cls, '__name__', cls)!r}: not a fastpool model class")
+    value = engine.parse_json(text, cls.__name__)
+    tag = getattr(cls, "TYPE", None)
+    if tag is not None:
+        return engine.from_plain(Spec(UNION, {tag: cls}), value, cls.__name__)  # type: ignore[no-any-return]
     return engine.from_plain(cls, value, cls.__name__)  # type: ignore[no-any-return]
+
+
+def decode_payload(text: str | bytes) -> AgentPoolStoreRecordPayload:
+    """A record payload of whichever variant its ``"type"`` names (``InvalidInput`` otherwise):
+    how the stores read ``agent_pool_records.payload_json``.
+
+    >>> decode_payload('{"type":"pool_created"}')
+    PoolCreated()
+    """
+    return engine.decode_payload(text)  # type: ignore[no-any-return]
 
 
 def _error_plain(error: AgentError) -> dict[str, Any]:
@@ -82,16 +108,25 @@ def _error_plain(error: AgentError) -> dict[str, Any]:
     return {error.variant: body}
 
 
+_ERROR_FIELDS = {"Classified": ("kind", "retry", "context", "causal_ids"), "MissingRequiredField": ("field",)}
+
+
 def _error_from_plain(value: Any) -> AgentError:
+    # An object that repeats a key is not exactly a dict (engine.parse_json): a repeated
+    # variant key fails here, as in serde.
     if type(value) is not dict or len(value) != 1:
         raise InvalidInput("AgentError: expected an object with exactly one variant key")
     ((variant, body),) = value.items()
     if variant not in VARIANTS:
         raise InvalidInput(f"AgentError: unknown variant {variant!r}")
-    if type(body) is not dict:
+    if not isinstance(body, dict):
         raise InvalidInput(f"AgentError.{variant}: expected an object")
+    fields = _ERROR_FIELDS.get(variant, ("message",))
+    for key in fields:
+        if key in getattr(body, "repeated", ()):  # the marked object's repeated keys; unknown ones are ignored
+            raise InvalidInput(f"AgentError.{variant}.{key}: duplicate field")
     if variant == "Classified":
-        for key in ("kind", "retry", "context", "causal_ids"):
+        for key in fields:
             if key not in body:
                 raise InvalidInput(f"AgentError.Classified.{key}: missing field")
         context = engine.from_plain(ErrorContext, body["context"], "AgentError.Classified.context")
@@ -100,7 +135,7 @@ def _error_from_plain(value: Any) -> AgentError:
             return AgentError(body["kind"], body["retry"], context.message, context=context, causal_ids=causal)
         except ValueError as error:
             raise InvalidInput(f"AgentError.Classified: {error}") from None
-    key = "field" if variant == "MissingRequiredField" else "message"
+    (key,) = fields
     text = body.get(key)
     if type(text) is not str:
         raise InvalidInput(f"AgentError.{variant}.{key}: expected a string")
