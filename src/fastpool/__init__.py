@@ -1,6 +1,13 @@
 """fastpool: a durable, SQLite-backed agent-pool store, file-compatible with the Rust crate.
 
-The public names of SPEC §2-§5 are exported here.
+The public names of SPEC §2-§5 are exported here: the stores (``SqliteAgentPoolStore``,
+``InMemoryAgentPoolStore``, their contract ``AgentPoolStore``), the model's value classes and
+enums, and ``AgentError``. Besides those: the id types (``AgentPoolId``, ``RunId`` ...) are
+``NewType`` aliases of ``str`` for annotations, every id being checked by ``validate_id``'s
+rule; ``ANY`` is the ``EventFilter`` set that matches every value; ``RunAddressTarget`` and
+``AgentPoolStoreRecordPayload`` are the unions of the address targets and record payloads;
+``USE_EXTENSIONS`` says whether the compiled engine is loaded. ``fastpool.aio`` holds the
+asyncio wrapper. What pools, cursors, receipts and wakes are: docs/concepts.md.
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ from .model import (
     WakeRecorded,
     WakeRegistration,
 )
+from .protocol import AgentPoolStore
 
 make = default_engine.make  # the compiled constructor when built: every write builds three objects
 NOT_A_MEMBER = "run is not a member of this agent pool"
@@ -119,8 +120,13 @@ class _InheritedLock:
         pass
 
 
-class StoreBase:
-    """The methods of ``AgentPoolStore`` over a backend's primitives."""
+class StoreBase(AgentPoolStore):
+    """The methods of ``AgentPoolStore`` over a backend's primitives.
+
+    It inherits the protocol so that every store method shows the protocol's docstring in
+    ``help()``; the protocol's machinery costs nothing per call (methods are found on the
+    concrete class first).
+    """
 
     #: "sqlite " for the SQLite store; the in-memory store words its errors without it.
     _prefix = ""

@@ -9,6 +9,7 @@ walk. One description, four consumers, so they cannot drift apart.
 from __future__ import annotations
 
 import enum
+import inspect
 import operator
 import sys
 import typing
@@ -98,6 +99,12 @@ class ModelMeta(type):
         if names or bases:
             _finalize(cls)
         return cls
+
+    def __dir__(cls) -> list[str]:
+        # pydoc takes a class with a ``_fields`` attribute for a namedtuple, whose
+        # single-underscore names are public, so help() listed the schema's private
+        # attributes; leaving them out of dir() hides them from help() (they stay reachable).
+        return [name for name in super().__dir__() if not name.startswith("_") or name.startswith("__")]
 
 
 class Model(metaclass=ModelMeta):
@@ -240,7 +247,22 @@ def _make_init(cls: Any) -> Callable[..., None]:
     exec(source, namespace)  # the dataclasses technique: one specialised function per class
     init: Callable[..., None] = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__  # where documentation tools resolve the annotations
+    init.__doc__ = "Build from keyword arguments, each validated (``InvalidInput`` names the field that fails)."
+    init.__signature__ = _signature(cls)  # type: ignore[attr-defined]
     return init
+
+
+def _signature(cls: Any) -> inspect.Signature:
+    """The signature ``help()`` shows: the fields as keywords, a required one without a default
+    (the function's ``_MISSING`` and ``**_unknown`` exist to raise ``InvalidInput`` instead)."""
+    keyword, empty = inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.empty
+    parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    for field in cls._fields:
+        default = empty if field.default is _MISSING else field.default
+        annotation = cls.__annotations__[field.name]
+        parameters.append(inspect.Parameter(field.name, keyword, default=default, annotation=annotation))
+    return inspect.Signature(parameters)
 
 
 def _fast_id(value: Any, path: str) -> str:

@@ -147,47 +147,61 @@ class AsyncAgentPoolStore:
         await self.close()
 
     async def open_pool(self, pool_id: str, config: AgentPoolStoreConfig) -> AgentPoolSnapshot:
+        """The coroutine form of ``AgentPoolStore.open_pool``."""
         return await self._call(self.store.open_pool, pool_id, config, write=True)
 
     async def snapshot(self, pool_id: str) -> AgentPoolSnapshot:
+        """The coroutine form of ``AgentPoolStore.snapshot``."""
         return await self._call(self.store.snapshot, pool_id)
 
     async def record_pool_created(self, pool_id: str) -> AgentPoolStoreCursor:
+        """The coroutine form of ``AgentPoolStore.record_pool_created``."""
         return await self._call(self.store.record_pool_created, pool_id, write=True)
 
     async def join_member(self, pool_id: str, member: AgentPoolMember) -> AgentPoolStoreCursor:
+        """The coroutine form of ``AgentPoolStore.join_member``."""
         return await self._call(self.store.join_member, pool_id, member, write=True)
 
     async def leave_member(self, pool_id: str, run_id: str) -> tuple[AgentPoolMember, AgentPoolStoreCursor]:
+        """The coroutine form of ``AgentPoolStore.leave_member``."""
         return await self._call(self.store.leave_member, pool_id, run_id, write=True)
 
     async def members(self, pool_id: str) -> tuple[AgentPoolMember, ...]:
+        """The coroutine form of ``AgentPoolStore.members``."""
         return await self._call(self.store.members, pool_id)
 
     async def member(self, pool_id: str, run_id: str) -> AgentPoolMember | None:
+        """The coroutine form of ``AgentPoolStore.member``."""
         return await self._call(self.store.member, pool_id, run_id)
 
     async def topics(self, pool_id: str) -> tuple[str, ...]:
+        """The coroutine form of ``AgentPoolStore.topics``."""
         return await self._call(self.store.topics, pool_id)
 
     async def topic_members(self, pool_id: str, topic: str) -> tuple[AgentPoolMember, ...]:
+        """The coroutine form of ``AgentPoolStore.topic_members``."""
         return await self._call(self.store.topic_members, pool_id, topic)
 
     async def message_receipt(self, pool_id: str, idempotency_key: str) -> MessageReceipt | None:
+        """The coroutine form of ``AgentPoolStore.message_receipt``."""
         return await self._call(self.store.message_receipt, pool_id, idempotency_key)
 
     async def record_message(self, pool_id: str, message: RunMessage, receipt: MessageReceipt) -> AgentPoolStoreCursor:
+        """The coroutine form of ``AgentPoolStore.record_message``."""
         return await self._call(self.store.record_message, pool_id, message, receipt, write=True)
 
     async def record_message_once(
         self, pool_id: str, message: RunMessage, receipt: MessageReceipt
     ) -> tuple[MessageReceipt, AgentPoolStoreCursor | None]:
+        """The coroutine form of ``AgentPoolStore.record_message_once``."""
         return await self._call(self.store.record_message_once, pool_id, message, receipt, write=True)
 
     async def wake_registration(self, pool_id: str, idempotency_key: str) -> WakeRegistration | None:
+        """The coroutine form of ``AgentPoolStore.wake_registration``."""
         return await self._call(self.store.wake_registration, pool_id, idempotency_key)
 
     async def wake(self, pool_id: str, condition_id: str) -> AgentPoolStoredWake | None:
+        """The coroutine form of ``AgentPoolStore.wake``."""
         return await self._call(self.store.wake, pool_id, condition_id)
 
     async def record_wake(
@@ -197,6 +211,7 @@ class AsyncAgentPoolStore:
         compiled_filter: CompiledEventFilter,
         registration: WakeRegistration,
     ) -> AgentPoolStoreCursor:
+        """The coroutine form of ``AgentPoolStore.record_wake``."""
         return await self._call(self.store.record_wake, pool_id, condition, compiled_filter, registration, write=True)
 
     async def record_wake_once(
@@ -206,6 +221,7 @@ class AsyncAgentPoolStore:
         compiled_filter: CompiledEventFilter,
         registration: WakeRegistration,
     ) -> tuple[WakeRegistration, AgentPoolStoreCursor | None]:
+        """The coroutine form of ``AgentPoolStore.record_wake_once``."""
         return await self._call(
             self.store.record_wake_once, pool_id, condition, compiled_filter, registration, write=True
         )
@@ -215,6 +231,7 @@ class AsyncAgentPoolStore:
         return await self._call(lambda: list(self.store.watch(pool_id, cursor)))
 
     async def next_event_sequence(self, pool_id: str) -> int:
+        """The coroutine form of ``AgentPoolStore.next_event_sequence``."""
         return await self._call(self.store.next_event_sequence, pool_id, write=True)
 
     def follow(

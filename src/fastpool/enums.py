@@ -394,7 +394,10 @@ class AgentErrorKind(WireEnum):
 
 
 class RetryClassification(WireEnum):
-    """What a caller should do about an ``AgentError`` (PascalCase on the wire)."""
+    """What a caller should do about an ``AgentError`` (PascalCase on the wire).
+
+    docs/concepts.md ("Errors and how to retry") says when the stores give each one.
+    """
 
     RETRYABLE = "Retryable"
     NOT_RETRYABLE = "NotRetryable"

@@ -109,19 +109,25 @@ class PolicyRef(Model):
 
     @classmethod
     def new(cls, id: str) -> PolicyRef:
+        """A ``HOST`` policy ref without a version."""
         return cls(kind=PolicyKind.HOST, id=id)
 
     @classmethod
     def with_kind(cls, kind: PolicyKind | str, id: str) -> PolicyRef:
+        """A policy ref of ``kind`` without a version."""
         return cls(kind=PolicyKind(kind), id=id)
 
 
 class CorrelationEntry(Model):
+    """One correlation key and value (both validated ids)."""
+
     key: CorrelationKey
     value: CorrelationValue
 
 
 class SourceRef(Model):
+    """Where something came from: a source kind and id, with its trust and privacy."""
+
     kind: SourceKind
     id: SourceId
     trust: TrustClass = TrustClass.HOST_PROVIDED
@@ -131,6 +137,8 @@ class SourceRef(Model):
 
 
 class DestinationRef(Model):
+    """Where something goes: a destination kind and id, with its privacy and retention."""
+
     kind: DestinationKind
     id: DestinationId
     privacy: PrivacyClass = PrivacyClass.CONTENT_REFS_ONLY
@@ -140,14 +148,18 @@ class DestinationRef(Model):
 
     @classmethod
     def new(cls, id: str) -> DestinationRef:
+        """A ``HOST`` destination with the default privacy and retention."""
         return cls(kind=DestinationKind.HOST, id=id)
 
     @classmethod
     def with_kind(cls, kind: DestinationKind | str, id: str) -> DestinationRef:
+        """A destination of ``kind`` with the default privacy and retention, no correlation."""
         return cls(kind=DestinationKind(kind), id=id)
 
 
 class EntityRef(Model):
+    """A reference to an entity (a run, agent, pool, topic, message ...) by kind and id."""
+
     kind: EntityKind
     id: EntityId
     source: SourceRef | None = None
@@ -156,26 +168,32 @@ class EntityRef(Model):
 
     @classmethod
     def run(cls, id: str) -> EntityRef:
+        """A ``RUN`` entity ref."""
         return cls(kind=EntityKind.RUN, id=id)
 
     @classmethod
     def agent(cls, id: str) -> EntityRef:
+        """A ``AGENT`` entity ref."""
         return cls(kind=EntityKind.AGENT, id=id)
 
     @classmethod
     def agent_pool(cls, id: str) -> EntityRef:
+        """A ``AGENT_POOL`` entity ref."""
         return cls(kind=EntityKind.AGENT_POOL, id=id)
 
     @classmethod
     def topic(cls, id: str) -> EntityRef:
+        """A ``TOPIC`` entity ref."""
         return cls(kind=EntityKind.TOPIC, id=id)
 
     @classmethod
     def message(cls, id: str) -> EntityRef:
+        """A ``MESSAGE`` entity ref."""
         return cls(kind=EntityKind.MESSAGE, id=id)
 
     @classmethod
     def wake_condition(cls, id: str) -> EntityRef:
+        """A ``WAKE_CONDITION`` entity ref."""
         return cls(kind=EntityKind.WAKE_CONDITION, id=id)
 
 
@@ -206,6 +224,8 @@ class CausalIds(Model):
 
 
 class AgentPoolMember(Model):
+    """A run in a pool: its agent, the policy refs it satisfies and the topics it listens to."""
+
     run_id: RunId
     agent_id: AgentId
     policy_refs: tuple[PolicyRef, ...] = ()
@@ -213,6 +233,8 @@ class AgentPoolMember(Model):
 
 
 class AgentPoolMessagePolicy(Model):
+    """Which messages a pool lets through, and whether a pool broadcast reaches its sender."""
+
     required_policy_refs: tuple[PolicyRef, ...] = ()
     include_sender_in_pool_broadcast: bool = False
 
@@ -223,14 +245,19 @@ class AgentPoolMessagePolicy(Model):
 
 
 class AgentPoolWakePolicy(Model):
+    """Whether the pool's wake filters see event envelopes only."""
+
     envelope_only: bool = True
 
     @classmethod
     def safe_defaults(cls) -> AgentPoolWakePolicy:
+        """``envelope_only=True``: wake filters never see event payloads."""
         return cls()
 
 
 class AgentPoolStoreConfig(Model):
+    """A pool's config, fixed by its first ``open_pool``; an unequal one later is a conflict."""
+
     message_policy: AgentPoolMessagePolicy = AgentPoolMessagePolicy()
     wake_policy: AgentPoolWakePolicy = AgentPoolWakePolicy()
     policy_refs: tuple[PolicyRef, ...] = ()
@@ -243,43 +270,57 @@ class AgentPoolStoreCursor(Model):
 
     @classmethod
     def start(cls) -> AgentPoolStoreCursor:
+        """The cursor before any record (sequence 0)."""
         return cls(sequence=0)
 
     @classmethod
     def new(cls, sequence: int) -> AgentPoolStoreCursor:
+        """The cursor at ``sequence``."""
         return cls(sequence=sequence)
 
 
 class RunTarget(Model):
+    """A ``RunAddressTarget``: one run."""
+
     TYPE: ClassVar[str] = "run"
     run_id: RunId
 
 
 class AgentTarget(Model):
+    """A ``RunAddressTarget``: every member run of one agent."""
+
     TYPE: ClassVar[str] = "agent"
     agent_id: AgentId
 
 
 class TopicTarget(Model):
+    """A ``RunAddressTarget``: every member run listening to one topic."""
+
     TYPE: ClassVar[str] = "topic"
     topic_id: TopicId
 
 
 class PoolTarget(Model):
+    """A ``RunAddressTarget``: every member of the pool (a broadcast)."""
+
     TYPE: ClassVar[str] = "pool"
     pool_id: AgentPoolId
 
 
 RunAddressTarget = Union[RunTarget, AgentTarget, TopicTarget, PoolTarget]
+"""Whom a ``RunAddress`` targets (wire: internally tagged by ``type``)."""
 
 
 class RunAddress(Model):
+    """Where a run message goes: its target, destination ref and related refs."""
+
     target: RunAddressTarget
     destination_ref: DestinationRef
     related_refs: tuple[EntityRef, ...] = ()
 
     @classmethod
     def run(cls, run_id: str) -> RunAddress:
+        """An address of ``run_id`` (destination kind ``AGENT``, one related ref ``EntityRef.run``)."""
         return cls(
             target=RunTarget(run_id=run_id),
             destination_ref=DestinationRef.with_kind(DestinationKind.AGENT, run_id),
@@ -288,6 +329,7 @@ class RunAddress(Model):
 
     @classmethod
     def agent(cls, agent_id: str) -> RunAddress:
+        """An address of ``agent_id`` (destination kind ``AGENT``, one related ref ``EntityRef.agent``)."""
         return cls(
             target=AgentTarget(agent_id=agent_id),
             destination_ref=DestinationRef.with_kind(DestinationKind.AGENT, agent_id),
@@ -296,6 +338,7 @@ class RunAddress(Model):
 
     @classmethod
     def topic(cls, topic_id: str) -> RunAddress:
+        """An address of ``topic_id`` (destination kind ``TOPIC``, one related ref ``EntityRef.topic``)."""
         return cls(
             target=TopicTarget(topic_id=topic_id),
             destination_ref=DestinationRef.with_kind(DestinationKind.TOPIC, topic_id),
@@ -304,6 +347,7 @@ class RunAddress(Model):
 
     @classmethod
     def pool(cls, pool_id: str) -> RunAddress:
+        """An address of ``pool_id`` (destination kind ``AGENT_POOL``, one related ref ``EntityRef.agent_pool``)."""
         return cls(
             target=PoolTarget(pool_id=pool_id),
             destination_ref=DestinationRef.with_kind(DestinationKind.AGENT_POOL, pool_id),
@@ -312,15 +356,20 @@ class RunAddress(Model):
 
 
 class EventCorrelation(Model):
+    """The correlation entries of a message (wire: written ``{}`` when empty)."""
+
     entries: tuple[CorrelationEntry, ...] = ()
 
 
 class MessageResponseContract(Model):
+    """How many responses a message expects, and within how many milliseconds."""
+
     expected_responses: U32Int
     timeout_millis: U64Int | None = None
 
     @classmethod
     def one_response(cls, timeout_millis: int | None) -> MessageResponseContract:
+        """One expected response within ``timeout_millis`` (``None``: no timeout)."""
         return cls(expected_responses=1, timeout_millis=timeout_millis)
 
 
@@ -340,6 +389,8 @@ class RunMessage(Model):
 
 
 class MessageReceipt(Model):
+    """A message's status and the runs it was delivered to, as one transition records it."""
+
     message_id: MessageId
     status: MessageStatus
     delivered_to: tuple[RunId, ...] = ()
@@ -354,6 +405,8 @@ class AgentPoolStoredMessage(Model):
 
 
 class SubscriberQueueConfig(Model):
+    """A subscriber's queue: capacity, slots kept for terminal events, and what a full queue does."""
+
     capacity: NonZeroInt = 64
     terminal_reserve: NonZeroInt = 1
     overflow: SubscriberOverflowPolicy = SubscriberOverflowPolicy.DROP_NON_TERMINAL
@@ -446,10 +499,13 @@ class CompiledEventFilter(Model):
 
     @classmethod
     def new(cls, criteria: EventFilter) -> CompiledEventFilter:
+        """``criteria.compile()``."""
         return criteria.compile()
 
 
 class WakeCondition(Model):
+    """What wakes a suspended run: an event filter, an optional timeout and what it resumes with."""
+
     condition_id: WakeConditionId
     run_id: RunId
     filter: EventFilter
@@ -465,6 +521,8 @@ class WakeCondition(Model):
 
 
 class WakeRegistration(Model):
+    """A wake condition's status, as one transition records it."""
+
     condition_id: WakeConditionId
     run_id: RunId
     status: WakeRegistrationStatus
@@ -472,6 +530,8 @@ class WakeRegistration(Model):
 
 
 class AgentPoolStoredWake(Model):
+    """One wake status transition, stored: the condition, its compiled filter and the registration."""
+
     condition: WakeCondition
     compiled_filter: CompiledEventFilter
     registration: WakeRegistration
@@ -494,35 +554,48 @@ class AgentPoolSnapshot(Model):
 
 
 class PoolOpened(Model):
+    """Record payload ``pool_opened``: the pool was opened with this config."""
+
     TYPE: ClassVar[str] = "pool_opened"
     config: AgentPoolStoreConfig
 
 
 class PoolCreated(Model):
+    """Record payload ``pool_created``: the pool was marked created."""
+
     TYPE: ClassVar[str] = "pool_created"
 
 
 class MemberJoined(Model):
+    """Record payload ``member_joined``: a run joined."""
+
     TYPE: ClassVar[str] = "member_joined"
     member: AgentPoolMember
 
 
 class MemberLeft(Model):
+    """Record payload ``member_left``: a run left (the removed member)."""
+
     TYPE: ClassVar[str] = "member_left"
     member: AgentPoolMember
 
 
 class MessageRecorded(Model):
+    """Record payload ``run_message``: a message status transition."""
+
     TYPE: ClassVar[str] = "run_message"
     stored: AgentPoolStoredMessage
 
 
 class WakeRecorded(Model):
+    """Record payload ``wake``: a wake status transition."""
+
     TYPE: ClassVar[str] = "wake"
     stored: AgentPoolStoredWake
 
 
 AgentPoolStoreRecordPayload = Union[PoolOpened, PoolCreated, MemberJoined, MemberLeft, MessageRecorded, WakeRecorded]
+"""The payload of a record: one of the six payload classes (wire: internally tagged by ``type``)."""
 PAYLOAD_TYPES: dict[str, type[Model]] = {
     cls.TYPE: cls for cls in (PoolOpened, PoolCreated, MemberJoined, MemberLeft, MessageRecorded, WakeRecorded)
 }

@@ -24,26 +24,57 @@ __all__ = ["AgentPoolStore"]
 
 @runtime_checkable
 class AgentPoolStore(Protocol):
-    """A durable store of agent pools: members, run messages, wakes and their records."""
+    """A durable store of agent pools: members, run messages, wakes and their records.
+
+    Rules every method follows (SPEC §5.2): ids are plain ``str`` and are validated (a bad
+    argument raises ``InvalidInput``, and nothing is written); every write appends exactly
+    one record and returns its cursor (per pool: 1, 2, 3 ... with no gaps, also across
+    processes); on a pool that was never opened ``snapshot`` and every write raise
+    ``AgentError`` ``HOST_CONFIGURATION_NEEDED`` while the lookups return ``None``; a storage
+    failure is an ``AgentError`` whose ``retry`` says what to do (see docs/concepts.md).
+    ``SqliteAgentPoolStore`` and ``InMemoryAgentPoolStore`` implement it.
+    """
 
     def open_pool(self, pool_id: str, config: AgentPoolStoreConfig) -> AgentPoolSnapshot:
-        """Create the pool, or open it if its config is equal; a different config is an error."""
+        """Create the pool, or open it if its config is equal; a different config is an error.
+
+        The first call appends ``PoolOpened(config)`` (cursor 1); a later call with an equal
+        config appends nothing. Check and append are one atomic step, so processes racing to
+        open one pool write one ``PoolOpened``. Returns the pool's snapshot. A different config
+        raises ``AgentError`` ``INVALID_STATE_TRANSITION`` / ``REPAIR_NEEDED``.
+        """
         ...
 
     def snapshot(self, pool_id: str) -> AgentPoolSnapshot:
-        """The pool's durable state."""
+        """The pool's durable state, derived only from its records.
+
+        Members sorted by run id (the last join wins), topics the sorted union of the current
+        members' topics, the latest message and wake transitions sorted by id, and the cursor
+        of the pool's last record. Raises ``HOST_CONFIGURATION_NEEDED`` if the pool was never
+        opened.
+        """
         ...
 
     def record_pool_created(self, pool_id: str) -> AgentPoolStoreCursor:
-        """Mark the pool created (appends on every call)."""
+        """Mark the pool created: appends a ``PoolCreated`` record on every call.
+
+        ``snapshot().created`` is true once any such record exists. Opening a pool does not
+        mark it created; a host (as the Rust coordinator does on the first join) calls this
+        when ``created`` is false.
+        """
         ...
 
     def join_member(self, pool_id: str, member: AgentPoolMember) -> AgentPoolStoreCursor:
-        """Persist a join; a re-join replaces the member."""
+        """Persist a join: appends ``MemberJoined``; a re-join replaces the member of that run id."""
         ...
 
     def leave_member(self, pool_id: str, run_id: str) -> tuple[AgentPoolMember, AgentPoolStoreCursor]:
-        """Persist a leave and return the removed member."""
+        """Persist a leave: appends ``MemberLeft`` and returns the removed member with its cursor.
+
+        A run that is not a member raises ``AgentError`` ``INVALID_STATE_TRANSITION`` /
+        ``NOT_RETRYABLE`` ("run is not a member of this agent pool") and writes nothing; the
+        check and the append are one atomic step.
+        """
         ...
 
     def members(self, pool_id: str) -> tuple[AgentPoolMember, ...]:
@@ -66,11 +97,19 @@ class AgentPoolStore(Protocol):
         ...
 
     def message_receipt(self, pool_id: str, idempotency_key: str) -> MessageReceipt | None:
-        """The latest receipt recorded under the key."""
+        """The latest receipt recorded under the idempotency key, or ``None``.
+
+        ``None`` also for a pool never opened. Hosts dedupe sends with it; checking and then
+        calling ``record_message`` is two steps, not one (see docs/concepts.md, Idempotency).
+        """
         ...
 
     def record_message(self, pool_id: str, message: RunMessage, receipt: MessageReceipt) -> AgentPoolStoreCursor:
-        """Persist one message status transition."""
+        """Persist one message status transition: appends ``MessageRecorded``.
+
+        Never rejects a transition: the latest one wins in ``snapshot().messages`` (by
+        ``message_id``) and in ``message_receipt`` (by ``message.idempotency_key``).
+        """
         ...
 
     def record_message_once(
@@ -90,11 +129,14 @@ class AgentPoolStore(Protocol):
         ...
 
     def wake_registration(self, pool_id: str, idempotency_key: str) -> WakeRegistration | None:
-        """The latest wake registration recorded under the key."""
+        """The latest wake registration recorded under the idempotency key, or ``None``.
+
+        ``None`` also for a pool never opened; the wake counterpart of ``message_receipt``.
+        """
         ...
 
     def wake(self, pool_id: str, condition_id: str) -> AgentPoolStoredWake | None:
-        """One stored wake."""
+        """The latest stored transition of one wake condition, or ``None`` (also for a pool never opened)."""
         ...
 
     def record_wake(
@@ -104,7 +146,11 @@ class AgentPoolStore(Protocol):
         compiled_filter: CompiledEventFilter,
         registration: WakeRegistration,
     ) -> AgentPoolStoreCursor:
-        """Persist one wake status transition."""
+        """Persist one wake status transition: appends ``WakeRecorded``.
+
+        Never rejects a transition: the latest one wins in ``wake`` and ``snapshot().wakes``
+        (by ``condition_id``) and in ``wake_registration`` (by ``condition.idempotency_key``).
+        """
         ...
 
     def record_wake_once(
@@ -124,9 +170,18 @@ class AgentPoolStore(Protocol):
         ...
 
     def watch(self, pool_id: str, cursor: AgentPoolStoreCursor | int | None = None) -> Iterator[AgentPoolStoreRecord]:
-        """The pool's records after the cursor, in order (a finished iteration sees no later ones)."""
+        """The pool's records after ``cursor``, in order (a finished iteration sees no later ones).
+
+        ``cursor`` is an ``AgentPoolStoreCursor``, a non-negative int or ``None`` (from the
+        start). Nothing is yielded for a pool never opened. ``follow`` keeps waiting for new ones.
+        """
         ...
 
     def next_event_sequence(self, pool_id: str) -> int:
-        """Allocate the pool's next event sequence (1, 2, 3 ...), unique across processes."""
+        """Allocate the pool's next event sequence (1, 2, 3 ...), unique across processes.
+
+        Independent of record cursors and appends no record. The Rust coordinator numbers each
+        pool event it publishes with it (``event.agent_pool.{pool_id}.{n}``), so ``n`` must never
+        repeat. Raises ``HOST_CONFIGURATION_NEEDED`` if the pool was never opened.
+        """
         ...
