@@ -90,6 +90,7 @@ from .model import (
     WakeRecorded,
     WakeRegistration,
 )
+from .postgres import PostgresAgentPoolStore  # psycopg is imported only when one is constructed
 from .protocol import AgentPoolStore
 from .sqlite import SqliteAgentPoolStore
 
@@ -105,6 +106,7 @@ __all__ = [
     # stores
     "AgentPoolStore",
     "SqliteAgentPoolStore",
+    "PostgresAgentPoolStore",
     "InMemoryAgentPoolStore",
     # errors
     "AgentError",
