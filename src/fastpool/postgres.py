@@ -327,6 +327,7 @@ class PostgresAgentPoolStore(StoreBase):
         except self._psycopg.ProgrammingError as error:
             raise InvalidInput(f"conninfo: {error}") from None
         options.setdefault("connect_timeout", _CONNECT_TIMEOUT)
+        options.setdefault("application_name", "fastpool")  # what pg_stat_activity shows
         self._options = options
         self._schema = schema
         self._notified = consistency == "notified"
@@ -480,7 +481,8 @@ class PostgresAgentPoolStore(StoreBase):
 
     def _start_listener(self) -> None:
         if self._listener is None and not self._closed.is_set():
-            connect = functools.partial(_connect, self._psycopg, self._options)  # no reference to self
+            options = {**self._options, "application_name": f"{self._options['application_name']} listener"}
+            connect = functools.partial(_connect, self._psycopg, options)  # no reference to self
             self._listener = _Listener(connect, self._errors, self._channel, self._notices)
             weakref.finalize(self, self._listener.stop)  # a store dropped without close() stops it too
             self._listener.tried.wait(float(self._options["connect_timeout"]) or None)
