@@ -523,3 +523,24 @@ def test_event_sequences_from_four_processes_are_unique(pg: PgTarget) -> None:
 def test_fastpool_exports_the_postgres_store() -> None:
     assert fastpool.PostgresAgentPoolStore is PostgresAgentPoolStore
     assert "PostgresAgentPoolStore" in fastpool.__all__
+
+
+# ------------------------------------------------------------------------------ open_store
+
+
+def test_open_store_picks_the_backend_from_the_target(pg: PgTarget, tmp_path: Any) -> None:
+    with fastpool.open_store(pg.conninfo, schema=pg.schema, consistency="notified") as store:
+        assert type(store) is PostgresAgentPoolStore
+        assert (store.schema, store.consistency) == (pg.schema, "notified")
+        store.open_pool(POOL, CONFIG)
+    with fastpool.open_store(pg.conninfo.replace("postgresql://", "postgres://"), schema=pg.schema) as store:
+        assert type(store) is PostgresAgentPoolStore and store.snapshot(POOL).cursor.sequence == 1
+    path = tmp_path / "a dir" / "pools.sqlite"
+    for target in (str(path), path, "sqlite://" + str(path).replace(" ", "%20")):
+        with fastpool.open_store(target, synchronous="full") as sqlite_store:
+            assert type(sqlite_store) is fastpool.SqliteAgentPoolStore and sqlite_store.path == path
+    assert type(fastpool.open_store("memory:")) is fastpool.InMemoryAgentPoolStore
+    for bad in ("mysql://host/db", "sqlite://host/file", "sqlite://", 7):
+        with pytest.raises(InvalidInput) as raised:
+            fastpool.open_store(bad)  # type: ignore[arg-type]
+        assert raised.value.message.startswith("target: "), raised.value.message

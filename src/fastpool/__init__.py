@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from . import wire
 from ._compat import USE_EXTENSIONS
+from ._open import open_store
 from ._schema import ANY, AnyType
 from .enums import (
     AgentErrorKind,
@@ -105,6 +106,7 @@ __all__ = [
     "validate_id",
     # stores
     "AgentPoolStore",
+    "open_store",
     "SqliteAgentPoolStore",
     "PostgresAgentPoolStore",
     "InMemoryAgentPoolStore",
