@@ -72,18 +72,22 @@ _TABLES = (
 _PREPARED = {
     b"fastpool_rows": "SELECT seq, kind, payload_json FROM {s}.agent_pool_records "
     "WHERE pool_id = $1::text AND seq > $2::bigint ORDER BY seq LIMIT $3::bigint",
-    # One round trip: lock, append only if nothing lies past the cached cursor, notify. The
-    # statement's snapshot predates the lock, so a record committed while it waited shows
-    # as a primary-key violation instead of a row: either way nothing is appended.
-    b"fastpool_append": "WITH locked AS (SELECT pg_advisory_xact_lock($5::bigint)), "
-    "appended AS (INSERT INTO {s}.agent_pool_records (pool_id, seq, kind, payload_json) "
+    # One statement: lock, append only if nothing lies past the cached cursor. Its snapshot
+    # predates the lock, so a record committed while it waited shows as a primary-key
+    # violation instead of a row: either way nothing is appended.
+    b"fastpool_append": "WITH locked AS (SELECT pg_advisory_xact_lock($5::bigint)) "
+    "INSERT INTO {s}.agent_pool_records (pool_id, seq, kind, payload_json) "
     "SELECT $1::text, $2::bigint, $3::text, $4::text FROM locked WHERE NOT EXISTS "
-    "(SELECT 1 FROM {s}.agent_pool_records WHERE pool_id = $1::text AND seq >= $2::bigint) RETURNING seq) "
-    "SELECT pg_notify($6::text, $7::text) FROM appended",
+    "(SELECT 1 FROM {s}.agent_pool_records WHERE pool_id = $1::text AND seq >= $2::bigint) RETURNING seq",
     # Inside a transaction that holds the pool's lock and has caught up.
-    b"fastpool_append_locked": "WITH appended AS (INSERT INTO {s}.agent_pool_records "
-    "(pool_id, seq, kind, payload_json) VALUES ($1::text, $2::bigint, $3::text, $4::text) RETURNING seq) "
-    "SELECT pg_notify($5::text, $6::text) FROM appended",
+    b"fastpool_append_locked": "INSERT INTO {s}.agent_pool_records (pool_id, seq, kind, payload_json) "
+    "VALUES ($1::text, $2::bigint, $3::text, $4::text)",
+    b"fastpool_commit": "COMMIT",
+    # The notification, in a transaction of its own right after the write's (see _Session.
+    # notifying). Sent only if the record is there; synchronous_commit is off because the
+    # transaction holds NOTIFY's cluster-wide lock until its commit is done.
+    b"fastpool_notify": "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1::text, $2::text) "
+    "FROM {s}.agent_pool_records WHERE pool_id = $3::text AND seq = $4::bigint",
     b"fastpool_next_event": "INSERT INTO {s}.agent_pool_event_seq (pool_id, seq) VALUES ($1::text, 1) "
     "ON CONFLICT (pool_id) DO UPDATE SET seq = {s}.agent_pool_event_seq.seq + 1 RETURNING seq",
     b"fastpool_pools": "SELECT pool_id, count(*), max(seq) FROM {s}.agent_pool_records "
@@ -145,10 +149,58 @@ class _Session:
 
     def call(self, name: bytes, params: Sequence[bytes]) -> PGresult:
         """A prepared statement of ``_PREPARED`` (prepared on this connection's first use)."""
+        self._prepare(name)
+        return self._check(self.pgconn.exec_prepared(name, params))
+
+    def notifying(self, name: bytes, params: Sequence[bytes], notify: Sequence[bytes]) -> PGresult:
+        """``call(name, params)`` (a transaction that commits a record), then ``fastpool_notify``
+        in a transaction of its own, both sent at once (libpq's pipeline: one round trip).
+
+        A NOTIFY in the record's own transaction would hold NOTIFY's cluster-wide lock over
+        that commit's WAL flush, so that no two writers in the cluster could commit at once.
+        The server runs the second statement even if this client goes away after sending;
+        only a server crash could skip it, and that drops every listener's connection, so
+        their caches count as unknown: no notification is lost silently. A failed
+        notification does not fail the write that was already committed.
+        """
+        pgconn = self.pgconn
+        self._prepare(name)
+        self._prepare(b"fastpool_notify")
+        pgconn.enter_pipeline_mode()
+        try:
+            pgconn.send_query_prepared(name, params)
+            pgconn.pipeline_sync()
+            pgconn.send_query_prepared(b"fastpool_notify", notify)
+            pgconn.pipeline_sync()
+            written, _ = self._until_sync(), self._until_sync()
+        finally:
+            if pgconn.status == 0:
+                pgconn.exit_pipeline_mode()
+        return self._check(written)
+
+    def _until_sync(self) -> PGresult:
+        """The first result of one pipeline segment (the rest read and dropped)."""
+        pgconn, first = self.pgconn, None
+        while True:
+            # psycopg's get_result holds the GIL while libpq blocks: wait in select() instead.
+            while pgconn.is_busy():
+                select.select([pgconn.socket], [], [])
+                pgconn.consume_input()
+            result = pgconn.get_result()
+            if result is None:
+                if pgconn.status != 0:  # lost: libpq gives no sync result any more
+                    raise self._errors.OperationalError(pgconn.get_error_message())
+                continue  # the end of one statement's results
+            if result.status == 10:  # PIPELINE_SYNC
+                assert first is not None
+                return first
+            if first is None:
+                first = result
+
+    def _prepare(self, name: bytes) -> None:
         if name not in self._ready:
             self._check(self.pgconn.prepare(name, self._statements[name]))
             self._ready.add(name)
-        return self._check(self.pgconn.exec_prepared(name, params))
 
     def _check(self, result: PGresult) -> PGresult:
         if result.status in (1, 2):  # COMMAND_OK, TUPLES_OK
@@ -157,7 +209,7 @@ class _Session:
 
     @property
     def usable(self) -> bool:
-        return self.pgconn.status == 0  # CONNECTION_OK
+        return self.pgconn.status == 0 and self.pgconn.pipeline_status == 0  # CONNECTION_OK, PIPELINE_OFF
 
     @property
     def in_transaction(self) -> bool:
@@ -567,11 +619,9 @@ class PostgresAgentPoolStore(StoreBase):
             payload.TYPE.encode(),
             self._engine.dumps(payload).encode(),
             str(_key(self._schema, pool_id)).encode(),
-            self._channel_param,
-            number + b":" + pool,
         ]
         try:
-            appended = session.call(b"fastpool_append", params).ntuples == 1
+            appended = session.notifying(b"fastpool_append", params, self._notice(pool, number)).ntuples == 1
         except self._errors.UniqueViolation:
             appended = False
         except self._error as error:
@@ -598,11 +648,10 @@ class PostgresAgentPoolStore(StoreBase):
                 pool = pool_id.encode()
                 number = str(sequence).encode()
                 text = self._engine.dumps(payload).encode()
-                session.call(
-                    b"fastpool_append_locked",
-                    [pool, number, payload.TYPE.encode(), text, self._channel_param, number + b":" + pool],
-                )
-            session.run(b"COMMIT")
+                session.call(b"fastpool_append_locked", [pool, number, payload.TYPE.encode(), text])
+                session.notifying(b"fastpool_commit", (), self._notice(pool, number))
+            else:
+                session.run(b"COMMIT")
         except self._error as error:
             raise self._failed(error) from error
         except BaseException:
@@ -613,6 +662,10 @@ class PostgresAgentPoolStore(StoreBase):
         state.apply(payload, sequence)
         self._remember(pool_id, state)
         return payload, sequence
+
+    def _notice(self, pool: bytes, number: bytes) -> list[bytes]:
+        """``fastpool_notify``'s parameters: the payload is ``"<seq>:<pool id>"``."""
+        return [self._channel_param, number + b":" + pool, pool, number]
 
     def _remember(self, pool_id: str, state: PoolState) -> _Cached:
         cached = self._states.get(pool_id)
