@@ -172,7 +172,11 @@ class _Session:
             pgconn.pipeline_sync()
             pgconn.send_query_prepared(b"fastpool_notify", notify)
             pgconn.pipeline_sync()
-            written, _ = self._until_sync(), self._until_sync()
+            written = self._until_sync()
+            try:
+                self._until_sync()
+            except self._errors.Error:
+                pass  # the record is committed; the next call notices the lost connection
         finally:
             if pgconn.status == 0:
                 pgconn.exit_pipeline_mode()
