@@ -4,17 +4,24 @@ Every engine test runs twice, ``[c]`` (the compiled ``fastpool._replay``) and ``
 ``fastpool._replay_py`` twin). A missing extension makes ``[c]`` fail, never skip, unless
 ``FASTPOOL_NO_EXTENSIONS`` is set: CI runs the suite once compiled and once with
 ``FASTPOOL_NO_EXTENSIONS=1``.
+
+The PostgreSQL tests share one throwaway cluster per session (``pg_server``, see
+``pg_server.py``); each test works in a schema of its own (``pg_schema``). Without server
+binaries or psycopg they skip with the reason, except in CI (``CI`` set), where they fail.
 """
 
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 import pytest
 from helpers import FIXTURES, NO_EXTENSIONS
+from pg_server import PostgresServer, find_bindir
 
 __all__ = ["FIXTURES"]
 
@@ -66,3 +73,36 @@ def c_engine() -> Any:
 def py_engine() -> Any:
     """The pure-Python twin."""
     return load_engine("py")
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set, so the PostgreSQL tests must run: {reason}", pytrace=False)
+    pytest.skip(f"PostgreSQL TESTS NOT RUN: {reason}")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster started for this test session (stopped and removed at its end)."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _unavailable("psycopg is not installed (pip install -e '.[postgres]')")
+    bindir = find_bindir()
+    if bindir is None:
+        _unavailable("no PostgreSQL server binaries (apt-get install postgresql)")
+    assert bindir is not None
+    server = PostgresServer(bindir)
+    try:
+        yield server.start()
+    finally:
+        server.destroy()
+
+
+_schemas = itertools.count(1)
+
+
+@pytest.fixture
+def pg_schema(pg_server: PostgresServer) -> str:
+    """A schema name no other test uses (the store creates it), so tests are independent."""
+    return f"t{os.getpid()}_{next(_schemas)}"

@@ -8,7 +8,11 @@ The contract suite runs one set of tests against several *arrangements* of store
 * ``two_objects``: two store objects on one file, every write through the first and
   every read through the second (``SplitStore``);
 * ``reopened``: writes through one store object, which is closed before the next read;
-  a new object on the same file does the reads (``ReopeningStore``).
+  a new object on the same file does the reads (``ReopeningStore``);
+* ``postgres``: one ``PostgresAgentPoolStore`` (default, linearizable reads), in a schema of
+  its own; ``postgres_notified``: the same with ``consistency="notified"``;
+  ``postgres_two_objects``: writes through one store object, reads through another (two
+  connections: a read after another object's acknowledged write must see it).
 
 The multi-process workers live here too: ``spawn`` children import them by module name.
 """
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import apsw
+from helpers import FIXTURES
 
 from fastpool import (
     AgentPoolMember,
@@ -35,6 +40,7 @@ from fastpool import (
     MessageReceipt,
     MessageStatus,
     PolicyRef,
+    PostgresAgentPoolStore,
     RunAddress,
     RunMessage,
     SqliteAgentPoolStore,
@@ -42,6 +48,8 @@ from fastpool import (
     WakeRegistration,
     WakeRegistrationStatus,
 )
+
+__all__ = ["FIXTURES"]
 
 # -------------------------------------------------------------------- value builders
 
@@ -203,16 +211,22 @@ class ReopeningStore:
 class StoreCase:
     """One arrangement under test: ``store`` is what the test calls."""
 
-    def __init__(self, name: str, store: Any, path: Path | None) -> None:
+    def __init__(self, name: str, store: Any, path: Path | None, pg: PgTarget | None = None) -> None:
         self.name = name
         self.store = store
         self.path = path
+        self.pg = pg
         #: The in-memory store words its errors without the leading "sqlite ".
-        self.prefix = "" if path is None else "sqlite "
+        self.prefix = "postgres " if pg is not None else "" if path is None else "sqlite "
 
     @property
     def sqlite(self) -> bool:
         return self.path is not None
+
+    @property
+    def durable(self) -> bool:
+        """The store keeps tables that ``raw_counts`` can read (SQLite or PostgreSQL)."""
+        return self.path is not None or self.pg is not None
 
     def message(self, text: str) -> str:
         """``text`` ("agent pool store ...") as this store words it."""
@@ -220,19 +234,58 @@ class StoreCase:
 
     def raw_counts(self) -> tuple[int, int] | None:
         """Rows in ``agent_pool_records`` and ``agent_pool_event_seq`` (None for memory)."""
+        if self.pg is not None:
+            return pg_raw_counts(self.pg)
         return None if self.path is None else raw_counts(self.path)
 
     def close(self) -> None:
         close = getattr(self.store, "close", None)  # the in-memory store has nothing to close
         if close is not None:
             close()
+        if self.pg is not None:
+            self.pg.close()
 
 
-STORE_KINDS = ("memory", "file", "two_objects", "reopened")
+STORE_KINDS = ("memory", "file", "two_objects", "reopened", "postgres", "postgres_notified", "postgres_two_objects")
 
 
-def make_case(kind: str, directory: Path) -> StoreCase:
+class PgTarget:
+    """A PostgreSQL database and the schema one test uses in it, with a plain psycopg
+    connection (not a store, opened on first use) for looking at the raw tables."""
+
+    def __init__(self, conninfo: str, schema: str) -> None:
+        self.conninfo = conninfo
+        self.schema = schema
+        self._connection: Any = None
+
+    def store(self, **options: Any) -> PostgresAgentPoolStore:
+        return PostgresAgentPoolStore(self.conninfo, schema=self.schema, **options)
+
+    def query(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """The rows of ``query`` (``?`` placeholders, as for SQLite) in this schema."""
+        if self._connection is None:
+            import psycopg
+
+            self._connection = psycopg.connect(self.conninfo, autocommit=True)
+            self._connection.execute(f'SET search_path TO "{self.schema}"')
+        return list(self._connection.execute(query.replace("?", "%s"), params).fetchall())
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def make_case(kind: str, directory: Path, pg: PgTarget | None = None) -> StoreCase:
     path = directory / "pools.sqlite"
+    if kind.startswith("postgres"):
+        assert pg is not None, "PostgreSQL arrangements need a server (the pg_server fixture)"
+        if kind == "postgres":
+            return StoreCase(kind, pg.store(), None, pg)
+        if kind == "postgres_notified":
+            return StoreCase(kind, pg.store(consistency="notified"), None, pg)
+        if kind == "postgres_two_objects":
+            return StoreCase(kind, SplitStore(pg.store(), pg.store()), None, pg)
     if kind == "memory":
         return StoreCase(kind, InMemoryAgentPoolStore(), None)
     if kind == "file":
@@ -278,12 +331,28 @@ def raw_rows(path: Path, pool_id: str) -> list[tuple[int, str, Any, str]]:
         db.close()
 
 
+def pg_raw_counts(pg: PgTarget) -> tuple[int, int]:
+    (counts,) = pg.query(
+        "SELECT (SELECT count(*) FROM agent_pool_records), (SELECT count(*) FROM agent_pool_event_seq)"
+    )
+    return int(counts[0]), int(counts[1])
+
+
 # -------------------------------------------------------------------- multi-process workers
 # Run in "spawn" children (test_multiprocess.py): they import this module by name, so the
 # child imports fastpool exactly as the parent did (same sys.path, same environment).
-# Each reports plain data through ``results``; errors are reported, never raised.
+# Each reports plain data through ``results``; errors are reported, never raised. ``target``
+# is a file path, or ``(conninfo, schema)`` for PostgreSQL.
 
 CONFIGS = {"default": CONFIG, "other": OTHER_CONFIG}
+
+
+def worker_store(target: Any) -> Any:
+    """The store a worker process opens on ``target``."""
+    if isinstance(target, tuple):
+        conninfo, schema = target
+        return PostgresAgentPoolStore(conninfo, schema=schema)
+    return SqliteAgentPoolStore(target)
 
 
 def _identity() -> dict[str, Any]:
@@ -305,11 +374,11 @@ def _error_data(error: BaseException) -> dict[str, Any]:
     return {"type": type(error).__name__, "message": repr(error)}
 
 
-def mp_record_messages(path: str, pool_id: str, worker: int, count: int, barrier: Any, results: Any) -> None:
+def mp_record_messages(path: Any, pool_id: str, worker: int, count: int, barrier: Any, results: Any) -> None:
     """``count`` record_message calls with ids ``msg.<worker>.<n>``; reports the cursors."""
     report = _identity() | {"worker": worker, "cursors": [], "errors": []}
     try:
-        with SqliteAgentPoolStore(path) as store:
+        with worker_store(path) as store:
             barrier.wait(timeout=30)
             for n in range(count):
                 message_id = f"msg.{worker}.{n:04}"
@@ -321,11 +390,11 @@ def mp_record_messages(path: str, pool_id: str, worker: int, count: int, barrier
     results.put(report)
 
 
-def mp_next_event_sequence(path: str, pool_id: str, worker: int, count: int, barrier: Any, results: Any) -> None:
+def mp_next_event_sequence(path: Any, pool_id: str, worker: int, count: int, barrier: Any, results: Any) -> None:
     """``count`` next_event_sequence calls; reports the values."""
     report = _identity() | {"worker": worker, "values": [], "errors": []}
     try:
-        with SqliteAgentPoolStore(path) as store:
+        with worker_store(path) as store:
             barrier.wait(timeout=30)
             for _ in range(count):
                 report["values"].append(store.next_event_sequence(pool_id))
@@ -335,13 +404,13 @@ def mp_next_event_sequence(path: str, pool_id: str, worker: int, count: int, bar
     results.put(report)
 
 
-def mp_open_pools(path: str, pool_ids: list[str], config_name: str, worker: int, barrier: Any, results: Any) -> None:
+def mp_open_pools(path: Any, pool_ids: list[str], config_name: str, worker: int, barrier: Any, results: Any) -> None:
     """Open each pool right after a barrier shared with the other worker (the first barrier
     also lines up creating the store, so a new file is created by both at once)."""
     report = _identity() | {"worker": worker, "outcomes": [], "errors": []}
     try:
         barrier.wait(timeout=30)
-        with SqliteAgentPoolStore(path) as store:
+        with worker_store(path) as store:
             for pool_id in pool_ids:
                 barrier.wait(timeout=30)
                 try:

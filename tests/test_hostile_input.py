@@ -8,8 +8,8 @@ fragments, and very large but valid values. The call either succeeds, or raises 
 contract's own errors (unopened pool, config conflict, non-member leave) when every
 argument was valid. A failed call leaves the pool exactly as it was (record counts and the
 event-sequence table are compared before and after); a successful write appends exactly the
-record it was given. Both ``SqliteAgentPoolStore`` (a file) and ``InMemoryAgentPoolStore`` run
-every case. Model constructors get the same treatment.
+record it was given. ``SqliteAgentPoolStore`` (a file), ``InMemoryAgentPoolStore`` and
+``PostgresAgentPoolStore`` (a schema of its own) run every case. Model constructors get the same treatment.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import apsw
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from store_helpers import PgTarget
 
 import fastpool
 from fastpool import (
@@ -407,48 +408,68 @@ def test_every_protocol_method_is_covered() -> None:
 # -------------------------------------------------------------------- the stores under test
 
 
-class Observer:
-    """What a call may have changed: per-pool record counts, and for SQLite the raw tables."""
+#: Where a durable store keeps its tables: an SQLite file or a PostgreSQL schema (None: memory).
+Target = Path | PgTarget | None
 
-    def __init__(self, store: Any, path: Path | None) -> None:
+
+class Observer:
+    """What a call may have changed: per-pool record counts, and for durable stores the raw tables."""
+
+    def __init__(self, store: Any, target: Target) -> None:
         self.store = store
-        self.db = None if path is None else apsw.Connection(str(path))
+        self.db = apsw.Connection(str(target)) if isinstance(target, Path) else None
+        self.pg = target if isinstance(target, PgTarget) else None
+
+    def query(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if self.pg is not None:
+            return self.pg.query(query, params)
+        assert self.db is not None
+        return [tuple(row) for row in self.db.execute(query, params).fetchall()]
 
     def pool_records(self, pool_id: str) -> int:
-        if self.db is not None:
-            return int(
-                self.db.execute("SELECT count(*) FROM agent_pool_records WHERE pool_id = ?", (pool_id,)).fetchall()[0][
-                    0
-                ]
-            )
-        return len(list(self.store.watch(pool_id)))
+        if self.db is None and self.pg is None:
+            return len(list(self.store.watch(pool_id)))
+        return int(self.query("SELECT count(*) FROM agent_pool_records WHERE pool_id = ?", (pool_id,))[0][0])
 
     def state(self, pool_id: Any) -> tuple[Any, ...]:
         pools = [HOME] + ([pool_id] if id_is_valid(pool_id) and pool_id != HOME else [])
         counts = tuple(self.pool_records(p) for p in pools)
-        if self.db is None:
+        if self.db is None and self.pg is None:
             return counts
-        total = self.db.execute("SELECT count(*) FROM agent_pool_records").fetchall()[0][0]
-        sequences = tuple(self.db.execute("SELECT pool_id, seq FROM agent_pool_event_seq ORDER BY pool_id").fetchall())
+        total = self.query("SELECT count(*) FROM agent_pool_records")[0][0]
+        sequences = tuple(self.query("SELECT pool_id, seq FROM agent_pool_event_seq ORDER BY pool_id"))
         return counts, total, sequences
 
     def close(self) -> None:
         if self.db is not None:
             self.db.close()
+        if self.pg is not None:
+            self.pg.close()
 
 
-def make_store(kind: str, directory: Path) -> tuple[Any, Path | None]:
+def make_store(kind: str, directory: Path, request: pytest.FixtureRequest | None = None) -> tuple[Any, Target]:
+    """A store of ``kind`` with HOME filled in; PostgreSQL needs the test's ``request``."""
+    target: Target
     if kind == "memory":
         store: Any = InMemoryAgentPoolStore()
-        path = None
+        target = None
+    elif kind == "postgres":
+        assert request is not None
+        target = PgTarget(request.getfixturevalue("pg_server").conninfo, request.getfixturevalue("pg_schema"))
+        store = target.store(busy_timeout=10.0)
     else:
-        path = directory / "hostile.sqlite"
-        store = SqliteAgentPoolStore(path, busy_timeout=10.0)
+        target = directory / "hostile.sqlite"
+        store = SqliteAgentPoolStore(target, busy_timeout=10.0)
     store.open_pool(HOME, CONFIG)
     store.join_member(HOME, MEMBER)
     store.record_message(HOME, MESSAGE, RECEIPT)
     store.record_wake(HOME, CONDITION, COMPILED, REGISTRATION)
-    return store, path
+    return store, target
+
+
+def cold_store(target: Target) -> Any:
+    """Another store object on the same tables, with nothing cached."""
+    return target.store() if isinstance(target, PgTarget) else SqliteAgentPoolStore(target)
 
 
 def check_written(store: Any, method: str, pool_id: str, values: dict[str, Any], result: Any) -> None:
@@ -480,15 +501,17 @@ def check_written(store: Any, method: str, pool_id: str, values: dict[str, Any],
     assert wire.encode(payload) == wire.encode(expected)
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
 def store_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.mark.parametrize("method", list(METHODS))
-def test_hostile_arguments(method: str, store_kind: str, tmp_path_factory: pytest.TempPathFactory) -> None:
-    store, path = make_store(store_kind, tmp_path_factory.mktemp(f"hostile-{method}"))
-    observer = Observer(store, path)
+def test_hostile_arguments(
+    method: str, store_kind: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> None:
+    store, target = make_store(store_kind, tmp_path_factory.mktemp(f"hostile-{method}"), request)
+    observer = Observer(store, target)
     args = METHODS[method]
     counter = f"{method}[{store_kind}]"
     EXAMPLES[counter] = 0
@@ -522,7 +545,7 @@ def test_hostile_arguments(method: str, store_kind: str, tmp_path_factory: pytes
             return
         except AgentError as error:
             assert not invalid, f"{invalid} invalid, but {error!r} is not InvalidInput"
-            assert error.message.removeprefix("sqlite ") in CONTRACT_MESSAGES, repr(error)
+            assert error.message.removeprefix("sqlite ").removeprefix("postgres ") in CONTRACT_MESSAGES, repr(error)
             assert observer.state(pool_id) == before, "a refused call changed the store"
             return
         assert not invalid, f"{invalid} invalid, but the call succeeded: {result!r}"
@@ -550,9 +573,9 @@ def test_hostile_arguments(method: str, store_kind: str, tmp_path_factory: pytes
 
     try:
         run()
-        if path is not None:
-            # Another store object reading the file cold sees exactly what this one holds.
-            with SqliteAgentPoolStore(path) as fresh:
+        if target is not None:
+            # Another store object reading the tables cold sees exactly what this one holds.
+            with cold_store(target) as fresh:
                 for pool_id, _, _ in fresh.pools():
                     assert fresh.snapshot(pool_id) == store.snapshot(pool_id)
                     assert list(fresh.watch(pool_id)) == list(store.watch(pool_id))
@@ -562,9 +585,11 @@ def test_hostile_arguments(method: str, store_kind: str, tmp_path_factory: pytes
 
 
 @pytest.mark.parametrize("cursor", [2**63 - 1, 2**63, 2**64 - 1, 2**80, AgentPoolStoreCursor(sequence=2**64 - 1)])
-def test_watch_past_the_largest_sqlite_integer(store_kind: str, tmp_path: Path, cursor: Any) -> None:
-    """Any u64 cursor is valid; past the last record there is nothing, in both stores."""
-    store, _ = make_store(store_kind, tmp_path)
+def test_watch_past_the_largest_sqlite_integer(
+    store_kind: str, tmp_path: Path, cursor: Any, request: pytest.FixtureRequest
+) -> None:
+    """Any u64 cursor is valid; past the last record there is nothing, in every store."""
+    store, target = make_store(store_kind, tmp_path, request)
     try:
         assert list(store.watch(HOME, cursor)) == []
         assert list(store.follow(HOME, cursor, timeout=0)) == []
@@ -574,9 +599,11 @@ def test_watch_past_the_largest_sqlite_integer(store_kind: str, tmp_path: Path, 
 
 
 @pytest.mark.parametrize("bad", ["\ud800", "pool\udfff", "é\udc80é"])
-def test_lone_surrogate_ids_are_invalid_input_in_both_stores(store_kind: str, tmp_path: Path, bad: str) -> None:
-    store, path = make_store(store_kind, tmp_path)
-    observer = Observer(store, path)
+def test_lone_surrogate_ids_are_invalid_input_in_every_store(
+    store_kind: str, tmp_path: Path, bad: str, request: pytest.FixtureRequest
+) -> None:
+    store, target = make_store(store_kind, tmp_path, request)
+    observer = Observer(store, target)
     try:
         before = observer.state(HOME)
         for name, call in {

@@ -1,9 +1,10 @@
 """The ``AgentPoolStore`` contract (SPEC §5.2), written once and run against every arrangement.
 
 ``stores`` is parametrized over ``store_helpers.STORE_KINDS``: the in-memory store, one file
-store, two store objects on one file (writes through one, reads through the other) and a
-store reopened after close (writes, close, a new object reads). Error messages are exact;
-the in-memory store's lack the leading "sqlite ".
+store, two store objects on one file (writes through one, reads through the other), a
+store reopened after close (writes, close, a new object reads), and PostgreSQL stores (one,
+one in notified mode, two objects). Error messages are exact; the in-memory store's lack
+the leading "sqlite ", PostgreSQL's say "postgres ".
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from store_helpers import (
     CONFIG,
     OTHER_CONFIG,
     STORE_KINDS,
+    PgTarget,
     ReopeningStore,
     StoreCase,
     make_case,
@@ -62,7 +64,11 @@ NOT_A_MEMBER = "run is not a member of this agent pool"
 @pytest.fixture(params=STORE_KINDS)
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     """One arrangement of stores (``StoreCase``); closed after the test."""
-    case = make_case(request.param, tmp_path)
+    pg = None
+    if request.param.startswith("postgres"):
+        server = request.getfixturevalue("pg_server")
+        pg = PgTarget(server.conninfo, request.getfixturevalue("pg_schema"))
+    case = make_case(request.param, tmp_path, pg)
     yield case
     case.close()
 
@@ -175,7 +181,7 @@ def test_open_pool_new_appends_pool_opened_at_cursor_1(stores: StoreCase, store:
             pool_id=POOL, cursor=AgentPoolStoreCursor(sequence=1), payload=PoolOpened(config=OTHER_CONFIG)
         )
     ]
-    if stores.sqlite:
+    if stores.durable:
         assert stores.raw_counts() == (1, 0)
 
 
@@ -272,6 +278,7 @@ def test_unopened_pool_snapshot_and_writes_fail_closed(
         )
     if stores.sqlite:
         assert wire.encode(raised.value) == rust_error_json("sqlite_snapshot_unopened")
+    if stores.durable:
         assert stores.raw_counts() == ((2, 0) if other_pool_open else (0, 0))
 
     # Nothing was written: once opened, the pool holds only its PoolOpened record and its
@@ -771,7 +778,7 @@ def test_next_event_sequence_counts_per_pool_independent_of_cursors(stores: Stor
     assert store.snapshot(POOL).cursor == AgentPoolStoreCursor(sequence=3)
     assert cursors(store) == [1, 2, 3]
     assert cursors(store, OTHER_POOL) == [1]
-    if stores.sqlite:
+    if stores.durable:
         assert stores.raw_counts() == (4, 2)
 
 
@@ -848,7 +855,7 @@ class BadInputChecker:
     def finish(self) -> None:
         """No event sequence was allocated and no other pool appeared."""
         assert self.store.next_event_sequence(POOL) == 1
-        if self.stores.sqlite:
+        if self.stores.durable:
             assert self.stores.raw_counts() == (5, 1)
 
 

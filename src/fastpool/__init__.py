@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from . import wire
 from ._compat import USE_EXTENSIONS
+from ._open import open_store
 from ._schema import ANY, AnyType
 from .enums import (
     AgentErrorKind,
@@ -97,6 +98,7 @@ from .model import (
     WakeRecorded,
     WakeRegistration,
 )
+from .postgres import PostgresAgentPoolStore  # psycopg is imported only when one is constructed
 from .protocol import AgentPoolStore
 from .sqlite import SqliteAgentPoolStore
 
@@ -111,7 +113,9 @@ __all__ = [
     "validate_id",
     # stores
     "AgentPoolStore",
+    "open_store",
     "SqliteAgentPoolStore",
+    "PostgresAgentPoolStore",
     "InMemoryAgentPoolStore",
     # errors
     "AgentError",

@@ -3,7 +3,8 @@
 A backend supplies five primitives, each called with the store's lock held:
 ``_read_state`` (the pool's cached state, caught up), ``_append`` (check, append and
 apply one record atomically), ``_records_after``, ``_allocate_event_sequence`` and
-``_change_token`` (a value that changes whenever anything is appended anywhere).
+``_change_token`` (a value that changes whenever anything is appended anywhere), and
+may override ``_wait_for_change`` (how ``follow`` waits between checks; no lock held).
 """
 
 from __future__ import annotations
@@ -467,9 +468,14 @@ class StoreBase(AgentPoolStore):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return
-                self._closed.wait(min(poll_interval, remaining))
+                self._wait_for_change(seen, min(poll_interval, remaining))
             else:
-                self._closed.wait(poll_interval)
+                self._wait_for_change(seen, poll_interval)
+
+    def _wait_for_change(self, seen: object, timeout: float) -> None:
+        """Sleep ``timeout`` seconds, less if the store closes; a backend that is told of
+        commits (PostgreSQL's LISTEN) returns as soon as the change token is no longer ``seen``."""
+        self._closed.wait(timeout)
 
     def next_event_sequence(self, pool_id: str) -> int:
         pool_id = check_id(pool_id, "pool_id")

@@ -1,0 +1,727 @@
+"""``PostgresAgentPoolStore``: the same contract on PostgreSQL, for hosts on several machines.
+
+The tables have the SQLite file's shape, in one schema; payloads are the exact wire text.
+Every write is one transaction serialised per pool by a transaction-level advisory lock on
+a hash of (schema, pool id), so writers to different pools never wait for each other. The
+common write is one round trip: a single statement takes the lock, appends
+``seq = cached cursor + 1`` only if no record lies past the cached cursor, and NOTIFYs. A
+store whose cache was behind, or whose check failed on the cached state, takes the lock in
+an explicit transaction, catches up, checks again and appends (the check that raises is
+always this one, made on the pool as it is).
+
+Reads are served from the same per-pool cached replay state as SQLite's. With
+``consistency="linearizable"`` (the default) each read asks for the rows past the cached
+cursor: one round trip, and rows only when there are some. With ``"notified"`` a listener
+thread (``LISTEN``) records the last sequence notified for each pool, and a read touches the
+network only when that is past the cached cursor or the listener has reconnected since.
+
+The hot statements go through the connection's libpq handle (``psycopg.pq``), prepared once
+per connection: psycopg's cursor layer costs more than the round trip on a local network.
+psycopg is imported when a store is constructed, so ``import fastpool`` never needs it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import select
+import threading
+import weakref
+from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from ._base import Build, StoreBase, decode_records
+from ._pg_errors import renamed, translate
+from .enums import AgentErrorKind, RetryClassification
+from .errors import AgentError, InvalidInput
+from .model import AgentPoolStoreRecord
+
+if TYPE_CHECKING:
+    from psycopg import Connection
+    from psycopg.pq.abc import PGconn, PGresult
+
+    from ._replay_py import PoolState
+
+__all__ = ["PostgresAgentPoolStore", "SCHEMA_VERSION"]
+
+#: The table layout this fastpool writes; a schema marked with a newer one is refused.
+SCHEMA_VERSION = 1
+CONSISTENCY = ("linearizable", "notified")
+_MAX_SEQUENCE = 2**63 - 1  # the largest bigint
+_UNKNOWN = -1  # the listener epoch of a cache that no notification stream vouches for
+_CONNECT_TIMEOUT = "10"  # seconds, unless the conninfo says otherwise
+# The listener's only traffic is inbound: keepalives notice a peer that vanished silently.
+_KEEPALIVES = {"keepalives": "1", "keepalives_idle": "5", "keepalives_interval": "2", "keepalives_count": "3"}
+
+# Statements, with {s} the quoted schema. pool_id is COLLATE "C": byte order, which for
+# UTF-8 is Python's str order (SPEC §5.2 sorts that way), and the cheapest comparison.
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS {s}.agent_pool_records (
+        pool_id text COLLATE "C" NOT NULL,
+        seq bigint NOT NULL,
+        kind text NOT NULL,
+        payload_json text NOT NULL,
+        PRIMARY KEY (pool_id, seq))""",
+    """CREATE TABLE IF NOT EXISTS {s}.agent_pool_event_seq (
+        pool_id text COLLATE "C" PRIMARY KEY,
+        seq bigint NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS {s}.fastpool_meta (key text PRIMARY KEY, value text NOT NULL)",
+)
+_PREPARED = {
+    b"fastpool_rows": "SELECT seq, kind, payload_json FROM {s}.agent_pool_records "
+    "WHERE pool_id = $1::text AND seq > $2::bigint ORDER BY seq LIMIT $3::bigint",
+    # One statement: lock, append only if nothing lies past the cached cursor. Its snapshot
+    # predates the lock, so a record committed while it waited shows as a primary-key
+    # violation instead of a row: either way nothing is appended.
+    b"fastpool_append": "WITH locked AS (SELECT pg_advisory_xact_lock($5::bigint)) "
+    "INSERT INTO {s}.agent_pool_records (pool_id, seq, kind, payload_json) "
+    "SELECT $1::text, $2::bigint, $3::text, $4::text FROM locked WHERE NOT EXISTS "
+    "(SELECT 1 FROM {s}.agent_pool_records WHERE pool_id = $1::text AND seq >= $2::bigint) RETURNING seq",
+    # Inside a transaction that holds the pool's lock and has caught up.
+    b"fastpool_append_locked": "INSERT INTO {s}.agent_pool_records (pool_id, seq, kind, payload_json) "
+    "VALUES ($1::text, $2::bigint, $3::text, $4::text)",
+    b"fastpool_commit": "COMMIT",
+    # The notification, in a transaction of its own right after the write's (see _Session.
+    # notifying). Sent only if the record is there; synchronous_commit is off because the
+    # transaction holds NOTIFY's cluster-wide lock until its commit is done.
+    b"fastpool_notify": "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1::text, $2::text) "
+    "FROM {s}.agent_pool_records WHERE pool_id = $3::text AND seq = $4::bigint",
+    b"fastpool_next_event": "INSERT INTO {s}.agent_pool_event_seq (pool_id, seq) VALUES ($1::text, 1) "
+    "ON CONFLICT (pool_id) DO UPDATE SET seq = {s}.agent_pool_event_seq.seq + 1 RETURNING seq",
+    b"fastpool_pools": "SELECT pool_id, count(*), max(seq) FROM {s}.agent_pool_records "
+    'GROUP BY pool_id ORDER BY pool_id COLLATE "C"',
+    b"fastpool_tables": "SELECT tablename::text FROM pg_tables WHERE schemaname = $1::text",
+    b"fastpool_version": "SELECT value FROM {s}.fastpool_meta WHERE key = 'schema_version'",
+}
+
+
+def _driver() -> ModuleType:
+    try:
+        import psycopg
+    except ImportError as error:
+        raise AgentError.host_configuration_needed(
+            "postgres agent pool store needs psycopg 3: pip install 'fastpool[postgres]'"
+        ) from error
+    return psycopg
+
+
+def _connect(psycopg: ModuleType, options: dict[str, Any], extra: dict[str, str] | None = None) -> Connection[Any]:
+    if extra is not None:
+        options = {**extra, **options}  # the conninfo's own settings win
+    return psycopg.connect(**options, autocommit=True)  # type: ignore[no-any-return]
+
+
+def _key(*parts: str) -> int:
+    """A signed 64-bit advisory-lock key (or channel suffix) for ``parts``, stable across hosts."""
+    digest = hashlib.blake2b("\0".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _check_schema_name(schema: Any) -> str:
+    if not isinstance(schema, str) or not schema:
+        raise InvalidInput(f"schema: expected a non-empty schema name, got {schema!r}")
+    if len(schema.encode("utf-8", "surrogatepass")) > 63 or not schema.isprintable():
+        raise InvalidInput(f"schema: expected at most 63 bytes of printable characters, got {schema!r}")
+    return str(schema)
+
+
+class _Session:
+    """One connection: psycopg connects, statements run on its libpq handle."""
+
+    __slots__ = ("connection", "pgconn", "_errors", "_statements", "_ready")
+
+    def __init__(self, connection: Connection[Any], errors: ModuleType, statements: dict[bytes, bytes]) -> None:
+        self.connection = connection
+        self.pgconn: PGconn = connection.pgconn
+        self._errors = errors
+        self._statements = statements
+        self._ready: set[bytes] = set()
+
+    def run(self, query: bytes) -> PGresult:
+        """A simple query (several statements allowed; the last one's result)."""
+        return self._check(self.pgconn.exec_(query))
+
+    def call(self, name: bytes, params: Sequence[bytes]) -> PGresult:
+        """A prepared statement of ``_PREPARED`` (prepared on this connection's first use)."""
+        self._prepare(name)
+        return self._check(self.pgconn.exec_prepared(name, params))
+
+    def notifying(self, name: bytes, params: Sequence[bytes], notify: Sequence[bytes]) -> PGresult:
+        """``call(name, params)`` (a transaction that commits a record), then ``fastpool_notify``
+        in a transaction of its own, both sent at once (libpq's pipeline: one round trip).
+
+        A NOTIFY in the record's own transaction would hold NOTIFY's cluster-wide lock over
+        that commit's WAL flush, so that no two writers in the cluster could commit at once.
+        The server runs the second statement even if this client goes away after sending;
+        only a server crash could skip it, and that drops every listener's connection, so
+        their caches count as unknown: no notification is lost silently. A failed
+        notification does not fail the write that was already committed.
+        """
+        pgconn = self.pgconn
+        self._prepare(name)
+        self._prepare(b"fastpool_notify")
+        pgconn.enter_pipeline_mode()
+        try:
+            pgconn.send_query_prepared(name, params)
+            pgconn.pipeline_sync()
+            pgconn.send_query_prepared(b"fastpool_notify", notify)
+            pgconn.pipeline_sync()
+            written = self._until_sync()
+            try:
+                self._until_sync()
+            except self._errors.Error:
+                pass  # the record is committed; the next call notices the lost connection
+        finally:
+            if pgconn.status == 0:
+                pgconn.exit_pipeline_mode()
+        return self._check(written)
+
+    def _until_sync(self) -> PGresult:
+        """The first result of one pipeline segment (the rest read and dropped)."""
+        pgconn, first = self.pgconn, None
+        while True:
+            # psycopg's get_result holds the GIL while libpq blocks: wait in select() instead.
+            while pgconn.is_busy():
+                select.select([pgconn.socket], [], [])
+                pgconn.consume_input()
+            result = pgconn.get_result()
+            if result is None:
+                if pgconn.status != 0:  # lost: libpq gives no sync result any more
+                    raise self._errors.OperationalError(pgconn.get_error_message())
+                continue  # the end of one statement's results
+            if result.status == 10:  # PIPELINE_SYNC
+                assert first is not None
+                return first
+            if first is None:
+                first = result
+
+    def _prepare(self, name: bytes) -> None:
+        if name not in self._ready:
+            self._check(self.pgconn.prepare(name, self._statements[name]))
+            self._ready.add(name)
+
+    def _check(self, result: PGresult) -> PGresult:
+        if result.status in (1, 2):  # COMMAND_OK, TUPLES_OK
+            return result
+        raise self._errors.error_from_result(result, encoding="utf-8")
+
+    @property
+    def usable(self) -> bool:
+        return self.pgconn.status == 0 and self.pgconn.pipeline_status == 0  # CONNECTION_OK, PIPELINE_OFF
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.pgconn.transaction_status != 0  # not PQTRANS_IDLE
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class _Notices:
+    """What the listener thread has heard; the store reads it without taking its own lock.
+
+    ``heads`` maps a pool to the highest sequence notified for it. ``epoch`` changes each
+    time the listener connects or loses its connection, so a cache synced under another
+    epoch counts as unknown; ``count`` rises with every notification (follow()'s token).
+    """
+
+    __slots__ = ("changed", "heads", "epoch", "listening", "count")
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition()
+        self.heads: dict[str, int] = {}
+        self.epoch = 0
+        self.listening = False
+        self.count = 0
+
+    def set_listening(self, listening: bool) -> None:
+        with self.changed:
+            if self.listening != listening:
+                self.listening = listening
+                self.epoch += 1
+            self.changed.notify_all()
+
+    def heard(self, payloads: list[bytes]) -> None:
+        with self.changed:
+            heads = self.heads
+            for payload in payloads:
+                sequence, _, pool_id = payload.decode("utf-8").partition(":")
+                if sequence.isdigit() and int(sequence) > heads.get(pool_id, 0):
+                    heads[pool_id] = int(sequence)
+            self.count += len(payloads)
+            self.changed.notify_all()
+
+
+class _Listener:
+    """A thread with its own connection that LISTENs on the schema's channel, reconnecting
+    after any failure until ``stop``; it holds no reference to the store."""
+
+    def __init__(self, connect: Any, errors: ModuleType, channel: str, notices: _Notices) -> None:
+        self._connect = connect
+        self._pid = os.getpid()
+        self._error: type[BaseException] = errors.Error
+        self._listen = f"LISTEN {channel}".encode()
+        self._notices = notices
+        self._wake_read, self._wake_write = os.pipe()
+        self._stopped = False
+        self.tried = threading.Event()  # set after the first attempt to listen, good or bad
+        self._thread = threading.Thread(target=self._run, name="fastpool-pg-listener", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        # A forked child shares the wake pipe: writing to it would stop the parent's thread.
+        if not self._stopped and os.getpid() == self._pid:
+            self._stopped = True
+            os.write(self._wake_write, b"x")
+
+    def _sleep(self, seconds: float) -> None:
+        select.select([self._wake_read], [], [], seconds)
+
+    def _run(self) -> None:
+        delay = 0.05
+        try:
+            while not self._stopped:
+                try:
+                    connection = self._connect(_KEEPALIVES)
+                except self._error:
+                    self.tried.set()
+                    self._sleep(delay)
+                    delay = min(1.0, delay * 2)
+                    continue
+                try:
+                    pgconn = connection.pgconn
+                    if pgconn.exec_(self._listen).status != 1:
+                        raise ConnectionError(pgconn.get_error_message())
+                    self._notices.set_listening(True)
+                    self.tried.set()
+                    delay = 0.05
+                    self._pump(pgconn)
+                except (self._error, ConnectionError, OSError):
+                    pass  # reconnect; readers meanwhile count their caches as unknown
+                finally:
+                    self._notices.set_listening(False)
+                    connection.close()
+        finally:
+            os.close(self._wake_read)
+            os.close(self._wake_write)
+
+    def _pump(self, pgconn: PGconn) -> None:
+        while not self._stopped:
+            readable, _, _ = select.select([pgconn.socket, self._wake_read], [], [])
+            if self._wake_read in readable:
+                return
+            pgconn.consume_input()
+            if pgconn.status != 0:
+                raise ConnectionError("listener connection lost")
+            payloads = []
+            while (notify := pgconn.notifies()) is not None:
+                payloads.append(notify.extra)
+            if payloads:
+                self._notices.heard(payloads)
+
+
+class _Cached:
+    """A pool's state; ``epoch``: the listener epoch it was synced under; ``contended``:
+    other writers appended lately, so writes take the lock before reading."""
+
+    __slots__ = ("state", "epoch", "contended")
+
+    def __init__(self, state: PoolState) -> None:
+        self.state = state
+        self.epoch = _UNKNOWN
+        self.contended = False
+
+
+class PostgresAgentPoolStore(StoreBase):
+    """An ``AgentPoolStore`` in a PostgreSQL schema, shared by any number of hosts.
+
+    ``conninfo`` is a libpq connection string or URL. ``schema`` (created with the tables if
+    missing) lets independent stores share one database. ``consistency="linearizable"``: a
+    read that starts after another host's write was acknowledged sees it (one round trip
+    per read); ``"notified"``: warm reads trust the LISTEN stream and cost no round trip,
+    but may lag another host's acknowledged write by the notification's delivery time.
+    Writes always catch up under the pool's lock. A lock wait longer than ``busy_timeout``
+    seconds, a serialization failure or a lost connection fails with a ``RETRYABLE`` error
+    and writes nothing; the next call reconnects. ``readonly`` refuses every write with
+    ``HOST_CONFIGURATION_NEEDED`` and never creates anything. ``engine`` picks the replay
+    engine module, as for ``SqliteAgentPoolStore``.
+    """
+
+    _prefix = "postgres "
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        schema: str = "public",
+        consistency: str = "linearizable",
+        readonly: bool = False,
+        busy_timeout: float = 5.0,
+        engine: ModuleType | None = None,
+    ) -> None:
+        super().__init__(engine)
+        if not isinstance(conninfo, str):
+            raise InvalidInput(f"conninfo: expected a connection string, got {type(conninfo).__name__}")
+        schema = _check_schema_name(schema)
+        if consistency not in CONSISTENCY:
+            raise InvalidInput(f"consistency: expected 'linearizable' or 'notified', got {consistency!r}")
+        if type(readonly) is not bool:
+            raise InvalidInput(f"readonly: expected a bool, got {type(readonly).__name__}")
+        if type(busy_timeout) not in (int, float) or not 0 <= busy_timeout < 2**31 / 1000:
+            raise InvalidInput(f"busy_timeout: expected seconds as a non-negative number, got {busy_timeout!r}")
+        self._psycopg = _driver()
+        self._errors: ModuleType = self._psycopg.errors
+        self._error: type[BaseException] = self._psycopg.Error
+        try:
+            options = self._psycopg.conninfo.conninfo_to_dict(conninfo)
+        except self._psycopg.ProgrammingError as error:
+            raise InvalidInput(f"conninfo: {error}") from None
+        options.setdefault("connect_timeout", _CONNECT_TIMEOUT)
+        options.setdefault("application_name", "fastpool")  # what pg_stat_activity shows
+        self._options = options
+        self._schema = schema
+        self._notified = consistency == "notified"
+        self._readonly = readonly
+        quoted = _quote(schema)
+        self._statements = {name: text.format(s=quoted).encode() for name, text in _PREPARED.items()}
+        self._tables = [text.format(s=quoted) for text in _TABLES]
+        self._quoted = quoted
+        self._channel = f"fastpool_{_key(schema) & (2**64 - 1):016x}"
+        self._channel_param = self._channel.encode()
+        # lock_timeout 0 would mean "wait forever"; busy_timeout 0 means "do not wait".
+        setup = [f"SET lock_timeout = '{max(1, round(busy_timeout * 1000))}ms'"]
+        if readonly:
+            setup.append("SET default_transaction_read_only = on")
+        self._setup = "; ".join(setup).encode()
+        self._states: dict[str, _Cached] = {}
+        self._session: _Session | None = None
+        self._notices = _Notices()
+        self._listener: _Listener | None = None
+        try:
+            self._configure(self._db())
+            if self._notified:
+                self._start_listener()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def schema(self) -> str:
+        """The schema holding this store's tables."""
+        return self._schema
+
+    @property
+    def consistency(self) -> str:
+        """``"linearizable"`` (each read confirms freshness) or ``"notified"`` (reads trust LISTEN)."""
+        return "notified" if self._notified else "linearizable"
+
+    def close(self) -> None:
+        """Close the connections and stop the listener; later calls raise. Closing twice is harmless."""
+        self._closed.set()
+        if self._inherited:
+            return  # the parent's connections: psycopg never closes them from a forked child
+        if self._listener is not None:
+            self._listener.stop()
+        with self._notices.changed:
+            self._notices.changed.notify_all()  # wakes follow() loops
+        with self._lock:
+            self._drop_session()
+
+    def pools(self) -> list[tuple[str, int, int]]:
+        """Every pool with records in the schema: ``(pool_id, record count, last sequence)``, sorted."""
+        with self._lock:
+            result = self._call(b"fastpool_pools", ())
+        get = result.get_value
+        return [(_text(get(i, 0)), _int(get(i, 1)), _int(get(i, 2))) for i in range(result.ntuples)]
+
+    def __enter__(self) -> PostgresAgentPoolStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed.is_set() else "open"
+        host = self._options.get("host", "")
+        return f"PostgresAgentPoolStore(host={host!r}, schema={self._schema!r}, {self.consistency}, {state})"
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _db(self) -> _Session:
+        """The connection, opened again after a loss."""
+        if self._closed.is_set():
+            raise AgentError(
+                AgentErrorKind.INVALID_STATE_TRANSITION,
+                RetryClassification.NOT_RETRYABLE,
+                "postgres agent pool store is closed",
+            )
+        session = self._session
+        if session is not None and session.usable:
+            return session
+        self._drop_session()
+        try:
+            session = _Session(_connect(self._psycopg, self._options), self._errors, self._statements)
+        except self._error as error:
+            raise translate(error, login=True) from error
+        try:
+            session.run(self._setup)
+        except self._error as error:
+            session.close()
+            raise translate(error) from error
+        self._session = session
+        return session
+
+    def _drop_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    def _failed(self, error: BaseException) -> AgentError:
+        """The error to raise for a driver failure, after ``_reset``."""
+        self._reset()
+        return translate(error)
+
+    def _reset(self) -> None:
+        """Leave the connection idle (rolled back) or, if it is lost, drop it for the next call."""
+        session = self._session
+        if session is not None:
+            if not session.usable:
+                self._drop_session()
+            elif session.in_transaction:
+                try:
+                    session.run(b"ROLLBACK")
+                except self._error:
+                    self._drop_session()
+
+    def _call(self, name: bytes, params: Sequence[bytes]) -> PGresult:
+        session = self._db()
+        try:
+            return session.call(name, params)
+        except self._error as error:
+            raise self._failed(error) from error
+
+    def _configure(self, session: _Session) -> None:
+        try:
+            tables = {_text(row) for row in _column(session.call(b"fastpool_tables", [self._schema.encode()]))}
+            if not {"agent_pool_records", "agent_pool_event_seq"} <= tables:
+                if self._readonly:
+                    raise AgentError.host_configuration_needed(
+                        f"postgres agent pool store schema {self._schema!r} has no agent pool tables"
+                    )
+                # One creator at a time: concurrent CREATE ... IF NOT EXISTS can still collide.
+                statements = [
+                    "BEGIN",
+                    f"SELECT pg_advisory_xact_lock({_key('fastpool schema', self._schema)})",
+                    f"CREATE SCHEMA IF NOT EXISTS {self._quoted}",
+                    *self._tables,
+                    f"INSERT INTO {self._quoted}.fastpool_meta (key, value) "
+                    f"VALUES ('schema_version', '{SCHEMA_VERSION}') ON CONFLICT DO NOTHING",
+                    "COMMIT",
+                ]
+                session.run("; ".join(statements).encode())
+            elif "fastpool_meta" in tables:
+                rows = _column(session.call(b"fastpool_version", ()))
+                version = _text(rows[0]) if rows else str(SCHEMA_VERSION)
+                if not version.isdigit() or int(version) > SCHEMA_VERSION:
+                    raise AgentError.host_configuration_needed(
+                        f"postgres agent pool store schema has fastpool schema version {version!r}; "
+                        f"this fastpool reads version {SCHEMA_VERSION}: upgrade fastpool"
+                    )
+        except self._error as error:
+            raise self._failed(error) from error
+
+    def _start_listener(self) -> None:
+        if self._listener is None and not self._closed.is_set():
+            options = {**self._options, "application_name": f"{self._options['application_name']} listener"}
+            connect = functools.partial(_connect, self._psycopg, options)  # no reference to self
+            self._listener = _Listener(connect, self._errors, self._channel, self._notices)
+            weakref.finalize(self, self._listener.stop)  # a store dropped without close() stops it too
+            self._listener.tried.wait(float(self._options["connect_timeout"]) or None)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _rows(self, session: _Session, pool_id: str, after: int, limit: int = -1) -> list[tuple[int, str, bytes]]:
+        params = [
+            pool_id.encode(),
+            str(min(after, _MAX_SEQUENCE)).encode(),
+            str(_MAX_SEQUENCE if limit < 0 else limit).encode(),
+        ]
+        result = session.call(b"fastpool_rows", params)
+        get = result.get_value
+        # Inline, not _int/_text: a cold read decodes every row of the pool here.
+        return [(int(get(i, 0)), get(i, 1).decode(), get(i, 2)) for i in range(result.ntuples)]  # type: ignore[arg-type,union-attr,misc]
+
+    def _replay(self, state: PoolState, rows: list[tuple[int, str, bytes]]) -> None:
+        try:
+            self._engine.replay_rows(state, rows)
+        except AgentError as error:
+            worded = renamed(error)
+            if worded is error:
+                raise
+            raise worded from None
+
+    # -- backend primitives (called with self._lock held) ----------------------------------
+
+    def _read_state(self, pool_id: str) -> PoolState:
+        cached = self._states.get(pool_id)
+        # The hot path of the notified mode: no notification past the cache, same listener epoch.
+        if (
+            cached is not None
+            and cached.epoch == self._notices.epoch
+            and cached.state.cursor >= self._notices.heads.get(pool_id, 0)
+        ):
+            return cached.state
+        return self._synced_state(pool_id, cached)
+
+    def _synced_state(self, pool_id: str, cached: _Cached | None) -> PoolState:
+        session = self._db()
+        notices = self._notices
+        # Read before the query: a notification that arrives during it makes the cache stale.
+        epoch = notices.epoch if self._notified and notices.listening else _UNKNOWN
+        if cached is None:
+            cached = _Cached(self._engine.PoolState(pool_id))
+        try:
+            self._replay(cached.state, self._rows(session, pool_id, cached.state.cursor))
+        except self._error as error:
+            raise self._failed(error) from error
+        finally:
+            # Progress made before a corrupt row is kept, so a later call resumes after it.
+            if cached.state.cursor:
+                self._states[pool_id] = cached
+        cached.epoch = epoch
+        return cached.state
+
+    def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:
+        session = self._db()
+        cached = self._states.get(pool_id)
+        if cached is None or not cached.contended:
+            state = self._engine.PoolState(pool_id) if cached is None else cached.state
+            try:
+                payload = build(state)
+            except AgentError:
+                payload = build  # the check failed on the cached state: decide it under the lock
+            if payload is None:
+                return None, state.cursor  # nothing to append (an equal config: final once set)
+            if payload is not build and self._append_fast(session, pool_id, state, payload):
+                self._remember(pool_id, state)
+                return payload, state.cursor
+        return self._append_locked(session, pool_id, build)
+
+    def _append_fast(self, session: _Session, pool_id: str, state: PoolState, payload: Any) -> bool:
+        """Append at the cached cursor + 1 in one statement; False if another writer was first."""
+        sequence = state.cursor + 1
+        pool = pool_id.encode()
+        number = str(sequence).encode()
+        params = [
+            pool,
+            number,
+            payload.TYPE.encode(),
+            self._engine.dumps(payload).encode(),
+            str(_key(self._schema, pool_id)).encode(),
+        ]
+        try:
+            appended = session.notifying(b"fastpool_append", params, self._notice(pool, number)).ntuples == 1
+        except self._errors.UniqueViolation:
+            appended = False
+        except self._error as error:
+            raise self._failed(error) from error
+        if appended:
+            state.apply(payload, sequence)
+        return appended
+
+    def _append_locked(self, session: _Session, pool_id: str, build: Build) -> tuple[Any, int]:
+        cached = self._states.get(pool_id)
+        state = self._engine.PoolState(pool_id) if cached is None else cached.state
+        try:
+            session.run(b"BEGIN; SELECT pg_advisory_xact_lock(%d)" % _key(self._schema, pool_id))
+            rows = self._rows(session, pool_id, state.cursor)
+            try:
+                self._replay(state, rows)
+            finally:
+                if state.cursor:
+                    # Others appended since this cache last looked: take the lock first next time.
+                    self._remember(pool_id, state).contended = bool(rows)
+            payload = build(state)
+            if payload is not None:
+                sequence = state.cursor + 1
+                pool = pool_id.encode()
+                number = str(sequence).encode()
+                text = self._engine.dumps(payload).encode()
+                session.call(b"fastpool_append_locked", [pool, number, payload.TYPE.encode(), text])
+                session.notifying(b"fastpool_commit", (), self._notice(pool, number))
+            else:
+                session.run(b"COMMIT")
+        except self._error as error:
+            raise self._failed(error) from error
+        except BaseException:
+            self._reset()  # a contract error from build, or an interrupt: nothing was appended
+            raise
+        if payload is None:
+            return None, state.cursor
+        state.apply(payload, sequence)
+        self._remember(pool_id, state)
+        return payload, sequence
+
+    def _notice(self, pool: bytes, number: bytes) -> list[bytes]:
+        """``fastpool_notify``'s parameters: the payload is ``"<seq>:<pool id>"``."""
+        return [self._channel_param, number + b":" + pool, pool, number]
+
+    def _remember(self, pool_id: str, state: PoolState) -> _Cached:
+        cached = self._states.get(pool_id)
+        if cached is None:
+            cached = self._states[pool_id] = _Cached(state)
+        return cached
+
+    def _records_after(self, pool_id: str, after: int, limit: int = -1) -> list[AgentPoolStoreRecord]:
+        session = self._db()
+        try:
+            rows = self._rows(session, pool_id, after, limit)
+        except self._error as error:
+            raise self._failed(error) from error
+        try:
+            return list(decode_records(self._engine, pool_id, rows))
+        except AgentError as error:
+            raise renamed(error) from None
+
+    def _allocate_event_sequence(self, pool_id: str) -> int:
+        cached = self._states.get(pool_id)
+        # Opened is final (records are only ever appended): a cached open needs no round trip.
+        if cached is None or cached.state.config is None:
+            self._opened(self._read_state(pool_id))
+        return _int(self._call(b"fastpool_next_event", [pool_id.encode()]).get_value(0, 0))
+
+    def _change_token(self) -> object:
+        self._db()
+        self._start_listener()
+        notices = self._notices
+        if not notices.listening:
+            return object()  # nothing vouches for the tables: follow() reads them every time
+        return (notices.epoch, notices.count)
+
+    def _wait_for_change(self, seen: object, timeout: float) -> None:
+        notices = self._notices
+        with notices.changed:
+            if not notices.listening:
+                notices.changed.wait(timeout)  # polling until the listener is back
+                return
+            notices.changed.wait_for(lambda: self._closed.is_set() or (notices.epoch, notices.count) != seen, timeout)
+
+
+def _text(value: bytes | None) -> str:
+    assert value is not None  # every column read is NOT NULL
+    return value.decode("utf-8")
+
+
+def _int(value: bytes | None) -> int:
+    assert value is not None
+    return int(value)
+
+
+def _column(result: PGresult) -> list[bytes | None]:
+    return [result.get_value(i, 0) for i in range(result.ntuples)]
