@@ -5,9 +5,13 @@ In ``--quick`` mode these run at 10k records.
 
 from __future__ import annotations
 
+import apsw
+import orjson
 import pytest
 import workload
 from support import POOL, Pool, store_class, tag
+
+from fastpool import _sql
 
 ROUNDS = 3
 
@@ -26,6 +30,23 @@ def test_cold_snapshot(benchmark, pool: Pool):
     assert snapshot.cursor.sequence == pool.records
     if benchmark.stats:
         benchmark.extra_info["records_per_s"] = round(pool.records / benchmark.stats.stats.median)
+
+
+@pytest.mark.sizes(100_000)
+def test_raw_scan(benchmark, pool: Pool):
+    """T5 reference: a new connection reads the pool's rows and orjson.loads each payload, nothing else."""
+    tag(benchmark, "T5", "cold snapshot", "raw", pool.size)
+
+    def scan() -> int:
+        db = apsw.Connection(str(pool.path), flags=apsw.SQLITE_OPEN_READONLY)
+        count = 0
+        for _, _, text in db.execute(_sql.ROWS_AFTER, (pool.pool_id, 0)):
+            orjson.loads(text)
+            count += 1
+        db.close()
+        return count
+
+    assert benchmark.pedantic(scan, rounds=ROUNDS, warmup_rounds=1) == pool.records
 
 
 @pytest.mark.sizes(100_000)

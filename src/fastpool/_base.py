@@ -5,6 +5,9 @@ A backend supplies five primitives, each called with the store's lock held:
 apply one record atomically), ``_records_after``, ``_allocate_event_sequence`` and
 ``_change_token`` (a value that changes whenever anything is appended anywhere), and
 may override ``_wait_for_change`` (how ``follow`` waits between checks; no lock held).
+A backend the command line inspects and copies (SQLite, PostgreSQL) also supplies the raw
+primitives ``_stream_rows``, ``_unopened_pools``, ``_event_sequence`` and ``_append_rows``,
+which take the lock themselves.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import closing
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +60,9 @@ _ENGINES = ("fastpool._replay", "fastpool._replay_py")
 # A payload builder: given the caught-up state (inside the write transaction), check the
 # contract and return the payload to append.
 Build = Callable[["PoolState"], Any]
+# A stored record as it is in the table: (seq, kind, payload_json); the text is None where
+# the stored value is not text (SQLite allows a BLOB there: a corrupt record).
+Row = tuple[int, str, str | None]
 
 
 def check_id(value: Any, name: str) -> str:
@@ -169,6 +176,34 @@ class StoreBase(AgentPoolStore):
     def _allocate_event_sequence(self, pool_id: str) -> int:
         raise NotImplementedError
 
+    # -- inspection and copy (the CLI): every record, also those of a pool never opened ----
+
+    def _stream_rows(self, pool_id: str, after: int = 0) -> Generator[Row, None, None]:
+        """The pool's rows after ``after``, as stored, in flat memory whatever the pool's size."""
+        raise NotImplementedError
+
+    def _unopened_pools(self) -> set[str]:
+        """The pools with records but no ``pool_opened`` among them (the Rust store appends to such pools)."""
+        raise NotImplementedError
+
+    def _event_sequence(self, pool_id: str) -> int | None:
+        """The pool's last allocated event sequence, None if it never allocated one."""
+        raise NotImplementedError
+
+    def _append_rows(
+        self, pool_id: str, rows: Iterable[Row], event_sequence: int | None
+    ) -> tuple[int, int, int | None]:
+        """Write a pool that this store does not have yet from another store's raw rows (and its
+        event sequence), as they are, in one transaction; ``_pool_exists`` if the pool has records or
+        an event sequence here. Returns what the pool then holds, read back after the commit:
+        (record count, last sequence, event sequence)."""
+        raise NotImplementedError
+
+    def _stream(self, pool_id: str, after: int = 0) -> Generator[AgentPoolStoreRecord, None, None]:
+        """The pool's records after ``after``, opened or not, decoded one row at a time."""
+        with closing(self._stream_rows(pool_id, after)) as rows:
+            yield from decode_records(self._engine, pool_id, rows)
+
     # -- what follow loops read, over the primitives (self._lock held) -----------------
 
     def _batch_after(self, pool_id: str, after: int) -> list[AgentPoolStoreRecord]:
@@ -196,6 +231,11 @@ class StoreBase(AgentPoolStore):
             AgentErrorKind.INVALID_STATE_TRANSITION,
             RetryClassification.REPAIR_NEEDED,
             f"{self._prefix}agent pool store config conflicts with existing pool",
+        )
+
+    def _pool_exists(self, pool_id: str) -> InvalidInput:
+        return InvalidInput(
+            f"{self._prefix}agent pool store already has pool {pool_id!r}: a copy never writes into an existing pool"
         )
 
     def _opened(self, state: PoolState) -> PoolState:

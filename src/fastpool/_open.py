@@ -35,20 +35,31 @@ def open_store(target: str | os.PathLike[str], **options: Any) -> Store:
     >>> type(open_store("memory:")).__name__
     'InMemoryAgentPoolStore'
     """
+    backend, location = backend_of(target)
+    if backend == "postgres":
+        return PostgresAgentPoolStore(location, **options)
+    if backend == "memory":
+        return InMemoryAgentPoolStore(**options)
+    return SqliteAgentPoolStore(location, **options)
+
+
+def backend_of(target: str | os.PathLike[str]) -> tuple[str, str]:
+    """``("sqlite", path)``, ``("postgres", conninfo)`` or ``("memory", "")``: what ``open_store``
+    opens for ``target``, without opening it (the CLI checks that a file exists first)."""
     if isinstance(target, os.PathLike):
-        return SqliteAgentPoolStore(target, **options)
+        return "sqlite", os.fspath(target)
     if not isinstance(target, str):
         raise InvalidInput(f"target: expected a path or a store URL, got {type(target).__name__}")
     scheme = target.partition(":")[0].lower() if "://" in target or target == "memory:" else ""
     if scheme in ("postgresql", "postgres"):
-        return PostgresAgentPoolStore(target, **options)
+        return "postgres", target
     if scheme == "memory":
-        return InMemoryAgentPoolStore(**options)
+        return "memory", ""
     if scheme == "sqlite":
         parts = urlsplit(target)
         if parts.netloc or not parts.path or parts.query or parts.fragment:
             raise InvalidInput(f"target: expected sqlite:///path/to/file, got {target!r}")
-        return SqliteAgentPoolStore(unquote(parts.path), **options)
+        return "sqlite", unquote(parts.path)
     if scheme:
         raise InvalidInput(f"target: unknown store URL scheme {scheme!r} (postgresql://, sqlite:///, memory:)")
-    return SqliteAgentPoolStore(target, **options)
+    return "sqlite", target

@@ -46,3 +46,15 @@ NEXT_EVENT = (
     "INSERT INTO agent_pool_event_seq (pool_id, seq) VALUES (?, 1) "
     "ON CONFLICT (pool_id) DO UPDATE SET seq = seq + 1 RETURNING seq"
 )
+
+# fastpool copy: a pool's event sequence, whether a pool is there at all, what it holds.
+EVENT_SEQUENCE = "SELECT seq FROM agent_pool_event_seq WHERE pool_id = ?"
+SET_EVENT_SEQUENCE = "INSERT INTO agent_pool_event_seq (pool_id, seq) VALUES (?, ?)"
+POOL_EXISTS = (
+    "SELECT EXISTS (SELECT 1 FROM agent_pool_records WHERE pool_id = ?1) "
+    "OR EXISTS (SELECT 1 FROM agent_pool_event_seq WHERE pool_id = ?1)"
+)
+POOL_EXTENT = (
+    "SELECT COUNT(*), MAX(seq), (SELECT seq FROM agent_pool_event_seq WHERE pool_id = ?1) "
+    "FROM agent_pool_records WHERE pool_id = ?1"
+)

@@ -5,6 +5,11 @@ never a traceback; progress goes to stderr, and only on a terminal. The read com
 inspection tools: they show every record in the file, also those of a pool that was never
 opened (the Rust store appends ``pool_created`` to any pool), which the store's reads hide
 (SPEC §5.2), and they stream, so memory stays flat whatever the file's size.
+
+Every ``DB`` is any target ``open_store`` opens (SPEC §5.5): a path or ``sqlite:///path``,
+``postgresql://…`` (``--schema``, default public), and for ``demo`` also ``memory:``. The
+commands go through the same store primitives on both backends (``_stream_rows``,
+``_unopened_pools``, ``_event_sequence``, ``_append_rows``); reads open ``readonly=True``.
 """
 
 from __future__ import annotations
@@ -12,15 +17,22 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from . import __version__, wire
+from ._base import Row
 from ._compat import USE_EXTENSIONS
 from ._env import no_extensions_set
+from ._open import backend_of
+from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError, InvalidInput
+from .postgres import PostgresAgentPoolStore
 from .sqlite import SqliteAgentPoolStore
+
+Store = SqliteAgentPoolStore | PostgresAgentPoolStore
 
 _FOLLOW_POLL = 0.1  # seconds between checks for new records in watch --follow
 
@@ -36,18 +48,43 @@ def _progress(label: str) -> Callable[[int, int], None] | None:
     return show
 
 
-def _open_existing(path: str) -> SqliteAgentPoolStore:
-    """A read-only store on an existing file: the read commands never create or change one."""
-    if not Path(path).is_file():
-        raise InvalidInput(f"{path}: no such database file")
-    return SqliteAgentPoolStore(path, readonly=True)
+def _shown(target: str) -> str:
+    """The target as messages name it: a PostgreSQL URL without its password."""
+    if backend_of(target)[0] != "postgres":
+        return target
+    parts = urlsplit(target)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
+    query = urlencode([(key, "***" if key == "password" else value) for key, value in parse_qsl(parts.query)])
+    return parts._replace(netloc=netloc, query=query).geturl()
 
 
-def _require_records(store: SqliteAgentPoolStore, pool_id: str) -> None:
+def _target(target: str, schema: str | None, *, memory: bool = False) -> tuple[str, str]:
+    """``open_store``'s reading of ``target`` (backend, location), with the CLI's refusals."""
+    backend, location = backend_of(target)
+    if backend == "memory" and not memory:
+        raise InvalidInput("memory: starts empty and is gone when the command ends: only demo takes it")
+    if schema is not None and backend != "postgres":
+        raise InvalidInput(f"--schema: only a postgresql:// store has schemas, not {_shown(target)}")
+    return backend, location
+
+
+def _open(target: str, schema: str | None, *, readonly: bool) -> Store:
+    """The store ``target`` names; a read command (``readonly``) never creates or changes one."""
+    backend, location = _target(target, schema)
+    if backend == "postgres":
+        return PostgresAgentPoolStore(location, schema=schema or "public", readonly=readonly)
+    if readonly and not Path(location).is_file():
+        raise InvalidInput(f"{target}: no such database file")
+    return SqliteAgentPoolStore(location, readonly=readonly)
+
+
+def _require_records(store: Store, target: str, pool_id: str) -> None:
     """A misspelt pool name fails, instead of printing nothing (or, with --follow, waiting forever)."""
-    with closing(store._stream(pool_id)) as records:
-        if next(records, None) is None:
-            raise InvalidInput(f"{store.path}: no records of pool {pool_id!r}")
+    with closing(store._stream_rows(pool_id)) as rows:
+        if next(rows, None) is None:
+            raise InvalidInput(f"{_shown(target)}: no records of pool {pool_id!r}")
 
 
 def _write_line(text: str) -> None:
@@ -64,13 +101,15 @@ def _demo(args: argparse.Namespace) -> int:
             print(f"fastpool demo on {path} (temporary; pass a path to keep it)")
             demo.run(path, agents=args.agents, messages=args.messages)
     else:
-        print(f"fastpool demo on {args.db}")
-        demo.run(Path(args.db), agents=args.agents, messages=args.messages)
+        _target(args.db, args.schema, memory=True)
+        print(f"fastpool demo on {_shown(args.db)}")
+        options = {} if args.schema is None else {"schema": args.schema}
+        demo.run(args.db, agents=args.agents, messages=args.messages, **options)
     return 0
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    with _open_existing(args.db) as store:
+    with _open(args.db, args.schema, readonly=True) as store:
         if args.pool is not None:
             _write_line(wire.encode(store.snapshot(args.pool)))
             return 0
@@ -86,8 +125,8 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    with _open_existing(args.db) as store:
-        _require_records(store, args.pool)
+    with _open(args.db, args.schema, readonly=True) as store:
+        _require_records(store, args.db, args.pool)
         after = args.from_
         with closing(store._stream(args.pool, after)) as records:  # closed before the store
             for record in records:
@@ -102,9 +141,9 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    with _open_existing(args.db) as store:
+    with _open(args.db, args.schema, readonly=True) as store:
         if args.pool is not None:
-            _require_records(store, args.pool)
+            _require_records(store, args.db, args.pool)
         pools = [args.pool] if args.pool is not None else [pool_id for pool_id, _, _ in store.pools()]
         for pool_id in pools:
             with closing(store._stream(pool_id)) as records:
@@ -114,15 +153,89 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from .verify import verify
+    from .verify import NO_INTEGRITY_CHECK, verify, verify_store
 
-    report = verify(args.db, progress=_progress("verify"))
+    backend, location = _target(args.db, args.schema)
+    if backend == "postgres":
+        with _open(args.db, args.schema, readonly=True) as store:
+            assert isinstance(store, PostgresAgentPoolStore)
+            report = verify_store(store, progress=_progress("verify"))
+    else:
+        report = verify(location, progress=_progress("verify"))
     for problem in report.problems or ():
         _write_line(str(problem))
+    if backend == "postgres":
+        _write_line(NO_INTEGRITY_CHECK)
     count = len(report.problems or ())
     verdict = "clean" if report.clean else f"{count} problem{'s' if count > 1 else ''}"
     _write_line(f"{report.pools} pools, {report.records} records: {verdict}")
     return 0 if report.clean else 1
+
+
+def _copy(args: argparse.Namespace) -> int:
+    source_name, target_name = _shown(args.src), _shown(args.dst)
+    with (
+        _open(args.src, args.src_schema, readonly=True) as source,
+        _open(args.dst, args.dst_schema, readonly=False) as target,
+    ):
+        listed = source.pools()
+        if args.pool is not None:
+            listed = [row for row in listed if row[0] == args.pool]
+            if not listed:
+                raise InvalidInput(f"{source_name}: no records of pool {args.pool!r}")
+        there = {pool_id for pool_id, _, _ in target.pools()}
+        clash = [pool_id for pool_id, _, _ in listed if pool_id in there]
+        if clash:
+            raise InvalidInput(
+                f"{target_name} already has pool{'s' if len(clash) > 1 else ''} {', '.join(map(repr, clash))}: "
+                "copy never writes into an existing pool; nothing was copied"
+            )
+        progress = _progress("copy")
+        total, done = sum(count for _, count, _ in listed), 0
+
+        def copied() -> None:
+            nonlocal done
+            done += 1
+            if progress is not None and (done % 10_000 == 0 or done == total):
+                progress(done, total)
+
+        for pool_id, count, last in listed:
+            expected = (count, last, source._event_sequence(pool_id))
+            with closing(source._stream_rows(pool_id)) as rows:
+                # Up to the cursor listed: a record appended since is not part of this copy.
+                found = target._append_rows(pool_id, _as_stored(pool_id, rows, last, copied), expected[2])
+            if found != expected:
+                raise AgentError(
+                    AgentErrorKind.INVALID_STATE_TRANSITION,
+                    RetryClassification.REPAIR_NEEDED,
+                    f"pool {pool_id!r} was copied, but {target_name} now holds {_extent(found)} "
+                    f"where {source_name} holds {_extent(expected)}",
+                )
+            _write_line(f"pool {pool_id!r}: {_extent(found)}: copied and verified")
+        _write_line(f"{len(listed)} pool{'' if len(listed) == 1 else 's'} copied from {source_name} to {target_name}")
+    return 0
+
+
+def _as_stored(pool_id: str, rows: Iterator[Row], last: int, copied: Callable[[], None]) -> Iterator[Row]:
+    """The rows up to ``last``; a payload that is not text (a corrupt record) stops the copy of the pool."""
+    for row in rows:
+        if row[0] > last:
+            return
+        if row[2] is None:
+            raise AgentError(
+                AgentErrorKind.INVALID_STATE_TRANSITION,
+                RetryClassification.REPAIR_NEEDED,
+                f"pool {pool_id!r} record {row[0]}: payload_json is not text (fastpool verify lists such records); "
+                "nothing of this pool was copied",
+            )
+        yield row
+        copied()
+
+
+def _extent(extent: tuple[int, int, int | None]) -> str:
+    count, last, events = extent
+    sequence = "none" if events is None else str(events)
+    return f"{count} record{'' if count == 1 else 's'}, cursor {last}, event sequence {sequence}"
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -160,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Raw description: argparse would wrap the --version line (it formats it as a description).
     parser = argparse.ArgumentParser(
         prog="fastpool",
-        description="A fast, durable SQLite agent-pool store.",
+        description="A fast, durable agent-pool store on SQLite (one machine) or PostgreSQL (several).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=_version(), help="print the version and engine")
@@ -173,10 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--plot", metavar="FILE.png", help="also plot cost per call against pool size (needs matplotlib)"
     )
+    bench.add_argument("--db", metavar="URL", help="measure the PostgreSQL targets (T12) on this postgresql:// server")
     bench.set_defaults(handler=_bench)
 
-    demo = commands.add_parser("demo", help="run a realistic agent-host workload on an embedded file")
-    demo.add_argument("db", nargs="?", help="database file (default: a temporary file)")
+    demo = commands.add_parser("demo", help="run a realistic agent-host workload on a store")
+    demo.add_argument("db", nargs="?", help="file, sqlite:///, postgresql:// or memory: (default: a temporary file)")
+    _schema_option(demo)
     demo.add_argument("--agents", type=_at_least(1), default=12, help="agent runs that join the pool (default 12)")
     demo.add_argument("--messages", type=_at_least(0), default=600, help="messages to send (default 600)")
     demo.set_defaults(handler=_demo)
@@ -184,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="list pools, or print one pool's snapshot as JSON")
     inspect.add_argument("db")
     inspect.add_argument("pool", nargs="?")
+    _schema_option(inspect)
     inspect.set_defaults(handler=_inspect)
 
     watch = commands.add_parser("watch", help="print a pool's records as JSON lines")
@@ -191,17 +307,32 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("pool")
     watch.add_argument("--from", dest="from_", type=_at_least(0), default=0, metavar="N", help="records after N")
     watch.add_argument("--follow", action="store_true", help="keep printing records appended later")
+    _schema_option(watch)
     watch.set_defaults(handler=_watch)
 
     verify = commands.add_parser("verify", help="check the file and every record; exit 1 if anything is wrong")
     verify.add_argument("db")
+    _schema_option(verify)
     verify.set_defaults(handler=_verify)
 
     export = commands.add_parser("export", help="print records as JSON lines (pool, cursor, payload)")
     export.add_argument("db")
     export.add_argument("--pool")
+    _schema_option(export)
     export.set_defaults(handler=_export)
+
+    copy = commands.add_parser("copy", help="copy pools between stores byte for byte (SQLite, PostgreSQL)")
+    copy.add_argument("src")
+    copy.add_argument("dst", help="created if missing; a pool it already has is never written into")
+    copy.add_argument("--pool", help="copy this pool only")
+    copy.add_argument("--src-schema", metavar="NAME", help="SRC's schema, if it is postgresql:// (default public)")
+    copy.add_argument("--dst-schema", metavar="NAME", help="DST's schema, if it is postgresql:// (default public)")
+    copy.set_defaults(handler=_copy)
     return parser
+
+
+def _schema_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--schema", metavar="NAME", help="the schema of a postgresql:// DB (default public)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,20 +1,24 @@
-"""``fastpool demo``: a realistic agent-host workload on an embedded file.
+"""``fastpool demo``: a realistic agent-host workload on a store (a file, PostgreSQL, memory).
 
 Agents join a pool, send each other run messages (Accepted → Delivered receipts,
 deduplicated by idempotency key), register wake conditions that later messages
-trigger, while a second store object on the same file watches the records arrive.
+trigger, while a second store object on the same file (or schema) watches the records
+arrive; an in-memory store is its own observer.
 The message routing follows the Rust ``AgentPool`` coordinator (REFERENCE §9).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
+from typing import Any
 
+from ._open import open_store
 from .enums import EventFamily, EventKind, MessageStatus, WakeRegistrationStatus
+from .memory import InMemoryAgentPoolStore
 from .model import (
     AgentPoolMember,
     AgentPoolSnapshot,
@@ -31,7 +35,6 @@ from .model import (
     WakeCondition,
     WakeRegistration,
 )
-from .sqlite import SqliteAgentPoolStore
 
 POOL = "pool.demo"
 AGENTS = ("agent.planner", "agent.worker", "agent.critic")
@@ -61,13 +64,21 @@ def recipients(snapshot: AgentPoolSnapshot, message: RunMessage) -> tuple[str, .
 
 
 def run(
-    path: Path, *, agents: int = 12, messages: int = 600, seed: int = 7, out: Callable[[str], None] = print
+    target: str | os.PathLike[str],
+    *,
+    agents: int = 12,
+    messages: int = 600,
+    seed: int = 7,
+    out: Callable[[str], None] = print,
+    **options: Any,
 ) -> dict[str, float]:
-    """Run the workload against the file at ``path``; return the figures it printed."""
+    """Run the workload against the store ``open_store(target, **options)`` opens; return the
+    figures it printed."""
     rng = random.Random(seed)
     policy = PolicyRef.new("policy.demo")
-    host = SqliteAgentPoolStore(path)
-    observer = SqliteAgentPoolStore(path)  # a second store object: another host on the same file
+    host = open_store(target, **options)
+    # A second store object: another host on the same file (a new in-memory store would be empty).
+    observer = host if isinstance(host, InMemoryAgentPoolStore) else open_store(target, **options)
     try:
         started = time.perf_counter()
         operations = 0
@@ -172,7 +183,8 @@ def run(
             )
         )
         out(f"{triggered} wakes triggered by deliveries")
-        out(f"observer (second store object) watched {watched} new records; snapshots agree: {final == seen}")
+        who = "the same in-memory store" if observer is host else "second store object"
+        out(f"observer ({who}) watched {watched} new records; snapshots agree: {final == seen}")
         assert final.cursor is not None
         out(
             f"pool now: {len(final.members)} members, {len(final.messages)} messages, "

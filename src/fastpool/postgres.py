@@ -28,11 +28,11 @@ import os
 import select
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Generator, Iterable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ._base import Build, StoreBase, decode_records
+from ._base import Build, Row, StoreBase, decode_records
 from ._pg_errors import renamed, translate
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError, InvalidInput
@@ -93,8 +93,24 @@ _PREPARED = {
     b"fastpool_pools": "SELECT pool_id, count(*), max(seq) FROM {s}.agent_pool_records "
     'GROUP BY pool_id ORDER BY pool_id COLLATE "C"',
     b"fastpool_tables": "SELECT tablename::text FROM pg_tables WHERE schemaname = $1::text",
+    # The inspection and copy primitives (the CLI).
+    b"fastpool_unopened": "SELECT pool_id FROM (SELECT DISTINCT pool_id FROM {s}.agent_pool_records) AS pools "
+    "WHERE NOT EXISTS (SELECT 1 FROM {s}.agent_pool_records AS r "
+    "WHERE r.pool_id = pools.pool_id AND r.kind = 'pool_opened')",
+    b"fastpool_event_seq": "SELECT seq FROM {s}.agent_pool_event_seq WHERE pool_id = $1::text",
+    b"fastpool_set_event_seq": "INSERT INTO {s}.agent_pool_event_seq (pool_id, seq) VALUES ($1::text, $2::bigint)",
+    b"fastpool_exists": "SELECT EXISTS (SELECT 1 FROM {s}.agent_pool_records WHERE pool_id = $1::text) "
+    "OR EXISTS (SELECT 1 FROM {s}.agent_pool_event_seq WHERE pool_id = $1::text)",
+    b"fastpool_extent": "SELECT count(*), coalesce(max(seq), 0), "
+    "(SELECT seq FROM {s}.agent_pool_event_seq WHERE pool_id = $1::text) "
+    "FROM {s}.agent_pool_records WHERE pool_id = $1::text",
+    b"fastpool_notify_copied": "SELECT pg_notify($1::text, $2::text)",
     b"fastpool_version": "SELECT value FROM {s}.fastpool_meta WHERE key = 'schema_version'",
 }
+
+
+_COPY_ROWS = "COPY {s}.agent_pool_records (pool_id, seq, kind, payload_json) FROM STDIN"
+_PAGE = 200  # rows per query while streaming a pool: bounds memory at large payloads
 
 
 def _driver() -> ModuleType:
@@ -391,6 +407,7 @@ class PostgresAgentPoolStore(StoreBase):
         quoted = _quote(schema)
         self._statements = {name: text.format(s=quoted).encode() for name, text in _PREPARED.items()}
         self._tables = [text.format(s=quoted) for text in _TABLES]
+        self._copy_rows = _COPY_ROWS.format(s=quoted).encode()
         self._quoted = quoted
         self._channel = f"fastpool_{_key(schema) & (2**64 - 1):016x}"
         self._channel_param = self._channel.encode()
@@ -439,6 +456,73 @@ class PostgresAgentPoolStore(StoreBase):
             result = self._call(b"fastpool_pools", ())
         get = result.get_value
         return [(_text(get(i, 0)), _int(get(i, 1)), _int(get(i, 2))) for i in range(result.ntuples)]
+
+    # -- inspection and copy (the CLI shows every record, where reads show none of a pool never opened)
+
+    def _unopened_pools(self) -> set[str]:
+        with self._lock:
+            result = self._call(b"fastpool_unopened", ())
+        return {_text(value) for value in _column(result)}
+
+    def _stream_rows(self, pool_id: str, after: int = 0) -> Generator[Row, None, None]:
+        """A page of rows per query, by sequence (records are only appended, so the pages join
+        up); the store's lock is held only while a page is read."""
+        while True:
+            with self._lock:
+                session = self._db()
+                try:
+                    page = self._rows(session, pool_id, after, _PAGE)
+                except self._error as error:
+                    raise self._failed(error) from error
+            for sequence, kind, text in page:
+                yield sequence, kind, text.decode("utf-8")
+            if len(page) < _PAGE:
+                return
+            after = page[-1][0]
+
+    def _stream(self, pool_id: str, after: int = 0) -> Generator[AgentPoolStoreRecord, None, None]:
+        try:
+            yield from super()._stream(pool_id, after)
+        except AgentError as error:
+            worded = renamed(error)
+            if worded is error:
+                raise
+            raise worded from None
+
+    def _event_sequence(self, pool_id: str) -> int | None:
+        with self._lock:
+            rows = _column(self._call(b"fastpool_event_seq", [pool_id.encode()]))
+        return _int(rows[0]) if rows else None
+
+    def _append_rows(
+        self, pool_id: str, rows: Iterable[Row], event_sequence: int | None
+    ) -> tuple[int, int, int | None]:
+        pool = pool_id.encode()
+        last = 0
+        with self._lock:
+            session = self._db()
+            try:
+                # The pool's lock, as a write takes it: no record can be appended to it meanwhile.
+                session.run(b"BEGIN; SELECT pg_advisory_xact_lock(%d)" % _key(self._schema, pool_id))
+                if session.call(b"fastpool_exists", [pool]).get_value(0, 0) == b"t":
+                    raise self._pool_exists(pool_id)
+                with session.connection.cursor().copy(self._copy_rows) as copy:  # COPY: no round trip per row
+                    for last, kind, text in rows:
+                        copy.write_row((pool_id, last, kind, text))
+                if event_sequence is not None:
+                    session.call(b"fastpool_set_event_seq", [pool, str(event_sequence).encode()])
+                # Delivered at the commit: followers and notified readers see the pool at once.
+                session.call(b"fastpool_notify_copied", self._notice(pool, str(last).encode())[:2])
+                session.run(b"COMMIT")
+            except self._error as error:
+                raise self._failed(error) from error
+            except BaseException:
+                self._reset()  # the pool exists, the source failed, or an interrupt: nothing written
+                raise
+            self._states.pop(pool_id, None)
+            extent = self._call(b"fastpool_extent", [pool])
+        events = extent.get_value(0, 2)
+        return _int(extent.get_value(0, 0)), _int(extent.get_value(0, 1)), None if events is None else _int(events)
 
     def __enter__(self) -> PostgresAgentPoolStore:
         return self

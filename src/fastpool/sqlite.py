@@ -15,7 +15,7 @@ import ctypes
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -24,7 +24,7 @@ from typing import Any
 import apsw
 
 from . import _sql
-from ._base import Build, StoreBase, check_id, decode_records
+from ._base import Build, Row, StoreBase, check_id, decode_records
 from ._probe import ChangeProbe, NoProbe, open_probe
 from ._replay_py import PoolState
 from ._sql import SCHEMA_VERSION
@@ -363,10 +363,9 @@ class SqliteAgentPoolStore(StoreBase):
                 self._check_unchanged()
         return [(str(pool_id), int(count), int(last)) for pool_id, count, last in rows]  # type: ignore[arg-type]
 
-    # -- inspection (the CLI shows every record in the file, where reads show none of a pool never opened)
+    # -- inspection and copy (the CLI shows every record in the file, where reads show none of a pool never opened)
 
     def _unopened_pools(self) -> set[str]:
-        """The pools with records but no ``pool_opened`` among them (the Rust store appends to such pools)."""
         with self._lock:
             try:
                 rows = self._connection().execute(_sql.UNOPENED).fetchall()
@@ -374,20 +373,43 @@ class SqliteAgentPoolStore(StoreBase):
                 raise translate(error) from error
         return {str(pool_id) for (pool_id,) in rows}
 
-    def _stream(self, pool_id: str, after: int = 0) -> Generator[AgentPoolStoreRecord, None, None]:
-        """The pool's records after ``after``, opened or not, decoded one row at a time from one read
-        transaction, so memory stays flat whatever the pool's size. The store's lock is held until
-        the iterator is exhausted or closed."""
+    def _stream_rows(self, pool_id: str, after: int = 0) -> Generator[Row, None, None]:
+        """The rows come from one read transaction; the store's lock is held until the iterator
+        is exhausted or closed."""
         with self._lock:
             rows = self._connection().cursor()
             try:
-                yield from decode_records(
-                    self._engine, pool_id, rows.execute(_sql.ROWS_AFTER, (pool_id, min(after, _MAX_SEQUENCE)))
-                )
+                yield from rows.execute(_sql.ROWS_AFTER, (pool_id, min(after, _MAX_SEQUENCE)))
             except apsw.Error as error:
                 raise translate(error) from error
             finally:
                 rows.close(True)  # ends the read transaction, also when the reader stopped early
+
+    def _event_sequence(self, pool_id: str) -> int | None:
+        with self._lock:
+            try:
+                rows = self._connection().execute(_sql.EVENT_SEQUENCE, (pool_id,)).fetchall()
+            except apsw.Error as error:
+                raise translate(error) from error
+        return int(rows[0][0]) if rows else None  # type: ignore[arg-type]
+
+    def _append_rows(
+        self, pool_id: str, rows: Iterable[Row], event_sequence: int | None
+    ) -> tuple[int, int, int | None]:
+        with self._lock:
+            db = self._connection()
+            with _Write(db, True, self._readonly):
+                if db.execute(_sql.POOL_EXISTS, (pool_id,)).fetchall()[0][0]:
+                    raise self._pool_exists(pool_id)
+                db.executemany(_sql.INSERT, ((pool_id, sequence, kind, text) for sequence, kind, text in rows))
+                if event_sequence is not None:
+                    db.execute(_sql.SET_EVENT_SEQUENCE, (pool_id, event_sequence))
+            self._states.pop(pool_id, None)
+            try:
+                count, last, events = db.execute(_sql.POOL_EXTENT, (pool_id,)).fetchall()[0]
+            except apsw.Error as error:
+                raise translate(error) from error
+        return int(count), int(last or 0), None if events is None else int(events)  # type: ignore[arg-type]
 
     def __enter__(self) -> SqliteAgentPoolStore:
         return self
