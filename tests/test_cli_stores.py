@@ -226,7 +226,7 @@ def test_a_payload_that_is_not_text_stops_the_copy_of_its_pool(
     assert code == 0, "the store is usable after the rollback"
 
 
-def test_copy_refuses_memory_and_a_missing_source(cli: Run, tmp_path: Path) -> None:
+def test_copy_refuses_memory_a_missing_source_and_a_missing_pool(cli: Run, tmp_path: Path) -> None:
     for args in (("memory:", str(tmp_path / "a.sqlite")), (str(FLOW), "memory:")):
         code, out, err = cli("copy", *args)
         assert (code, out) == (1, "")
@@ -235,6 +235,8 @@ def test_copy_refuses_memory_and_a_missing_source(cli: Run, tmp_path: Path) -> N
         )
     code, _, err = cli("copy", str(tmp_path / "missing.sqlite"), str(tmp_path / "b.sqlite"))
     assert code == 1 and "no such database file" in err
+    code, _, err = cli("copy", str(FLOW), str(tmp_path / "c.sqlite"), "--pool", "pool.unknown")
+    assert code == 1 and "no records of pool 'pool.unknown'" in err
     assert list(tmp_path.iterdir()) == [], "nothing created"
 
 
@@ -418,6 +420,13 @@ def test_bench_db_takes_a_postgres_url_only(cli: Run, tmp_path: Path) -> None:
     assert err.startswith("fastpool bench: error: --db: expected a postgresql:// URL")
     code, _, err = cli("bench", "--db", "postgresql://localhost/x", "--plot", "x.png")
     assert code == 1 and "--sizes and --plot are for the SQLite targets" in err
+
+
+def test_bench_db_on_a_server_that_is_not_there(cli: Run, pg_server: PostgresServer) -> None:
+    code, out, err = cli("bench", "--db", "postgresql://postgres@127.0.0.1:1/postgres", "--quick")
+    assert (code, out) == (1, "")
+    assert err.startswith("fastpool bench: error: postgres agent pool store failure: connection failed")
+    assert err.count("\n") == 1
 
 
 def test_the_t12_per_call_rows_run(pg: PgTarget) -> None:

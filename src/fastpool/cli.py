@@ -158,7 +158,6 @@ def _verify(args: argparse.Namespace) -> int:
     backend, location = _target(args.db, args.schema)
     if backend == "postgres":
         with _open(args.db, args.schema, readonly=True) as store:
-            assert isinstance(store, PostgresAgentPoolStore)
             report = verify_store(store, progress=_progress("verify"))
     else:
         report = verify(location, progress=_progress("verify"))
@@ -174,46 +173,52 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _copy(args: argparse.Namespace) -> int:
     source_name, target_name = _shown(args.src), _shown(args.dst)
-    with (
-        _open(args.src, args.src_schema, readonly=True) as source,
-        _open(args.dst, args.dst_schema, readonly=False) as target,
-    ):
+    _target(args.dst, args.dst_schema)  # a wrong DST fails before anything is read
+    with _open(args.src, args.src_schema, readonly=True) as source:
         listed = source.pools()
         if args.pool is not None:
             listed = [row for row in listed if row[0] == args.pool]
             if not listed:
                 raise InvalidInput(f"{source_name}: no records of pool {args.pool!r}")
-        there = {pool_id for pool_id, _, _ in target.pools()}
-        clash = [pool_id for pool_id, _, _ in listed if pool_id in there]
-        if clash:
-            raise InvalidInput(
-                f"{target_name} already has pool{'s' if len(clash) > 1 else ''} {', '.join(map(repr, clash))}: "
-                "copy never writes into an existing pool; nothing was copied"
-            )
-        progress = _progress("copy")
-        total, done = sum(count for _, count, _ in listed), 0
-
-        def copied() -> None:
-            nonlocal done
-            done += 1
-            if progress is not None and (done % 10_000 == 0 or done == total):
-                progress(done, total)
-
-        for pool_id, count, last in listed:
-            expected = (count, last, source._event_sequence(pool_id))
-            with closing(source._stream_rows(pool_id)) as rows:
-                # Up to the cursor listed: a record appended since is not part of this copy.
-                found = target._append_rows(pool_id, _as_stored(pool_id, rows, last, copied), expected[2])
-            if found != expected:
-                raise AgentError(
-                    AgentErrorKind.INVALID_STATE_TRANSITION,
-                    RetryClassification.REPAIR_NEEDED,
-                    f"pool {pool_id!r} was copied, but {target_name} now holds {_extent(found)} "
-                    f"where {source_name} holds {_extent(expected)}",
-                )
-            _write_line(f"pool {pool_id!r}: {_extent(found)}: copied and verified")
-        _write_line(f"{len(listed)} pool{'' if len(listed) == 1 else 's'} copied from {source_name} to {target_name}")
+        with _open(args.dst, args.dst_schema, readonly=False) as target:  # created only now
+            _copy_pools(source, target, listed, source_name, target_name)
     return 0
+
+
+def _copy_pools(
+    source: Store, target: Store, listed: list[tuple[str, int, int]], source_name: str, target_name: str
+) -> None:
+    """Copy the ``listed`` pools (id, count, last cursor), each in one transaction of ``target``."""
+    there = {pool_id for pool_id, _, _ in target.pools()}
+    clash = [pool_id for pool_id, _, _ in listed if pool_id in there]
+    if clash:
+        raise InvalidInput(
+            f"{target_name} already has pool{'s' if len(clash) > 1 else ''} {', '.join(map(repr, clash))}: "
+            "copy never writes into an existing pool; nothing was copied"
+        )
+    progress = _progress("copy")
+    total, done = sum(count for _, count, _ in listed), 0
+
+    def copied() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None and (done % 10_000 == 0 or done == total):
+            progress(done, total)
+
+    for pool_id, count, last in listed:
+        expected = (count, last, source._event_sequence(pool_id))
+        with closing(source._stream_rows(pool_id)) as rows:
+            # Up to the cursor listed: a record appended since is not part of this copy.
+            found = target._append_rows(pool_id, _as_stored(pool_id, rows, last, copied), expected[2])
+        if found != expected:
+            raise AgentError(
+                AgentErrorKind.INVALID_STATE_TRANSITION,
+                RetryClassification.REPAIR_NEEDED,
+                f"pool {pool_id!r} was copied, but {target_name} now holds {_extent(found)} "
+                f"where {source_name} holds {_extent(expected)}",
+            )
+        _write_line(f"pool {pool_id!r}: {_extent(found)}: copied and verified")
+    _write_line(f"{len(listed)} pool{'' if len(listed) == 1 else 's'} copied from {source_name} to {target_name}")
 
 
 def _as_stored(pool_id: str, rows: Iterator[Row], last: int, copied: Callable[[], None]) -> Iterator[Row]:

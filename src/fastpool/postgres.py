@@ -110,7 +110,7 @@ _PREPARED = {
 
 
 _COPY_ROWS = "COPY {s}.agent_pool_records (pool_id, seq, kind, payload_json) FROM STDIN"
-_PAGE = 200  # rows per query while streaming a pool: bounds memory at large payloads
+_PAGE = 64  # rows per query while streaming a pool: what bounds its memory at large payloads
 
 
 def _driver() -> ModuleType:
@@ -506,7 +506,8 @@ class PostgresAgentPoolStore(StoreBase):
                 session.run(b"BEGIN; SELECT pg_advisory_xact_lock(%d)" % _key(self._schema, pool_id))
                 if session.call(b"fastpool_exists", [pool]).get_value(0, 0) == b"t":
                     raise self._pool_exists(pool_id)
-                with session.connection.cursor().copy(self._copy_rows) as copy:  # COPY: no round trip per row
+                # COPY streams the rows to the server: no round trip per row, none held here.
+                with session.connection.cursor() as cursor, cursor.copy(self._copy_rows) as copy:
                     for last, kind, text in rows:
                         copy.write_row((pool_id, last, kind, text))
                 if event_sequence is not None:

@@ -96,7 +96,9 @@ def verify(path: str | Path, progress: Callable[[int, int], None] | None = None)
     return report
 
 
-def verify_store(store: PostgresAgentPoolStore, progress: Callable[[int, int], None] | None = None) -> Report:
+def verify_store(
+    store: SqliteAgentPoolStore | PostgresAgentPoolStore, progress: Callable[[int, int], None] | None = None
+) -> Report:
     """Decode and replay every pool of ``store`` (open it ``readonly=True``), as ``verify`` does a file's."""
     pools = store.pools()
     report = Report(problems=[])

@@ -21,9 +21,10 @@ from typing import Any
 
 from .. import wire
 from .._compat import USE_EXTENSIONS
+from .._pg_errors import translate
 from ..enums import MessageStatus
 from ..model import AgentPoolStoredMessage, MessageReceipt, MessageRecorded, RunMessage
-from ..postgres import PostgresAgentPoolStore
+from ..postgres import PostgresAgentPoolStore, _driver
 from . import workload
 
 POOL = "pool.bench"  # appended to
@@ -231,17 +232,19 @@ def _process_rows(conninfo: str, schema: str, n: int, progress: Callable[[str], 
 
 def measure(conninfo: str, n: int, progress: Callable[[str], None]) -> tuple[str, list[Figure]]:
     """The server's version and the T12 figures, ``n`` calls per timed run."""
-    import psycopg
-
+    psycopg = _driver()
     schema = f"fastpool_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(conninfo, autocommit=True) as admin:
-        version = str(admin.execute("SHOW server_version").fetchall()[0][0])
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-        try:
-            progress("T12: per-call rows")
-            figures = _timed_rows(conninfo, schema, n)
-            progress("T12: another process's append")
-            figures += _process_rows(conninfo, schema, n, progress)
-        finally:
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as admin:
+            version = str(admin.execute("SHOW server_version").fetchall()[0][0])
+            admin.execute(f'CREATE SCHEMA "{schema}"')
+            try:
+                progress("T12: per-call rows")
+                figures = _timed_rows(conninfo, schema, n)
+                progress("T12: another process's append")
+                figures += _process_rows(conninfo, schema, n, progress)
+            finally:
+                admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    except psycopg.Error as error:  # the benchmark's own connections: as the store words its failures
+        raise translate(error) from error
     return f"PostgreSQL {version}", figures
