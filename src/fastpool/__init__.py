@@ -1,8 +1,10 @@
 """fastpool: a durable, SQLite-backed agent-pool store, file-compatible with the Rust crate.
 
-The public names of SPEC §2-§5 are exported here: the stores (``SqliteAgentPoolStore``,
-``InMemoryAgentPoolStore``, their contract ``AgentPoolStore``), the model's value classes and
-enums, and ``AgentError``. Besides those: the id types (``AgentPoolId``, ``RunId`` ...) are
+The public names of SPEC §2-§5 and §8 are exported here: the stores (``SqliteAgentPoolStore``,
+``InMemoryAgentPoolStore``, their contract ``AgentPoolStore``), the coordinator ``AgentPool``
+with its ``AgentRuntime`` and ports (``RunJournal``, ``AgentEventBus`` and their in-memory
+implementations), the model's value classes and enums (the event and journal records
+included), and ``AgentError``. Besides those: the id types (``AgentPoolId``, ``RunId`` ...) are
 ``NewType`` aliases of ``str`` for annotations, every id being checked by ``validate_id``'s
 rule; ``ANY`` is the ``EventFilter`` set that matches every value; ``RunAddressTarget`` and
 ``AgentPoolStoreRecordPayload`` are the unions of the address targets and record payloads;
@@ -16,6 +18,7 @@ from . import wire
 from ._compat import USE_EXTENSIONS
 from ._open import open_store
 from ._schema import ANY, AnyType
+from .coordinator import AgentPool, AgentRuntime
 from .enums import (
     AgentErrorKind,
     AgentPoolLifecycleStatus,
@@ -43,6 +46,7 @@ from .enums import (
     WakeRegistrationStatus,
 )
 from .errors import AgentError, InvalidInput
+from .events import AgentEventBus, InMemoryAgentEventBus
 from .ids import (
     AgentId,
     AgentPoolId,
@@ -63,6 +67,7 @@ from .ids import (
     WakeConditionId,
     validate_id,
 )
+from .journal import InMemoryRunJournal, RunJournal
 from .memory import InMemoryAgentPoolStore
 from .model import (
     ALL_EVENTS,
@@ -147,6 +152,13 @@ __all__ = [
     "SqliteAgentPoolStore",
     "PostgresAgentPoolStore",
     "InMemoryAgentPoolStore",
+    # the coordinator
+    "AgentPool",
+    "AgentRuntime",
+    "RunJournal",
+    "InMemoryRunJournal",
+    "AgentEventBus",
+    "InMemoryAgentEventBus",
     # errors
     "AgentError",
     "InvalidInput",
