@@ -275,7 +275,8 @@ class Replay:
             host.bus.publish(self.decode(EventFrame, args["frame"], "frame"))
             return None
         pool = host.pool
-        assert pool is not None, f"host {host.name} calls {method} before it was built"
+        if pool is None:  # its build failed (strict=True refuses a runtime without a port)
+            raise AgentError.host_configuration_needed(f"host {host.name} was not built")
         values = {
             name: self.decode(ARGUMENTS[name], value, name) if name in ARGUMENTS else value
             for name, value in args.items()
