@@ -104,7 +104,7 @@ from .protocol import AgentPoolStore
 __all__ = ["AgentRuntime", "AgentPool"]
 
 make = engine.make  # the compiled constructor for the classes it has plans for
-plain_make = _schema.make  # for the classes with a TAGGED field (the compiled engine leaves them to the twin)
+_new, _set = object.__new__, object.__setattr__
 
 NOT_A_MEMBER = "run is not a member of this agent pool"
 FINGERPRINT = "runtime.package.fingerprint.agent_pool"
@@ -244,6 +244,8 @@ class _Wakes:
 
     def registered(self) -> list[AgentPoolStoredWake]:
         """The registered wakes in condition-id order."""
+        if not self._registered:
+            return []  # the common case, without the lock (a wake registered meanwhile is a race anyway)
         with self._lock:
             return [self._registered[key] for key in sorted(self._registered)]
 
@@ -307,6 +309,7 @@ class AgentPool:
             message_policy=snapshot.message_policy, wake_policy=snapshot.wake_policy, policy_refs=snapshot.policy_refs
         )
         self._trace_id = f"trace.agent_pool.{pool_id}"
+        self._event_prefix, self._span_prefix = f"event.agent_pool.{pool_id}.", f"span.agent_pool.{pool_id}."
         self._wakes = _Wakes(store, pool_id, snapshot)
 
     @property
@@ -925,7 +928,7 @@ class AgentPool:
         """Build and publish the event of one transition (COORDINATOR.md §3.3); returns the frame as built."""
         pool_id = self._pool_id
         number = self._store.next_event_sequence(pool_id)
-        event_id = f"event.agent_pool.{pool_id}.{number}"
+        event_id = self._event_prefix + str(number)
         if len(event_id) > 128 and len(event_id.encode("utf-8")) > 512:
             raise InvalidInput(f"pool_id: too long for the derived event id of event sequence {number} (512 bytes)")
         stamp = f"1970-01-01T00:00:{number:02}Z"
@@ -949,7 +952,7 @@ class AgentPool:
                 message_id,
                 None,  # context_item_id
                 self._trace_id,
-                f"span.agent_pool.{pool_id}.{number}",
+                self._span_prefix + str(number),
                 None,  # parent_event_id
                 None,  # caused_by
                 subject,
@@ -970,10 +973,31 @@ class AgentPool:
                 fingerprint,
             ),
         )
-        event = plain_make(AgentEvent, (envelope, make(RedactedSummaryPayload, (summary, ()))))
-        frame = plain_make(EventFrame, (event, plain_make(EventCursor, (ALL_EVENTS, 0, event_id, cursor)), None, None))
+        frame = _frame(envelope, make(RedactedSummaryPayload, (summary, ())), event_id, cursor)
         self._bus(run_id).publish(frame)
         return frame
+
+
+def _frame(envelope: EventEnvelope, payload: RedactedSummaryPayload, event_id: str, cursor: str) -> EventFrame:
+    """``EventFrame(event=AgentEvent(envelope, payload), cursor=EventCursor(ALL_EVENTS, 0, event_id, cursor))``.
+
+    Built slot by slot, as ``_schema.make`` builds them (the compiled engine has no plan for
+    classes with a TAGGED field), but unrolled: two frames per send.
+    """
+    event = _new(AgentEvent)
+    _set(event, "envelope", envelope)
+    _set(event, "payload", payload)
+    position = _new(EventCursor)
+    _set(position, "scope", ALL_EVENTS)
+    _set(position, "event_seq", 0)
+    _set(position, "event_id", event_id)
+    _set(position, "journal_cursor", cursor)
+    frame = _new(EventFrame)
+    _set(frame, "event", event)
+    _set(frame, "cursor", position)
+    _set(frame, "archive_cursor", None)
+    _set(frame, "overflow", None)
+    return frame
 
 
 def _missing_port(port: str, run_id: str | None) -> AgentError:
@@ -1004,16 +1028,18 @@ def _agent_destination(run_id: str) -> DestinationRef:
 
 def _target_refs(message: RunMessage, delivered_to: tuple[str, ...]) -> tuple[EntityRef, ...]:
     """The address's related refs and one run ref per recipient, sorted by (kind in declaration
-    order, id) and without repeats of a (kind, id) (COORDINATOR.md §3.4)."""
-    refs = [*message.to.related_refs, *(_ref(EntityKind.RUN, run_id) for run_id in delivered_to)]
-    if len(refs) < 2:
-        return tuple(refs)
-    refs.sort(key=lambda ref: (_KIND_ORDER[ref.kind], ref.id))
-    kept = [refs[0]]
-    for ref in refs[1:]:
-        if ref.kind is not kept[-1].kind or ref.id != kept[-1].id:
-            kept.append(ref)
-    return tuple(kept)
+    order, id), each (kind, id) once: its first ref, as Rust's stable sort and dedupe keep
+    (COORDINATOR.md §3.4)."""
+    first: dict[tuple[int, str], EntityRef] = {}
+    for ref in message.to.related_refs:
+        first.setdefault((_KIND_ORDER[ref.kind], ref.id), ref)
+    run = _KIND_ORDER[EntityKind.RUN]
+    for run_id in delivered_to:
+        if (run, run_id) not in first:
+            first[(run, run_id)] = _ref(EntityKind.RUN, run_id)
+    if len(first) < 2:
+        return tuple(first.values())
+    return tuple(first[key] for key in sorted(first))
 
 
 # Re-exported here so that ``from fastpool.coordinator import *`` gives the host's whole kit.

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
+from ._compat import engine
 from ._schema import ANY, make
 from .enums import TERMINAL_EVENT_KINDS, EventKind, EventOverflowReason, SubscriberOverflowPolicy
 from .errors import AgentError, InvalidInput
@@ -120,14 +121,14 @@ def _any_of(include: Any, values: Iterable[Any]) -> bool:
     return include is ANY or any(value in include for value in values)
 
 
-def _with_cursor(frame: EventFrame, scope: EventStreamScope, event_seq: int | None = None) -> EventFrame:
-    """``frame`` with its cursor re-derived from its envelope (and a new ``event_seq``, if given)."""
+def _with_cursor(frame: EventFrame, scope: EventStreamScope, event_seq: int) -> EventFrame:
+    """``frame`` numbered ``event_seq``, its cursor re-derived from its envelope in ``scope``."""
     event = frame.event
     envelope = event.envelope
-    if event_seq is not None:
+    if envelope.event_seq != event_seq:
         values = list(EventEnvelope._values(envelope))
         values[2] = event_seq  # event_seq: the envelope's third field
-        envelope = make(EventEnvelope, tuple(values))
+        envelope = engine.make(EventEnvelope, tuple(values))  # compiled when built (35 fields)
         event = make(AgentEvent, (envelope, event.payload))
     cursor = make(EventCursor, (scope, envelope.event_seq, envelope.event_id, envelope.journal_cursor))
     return make(EventFrame, (event, cursor, frame.archive_cursor, frame.overflow))
@@ -158,16 +159,28 @@ class InMemoryAgentEventBus:
     """
 
     def __init__(self) -> None:
-        #: Every frame published, in publish order, as stored (numbered).
-        self.frames: list[EventFrame] = []
+        # Frames as published; each is numbered (its event_seq and cursor rebuilt) when first
+        # read, not on the publish path: publish_i holds event_seq i + 1.
+        self._published: list[EventFrame] = []
+        self._numbered: list[EventFrame] = []
         self._lock = threading.Lock()
+
+    @property
+    def frames(self) -> list[EventFrame]:
+        """Every frame published, in publish order, numbered as stored (a new list)."""
+        with self._lock:
+            numbered, published = self._numbered, self._published
+            for index in range(len(numbered), len(published)):
+                frame = published[index]
+                numbered.append(_with_cursor(frame, frame.cursor.scope, index + 1))
+            return list(numbered)
 
     def publish(self, frame: EventFrame) -> None:
         """Number ``frame`` (the bus's next ``event_seq``) and keep it."""
         if not isinstance(frame, EventFrame):
             raise InvalidInput(f"frame: expected EventFrame, got {type(frame).__name__}")
         with self._lock:
-            self.frames.append(_with_cursor(frame, frame.cursor.scope, len(self.frames) + 1))
+            self._published.append(frame)
 
     def subscribe_filtered(
         self, filter: CompiledEventFilter, cursor: EventCursor | None = None
@@ -179,17 +192,21 @@ class InMemoryAgentEventBus:
         if queue.overflow is SubscriberOverflowPolicy.BACKPRESSURE_CALLER:
             raise AgentError.contract_violation(BACKPRESSURE_REJECTED)
         criteria = filter.criteria
+        start = 0 if cursor is None else cursor.event_seq  # the frames after the cursor's
         with self._lock:
-            # frames[i] holds event_seq i + 1: the frames after the cursor's start at its event_seq.
-            history = self.frames[0 if cursor is None else cursor.event_seq :]
-        matched = [_with_cursor(frame, scope) for frame in history if envelope_matches(criteria, frame.event.envelope)]
+            history = self._published[start:]
+        matched = [
+            _with_cursor(frame, scope, start + offset + 1)
+            for offset, frame in enumerate(history)
+            if envelope_matches(criteria, frame.event.envelope)
+        ]
         return iter(_bounded(matched, queue))
 
     def __len__(self) -> int:
-        return len(self.frames)
+        return len(self._published)
 
     def __repr__(self) -> str:
-        return f"InMemoryAgentEventBus({len(self.frames)} frames)"
+        return f"InMemoryAgentEventBus({len(self._published)} frames)"
 
 
 # ---------------------------------------------------------------- queue bounds (Rust apply_queue_bounds)
