@@ -45,7 +45,7 @@ from fastpool import (
     SqliteAgentPoolStore,
     WakeCondition,
 )
-from fastpool._schema import Spec
+from fastpool._schema import ENUM, Spec
 
 COORDINATOR = FIXTURES / "coordinator"
 #: Every scenario carried in the repository; ``races`` shows Rust's races, which fastpool closes.
@@ -282,7 +282,7 @@ class Replay:
             for name, value in args.items()
         }
         if method == "record_message_status":
-            values["status"] = self.decode(Spec(6, MessageStatus), values["status"], "status")  # ENUM
+            values["status"] = self.decode(Spec(ENUM, MessageStatus), values["status"], "status")
         if method == "watch_pool":
             cursor = values["cursor"]
             return list(

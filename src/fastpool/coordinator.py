@@ -11,7 +11,7 @@ records and events byte for byte (the golden flows of ``fixtures/coordinator``).
 races, the check and the append are one store transaction in both modes (README, "The
 coordinator"); ``strict=True`` adds the other improvements of COORDINATOR.md §7.
 
->>> from fastpool import AgentPoolMember, RunAddress, RunMessage
+>>> from fastpool import AgentPoolMember, InMemoryAgentEventBus, InMemoryRunJournal, RunAddress, RunMessage
 >>> pool = AgentPool("pool.a", runtime=AgentRuntime(journal=InMemoryRunJournal(), event_bus=InMemoryAgentEventBus()))
 >>> pool.join_run(AgentPoolMember(run_id="run.a", agent_id="agent.a"))
 >>> pool.join_run(AgentPoolMember(run_id="run.b", agent_id="agent.b"))
@@ -56,8 +56,8 @@ from .enums import (
     WakeRegistrationStatus,
 )
 from .errors import AgentError, InvalidInput
-from .events import AgentEventBus, InMemoryAgentEventBus, envelope_matches
-from .journal import JOURNAL_SCHEMA_VERSION, InMemoryRunJournal, RunJournal
+from .events import AgentEventBus, envelope_matches
+from .journal import JOURNAL_SCHEMA_VERSION, RunJournal
 from .memory import InMemoryAgentPoolStore
 from .model import (
     ALL_EVENTS,
@@ -164,8 +164,9 @@ class AgentRuntime:
     Both ports may be ``None`` (as in Rust, a missing port fails the first transition that
     needs it; ``AgentPool(strict=True)`` refuses such a runtime up front). ``next_journal_seq``
     numbers the records of every pool built on this runtime: 1, 2, 3 ... in memory, so one
-    runtime feeds one journal. Override ``run_info`` to give runs a session id and a runtime
-    package fingerprint.
+    runtime feeds one journal; ``AgentPool`` holds ``journal_lock`` from taking a sequence to
+    its append. Override ``run_info`` to give runs a session id and a runtime package
+    fingerprint.
     """
 
     def __init__(self, journal: RunJournal | None = None, event_bus: AgentEventBus | None = None) -> None:
@@ -1040,7 +1041,3 @@ def _target_refs(message: RunMessage, delivered_to: tuple[str, ...]) -> tuple[En
     if len(first) < 2:
         return tuple(first.values())
     return tuple(first[key] for key in sorted(first))
-
-
-# Re-exported here so that ``from fastpool.coordinator import *`` gives the host's whole kit.
-__all__ += ["RunJournal", "InMemoryRunJournal", "AgentEventBus", "InMemoryAgentEventBus"]
