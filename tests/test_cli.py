@@ -478,7 +478,9 @@ def demo_figures(out: str) -> dict[str, Any]:
     assert re.search(r"snapshots agree: True", out), out
     sends = re.search(r"^(\d+) sends: (\d+) deduplicated by idempotency key", out, re.M)
     cursor = re.search(r"cursor (\d+)$", out, re.M)
-    speed = re.search(r"^(\d+) store operations in [\d.]+ s: ([\d,]+) ops/s$", out, re.M)
+    speed = re.search(
+        r"^(\d+) coordinator calls \(\d+ journal records, \d+ events\) in [\d.]+ s: ([\d,]+) calls/s$", out, re.M
+    )
     assert sends and cursor and speed, out
     assert int(speed.group(2).replace(",", "")) > 0
     return {"sends": int(sends.group(1)), "deduplicated": int(sends.group(2)), "cursor": int(cursor.group(1))}

@@ -1,8 +1,10 @@
 """fastpool: a durable, SQLite-backed agent-pool store, file-compatible with the Rust crate.
 
-The public names of SPEC §2-§5 are exported here: the stores (``SqliteAgentPoolStore``,
-``InMemoryAgentPoolStore``, their contract ``AgentPoolStore``), the model's value classes and
-enums, and ``AgentError``. Besides those: the id types (``AgentPoolId``, ``RunId`` ...) are
+The public names of SPEC §2-§5 and §8 are exported here: the stores (``SqliteAgentPoolStore``,
+``InMemoryAgentPoolStore``, their contract ``AgentPoolStore``), the coordinator ``AgentPool``
+with its ``AgentRuntime`` and ports (``RunJournal``, ``AgentEventBus`` and their in-memory
+implementations), the model's value classes and enums (the event and journal records
+included), and ``AgentError``. Besides those: the id types (``AgentPoolId``, ``RunId`` ...) are
 ``NewType`` aliases of ``str`` for annotations, every id being checked by ``validate_id``'s
 rule; ``ANY`` is the ``EventFilter`` set that matches every value; ``RunAddressTarget`` and
 ``AgentPoolStoreRecordPayload`` are the unions of the address targets and record payloads;
@@ -16,14 +18,21 @@ from . import wire
 from ._compat import USE_EXTENSIONS
 from ._open import open_store
 from ._schema import ANY, AnyType
+from .coordinator import AgentPool, AgentRuntime
 from .enums import (
     AgentErrorKind,
+    AgentPoolLifecycleStatus,
+    ContentCaptureMode,
     DestinationKind,
+    EffectKind,
+    EffectTerminalStatus,
     EntityKind,
     EventDeliverySemantics,
     EventFamily,
     EventIndexField,
     EventKind,
+    EventOverflowReason,
+    JournalRecordKind,
     MessageStatus,
     PayloadAccessMode,
     PolicyKind,
@@ -37,6 +46,7 @@ from .enums import (
     WakeRegistrationStatus,
 )
 from .errors import AgentError, InvalidInput
+from .events import AgentEventBus, InMemoryAgentEventBus
 from .ids import (
     AgentId,
     AgentPoolId,
@@ -57,10 +67,14 @@ from .ids import (
     WakeConditionId,
     validate_id,
 )
+from .journal import InMemoryRunJournal, RunJournal
 from .memory import InMemoryAgentPoolStore
 from .model import (
+    ALL_EVENTS,
+    AgentEvent,
     AgentPoolMember,
     AgentPoolMessagePolicy,
+    AgentPoolRecord,
     AgentPoolSnapshot,
     AgentPoolStoreConfig,
     AgentPoolStoreCursor,
@@ -69,15 +83,32 @@ from .model import (
     AgentPoolStoreRecord,
     AgentPoolStoreRecordPayload,
     AgentPoolWakePolicy,
+    AgentScope,
     AgentTarget,
+    AllScope,
+    ArchiveCursor,
     CausalIds,
+    CausalRef,
     CompiledEventFilter,
     CorrelationEntry,
     DestinationRef,
+    EffectIntent,
+    EffectResult,
     EntityRef,
+    EnvelopeOnlyPayload,
     ErrorContext,
     EventCorrelation,
+    EventCursor,
+    EventEnvelope,
     EventFilter,
+    EventFrame,
+    EventIndexProjection,
+    EventOverflowNotice,
+    EventPayload,
+    EventStreamScope,
+    FilterScope,
+    JournalRecord,
+    JournalRecordPayload,
     MemberJoined,
     MemberLeft,
     MessageReceipt,
@@ -87,14 +118,18 @@ from .model import (
     PoolCreated,
     PoolOpened,
     PoolTarget,
+    RedactedSummaryPayload,
     RunAddress,
     RunAddressTarget,
     RunMessage,
+    RunMessageRecord,
+    RunScope,
     RunTarget,
     SourceRef,
     SubscriberQueueConfig,
     TopicTarget,
     WakeCondition,
+    WakeRecord,
     WakeRecorded,
     WakeRegistration,
 )
@@ -117,6 +152,13 @@ __all__ = [
     "SqliteAgentPoolStore",
     "PostgresAgentPoolStore",
     "InMemoryAgentPoolStore",
+    # the coordinator
+    "AgentPool",
+    "AgentRuntime",
+    "RunJournal",
+    "InMemoryRunJournal",
+    "AgentEventBus",
+    "InMemoryAgentEventBus",
     # errors
     "AgentError",
     "InvalidInput",
@@ -196,4 +238,35 @@ __all__ = [
     "WakeRecorded",
     "AgentPoolStoreRecordPayload",
     "AgentPoolStoreRecord",
+    # events and journal records (the coordinator's)
+    "ContentCaptureMode",
+    "EventOverflowReason",
+    "JournalRecordKind",
+    "AgentPoolLifecycleStatus",
+    "EffectKind",
+    "EffectTerminalStatus",
+    "CausalRef",
+    "EventEnvelope",
+    "EnvelopeOnlyPayload",
+    "RedactedSummaryPayload",
+    "EventPayload",
+    "AgentEvent",
+    "AllScope",
+    "RunScope",
+    "AgentScope",
+    "FilterScope",
+    "EventStreamScope",
+    "ALL_EVENTS",
+    "EventCursor",
+    "ArchiveCursor",
+    "EventOverflowNotice",
+    "EventFrame",
+    "EventIndexProjection",
+    "EffectIntent",
+    "EffectResult",
+    "AgentPoolRecord",
+    "RunMessageRecord",
+    "WakeRecord",
+    "JournalRecordPayload",
+    "JournalRecord",
 ]

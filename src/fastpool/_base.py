@@ -349,22 +349,36 @@ class StoreBase(AgentPoolStore):
         return self._write(pool_id, make(MessageRecorded, (stored,)))
 
     def record_message_once(
-        self, pool_id: str, message: RunMessage, receipt: MessageReceipt
+        self, pool_id: str, message: RunMessage, receipt: MessageReceipt, *, expected: MessageReceipt | None = None
     ) -> tuple[MessageReceipt, AgentPoolStoreCursor | None]:
+        """Persist the message unless its idempotency key is already recorded: an atomic dedupe.
+
+        As ``AgentPoolStore.record_message_once``. fastpool's stores also take ``expected``, a
+        receipt read under the key before: then the record is appended only if that receipt is
+        still the one in effect (compare-and-append, in the write transaction), else the one in
+        effect is returned with ``None``, whatever its message id; ``InvalidInput`` if nothing
+        is recorded under the key. ``AgentPool`` resumes an accepted delivery this way, once.
+        """
         pool_id = check_id(pool_id, "pool_id")
         check_type(message, RunMessage, "message")
         check_type(receipt, MessageReceipt, "receipt")
+        if expected is not None:
+            check_type(expected, MessageReceipt, "expected")
         key, message_id = message.idempotency_key, message.message_id
         check_same_id("message_id", receipt, "receipt", message, "message")
 
         def in_effect(state: PoolState) -> MessageReceipt | None:
             found = state.message_dedupe.get(key)
+            if expected is not None:
+                if found is None:
+                    raise InvalidInput(f"expected: no receipt is recorded under message.idempotency_key {key!r}")
+                return None if found == expected else found
             if found is not None and found.message_id != message_id:
                 raise key_reused("message", key, "message_id", found.message_id, message_id)
             return found
 
         stored = make(AgentPoolStoredMessage, (message, receipt))
-        found, cursor = self._append_once(pool_id, in_effect, make(MessageRecorded, (stored,)))
+        found, cursor = self._append_once(pool_id, in_effect, make(MessageRecorded, (stored,)), expected is None)
         return receipt if found is None else found, cursor
 
     def wake_registration(self, pool_id: str, idempotency_key: str) -> WakeRegistration | None:
@@ -401,32 +415,70 @@ class StoreBase(AgentPoolStore):
         condition: WakeCondition,
         compiled_filter: CompiledEventFilter,
         registration: WakeRegistration,
+        *,
+        expected: WakeRegistration | None = None,
     ) -> tuple[WakeRegistration, AgentPoolStoreCursor | None]:
+        """Persist the wake unless its idempotency key is already recorded: an atomic dedupe.
+
+        As ``AgentPoolStore.record_wake_once``. fastpool's stores also take ``expected``, a
+        registration of this condition read before: then the record is appended only if the
+        wake's stored registration (by condition id) is still ``expected`` (compare-and-append
+        on its status, in the write transaction), else the stored one is returned with ``None``;
+        ``InvalidInput`` if the condition has no stored wake. ``AgentPool`` moves a wake out of
+        ``registered`` this way, so a cancel and a trigger cannot both win.
+        """
         pool_id = check_id(pool_id, "pool_id")
         check_type(condition, WakeCondition, "condition")
         check_type(compiled_filter, CompiledEventFilter, "compiled_filter")
         check_type(registration, WakeRegistration, "registration")
+        if expected is not None:
+            check_type(expected, WakeRegistration, "expected")
         key, condition_id = condition.idempotency_key, condition.condition_id
         check_same_id("condition_id", registration, "registration", condition, "condition")
 
         def in_effect(state: PoolState) -> WakeRegistration | None:
+            if expected is not None:
+                stored = state.wakes.get(condition_id)
+                if stored is None:
+                    raise InvalidInput(f"expected: condition {condition_id!r} has no stored wake")
+                return None if stored.registration == expected else stored.registration
             found = state.wake_dedupe.get(key)
             if found is not None and found.condition_id != condition_id:
                 raise key_reused("condition", key, "condition_id", found.condition_id, condition_id)
             return found
 
         stored = make(AgentPoolStoredWake, (condition, compiled_filter, registration))
-        found, cursor = self._append_once(pool_id, in_effect, make(WakeRecorded, (stored,)))
+        found, cursor = self._append_once(pool_id, in_effect, make(WakeRecorded, (stored,)), expected is None)
         return registration if found is None else found, cursor
 
+    def record_pool_created_once(self, pool_id: str) -> AgentPoolStoreCursor | None:
+        """Mark the pool created unless it already is: check and append in one write transaction.
+
+        Returns the new ``PoolCreated`` record's cursor, or ``None`` if the pool was created
+        already (nothing appended), so hosts racing to create one pool write one record.
+        Raises as ``record_pool_created`` does on a pool not opened.
+        """
+        pool_id = check_id(pool_id, "pool_id")
+
+        def build(state: PoolState) -> Any:
+            return None if self._opened(state).created else _POOL_CREATED
+
+        with self._lock:
+            state = self._read_state(pool_id)
+            if state.config is not None and state.created:
+                return None  # created stays created: answered without the write lock
+            appended, sequence = self._append(pool_id, build)
+        return None if appended is None else make(AgentPoolStoreCursor, (sequence,))
+
     def _append_once(
-        self, pool_id: str, in_effect: Callable[[PoolState], Any], payload: Any
+        self, pool_id: str, in_effect: Callable[[PoolState], Any], payload: Any, settled: bool = True
     ) -> tuple[Any, AgentPoolStoreCursor | None]:
         """Append ``payload`` unless ``in_effect(state)`` finds a record under its idempotency key.
 
         Returns what was found (``None`` if nothing) and the new record's cursor (``None`` if
         nothing was appended). The check runs again inside the write transaction, so two
-        writers with one key append one record.
+        writers with one key append one record. ``settled``: what ``in_effect`` finds stays
+        found, so the cached state may answer without the write lock.
         """
         found = None
 
@@ -437,7 +489,7 @@ class StoreBase(AgentPoolStore):
 
         with self._lock:
             state = self._read_state(pool_id)
-            if state.config is not None:
+            if settled and state.config is not None:
                 # A key once recorded stays recorded: a retry is answered without the write lock.
                 found = in_effect(state)
                 if found is not None:

@@ -30,6 +30,7 @@ from ._schema import (
     OPT,
     SEQ,
     STR,
+    TAGGED,
     UNION,
     E,
     O,
@@ -116,7 +117,21 @@ def _plain_value(spec: Spec, value: Any) -> Any:
         return {"include": [_plain_value(spec.arg, item) for item in value]}
     if kind == ENUM:
         return value.value
+    if kind == TAGGED:
+        return _plain_tagged(spec.arg[0], value)
     return value
+
+
+def _plain_tagged(key: str | None, value: Any) -> Any:
+    cls = type(value)
+    if key is not None:
+        return {key: cls.TAG, **_plain_model(value, None)}
+    if not cls._fields:
+        return cls.TAG  # a unit variant
+    if getattr(cls, "_newtype", False):
+        (field,) = cls._fields
+        return {cls.TAG: _plain_value(field.spec, getattr(value, field.name))}
+    return {cls.TAG: _plain_model(value, None)}
 
 
 # ---------------------------------------------------------------- decoding
@@ -213,7 +228,49 @@ def _decode_value(spec: Spec, value: Any, path: str) -> Any:
         if cls is None:
             raise _fail(f"{path}.type", f"unknown variant {tag!r}, expected {_one_of(spec.arg)}")
         return _decode_model(cls, value, path)
+    if kind == TAGGED:
+        key, variants = spec.arg
+        return _decode_external(variants, value, path) if key is None else _decode_internal(key, variants, value, path)
     raise AssertionError(kind)
+
+
+def _decode_internal(key: str, variants: dict[str, Any], value: Any, path: str) -> Any:
+    """serde's ``tag = key``: the UNION rule with another tag key."""
+    if type(value) is not dict:
+        if type(value) is not _Repeated:
+            raise _fail(path, f"expected an object, got {_json_type(value)}")
+        _reject_repeated(value, (key,), path)
+    tag = value.get(key, _ABSENT)
+    if tag is _ABSENT:
+        raise _fail(path, f"missing field `{key}`, expected {_one_of(variants)}")
+    cls = variants.get(tag) if type(tag) is str else None
+    if cls is None:
+        raise _fail(f"{path}.{key}", f"unknown variant {tag!r}, expected {_one_of(variants)}")
+    return _decode_model(cls, value, path)
+
+
+def _decode_external(variants: dict[str, Any], value: Any, path: str) -> Any:
+    """serde's default tagging: a unit variant as its name, any other as ``{name: content}``
+    (serde_json also reads a unit variant as ``{name: null}``)."""
+    if type(value) is str:
+        tag, content = value, None
+    elif type(value) is dict and len(value) == 1:
+        ((tag, content),) = value.items()
+    else:
+        raise _fail(path, f"expected a variant name or an object with one variant key, got {_json_type(value)}")
+    cls = variants.get(tag)
+    if cls is None:
+        raise _fail(path, f"unknown variant {tag!r}, expected {_one_of(variants)}")
+    if not cls._fields:
+        if content is not None:
+            raise _fail(f"{path}.{tag}", f"expected unit variant, got {_json_type(content)}")
+        return make(cls, ())
+    if type(value) is str:
+        raise _fail(path, f"variant {tag!r} needs content")
+    if getattr(cls, "_newtype", False):
+        (field,) = cls._fields
+        return make(cls, (_decode_value(field.spec, content, f"{path}.{tag}"),))
+    return _decode_model(cls, content, f"{path}.{tag}")
 
 
 def _one_of(tags: Iterable[Any]) -> str:

@@ -21,6 +21,9 @@ from .ids import ID_TYPES, LONE_SURROGATE, id_error
 
 # Spec kinds: how one value is validated, decoded and encoded.
 ID, STR, BOOL, U64, U32, NONZERO, ENUM, MODEL, SEQ, OPT, FILTERSET, UNION = range(12)
+# A serde enum tagged otherwise than by "type" (the compiled engine leaves it to the twin):
+# Spec(TAGGED, (key, {tag: class})), key None for serde's default external tagging.
+TAGGED = 12
 # Wire marks (REFERENCE §0): R always written and required; E a Vec omitted when empty
 # (absent -> ()); O an Option omitted when None; N an Option always written (null).
 R, E, O, N = "R", "E", "O", "N"
@@ -74,7 +77,7 @@ FilterSet = Union[AnyType, tuple[T, ...]]
 
 class Spec(NamedTuple):
     kind: int
-    arg: Any = None  # enum class, model class, inner Spec, or {tag: class} for UNION
+    arg: Any = None  # enum class, model class, inner Spec, {tag: class} for UNION, (key, {tag: class}) for TAGGED
 
 
 class Field(NamedTuple):
@@ -186,8 +189,20 @@ def _spec_of(hint: Any, owner: str) -> Spec:
             return Spec(FILTERSET, _spec_of(typing.get_args(seq)[0], owner))
         if len(args) < len(typing.get_args(hint)):
             return Spec(OPT, _spec_of(args[0] if len(args) == 1 else Union[tuple(args)], owner))
-        return Spec(UNION, {a.TYPE: a for a in args})
+        return union_spec(args)
     raise TypeError(f"{owner}: unsupported annotation {hint!r}")
+
+
+def union_spec(classes: typing.Sequence[Any]) -> Spec:
+    """The spec of a union of variant classes: ``UNION`` when each names its ``TYPE`` (serde's
+    ``tag = "type"``), else ``TAGGED`` by each one's ``TAG`` under their common ``_tag_key``
+    (``None``: serde's default, external tagging; a variant marked ``_newtype`` holds one bare value)."""
+    if all(hasattr(cls, "TYPE") for cls in classes):
+        return Spec(UNION, {cls.TYPE: cls for cls in classes})
+    keys = {cls._tag_key for cls in classes}
+    if len(keys) != 1:
+        raise TypeError(f"variants {classes!r} disagree on their tag key")
+    return Spec(TAGGED, (keys.pop(), {cls.TAG: cls for cls in classes}))
 
 
 def _finalize(cls: Any) -> None:
@@ -318,9 +333,10 @@ def coerce(spec: Spec, value: Any, path: str) -> Any:
         if value is ANY:
             return ANY
         return coerce(Spec(SEQ, spec.arg), value, path)
-    if kind == UNION:
-        if not isinstance(value, tuple(spec.arg.values())):
-            names = " or ".join(c.__name__ for c in spec.arg.values())
+    if kind == UNION or kind == TAGGED:
+        variants = spec.arg if kind == UNION else spec.arg[1]
+        if not isinstance(value, tuple(variants.values())):
+            names = " or ".join(c.__name__ for c in variants.values())
             raise InvalidInput(f"{path}: expected {names}, got {type(value).__name__}")
         return value
     raise AssertionError(kind)

@@ -343,3 +343,8 @@ class AsyncAgentPoolStore:
     def _wake_all(self) -> None:
         for followed in self._followed.values():
             followed.wake()
+
+
+from .aio_pool import AsyncAgentPool  # noqa: E402  (the coordinator as coroutines; its own module)
+
+__all__ += ["AsyncAgentPool"]

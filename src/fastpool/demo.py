@@ -1,10 +1,12 @@
-"""``fastpool demo``: a realistic agent-host workload on a store (a file, PostgreSQL, memory).
+"""``fastpool demo``: a realistic agent-host workload on a store (a file, PostgreSQL, memory), through ``AgentPool``.
 
-Agents join a pool, send each other run messages (Accepted → Delivered receipts,
-deduplicated by idempotency key), register wake conditions that later messages
-trigger, while a second store object on the same file (or schema) watches the records
-arrive; an in-memory store is its own observer.
-The message routing follows the Rust ``AgentPool`` coordinator (REFERENCE §9).
+Agents join a pool (one joins and leaves again), register wake conditions on their
+neighbour's deliveries, and send each other run messages: to runs, agents, topics and the
+whole pool, a tenth of them retried under an earlier idempotency key. The coordinator routes
+them, records their receipts (accepted, then delivered; failed when nobody is left to reach),
+journals and publishes every transition, and triggers the wakes; a second store object on the
+same file (or schema), another host's, watches the records arrive; an in-memory store is its own
+observer.
 """
 
 from __future__ import annotations
@@ -17,50 +19,16 @@ from collections.abc import Callable
 from typing import Any
 
 from ._open import open_store
-from .enums import EventFamily, EventKind, MessageStatus, WakeRegistrationStatus
+from .coordinator import AgentPool, AgentRuntime
+from .enums import EventKind, MessageStatus, WakeRegistrationStatus
+from .events import InMemoryAgentEventBus
+from .journal import InMemoryRunJournal
 from .memory import InMemoryAgentPoolStore
-from .model import (
-    AgentPoolMember,
-    AgentPoolSnapshot,
-    AgentPoolStoreConfig,
-    AgentTarget,
-    EventFilter,
-    MessageReceipt,
-    PolicyRef,
-    PoolTarget,
-    RunAddress,
-    RunMessage,
-    RunTarget,
-    TopicTarget,
-    WakeCondition,
-    WakeRegistration,
-)
+from .model import AgentPoolMember, EventFilter, PolicyRef, RunAddress, RunMessage, WakeCondition
 
 POOL = "pool.demo"
 AGENTS = ("agent.planner", "agent.worker", "agent.critic")
 TOPICS = ("topic.plans", "topic.reviews", "topic.results")
-
-
-def recipients(snapshot: AgentPoolSnapshot, message: RunMessage) -> tuple[str, ...]:
-    """The runs a message reaches, as the Rust coordinator resolves them."""
-    members = {member.run_id: member for member in snapshot.members}
-    if message.from_ not in members:
-        return ()
-    if not all(ref in message.policy_refs for ref in snapshot.message_policy.required_policy_refs):
-        return ()
-    target = message.to.target
-    if isinstance(target, RunTarget):
-        found = [members[target.run_id]] if target.run_id in members else []
-    elif isinstance(target, AgentTarget):
-        found = [m for m in snapshot.members if m.agent_id == target.agent_id]
-    elif isinstance(target, TopicTarget):
-        found = [m for m in snapshot.members if target.topic_id in m.topics]
-    else:
-        found = list(snapshot.members) if target.pool_id == snapshot.pool_id else []
-    found = [m for m in found if all(ref in m.policy_refs for ref in message.policy_refs)]
-    if isinstance(target, PoolTarget) and not snapshot.message_policy.include_sender_in_pool_broadcast:
-        found = [m for m in found if m.run_id != message.from_]
-    return tuple(sorted({m.run_id for m in found}))
 
 
 def run(
@@ -76,15 +44,15 @@ def run(
     figures it printed."""
     rng = random.Random(seed)
     policy = PolicyRef.new("policy.demo")
+    journal, bus = InMemoryRunJournal(), InMemoryAgentEventBus()
     host = open_store(target, **options)
     # A second store object: another host on the same file (a new in-memory store would be empty).
     observer = host if isinstance(host, InMemoryAgentPoolStore) else open_store(target, **options)
     try:
         started = time.perf_counter()
-        operations = 0
-        host.open_pool(POOL, AgentPoolStoreConfig(policy_refs=(policy,)))
-        if not host.snapshot(POOL).created:
-            host.record_pool_created(POOL)
+        runtime = AgentRuntime(journal=journal, event_bus=bus)
+        pool = AgentPool(POOL, runtime=runtime, store=host, policy_refs=(policy,))
+        calls = 1
         runs = [f"run.{index:03d}" for index in range(agents)]
         for index, run_id in enumerate(runs):
             member = AgentPoolMember(
@@ -93,33 +61,29 @@ def run(
                 policy_refs=(policy,),
                 topics=(TOPICS[index % len(TOPICS)],),
             )
-            host.join_member(POOL, member)
-            operations += 1
-        out(f"{agents} agents joined {POOL} ({len(host.snapshot(POOL).topics)} topics)")
+            pool.join_run(member)
+        pool.join_run(AgentPoolMember(run_id="run.gone", agent_id=AGENTS[0], policy_refs=(policy,)))
+        pool.leave_run("run.gone")  # messages to it fail
+        calls += agents + 2
+        out(f"{agents} agents joined {POOL} ({len(pool.snapshot().topics)} topics)")
 
-        # Every fourth run waits for a message to be delivered to it.
-        waiting = {}
-        for run_id in runs[::4]:
+        # Every fourth run waits for a delivery sent by the run after it.
+        waiting = []
+        for index in range(0, agents, 4):
+            run_id, neighbour = runs[index], runs[(index + 1) % agents]
             condition = WakeCondition(
                 condition_id=f"wake.{run_id}",
                 run_id=run_id,
-                filter=EventFilter(
-                    run_ids=(run_id,), families=(EventFamily.AGENT_POOL,), kinds=(EventKind.RUN_MESSAGE_DELIVERED,)
-                ),
+                filter=EventFilter(run_ids=(neighbour,), kinds=(EventKind.RUN_MESSAGE_DELIVERED,)),
                 idempotency_key=f"idem.wake.{run_id}",
             )
-            if host.wake_registration(POOL, condition.idempotency_key) is None:
-                registration = WakeRegistration(
-                    condition_id=condition.condition_id, run_id=run_id, status=WakeRegistrationStatus.REGISTERED
-                )
-                host.record_wake(POOL, condition, condition.compile_envelope_filter(), registration)
-            waiting[run_id] = condition
-            operations += 2
+            pool.suspend_until(run_id, condition)  # a second run of the demo finds it registered
+            waiting.append(condition.condition_id)
+            calls += 1
         out(f"{len(waiting)} wake conditions registered")
 
         statuses: Counter[str] = Counter()
-        deduped = triggered = 0
-        watched = 0
+        deduped = watched = 0
         cursor = observer.snapshot(POOL).cursor
         for number in range(messages):
             sender = rng.choice(runs)
@@ -144,37 +108,28 @@ def run(
                 idempotency_key=f"idem.msg.{key_number:05d}",
                 policy_refs=(policy,),
             )
-            operations += 1
-            if host.message_receipt(POOL, message.idempotency_key) is not None:
+            # Only to report it: a key already recorded makes send return its receipt, writing nothing.
+            known = host.message_receipt(POOL, message.idempotency_key) is not None
+            receipt = pool.send(message)
+            calls += 1
+            if known:
                 deduped += 1
-                continue
-            snapshot = host.snapshot(POOL)
-            delivered_to = recipients(snapshot, message)
-            transitions = [MessageStatus.ACCEPTED, MessageStatus.DELIVERED] if delivered_to else [MessageStatus.FAILED]
-            for status in transitions:
-                receipt = MessageReceipt(message_id=message.message_id, status=status, delivered_to=delivered_to)
-                host.record_message(POOL, message, receipt)
-                statuses[status.value] += 1
-                operations += 1
-            for run_id in delivered_to:
-                waiter = waiting.get(run_id)
-                stored = host.wake(POOL, waiter.condition_id) if waiter else None
-                if waiter and stored and stored.registration.status is WakeRegistrationStatus.REGISTERED:
-                    done = stored.registration.replace(status=WakeRegistrationStatus.TRIGGERED)
-                    host.record_wake(POOL, waiter, stored.compiled_filter, done)
-                    triggered += 1
-                    operations += 2
+            elif receipt.status is MessageStatus.DELIVERED:
+                statuses.update(("accepted", "delivered"))
+            else:
+                statuses[receipt.status.value] += 1
             if number % 50 == 49:
                 new = list(observer.watch(POOL, cursor))
                 watched += len(new)
                 if new:
                     cursor = new[-1].cursor
-                operations += 1
         watched += len(list(observer.watch(POOL, cursor)))
         elapsed = time.perf_counter() - started
 
-        final = host.snapshot(POOL)
+        final = pool.snapshot()
         seen = observer.snapshot(POOL)
+        woken = [stored for stored in final.wakes if stored.condition.condition_id in waiting]
+        triggered = sum(stored.registration.status is WakeRegistrationStatus.TRIGGERED for stored in woken)
         out(
             f"{messages} sends: "
             + ", ".join(
@@ -190,9 +145,12 @@ def run(
             f"pool now: {len(final.members)} members, {len(final.messages)} messages, "
             f"{len(final.wakes)} wakes, cursor {final.cursor.sequence}"
         )
-        out(f"{operations} store operations in {elapsed:.3f} s: {operations / elapsed:,.0f} ops/s")
+        out(
+            f"{calls} coordinator calls ({len(journal)} journal records, {len(bus)} events) "
+            f"in {elapsed:.3f} s: {calls / elapsed:,.0f} calls/s"
+        )
         return {
-            "operations": operations,
+            "calls": calls,
             "seconds": elapsed,
             "cursor": final.cursor.sequence,
             "agree": float(final == seen),

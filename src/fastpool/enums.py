@@ -460,3 +460,94 @@ TERMINAL_EVENT_KINDS: frozenset[EventKind] = frozenset(
         EventKind.WAKE_CONDITION_FAILED,
     }
 )
+
+
+# ---------------------------------------------------------------- events and journal records (the coordinator)
+
+
+class ContentCaptureMode(WireEnum):
+    """How much content an event envelope says was captured (the coordinator's: ``OFF``)."""
+
+    OFF = "off"
+    METADATA_ONLY = "metadata_only"
+    REDACTED_SUMMARY = "redacted_summary"
+    PAYLOAD_REFS = "payload_refs"
+    RAW_CONTENT = "raw_content"
+
+
+class EventOverflowReason(WireEnum):
+    """Why a subscriber's queue dropped frames (``EventOverflowNotice.reason``)."""
+
+    SUBSCRIBER_QUEUE_FULL = "subscriber_queue_full"
+    SUBSCRIBER_LAGGED = "subscriber_lagged"
+    LIVE_BUFFER_EXPIRED = "live_buffer_expired"
+    POLICY_DROPPED_PROGRESS = "policy_dropped_progress"
+    POLICY_DROPPED_NON_TERMINAL = "policy_dropped_non_terminal"
+
+
+class JournalRecordKind(WireEnum):
+    """What a ``JournalRecord`` records (the coordinator writes ``AGENT_POOL``, ``RUN_MESSAGE``, ``WAKE``)."""
+
+    RUN = "run"
+    TURN = "turn"
+    CONTEXT = "context"
+    MESSAGE = "message"
+    MODEL_ATTEMPT = "model_attempt"
+    STRUCTURED_OUTPUT = "structured_output"
+    STREAM_RULE = "stream_rule"
+    REALTIME_SESSION = "realtime_session"
+    HOOK = "hook"
+    APPROVAL = "approval"
+    TOOL = "tool"
+    ISOLATION = "isolation"
+    CHILD_LIFECYCLE = "child_lifecycle"
+    AGENT_POOL = "agent_pool"
+    RUN_MESSAGE = "run_message"
+    WAKE = "wake"
+    OUTPUT_DISPATCH = "output_dispatch"
+    SUBAGENT = "subagent"
+    EXTENSION_ACTION = "extension_action"
+    TELEMETRY = "telemetry"
+    RECOVERY = "recovery"
+    CHECKPOINT = "checkpoint"
+    EFFECT_INTENT = "effect_intent"
+    EFFECT_RESULT = "effect_result"
+
+
+class AgentPoolLifecycleStatus(WireEnum):
+    """The pool transition an ``AgentPoolRecord`` journals."""
+
+    CREATED = "created"
+    RUN_JOINED = "run_joined"
+    RUN_LEFT = "run_left"
+
+
+class EffectKind(WireEnum):
+    """The kind of side effect an ``EffectIntent`` announces (the coordinator's: ``RUN_MESSAGE_DELIVERY``)."""
+
+    PROVIDER_REQUEST = "provider_request"
+    TOOL_EXECUTION = "tool_execution"
+    APPROVAL_DISPATCH = "approval_dispatch"
+    MEMORY_WRITE = "memory_write"
+    EXTENSION_ACTION = "extension_action"
+    OUTPUT_DELIVERY = "output_delivery"
+    FILE_WRITE = "file_write"
+    PROCESS_START = "process_start"
+    PROCESS_SIGNAL = "process_signal"
+    ISOLATED_PROCESS_START = "isolated_process_start"
+    CHILD_AGENT_START = "child_agent_start"
+    RUN_MESSAGE_DELIVERY = "run_message_delivery"
+    CHILD_ARTIFACT_SHUTDOWN = "child_artifact_shutdown"
+    DETACH_TRANSFER = "detach_transfer"
+    HOOK_MUTATION = "hook_mutation"
+
+
+class EffectTerminalStatus(WireEnum):
+    """How an effect ended (``EffectResult.terminal_status``)."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    DENIED_BEFORE_EXECUTION = "denied_before_execution"
+    UNKNOWN = "unknown"

@@ -19,12 +19,18 @@ from typing import ClassVar, Union
 
 from ._schema import ANY, FilterSet, Model, NonZeroInt, U32Int, U64Int
 from .enums import (
+    AgentPoolLifecycleStatus,
+    ContentCaptureMode,
     DestinationKind,
+    EffectKind,
+    EffectTerminalStatus,
     EntityKind,
     EventDeliverySemantics,
     EventFamily,
     EventIndexField,
     EventKind,
+    EventOverflowReason,
+    JournalRecordKind,
     MessageStatus,
     PayloadAccessMode,
     PolicyKind,
@@ -97,6 +103,30 @@ __all__ = [
     "AgentPoolStoreRecordPayload",
     "AgentPoolStoreRecord",
     "PAYLOAD_TYPES",
+    "CausalRef",
+    "EventEnvelope",
+    "EnvelopeOnlyPayload",
+    "RedactedSummaryPayload",
+    "EventPayload",
+    "AgentEvent",
+    "AllScope",
+    "RunScope",
+    "AgentScope",
+    "FilterScope",
+    "EventStreamScope",
+    "ALL_EVENTS",
+    "EventCursor",
+    "ArchiveCursor",
+    "EventOverflowNotice",
+    "EventFrame",
+    "EventIndexProjection",
+    "EffectIntent",
+    "EffectResult",
+    "AgentPoolRecord",
+    "RunMessageRecord",
+    "WakeRecord",
+    "JournalRecordPayload",
+    "JournalRecord",
 ]
 
 
@@ -607,3 +637,294 @@ class AgentPoolStoreRecord(Model):
     pool_id: AgentPoolId
     cursor: AgentPoolStoreCursor
     payload: AgentPoolStoreRecordPayload
+
+
+# ---------------------------------------------------------------- events and journal records (COORDINATOR.md §2.2)
+#
+# What the coordinator publishes and journals, in the field order and serde attributes of
+# agent-sdk-core's records. ``session_id`` appears in no golden flow; it sits after ``run_id``
+# ("run, session and agent", COORDINATOR.md §3.2). Rust's ``u16`` versions are ``U32Int``
+# here (decoding accepts up to 2**32 - 1 where serde stops at 65,535).
+
+
+class CausalRef(Model):
+    """What caused an event: an event id and/or an entity, with a redacted reason."""
+
+    event_id: EntityId | None = None
+    subject_ref: EntityRef
+    reason: str | None = None
+
+
+class EventEnvelope(Model):
+    """The routable part of an event: ids, kind, refs, privacy (never the content)."""
+
+    schema_version: U32Int
+    event_id: EntityId
+    event_seq: U64Int
+    event_family: EventFamily
+    event_kind: EventKind
+    payload_schema_version: U32Int
+    timestamp: str
+    recorded_at: str
+    run_id: RunId
+    session_id: SessionId | None = None
+    agent_id: AgentId
+    turn_id: TurnId | None = None
+    attempt_id: EntityId | None = None
+    message_id: MessageId | None = None
+    context_item_id: EntityId | None = None
+    trace_id: EntityId
+    span_id: EntityId
+    parent_event_id: EntityId | None = None
+    caused_by: CausalRef | None = None
+    subject_ref: EntityRef
+    related_refs: tuple[EntityRef, ...] = ()
+    causal_refs: tuple[CausalRef, ...] = ()
+    correlation: EventCorrelation = EventCorrelation()
+    tags: tuple[str, ...] = ()
+    source: SourceRef
+    destination: DestinationRef | None = None
+    policy_refs: tuple[PolicyRef, ...] = ()
+    journal_cursor: JournalCursor | None = None
+    state_before: str | None = None
+    state_after: str | None = None
+    delivery_semantics: EventDeliverySemantics
+    privacy: PrivacyClass
+    content_capture: ContentCaptureMode
+    redaction_policy_id: str
+    runtime_package_fingerprint: str
+
+
+class EnvelopeOnlyPayload(Model):
+    """``EventPayload`` ``envelope_only``: no payload (wire: ``{"mode":"envelope_only"}``)."""
+
+    TAG: ClassVar[str] = "envelope_only"
+    _tag_key = "mode"
+
+
+class RedactedSummaryPayload(Model):
+    """``EventPayload`` ``redacted_summary``: a summary safe to show, and refs to the payload."""
+
+    TAG: ClassVar[str] = "redacted_summary"
+    _tag_key = "mode"
+    redacted_summary: str
+    payload_refs: tuple[EntityRef, ...] = ()
+
+
+EventPayload = Union[EnvelopeOnlyPayload, RedactedSummaryPayload]
+"""An event's payload (wire: internally tagged by ``mode``)."""
+
+
+class AgentEvent(Model):
+    """One event: its envelope and payload."""
+
+    envelope: EventEnvelope
+    payload: EventPayload
+
+
+class AllScope(Model):
+    """``EventStreamScope`` ``all``: every event (wire: ``"all"``)."""
+
+    TAG: ClassVar[str] = "all"
+    _tag_key = None
+
+
+class RunScope(Model):
+    """``EventStreamScope`` ``run``: the events of one run (wire: ``{"run":"<run id>"}``)."""
+
+    TAG: ClassVar[str] = "run"
+    _tag_key = None
+    _newtype = True
+    run_id: RunId
+
+
+class AgentScope(Model):
+    """``EventStreamScope`` ``agent``: the events of one agent (wire: ``{"agent":"<agent id>"}``)."""
+
+    TAG: ClassVar[str] = "agent"
+    _tag_key = None
+    _newtype = True
+    agent_id: AgentId
+
+
+class FilterScope(Model):
+    """``EventStreamScope`` ``filter``: the events a compiled filter matches (its id and fingerprint)."""
+
+    TAG: ClassVar[str] = "filter"
+    _tag_key = None
+    filter_id: str
+    filter_fingerprint: str
+
+
+EventStreamScope = Union[AllScope, RunScope, AgentScope, FilterScope]
+"""Which stream an ``EventCursor`` belongs to (wire: serde's external tagging, ``"all"`` or
+``{"filter":{...}}``); a cursor resumes only the stream of its scope."""
+
+#: The scope of a frame as published (``EventStreamScope::All``).
+ALL_EVENTS = AllScope()
+
+
+class EventCursor(Model):
+    """A position in an event stream: the scope, the bus's ``event_seq``, the event and its journal cursor."""
+
+    scope: EventStreamScope
+    event_seq: U64Int
+    event_id: EntityId
+    journal_cursor: JournalCursor | None = None
+
+
+class ArchiveCursor(Model):
+    """A position in an event archive."""
+
+    archive_id: EntityId
+    position: str
+    event_id: EntityId | None = None
+    watermark: str | None = None
+
+
+class EventOverflowNotice(Model):
+    """What a bounded subscription dropped before the frame that carries it."""
+
+    policy: SubscriberOverflowPolicy
+    dropped_count: U64Int
+    gap_start: EventCursor | None = None
+    gap_end: EventCursor
+    repair_from: JournalCursor | None = None
+    terminal_preserved: bool
+    reason: EventOverflowReason
+
+
+class EventFrame(Model):
+    """An event as a bus delivers it: the event, its cursor, and an overflow notice after drops."""
+
+    event: AgentEvent
+    cursor: EventCursor
+    archive_cursor: ArchiveCursor | None = None
+    overflow: EventOverflowNotice | None = None
+
+
+class EventIndexProjection(Model):
+    """The envelope fields a journal record repeats so that it can be indexed like an event."""
+
+    run_id: RunId
+    session_id: SessionId | None = None
+    agent_id: AgentId
+    turn_id: TurnId | None = None
+    event_family: str
+    event_kind: str
+    source: SourceRef
+    destination: DestinationRef | None = None
+    subject_ref: EntityRef
+    related_refs: tuple[EntityRef, ...] = ()
+    correlation_keys: tuple[CorrelationEntry, ...] = ()
+    tags: tuple[str, ...] = ()
+    privacy_class: PrivacyClass
+    delivery_semantics: str
+
+
+class EffectIntent(Model):
+    """A side effect announced before it happens (an accepted message: its delivery)."""
+
+    effect_id: EntityId
+    kind: EffectKind
+    subject_ref: EntityRef
+    source: SourceRef
+    destination: DestinationRef | None = None
+    policy_refs: tuple[PolicyRef, ...] = ()
+    idempotency_key: IdempotencyKey | None = None
+    dedupe_key: EntityId | None = None
+    content_refs: tuple[ContentRef, ...] = ()
+    redacted_summary: str
+
+
+class EffectResult(Model):
+    """How an announced side effect ended."""
+
+    effect_id: EntityId
+    terminal_status: EffectTerminalStatus
+    external_operation_id: str | None = None
+    reconciliation_ref: str | None = None
+    error_ref: str | None = None
+    content_refs: tuple[ContentRef, ...] = ()
+    redacted_summary: str
+
+
+class AgentPoolRecord(Model):
+    """Journal payload ``agent_pool``: a pool lifecycle transition and the pool as it stood."""
+
+    TYPE: ClassVar[str] = "agent_pool"
+    pool_id: AgentPoolId
+    member_run_ids: tuple[RunId, ...] = ()
+    topics: tuple[TopicId, ...] = ()
+    policy_refs: tuple[PolicyRef, ...] = ()
+    lifecycle_status: AgentPoolLifecycleStatus
+
+
+class RunMessageRecord(Model):
+    """Journal payload ``run_message``: a message status transition, with its effect intent or result."""
+
+    TYPE: ClassVar[str] = "run_message"
+    message_id: MessageId
+    source_run_id: RunId
+    address_target: RunAddressTarget
+    content_ref: ContentRef
+    correlation: EventCorrelation = EventCorrelation()
+    reply_to: MessageId | None = None
+    delivery_status: MessageStatus
+    delivered_to: tuple[RunId, ...] = ()
+    policy_refs: tuple[PolicyRef, ...] = ()
+    idempotency_key: IdempotencyKey
+    effect_intent: EffectIntent | None = None
+    effect_result: EffectResult | None = None
+
+
+class WakeRecord(Model):
+    """Journal payload ``wake``: a wake status transition (``matched_event_id`` on a trigger)."""
+
+    TYPE: ClassVar[str] = "wake"
+    condition_id: WakeConditionId
+    run_id: RunId
+    event_filter_fingerprint: str
+    timeout_millis: U64Int | None = None
+    resume_policy: ResumeInputPolicy
+    trigger_status: WakeRegistrationStatus
+    policy_refs: tuple[PolicyRef, ...] = ()
+    idempotency_key: IdempotencyKey
+    matched_event_id: EntityId | None = None
+
+
+JournalRecordPayload = Union[AgentPoolRecord, RunMessageRecord, WakeRecord]
+"""The payloads the coordinator journals (wire: internally tagged by ``type``); Rust's enum has
+more variants, which other SDK features write."""
+
+
+class JournalRecord(Model):
+    """One record of a run journal: who, what, where, its event-index projection and payload."""
+
+    journal_schema_version: U32Int
+    journal_seq: U64Int
+    record_id: str
+    record_kind: JournalRecordKind
+    run_id: RunId
+    session_id: SessionId | None = None
+    agent_id: AgentId
+    turn_id: TurnId | None = None
+    attempt_id: EntityId | None = None
+    subject_ref: EntityRef
+    related_refs: tuple[EntityRef, ...] = ()
+    causal_refs: tuple[str, ...] = ()
+    source: SourceRef
+    destination: DestinationRef | None = None
+    correlation_keys: tuple[CorrelationEntry, ...] = ()
+    tags: tuple[str, ...] = ()
+    delivery_semantics: str
+    event_index: EventIndexProjection
+    timestamp_millis: U64Int
+    runtime_package_fingerprint: str
+    privacy: PrivacyClass
+    content_refs: tuple[ContentRef, ...] = ()
+    redaction_policy_id: str
+    idempotency_key: IdempotencyKey | None = None
+    dedupe_key: EntityId | None = None
+    checkpoint_ref: str | None = None
+    payload: JournalRecordPayload

@@ -617,9 +617,15 @@ class SqliteAgentPoolStore(StoreBase):
 
     def _allocate_event_sequence(self, pool_id: str) -> int:
         db = self._connection()
-        with self._write_boundary(db):
+        with self._write_boundary(db) as write:
             self._opened(self._read_state(pool_id))
+            cached = self._states.get(pool_id)
+            before = None if cached is None else cached.token
             sequence: int = db.execute(_sql.NEXT_EVENT, (pool_id,)).fetchall()[0][0]  # type: ignore[assignment]
+        if write.began and cached is not None and before is not None:
+            # No record was written: the cached state stays current unless someone else committed.
+            after = self._probe.token()
+            cached.token = after if self._probe.only_own_commit(before, after) else None
         return sequence
 
     # -- transactions ------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import orjson
 
 from ._compat import engine
-from ._schema import UNION, Model, Spec
+from ._schema import UNION, Model, Spec, union_spec
 from .errors import VARIANTS, AgentError, InvalidInput
 from .model import AgentPoolStoreRecordPayload, CausalIds, ErrorContext
 
@@ -72,8 +72,8 @@ def decode(cls: type[T], text: str | bytes) -> T:
     if cls is AgentError:
         return _error_from_plain(engine.parse_json(text, "AgentError"))  # type: ignore[return-value]
     if typing.get_origin(cls) is typing.Union:
-        variants = {member.TYPE: member for member in typing.get_args(cls)}
-        return engine.from_plain(Spec(UNION, variants), engine.parse_json(text, "value"), "value")  # type: ignore[no-any-return]
+        spec = union_spec(typing.get_args(cls))
+        return engine.from_plain(spec, engine.parse_json(text, "value"), "value")  # type: ignore[no-any-return]
     if not (isinstance(cls, type) and issubclass(cls, Model)):
         raise InvalidInput(f"cannot decode {getattr(cls, '__name__', cls)!r}: not a fastpool model class")
     value = engine.parse_json(text, cls.__name__)
