@@ -1,13 +1,19 @@
 """The replay engine, pure-Python twin of ``_replay.pyx``: same names, results and errors.
 
-Three jobs, all on the model's schema (``_schema``):
-* ``to_plain`` / ``from_plain``: model objects to and from JSON-shaped values, following
-  the Rust serde rules (omission marks, tags, enum strings, id validation);
-  ``dumps``: ``to_plain`` as compact JSON text (serde_json's bytes);
-* ``parse_json``: JSON text to JSON-shaped values, marking objects that repeat a key;
-  ``decode_payload``: a record's ``payload_json`` text to a payload object;
-* ``PoolState``: a pool's replayed state, fed one payload at a time, with sorted views
-  that are updated in proportion to what changed.
+In the sections, names and order of the compiled engine's parts, so that a section and its
+twin can be read side by side (``_plans.pxi``, ``_writer.pxi``, ``_reader.pxi``, the replay
+loop in ``_replay.pyx``), all on the model's schema (``_schema``):
+
+* plans: none; the twin reads the schema's ``Field`` rows directly, and ``make`` is
+  ``_schema.make``;
+* writer: ``to_plain``, model objects to JSON-shaped values following the Rust serde rules
+  (omission marks, tags, enum strings); ``dumps``, that as compact JSON text (serde_json's bytes);
+* reader: ``from_plain``, JSON-shaped values to model objects (ids validated);
+  ``parse_json``, JSON text to JSON-shaped values, marking objects that repeat a key;
+  ``decode_payload``, a record's ``payload_json`` text to a payload object;
+* replay: ``replay_rows`` and ``decode_row``, stored rows through ``PoolState``, a pool's
+  replayed state, fed one payload at a time, with sorted views that are updated in
+  proportion to what changed.
 """
 
 from __future__ import annotations
@@ -70,17 +76,16 @@ CONFLICTING_OPEN = "sqlite agent pool store contains conflicting pool open recor
 _PAYLOAD_SPEC = Spec(UNION, PAYLOAD_TYPES)
 
 
-# ---------------------------------------------------------------- encoding
+# ---------------------------------------------------------------- plans
+# None: the twin reads the schema's Field rows as it goes, and ``make`` is ``_schema.make``.
+
+
+# ---------------------------------------------------------------- writer
 
 
 def to_plain(obj: Any) -> Any:
     """A model object as the JSON-shaped value Rust's serde writes (dicts in wire order)."""
     return _plain_model(obj, getattr(type(obj), "TYPE", None))
-
-
-def dumps(obj: Any) -> str:
-    """A model object's compact JSON text, byte for byte as serde_json writes it."""
-    return orjson.dumps(to_plain(obj)).decode("utf-8")
 
 
 def _plain_model(obj: Any, tag: str | None) -> dict[str, Any]:
@@ -119,7 +124,12 @@ def _plain_value(spec: Spec, value: Any) -> Any:
     return value
 
 
-# ---------------------------------------------------------------- decoding
+def dumps(obj: Any) -> str:
+    """A model object's compact JSON text, byte for byte as serde_json writes it."""
+    return orjson.dumps(to_plain(obj)).decode("utf-8")
+
+
+# ---------------------------------------------------------------- reader
 
 
 def from_plain(target: Any, value: Any, path: str) -> Any:
@@ -299,6 +309,9 @@ def parse_json(text: str | bytes, path: str) -> Any:
 def decode_payload(text: str | bytes) -> Any:
     """A record's ``payload_json`` as a payload object; ``InvalidInput`` if it is not one."""
     return _decode_value(_PAYLOAD_SPEC, parse_json(text, "payload"), "payload")
+
+
+# ---------------------------------------------------------------- replay
 
 
 def replay_rows(state: PoolState, rows: Any) -> None:
