@@ -1,7 +1,8 @@
-"""Declares the compiled engine's extension and nothing else (metadata: pyproject.toml).
+"""Declares the compiled engine's extensions and nothing else (metadata: pyproject.toml).
 
-``fastpool._replay`` is ``src/fastpool/_replay.pyx`` with the parts it includes; its Cython
-directives are in the source. FASTPOOL_NO_EXTENSIONS (any non-empty value) skips the build.
+``fastpool._replay`` is ``src/fastpool/_replay.pyx`` with the parts it includes;
+``fastpool._pool_state_c`` is ``src/fastpool/_pool_state.py``, the pure engine's pool state,
+compiled. Their Cython directives are in the sources. FASTPOOL_NO_EXTENSIONS (any non-empty value) skips the build.
 Otherwise one mechanism handles every failure (no Cython, no compiler, a compile error):
 ``OptionalBuildExt.run`` installs the pure-Python engine instead and says so, unless
 FASTPOOL_REQUIRE_EXTENSIONS makes the failure fatal.
@@ -19,8 +20,8 @@ NO_EXTENSIONS = _env["extensions_disabled"]()
 REQUIRE_EXTENSIONS = _env["extensions_required"]()
 BANNER = "*" * 72
 SRC = "src/fastpool/"
-# The C header and the included parts: a change to any of them rebuilds the extension.
-PARTS = ["_replay.h", "_plans.pxi", "_writer.pxi", "_reader.pxi"]
+# The C header, the included parts and the pool state's declarations: a change to any rebuilds _replay.
+PARTS = ["_replay.h", "_plans.pxi", "_writer.pxi", "_reader.pxi", "_pool_state_c.pxd"]
 
 
 class OptionalBuildExt(build_ext):
@@ -50,7 +51,12 @@ def extensions():
         print(f"{BANNER}\nfastpool: FASTPOOL_NO_EXTENSIONS is set; installing the pure-Python engine.\n{BANNER}",
               file=sys.stderr)
         return []
-    return [Extension("fastpool._replay", [SRC + "_replay.pyx"], depends=[SRC + part for part in PARTS])]
+    return [
+        Extension("fastpool._replay", [SRC + "_replay.pyx"], depends=[SRC + part for part in PARTS]),
+        # The pool state: the pure engine's own _pool_state.py, compiled as it is under another
+        # name (so that FASTPOOL_NO_EXTENSIONS still imports the .py), with _pool_state_c.pxd's types.
+        Extension("fastpool._pool_state_c", [SRC + "_pool_state.py"], depends=[SRC + "_pool_state_c.pxd"]),
+    ]
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -21,13 +21,20 @@ from fastpool._env import extensions_disabled, extensions_required
 
 SRC = str(Path(fastpool.__file__).resolve().parents[1])
 PROBE = (
-    "import json, fastpool, fastpool._compat as c, fastpool.wire as w; "
-    "print(json.dumps([fastpool.USE_EXTENSIONS, c.engine.__name__, w.engine.__name__]))"
+    "import json, sys, importlib.machinery as m, fastpool, fastpool._compat as c, fastpool.wire as w; "
+    "compiled = sorted(n for n, mod in sys.modules.items() if n.startswith('fastpool') "
+    "and getattr(mod, '__file__', '').endswith(tuple(m.EXTENSION_SUFFIXES))); "
+    "print(json.dumps([fastpool.USE_EXTENSIONS, c.engine.__name__, w.engine.__name__, "
+    "c.engine.PoolState.__module__, compiled]))"
 )
+COMPILED = ["fastpool._pool_state_c", "fastpool._replay"]
 
 
 def run_child(**env_changes: str | None) -> tuple[bool, str, str]:
-    """Import fastpool in a fresh interpreter; returns (USE_EXTENSIONS, engine, wire's engine)."""
+    """Import fastpool in a fresh interpreter; returns (USE_EXTENSIONS, engine, wire's engine).
+
+    It also checks that the engine is whole: the compiled one applies records with the
+    compiled pool state, and the pure one loads no compiled module at all."""
     env = dict(os.environ)
     for name in ("FASTPOOL_NO_EXTENSIONS", "FASTPOOL_REQUIRE_EXTENSIONS"):
         env.pop(name, None)
@@ -39,7 +46,11 @@ def run_child(**env_changes: str | None) -> tuple[bool, str, str]:
         [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
-    use, name, wire_name = json.loads(done.stdout)
+    use, name, wire_name, state_module, compiled = json.loads(done.stdout)
+    if use:
+        assert (state_module, compiled) == ("fastpool._pool_state_c", COMPILED)
+    else:
+        assert (state_module, compiled) == ("fastpool._pool_state", []), "the pure engine loaded compiled code"
     return use, name, wire_name
 
 

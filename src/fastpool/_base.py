@@ -23,7 +23,7 @@ from .errors import AgentError, InvalidInput
 from .ids import MAX_ID_BYTES, id_error
 
 if TYPE_CHECKING:
-    from ._replay_py import PoolState
+    from ._pool_state import PoolState
 
 from .model import (
     AgentPoolMember,

@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import Any
 
 from ._base import Build, StoreBase
-from ._replay_py import PoolState
+from ._pool_state import PoolState
 from ._schema import make
 from .model import AgentPoolStoreCursor, AgentPoolStoreRecord
 

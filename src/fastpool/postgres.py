@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from psycopg import Connection
     from psycopg.pq.abc import PGconn, PGresult
 
-    from ._replay_py import PoolState
+    from ._pool_state import PoolState
 
 __all__ = ["PostgresAgentPoolStore", "SCHEMA_VERSION"]
 

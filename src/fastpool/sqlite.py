@@ -25,8 +25,8 @@ import apsw
 
 from . import _sql
 from ._base import Build, StoreBase, check_id, decode_records
+from ._pool_state import PoolState
 from ._probe import ChangeProbe, NoProbe, open_probe
-from ._replay_py import PoolState
 from ._sql import SCHEMA_VERSION
 from ._sqlite_errors import translate
 from .enums import AgentErrorKind, RetryClassification
