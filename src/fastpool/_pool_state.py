@@ -27,9 +27,8 @@ from .model import (
     WakeRegistration,
 )
 
-__all__ = ["PoolState", "CONFLICTING_OPEN"]
+__all__ = ["PoolState"]
 
-CONFLICTING_OPEN = "sqlite agent pool store contains conflicting pool open records"
 _ABSENT: Any = object()
 
 
@@ -38,10 +37,13 @@ class PoolState:
 
     ``apply`` costs a few dictionary writes; ``snapshot`` reuses the previous snapshot
     while nothing changed and otherwise re-sorts only the keys that changed.
+    ``store_name`` is how the store that owns the state names itself in its errors, so that
+    the replay errors it raises name the store's backend.
     """
 
-    def __init__(self, pool_id: str) -> None:
+    def __init__(self, pool_id: str, store_name: str = "agent pool store") -> None:
         self.pool_id = pool_id
+        self.store_name = store_name
         self.config: AgentPoolStoreConfig | None = None
         self.created = False
         self.cursor = 0
@@ -85,7 +87,9 @@ class PoolState:
         else:  # pool_opened
             if self.config is not None and self.config != payload.config:
                 raise AgentError(
-                    AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.REPAIR_NEEDED, CONFLICTING_OPEN
+                    AgentErrorKind.INVALID_STATE_TRANSITION,
+                    RetryClassification.REPAIR_NEEDED,
+                    f"{self.store_name} contains conflicting pool open records",
                 )
             self.config = payload.config
         self.cursor = sequence

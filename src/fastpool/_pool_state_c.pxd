@@ -15,7 +15,7 @@ cdef class _SortedView:
 
 cdef class PoolState:
     # Untyped, like the pure class's attributes: callers may store anything in them.
-    cdef public object pool_id, config, created, cursor
+    cdef public object pool_id, store_name, config, created, cursor
     cdef public object members, messages, message_dedupe, wakes, wake_dedupe
     cdef _SortedView _members_view, _messages_view, _wakes_view
     cdef tuple _topics

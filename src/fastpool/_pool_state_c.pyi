@@ -4,10 +4,9 @@ from typing import Any
 
 from typing_extensions import disjoint_base
 
-from ._pool_state import CONFLICTING_OPEN as CONFLICTING_OPEN
 from ._pool_state import PoolState as _PurePoolState
 
-__all__ = ["PoolState", "CONFLICTING_OPEN"]
+__all__ = ["PoolState"]
 
 @disjoint_base
 class PoolState(_PurePoolState):

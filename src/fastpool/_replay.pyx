@@ -23,11 +23,11 @@ from itertools import chain
 from . import _replay_py as _py
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError, InvalidInput
-from ._pool_state_c import CONFLICTING_OPEN, PoolState
+from ._pool_state_c import PoolState
 
 __all__ = [
     "make", "to_plain", "dumps", "from_plain", "parse_json", "decode_payload", "replay_rows", "decode_row",
-    "corrupt_record", "PoolState", "CONFLICTING_OPEN",
+    "corrupt_record", "PoolState",
 ]
 
 include "_plans.pxi"
@@ -41,9 +41,9 @@ include "_reader.pxi"
 def replay_rows(state, rows):
     """Decode and apply ``(seq, kind, payload_json)`` rows in order.
 
-    A row that does not decode, or whose ``kind`` column disagrees with its payload, raises
-    ``AgentError(INVALID_STATE_TRANSITION, REPAIR_NEEDED)`` naming the pool and sequence;
-    rows before it stay applied, so ``state.cursor`` is the last good record.
+    A row that ``decode_row`` refuses raises ``corrupt_record``'s error, worded with the
+    state's ``store_name``; rows before it stay applied, so ``state.cursor`` is the last good
+    record.
     """
     cdef _CompiledPoolState fast = state if type(state) is PoolState else None
     remaining = iter(rows)
@@ -52,30 +52,30 @@ def replay_rows(state, rows):
             # Unpacking errors read differently from Cython: the twin takes over from here.
             return _py.replay_rows(state, chain((row,), remaining))
         sequence, kind, text = <tuple>row
-        payload = decode_row(state.pool_id, sequence, kind, text)
+        try:
+            payload = decode_row(kind, text)
+        except InvalidInput as error:
+            raise corrupt_record(state.store_name, state.pool_id, sequence, error.message) from None
         if fast is not None:
             _CompiledPoolState.apply(fast, payload, sequence)  # the C method, without a look-up
         else:
             state.apply(payload, sequence)
 
 
-def decode_row(pool_id, sequence, kind, text):
-    """One stored row's payload; REPAIR_NEEDED naming the pool and sequence if it is corrupt
-    (it does not decode, or its ``kind`` column disagrees with the payload's type)."""
-    try:
-        payload = _decode_payload(text)
-    except InvalidInput as error:
-        raise corrupt_record(pool_id, sequence, error.message) from None
+def decode_row(kind, text):
+    """A stored row's payload; ``InvalidInput`` saying why if the row is corrupt (its text
+    does not decode, or its ``kind`` column disagrees with the payload's type)."""
+    payload = _decode_payload(text)
     if payload.TYPE != kind:
-        raise corrupt_record(pool_id, sequence, f"kind column {kind!r} disagrees with payload type {payload.TYPE!r}")
+        raise InvalidInput(f"kind column {kind!r} disagrees with payload type {payload.TYPE!r}")
     return payload
 
 
-def corrupt_record(pool_id, sequence, reason):
-    """The error for a stored record that cannot be replayed."""
+def corrupt_record(store_name, pool_id, sequence, reason):
+    """The error for a stored record that cannot be replayed, worded by the store that read it."""
     return AgentError(
         AgentErrorKind.INVALID_STATE_TRANSITION,
         RetryClassification.REPAIR_NEEDED,
-        f"sqlite agent pool store serialization failure: pool {pool_id!r} record {sequence}: {reason}",
+        f"{store_name} serialization failure: pool {pool_id!r} record {sequence}: {reason}",
     )
 

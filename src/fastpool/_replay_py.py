@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from ._pool_state import CONFLICTING_OPEN, PoolState
+from ._pool_state import PoolState
 from ._schema import (
     ANY,
     BOOL,
@@ -59,7 +59,6 @@ __all__ = [
     "decode_row",
     "corrupt_record",
     "PoolState",
-    "CONFLICTING_OPEN",
 ]
 
 _PAYLOAD_SPEC = Spec(UNION, PAYLOAD_TYPES)
@@ -306,30 +305,31 @@ def decode_payload(text: str | bytes) -> Any:
 def replay_rows(state: PoolState, rows: Any) -> None:
     """Decode and apply ``(seq, kind, payload_json)`` rows in order.
 
-    A row that does not decode, or whose ``kind`` column disagrees with its payload, raises
-    ``AgentError(INVALID_STATE_TRANSITION, REPAIR_NEEDED)`` naming the pool and sequence;
-    rows before it stay applied, so ``state.cursor`` is the last good record.
+    A row that ``decode_row`` refuses raises ``corrupt_record``'s error, worded with the
+    state's ``store_name``; rows before it stay applied, so ``state.cursor`` is the last good
+    record.
     """
     for sequence, kind, text in rows:
-        state.apply(decode_row(state.pool_id, sequence, kind, text), sequence)
+        try:
+            payload = decode_row(kind, text)
+        except InvalidInput as error:
+            raise corrupt_record(state.store_name, state.pool_id, sequence, error.message) from None
+        state.apply(payload, sequence)
 
 
-def decode_row(pool_id: str, sequence: int, kind: str, text: str | bytes) -> Any:
-    """One stored row's payload; REPAIR_NEEDED naming the pool and sequence if it is corrupt
-    (it does not decode, or its ``kind`` column disagrees with the payload's type)."""
-    try:
-        payload = decode_payload(text)
-    except InvalidInput as error:
-        raise corrupt_record(pool_id, sequence, error.message) from None
+def decode_row(kind: str, text: str | bytes) -> Any:
+    """A stored row's payload; ``InvalidInput`` saying why if the row is corrupt (its text
+    does not decode, or its ``kind`` column disagrees with the payload's type)."""
+    payload = decode_payload(text)
     if payload.TYPE != kind:
-        raise corrupt_record(pool_id, sequence, f"kind column {kind!r} disagrees with payload type {payload.TYPE!r}")
+        raise InvalidInput(f"kind column {kind!r} disagrees with payload type {payload.TYPE!r}")
     return payload
 
 
-def corrupt_record(pool_id: str, sequence: int, reason: str) -> AgentError:
-    """The error for a stored record that cannot be replayed."""
+def corrupt_record(store_name: str, pool_id: str, sequence: int, reason: str) -> AgentError:
+    """The error for a stored record that cannot be replayed, worded by the store that read it."""
     return AgentError(
         AgentErrorKind.INVALID_STATE_TRANSITION,
         RetryClassification.REPAIR_NEEDED,
-        f"sqlite agent pool store serialization failure: pool {pool_id!r} record {sequence}: {reason}",
+        f"{store_name} serialization failure: pool {pool_id!r} record {sequence}: {reason}",
     )

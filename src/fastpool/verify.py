@@ -18,7 +18,7 @@ import apsw
 
 from . import _sql
 from ._compat import engine
-from ._sqlite_errors import translate
+from ._sqlite_errors import NAME, translate
 from .errors import AgentError, InvalidInput
 from .sqlite import SqliteAgentPoolStore, open_readonly
 
@@ -90,7 +90,7 @@ def _replay_all(
     db: apsw.Connection, report: Report, total: int, progress: Callable[[int, int], None] | None
 ) -> Iterator[Problem]:
     for pool_id, rows in groupby(db.execute(_sql.ALL_ROWS), key=itemgetter(0)):
-        state = engine.PoolState(pool_id)
+        state = engine.PoolState(pool_id, NAME)
         report.pools += 1
         count = expected = 0
         opened = False  # by the kind column, so that a corrupt pool_opened is reported once, as corrupt
@@ -105,12 +105,9 @@ def _replay_all(
                 yield Problem(pool_id, sequence, f"sequence gap: expected {expected}")
                 expected = sequence
             try:
-                payload = engine.decode_payload(text)
+                payload = engine.decode_row(kind, text)  # the stores' own check of a row
             except InvalidInput as error:
                 yield Problem(pool_id, sequence, error.message)
-                continue
-            if payload.TYPE != kind:
-                yield Problem(pool_id, sequence, f"kind column {kind!r} disagrees with payload type {payload.TYPE!r}")
                 continue
             try:
                 state.apply(payload, sequence)
