@@ -6,8 +6,9 @@ loop in ``_replay.pyx``), all on the model's schema (``_schema``):
 
 * plans: none; the twin reads the schema's ``Field`` rows directly, and ``make`` is
   ``_schema.make``;
-* writer: ``to_plain``, model objects to JSON-shaped values following the Rust serde rules
-  (omission marks, tags, enum strings); ``dumps``, that as compact JSON text (serde_json's bytes);
+* writer: ``to_plain`` is ``_schema.to_plain``, model objects to JSON-shaped values following
+  the Rust serde rules (omission marks, tags, enum strings); ``dumps``, that as compact JSON
+  text (serde_json's bytes);
 * reader: ``from_plain``, JSON-shaped values to model objects (ids validated);
   ``parse_json``, JSON text to JSON-shaped values, marking objects that repeat a key;
   ``decode_payload``, a record's ``payload_json`` text to a payload object;
@@ -37,11 +38,10 @@ from ._schema import (
     SEQ,
     STR,
     UNION,
-    E,
-    O,
     R,
     Spec,
     make,
+    to_plain,
 )
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError, InvalidInput
@@ -69,47 +69,8 @@ _PAYLOAD_SPEC = Spec(UNION, PAYLOAD_TYPES)
 
 
 # ---------------------------------------------------------------- writer
-
-
-def to_plain(obj: Any) -> Any:
-    """A model object as the JSON-shaped value Rust's serde writes (dicts in wire order)."""
-    return _plain_model(obj, getattr(type(obj), "TYPE", None))
-
-
-def _plain_model(obj: Any, tag: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {} if tag is None else {"type": tag}
-    for field in type(obj)._fields:
-        value = getattr(obj, field.name)
-        mark = field.mark
-        if mark is E:
-            if not value:
-                continue
-        elif mark is O and value is None:
-            continue
-        out[field.wire] = _plain_value(field.spec, value)
-    return out
-
-
-def _plain_value(spec: Spec, value: Any) -> Any:
-    kind = spec.kind
-    if kind == MODEL:
-        return _plain_model(value, None)
-    if kind == UNION:
-        return _plain_model(value, value.TYPE)
-    if kind == SEQ:
-        inner = spec.arg
-        if inner.kind <= STR:
-            return list(value)
-        return [_plain_value(inner, item) for item in value]
-    if kind == OPT:
-        return None if value is None else _plain_value(spec.arg, value)
-    if kind == FILTERSET:
-        if value is ANY:
-            return "any"
-        return {"include": [_plain_value(spec.arg, item) for item in value]}
-    if kind == ENUM:
-        return value.value
-    return value
+# ``to_plain`` is the schema's own (``_schema.to_plain``, serde's Serialize): the model needs
+# it below the engines, to fingerprint an ``EventFilter``.
 
 
 def dumps(obj: Any) -> str:

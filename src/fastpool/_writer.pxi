@@ -5,7 +5,7 @@
 # an inexact type, a lone surrogate or a class without a plan sends the object the
 # ``to_plain`` way, so results and errors are the twin's.
 
-from ._schema import ANY
+from ._schema import ANY, to_plain as _schema_to_plain
 
 
 cdef extern from "_replay.h":
@@ -36,7 +36,7 @@ def to_plain(obj):
             return _plain_model(plan, obj, plan.tag)
         except _Mismatch:
             pass
-    return _py.to_plain(obj)
+    return _schema_to_plain(obj)
 
 
 cdef dict _plain_model(_Model plan, obj, tag):
