@@ -154,10 +154,7 @@ def test_the_allowed_tie_is_the_documented_deferred_import() -> None:
     """errors -> model stays only as errors.py documents it: inside functions (and for types)."""
     tree = ast.parse((PACKAGE / "errors.py").read_text("utf-8"))
     deferred = {
-        id(node)
-        for function in ast.walk(tree)
-        if isinstance(function, ast.FunctionDef)
-        for node in ast.walk(function)
+        id(node) for function in ast.walk(tree) if isinstance(function, ast.FunctionDef) for node in ast.walk(function)
     }
     checking = {
         id(node)
