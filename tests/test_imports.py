@@ -24,7 +24,7 @@ COMPILED_FROM = {"fastpool._pool_state_c": "_pool_state.py"}
 #: ``errors.InvalidInput`` (through ``_schema``) to exist first. errors.py says so too.
 ALLOWED = {("fastpool.errors", "fastpool.model")}
 
-_IMPORT_LINE = re.compile(r"^[ \t]*(?:from[ \t]+\S+[ \t]+c?import[ \t]+.+|c?import[ \t]+.+)$", re.MULTILINE)
+_IMPORT_LINE = re.compile(r"[ \t]*(?:from[ \t]+\S+[ \t]+c?import[ \t]+.+|c?import[ \t]+.+)$")
 
 
 def module_name(path: Path) -> str:
@@ -46,10 +46,20 @@ def statements(path: Path) -> list[ast.stmt]:
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".py":
         return [node for node in ast.walk(ast.parse(text)) if isinstance(node, (ast.Import, ast.ImportFrom))]
-    # A .pyx and the .pxi files it includes: each import line parses on its own (cimport as import).
+    # A .pyx and the .pxi files it includes: each import statement (a line, or lines within
+    # parentheses) parses on its own, a cimport as an import.
     texts = [text] + [(path.parent / name).read_text("utf-8") for name in re.findall(r'^include "(.+)"', text, re.M)]
-    lines = [line.strip().replace(" cimport ", " import ") for part in texts for line in _IMPORT_LINE.findall(part)]
-    return [ast.parse(line.removeprefix("c") if line.startswith("cimport ") else line).body[0] for line in lines]
+    found = []
+    for lines in (part.splitlines() for part in texts):
+        for number, line in enumerate(lines):
+            if _IMPORT_LINE.match(line):
+                statement = line.strip()
+                while statement.count("(") > statement.count(")"):
+                    number += 1
+                    statement += " " + lines[number].strip()
+                statement = statement.replace(" cimport ", " import ").removeprefix("c")
+                found.append(ast.parse(statement).body[0])
+    return found
 
 
 def imported(module: str, is_package: bool, node: ast.stmt, known: set[str]) -> set[str]:

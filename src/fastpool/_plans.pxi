@@ -7,11 +7,14 @@
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.ref cimport PyObject
 
+from enum import EnumMeta
 from types import MemberDescriptorType
 
 from orjson import dumps as _orjson_dumps
 
-from ._schema import BOOL, ENUM, FILTERSET, ID, INT_LIMITS, MODEL, NONZERO, OPT, SEQ, STR, U32, U64, UNION, E, O, R
+from ._schema import (
+    BOOL, ENUM, FILTERSET, ID, INT_LIMITS, MODEL, NONZERO, OPT, SEQ, STR, U32, U64, UNION, E, O, R, ModelMeta, Spec,
+)
 
 
 cdef extern from "_replay.h":
@@ -30,6 +33,11 @@ cdef extern from "_replay.h":
 
 class _Mismatch(Exception):
     """The fast path met something it does not handle: the twin redoes the call."""
+
+
+class _NoPlan(TypeError):
+    """A class or spec the plans do not cover, found by the plan compiler: the twin handles it.
+    Raised by the compiler's own checks only, so that a failure of any other kind surfaces."""
 
 
 cdef enum Kind:
@@ -104,16 +112,18 @@ cdef _Model _plan_of(cls):
     if plan is _UNSEEN:
         try:
             plan = _compile_model(cls)
-        except Exception:
+        except _NoPlan:
             plan = None
         _MODELS[cls] = plan
     return plan
 
 
 cdef _Model _compile_model(cls):
+    if not isinstance(cls, ModelMeta):
+        raise _NoPlan(f"{cls!r} is not a model class")
     # Slots are read and written directly, which is what getattr does only by default.
     if cls.__getattribute__ is not object.__getattribute__:
-        raise TypeError(f"{cls!r} customizes attribute access")
+        raise _NoPlan(f"{cls!r} customizes attribute access")
     cdef _Model plan = _Model()
     plan.cls = cls
     plan.tag = getattr(cls, "TYPE", None)
@@ -133,7 +143,7 @@ cdef _Model _compile_model(cls):
         item.json_key = b"," + _orjson_dumps(field.wire) + b":"
         fields.append(item)
     if len(fields) > 64:
-        raise TypeError(f"{cls!r} has more fields than the text reader's 64-bit mask")
+        raise _NoPlan(f"{cls!r} has more fields than the text reader's 64-bit mask")
     plan.fields = tuple(fields)
     _compile_writer(plan)
     return plan
@@ -146,16 +156,23 @@ cdef Py_ssize_t _slot_offset(cls, name) except -1:
             if type(descr) is MemberDescriptorType and fp_slot_offset(descr) >= 0:
                 return fp_slot_offset(descr)
             break
-    raise TypeError(f"{cls!r}.{name} is not a slot")
+    raise _NoPlan(f"{cls!r}.{name} is not a slot")
 
 
 cdef _Value _compile_spec(spec):
     cdef _Value plan = _Value()
+    if not isinstance(spec, Spec):
+        raise _NoPlan(f"{spec!r} is not a Spec")
     kind, arg = spec.kind, spec.arg
-    plan.kind = _KINDS[kind]
+    try:
+        plan.kind = _KINDS[kind]
+    except (KeyError, TypeError):  # not one of _schema's kinds (a TypeError if unhashable)
+        raise _NoPlan(f"unknown spec kind {kind!r}") from None
     if plan.kind == K_INT:
         plan.low, plan.high = INT_LIMITS[kind]
     elif plan.kind == K_ENUM:
+        if not isinstance(arg, EnumMeta):
+            raise _NoPlan(f"{arg!r} is not an enum")
         plan.enum = arg
         # What ``arg(value)`` finds for a string: the member with that value (aliases too).
         plan.members = {member.value: member for member in arg.__members__.values()}
@@ -165,13 +182,15 @@ cdef _Value _compile_spec(spec):
     elif plan.kind == K_SEQ or plan.kind == K_OPT or plan.kind == K_FILTERSET:
         plan.inner = _compile_spec(arg)
     elif plan.kind == K_UNION:
+        if type(arg) is not dict:
+            raise _NoPlan(f"{arg!r} is not a dict of tagged classes")
         plan.tags, plan.classes = {}, {}
         for tag, cls in arg.items():
             model = _required_plan(cls)
             if model.tag is None:
-                raise TypeError(f"{cls!r} has no TYPE to tag it with")
+                raise _NoPlan(f"{cls!r} has no TYPE to tag it with")
             if "type" in [(<_Field>field).wire for field in model.fields]:
-                raise TypeError(f"{cls!r} has a field named like the tag")
+                raise _NoPlan(f"{cls!r} has a field named like the tag")
             plan.tags[tag] = model
             plan.classes[cls] = model
         plan.names, plan.choices = _choices(plan.tags)
@@ -188,7 +207,7 @@ cdef tuple _choices(dict by_string):
 cdef _Model _required_plan(cls):
     plan = _plan_of(cls)
     if plan is None:
-        raise TypeError(f"no plan for {cls!r}")
+        raise _NoPlan(f"no plan for {cls!r}")
     return plan
 
 

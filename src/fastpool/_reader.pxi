@@ -39,7 +39,7 @@ def from_plain(target, value, path):
     if isinstance(target, Spec):
         try:
             spec_plan = _compile_spec(target)  # not cached: a UNION spec holds an unhashable dict
-        except Exception:
+        except _NoPlan:
             spec_plan = None
         if spec_plan is not None:
             try:
