@@ -6,6 +6,7 @@ extension is not built, unless ``FASTPOOL_NO_EXTENSIONS`` is set for this test r
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -20,6 +21,7 @@ from fastpool import _replay_py
 from fastpool._env import extensions_disabled, extensions_required
 
 SRC = str(Path(fastpool.__file__).resolve().parents[1])
+CONFIG = fastpool.AgentPoolStoreConfig()
 PROBE = (
     "import json, sys, importlib.machinery as m, fastpool, fastpool._compat as c, fastpool.wire as w; "
     "compiled = sorted(n for n, mod in sys.modules.items() if n.startswith('fastpool') "
@@ -133,3 +135,14 @@ def test_both_engines_share_the_model_and_errors(engine) -> None:
         engine.decode_payload("{}")
     payload = engine.decode_payload('{"type":"pool_created"}')
     assert type(payload) is fastpool.PoolCreated
+
+
+@requires_compiled
+def test_the_compiled_pool_state_builds_with_the_compiled_make(c_engine) -> None:
+    """Its snapshots come from C, as every object the compiled engine makes: left untracked by
+    the GC (a snapshot built by the pure ``_schema.make`` is tracked)."""
+    state = c_engine.PoolState("pool.p")
+    c_engine.replay_rows(state, [(1, "pool_opened", fastpool.wire.encode(fastpool.PoolOpened(config=CONFIG)))])
+    snapshot = state.snapshot()
+    assert snapshot.cursor.sequence == 1
+    assert not gc.is_tracked(snapshot) and not gc.is_tracked(snapshot.cursor)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Any
 
-from ._schema import make
+from . import _schema
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError
 from .model import (
@@ -30,6 +30,9 @@ from .model import (
 __all__ = ["PoolState"]
 
 _ABSENT: Any = object()
+#: How snapshots are built (no checks: the parts are valid). The compiled engine hands the
+#: compiled copy of this module its own ``make`` (``_replay.pyx``): the same objects, from C.
+make = _schema.make
 
 
 class PoolState:

@@ -20,7 +20,7 @@ from ._pool_state_c cimport PoolState as _CompiledPoolState
 
 from itertools import chain
 
-from . import _replay_py as _py
+from . import _pool_state_c, _replay_py as _py
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError, InvalidInput
 from ._pool_state_c import PoolState
@@ -33,6 +33,9 @@ __all__ = [
 include "_plans.pxi"
 include "_writer.pxi"
 include "_reader.pxi"
+
+# The compiled pool state builds its snapshots with the compiled make (slot stores from C).
+_pool_state_c.make = make
 
 
 # ---------------------------------------------------------------- replay
