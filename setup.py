@@ -2,8 +2,9 @@
 
 ``fastpool._replay`` is ``src/fastpool/_replay.pyx`` with the parts it includes;
 ``fastpool._pool_state_c`` is ``src/fastpool/_pool_state.py``, the pure engine's pool state,
-compiled. Their Cython directives are in the sources. FASTPOOL_NO_EXTENSIONS (any non-empty value) skips the build.
-Otherwise one mechanism handles every failure (no Cython, no compiler, a compile error):
+compiled. Their Cython directives are in the sources. FASTPOOL_NO_EXTENSIONS (any non-empty
+value) skips the build. Otherwise one mechanism handles every failure (no Cython, no compiler,
+a compile error):
 ``OptionalBuildExt.run`` installs the pure-Python engine instead and says so, unless
 FASTPOOL_REQUIRE_EXTENSIONS makes the failure fatal.
 """
@@ -41,7 +42,7 @@ class OptionalBuildExt(build_ext):
                   f"installing the pure-Python engine instead (slower, same results).\n{BANNER}", file=sys.stderr)
 
     def build_extension(self, ext):
-        if self.compiler.compiler_type == "unix":  # gcc and clang; the header is clean under both flags
+        if self.compiler.compiler_type == "unix":  # gcc and clang both take these flags
             ext.extra_compile_args = [*ext.extra_compile_args, "-Wall", "-Wextra"]
         super().build_extension(ext)
 

@@ -8,7 +8,8 @@ sections (diff a section with its twin side by side):
 * ``_plans.pxi``: each model class read once from the schema into a plan;
 * ``_writer.pxi``: ``to_plain`` and ``dumps`` (the text written from C, ``_replay.h``);
 * ``_reader.pxi``: ``from_plain``, ``parse_json``, ``decode_payload`` (the text read in C);
-* the replay loop below: ``replay_rows`` and ``decode_row``.
+* the replay loop below: ``replay_rows`` and ``decode_row``, applying records with
+  ``PoolState``: the pure engine's ``_pool_state.py``, compiled (``fastpool._pool_state_c``).
 
 Only the valid path is fast: anything the plans, the writer or the reader do not cover
 exactly goes to ``_replay_py``, so an odd input gets the twin's result or exception.
