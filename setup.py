@@ -1,7 +1,12 @@
-"""Declares the Cython extension ``fastpool._replay`` and nothing else (metadata: pyproject.toml).
+"""Declares the compiled engine's extensions and nothing else (metadata: pyproject.toml).
 
-FASTPOOL_NO_EXTENSIONS (any non-empty value) skips the build; FASTPOOL_REQUIRE_EXTENSIONS
-makes a failed build fatal instead of falling back to the pure-Python twin.
+``fastpool._replay`` is ``src/fastpool/_replay.pyx`` with the parts it includes;
+``fastpool._pool_state_c`` is ``src/fastpool/_pool_state.py``, the pure engine's pool state,
+compiled. Their Cython directives are in the sources. FASTPOOL_NO_EXTENSIONS (any non-empty
+value) skips the build. Otherwise one mechanism handles every failure (no Cython, no compiler,
+a compile error):
+``OptionalBuildExt.run`` installs the pure-Python engine instead and says so, unless
+FASTPOOL_REQUIRE_EXTENSIONS makes the failure fatal.
 """
 
 import os
@@ -15,28 +20,31 @@ _env = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "
 NO_EXTENSIONS = _env["extensions_disabled"]()
 REQUIRE_EXTENSIONS = _env["extensions_required"]()
 BANNER = "*" * 72
+SRC = "src/fastpool/"
+# The C header, the included parts and the pool state's declarations: a change to any rebuilds _replay.
+PARTS = ["_replay.h", "_plans.pxi", "_writer.pxi", "_reader.pxi", "_pool_state_c.pxd"]
 
 
 class OptionalBuildExt(build_ext):
-    """Falls back to the pure twin, loudly, when the compile fails (unless it is required)."""
+    """Builds with warnings on; falls back to the pure-Python engine, loudly, when that fails.
+
+    setuptools' build_ext is Cython's when Cython is installed, so the .pyx is translated here
+    too, and a missing Cython fails here like a missing compiler.
+    """
 
     def run(self):
         try:
             super().run()
         except Exception as error:
-            self._fallback(error)
+            if REQUIRE_EXTENSIONS:
+                raise
+            print(f"{BANNER}\nfastpool: the compiled engine could not be built ({error});\n"
+                  f"installing the pure-Python engine instead (slower, same results).\n{BANNER}", file=sys.stderr)
 
     def build_extension(self, ext):
-        try:
-            super().build_extension(ext)
-        except Exception as error:
-            self._fallback(error)
-
-    def _fallback(self, error):
-        if REQUIRE_EXTENSIONS:
-            raise
-        print(f"{BANNER}\nfastpool: the C extension could not be built ({error});\n"
-              f"installing the pure-Python engine instead (slower, same results).\n{BANNER}", file=sys.stderr)
+        if self.compiler.compiler_type == "unix":  # gcc and clang both take these flags
+            ext.extra_compile_args = [*ext.extra_compile_args, "-Wall", "-Wextra"]
+        super().build_extension(ext)
 
 
 def extensions():
@@ -44,14 +52,12 @@ def extensions():
         print(f"{BANNER}\nfastpool: FASTPOOL_NO_EXTENSIONS is set; installing the pure-Python engine.\n{BANNER}",
               file=sys.stderr)
         return []
-    try:
-        from Cython.Build import cythonize
-    except ImportError:
-        if REQUIRE_EXTENSIONS:
-            raise
-        return []
-    ext = Extension("fastpool._replay", ["src/fastpool/_replay.pyx"], optional=not REQUIRE_EXTENSIONS)
-    return cythonize([ext], compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False})
+    return [
+        Extension("fastpool._replay", [SRC + "_replay.pyx"], depends=[SRC + part for part in PARTS]),
+        # The pool state: the pure engine's own _pool_state.py, compiled as it is under another
+        # name (so that FASTPOOL_NO_EXTENSIONS still imports the .py), with _pool_state_c.pxd's types.
+        Extension("fastpool._pool_state_c", [SRC + "_pool_state.py"], depends=[SRC + "_pool_state_c.pxd"]),
+    ]
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -53,7 +53,7 @@ from fastpool import (
     SubscriberQueueConfig,
     wire,
 )
-from fastpool._schema import Model
+from fastpool._schema import Model, U64Int
 from fastpool._schema import make as schema_make
 
 PAYLOADS = load_jsonl("payloads.jsonl")
@@ -328,6 +328,15 @@ class _SameWire(Model):
     name_: str
 
 
+class _Watched(Model):
+    """Attribute access of its own: the plans read slots directly, so the twin writes it."""
+
+    name: str
+
+    def __getattribute__(self, name: str) -> Any:
+        return object.__getattribute__(self, name)
+
+
 def _unchecked_cases() -> list[tuple[str, Any]]:
     ref = PolicyRef(kind=PolicyKind.HOST, id="p")
     unset = object.__new__(AgentPoolStoreCursor)
@@ -356,6 +365,7 @@ def _unchecked_cases() -> list[tuple[str, Any]]:
         ("field named type", _TypeField(type="t", other="o")),
         ("int tag", _IntTag(name="n")),
         ("one wire key twice", _SameWire(name="a", name_="b")),
+        ("attribute access of its own", _Watched(name="w")),
         ("not a model", {"a": 1}),
         ("None", None),
         ("int", 3),
@@ -370,6 +380,18 @@ def test_unchecked_objects_follow_to_plain(engine, py_engine, name, obj) -> None
     expected = outcome(lambda: orjson_path(py_engine, obj))
     assert outcome(lambda: engine.dumps(obj)) == expected
     assert outcome(lambda: orjson_path(engine, obj)) == expected
+
+
+def test_a_failure_while_planning_surfaces(c_engine, monkeypatch) -> None:
+    """The plan compiler sends only what its own checks refuse to the twin: any other failure
+    while planning a class is a bug and surfaces, not a silent fallback to the slow way."""
+
+    class Fresh(Model):  # a class no plan was made for yet
+        count: U64Int
+
+    monkeypatch.setattr(c_engine, "INT_LIMITS", {})  # the planner's look-up of the int's range fails
+    with pytest.raises(KeyError):
+        c_engine.dumps(Fresh(count=1))
 
 
 # ---------------------------------------------------------------- wire and generated objects

@@ -6,6 +6,7 @@ extension is not built, unless ``FASTPOOL_NO_EXTENSIONS`` is set for this test r
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -20,14 +21,22 @@ from fastpool import _replay_py
 from fastpool._env import extensions_disabled, extensions_required
 
 SRC = str(Path(fastpool.__file__).resolve().parents[1])
+CONFIG = fastpool.AgentPoolStoreConfig()
 PROBE = (
-    "import json, fastpool, fastpool._compat as c, fastpool.wire as w; "
-    "print(json.dumps([fastpool.USE_EXTENSIONS, c.engine.__name__, w.engine.__name__]))"
+    "import json, sys, importlib.machinery as m, fastpool, fastpool._compat as c, fastpool.wire as w; "
+    "compiled = sorted(n for n, mod in sys.modules.items() if n.startswith('fastpool') "
+    "and getattr(mod, '__file__', '').endswith(tuple(m.EXTENSION_SUFFIXES))); "
+    "print(json.dumps([fastpool.USE_EXTENSIONS, c.engine.__name__, w.engine.__name__, "
+    "c.engine.PoolState.__module__, compiled]))"
 )
+COMPILED = ["fastpool._pool_state_c", "fastpool._replay"]
 
 
 def run_child(**env_changes: str | None) -> tuple[bool, str, str]:
-    """Import fastpool in a fresh interpreter; returns (USE_EXTENSIONS, engine, wire's engine)."""
+    """Import fastpool in a fresh interpreter; returns (USE_EXTENSIONS, engine, wire's engine).
+
+    It also checks that the engine is whole: the compiled one applies records with the
+    compiled pool state, and the pure one loads no compiled module at all."""
     env = dict(os.environ)
     for name in ("FASTPOOL_NO_EXTENSIONS", "FASTPOOL_REQUIRE_EXTENSIONS"):
         env.pop(name, None)
@@ -39,7 +48,11 @@ def run_child(**env_changes: str | None) -> tuple[bool, str, str]:
         [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
-    use, name, wire_name = json.loads(done.stdout)
+    use, name, wire_name, state_module, compiled = json.loads(done.stdout)
+    if use:
+        assert (state_module, compiled) == ("fastpool._pool_state_c", COMPILED)
+    else:
+        assert (state_module, compiled) == ("fastpool._pool_state", []), "the pure engine loaded compiled code"
     return use, name, wire_name
 
 
@@ -115,7 +128,6 @@ def test_engine_has_the_twins_public_names(engine) -> None:
     """The compiled engine and the twin expose the same public names (STYLE: a named implementation pair)."""
     for name in _replay_py.__all__:
         assert hasattr(engine, name), f"{engine.__name__} lacks {name}"
-    assert engine.CONFLICTING_OPEN == _replay_py.CONFLICTING_OPEN
 
 
 def test_both_engines_share_the_model_and_errors(engine) -> None:
@@ -123,3 +135,14 @@ def test_both_engines_share_the_model_and_errors(engine) -> None:
         engine.decode_payload("{}")
     payload = engine.decode_payload('{"type":"pool_created"}')
     assert type(payload) is fastpool.PoolCreated
+
+
+@requires_compiled
+def test_the_compiled_pool_state_builds_with_the_compiled_make(c_engine) -> None:
+    """Its snapshots come from C, as every object the compiled engine makes: left untracked by
+    the GC (a snapshot built by the pure ``_schema.make`` is tracked)."""
+    state = c_engine.PoolState("pool.p")
+    c_engine.replay_rows(state, [(1, "pool_opened", fastpool.wire.encode(fastpool.PoolOpened(config=CONFIG)))])
+    snapshot = state.snapshot()
+    assert snapshot.cursor.sequence == 1
+    assert not gc.is_tracked(snapshot) and not gc.is_tracked(snapshot.cursor)

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import store_helpers
 from pg_server import PostgresServer
-from store_helpers import CONFIG, PgTarget, member, message, receipt, wake_args
+from store_helpers import CONFIG, OTHER_CONFIG, PgTarget, member, message, receipt, wake_args
 from test_multiprocess import run_workers
 
 import fastpool
@@ -28,6 +28,7 @@ from fastpool import (
     AgentError,
     AgentErrorKind,
     InvalidInput,
+    PoolOpened,
     PostgresAgentPoolStore,
     RetryClassification,
     wire,
@@ -173,6 +174,19 @@ def test_a_corrupt_row_names_the_pool_and_sequence_and_spares_other_pools(pg: Pg
     with pytest.raises(AgentError) as raised, pg.store() as cold:
         list(cold.watch(POOL))
     assert raised.value.message.startswith("postgres agent pool store serialization failure: ")
+
+
+def test_conflicting_opens_in_the_log_name_this_backend(pg: PgTarget) -> None:
+    other = wire.encode(PoolOpened(config=OTHER_CONFIG))
+    with pg.store() as store:
+        store.open_pool(POOL, CONFIG)
+        pg.query("INSERT INTO agent_pool_records VALUES (?, 2, 'pool_opened', ?) RETURNING seq", (POOL, other))
+    with pytest.raises(AgentError) as raised, pg.store() as cold:
+        cold.snapshot(POOL)
+    assert (raised.value.retry, raised.value.message) == (
+        RetryClassification.REPAIR_NEEDED,
+        "postgres agent pool store contains conflicting pool open records",
+    )
 
 
 # ------------------------------------------------------------------------------ arguments, errors

@@ -37,6 +37,7 @@ from fastpool import (
     wire,
 )
 
+STORE_NAME = "differential agent pool store"  # the engines word their errors with the state's store name
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Few distinct keys, so that records replace, re-join, leave and dedupe each other.
@@ -164,7 +165,7 @@ def _state(state: Any) -> dict[str, Any]:
 
 def _replay(engine: Any, rows: list[tuple[int, str, str]], cuts: list[int]) -> tuple[Any, dict[str, Any]]:
     """Replay ``rows`` in the pieces ``cuts`` marks, snapshotting after each piece."""
-    state = engine.PoolState("pool.diff")
+    state = engine.PoolState("pool.diff", STORE_NAME)
     error = None
     bounds = [0, *sorted(cut for cut in cuts if 0 < cut < len(rows)), len(rows)]
     for piece, (begin, end) in enumerate(zip(bounds, bounds[1:])):
@@ -210,7 +211,7 @@ def test_valid_streams_replay_without_error_and_snapshots_are_sorted(
     configs_seen = {text for kind, text in stream if kind == PoolOpened.TYPE} - {rows[0][2]}
     error, state = _replay(engine, rows, cuts)
     if configs_seen:
-        assert error is not None and error[3] == "sqlite agent pool store contains conflicting pool open records"
+        assert error is not None and error[3] == f"{STORE_NAME} contains conflicting pool open records"
         return
     assert error is None
     snapshot = orjson.loads(state["snapshot"])

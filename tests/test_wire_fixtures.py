@@ -28,6 +28,7 @@ from fastpool import (
     validate_id,
     wire,
 )
+from fastpool.benchmarking import workload
 from fastpool.model import PAYLOAD_TYPES
 
 PAYLOADS = load_jsonl("payloads.jsonl")
@@ -81,6 +82,24 @@ def test_payload_engines_agree_on_fixtures(c_engine, py_engine) -> None:
         compiled, pure = c_engine.decode_payload(text), py_engine.decode_payload(text)
         assert compiled == pure, row["case"]
         assert orjson.dumps(c_engine.to_plain(pure)) == orjson.dumps(py_engine.to_plain(compiled)), row["case"]
+
+
+def test_compiled_reads_compact_records_itself(c_engine, monkeypatch) -> None:
+    """Every record without an escape is read by the compiled byte reader: the orjson way
+    (``parse_json``) is never taken, for text or for bytes."""
+    compact = [row["payload_json"] for row in PAYLOADS if "\\" not in row["payload_json"]]
+    compact += [wire.encode(payload) for payload in workload.pool_payloads("pool.guard", 200)[0]]
+    assert len(compact) > 200
+    expected = [c_engine.decode_payload(text) for text in compact]
+
+    def refuse(text: Any, path: str) -> Any:
+        raise AssertionError(f"decode_payload fell back to parse_json for {text!r}")
+
+    monkeypatch.setattr(c_engine, "parse_json", refuse)
+    assert [c_engine.decode_payload(text) for text in compact] == expected
+    assert [c_engine.decode_payload(text.encode("utf-8")) for text in compact] == expected
+    with pytest.raises(AssertionError, match="fell back"):
+        c_engine.decode_payload(compact[0].replace('"type"', '"typ\\u0065"', 1))  # an escape: orjson's to read
 
 
 def test_payload_non_ascii_is_written_raw() -> None:

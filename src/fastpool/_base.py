@@ -27,7 +27,7 @@ from .errors import AgentError, InvalidInput
 from .ids import MAX_ID_BYTES, id_error
 
 if TYPE_CHECKING:
-    from ._replay_py import PoolState
+    from ._pool_state import PoolState
 
 from .model import (
     AgentPoolMember,
@@ -136,8 +136,9 @@ class StoreBase(AgentPoolStore):
     concrete class first).
     """
 
-    #: "sqlite " for the SQLite store; the in-memory store words its errors without it.
-    _prefix = ""
+    #: How the store names itself in its errors: "sqlite agent pool store" for the SQLite
+    #: store; the in-memory store words its errors as Rust's in-memory store does.
+    _name = "agent pool store"
 
     def __init__(self, engine: ModuleType | None = None) -> None:
         if engine is not None and not (isinstance(engine, ModuleType) and engine.__name__ in _ENGINES):
@@ -155,7 +156,7 @@ class StoreBase(AgentPoolStore):
         self._closed = threading.Event()
         self._closed.set()
         self._lock = _InheritedLock(
-            f"{self._prefix}agent pool store was opened in process {parent_pid} and cannot be used after "
+            f"{self._name} was opened in process {parent_pid} and cannot be used after "
             f"fork(): open a new store in this process (pid {os.getpid()})"
         )
 
@@ -163,6 +164,21 @@ class StoreBase(AgentPoolStore):
 
     def _read_state(self, pool_id: str) -> PoolState:
         raise NotImplementedError
+
+    def _new_state(self, pool_id: str) -> PoolState:
+        """An empty state for a pool, whose replay errors name this store."""
+        return self._engine.PoolState(pool_id, self._name)  # type: ignore[no-any-return]
+
+    def _decode_records(self, pool_id: str, rows: Any) -> Iterator[AgentPoolStoreRecord]:
+        """Stored ``(seq, kind, payload_json)`` rows as records, one at a time (a corrupt row
+        raises REPAIR_NEEDED naming the pool and the sequence)."""
+        engine = self._engine
+        for sequence, kind, text in rows:
+            try:
+                payload = engine.decode_row(kind, text)
+            except InvalidInput as error:
+                raise engine.corrupt_record(self._name, pool_id, sequence, error.message) from None
+            yield make(AgentPoolStoreRecord, (pool_id, make(AgentPoolStoreCursor, (sequence,)), payload))
 
     def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:
         raise NotImplementedError
@@ -202,7 +218,7 @@ class StoreBase(AgentPoolStore):
     def _stream(self, pool_id: str, after: int = 0) -> Generator[AgentPoolStoreRecord, None, None]:
         """The pool's records after ``after``, opened or not, decoded one row at a time."""
         with closing(self._stream_rows(pool_id, after)) as rows:
-            yield from decode_records(self._engine, pool_id, rows)
+            yield from self._decode_records(pool_id, rows)
 
     # -- what follow loops read, over the primitives (self._lock held) -----------------
 
@@ -223,20 +239,18 @@ class StoreBase(AgentPoolStore):
         return AgentError(
             AgentErrorKind.HOST_CONFIGURATION_NEEDED,
             RetryClassification.HOST_CONFIGURATION_NEEDED,
-            f"{self._prefix}agent pool store has not opened this pool",
+            f"{self._name} has not opened this pool",
         )
 
     def _config_conflict(self) -> AgentError:
         return AgentError(
             AgentErrorKind.INVALID_STATE_TRANSITION,
             RetryClassification.REPAIR_NEEDED,
-            f"{self._prefix}agent pool store config conflicts with existing pool",
+            f"{self._name} config conflicts with existing pool",
         )
 
     def _pool_exists(self, pool_id: str) -> InvalidInput:
-        return InvalidInput(
-            f"{self._prefix}agent pool store already has pool {pool_id!r}: a copy never writes into an existing pool"
-        )
+        return InvalidInput(f"{self._name} already has pool {pool_id!r}: a copy never writes into an existing pool")
 
     def _opened(self, state: PoolState) -> PoolState:
         if state.config is None:
@@ -587,10 +601,3 @@ def _disable_inherited_stores() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_disable_inherited_stores)
-
-
-def decode_records(engine: Any, pool_id: str, rows: Any) -> Iterator[AgentPoolStoreRecord]:
-    """Stored ``(seq, kind, payload_json)`` rows as records, one at a time (corrupt rows raise REPAIR_NEEDED)."""
-    for sequence, kind, text in rows:
-        payload = engine.decode_row(pool_id, sequence, kind, text)
-        yield make(AgentPoolStoreRecord, (pool_id, make(AgentPoolStoreCursor, (sequence,)), payload))

@@ -13,8 +13,9 @@ from __future__ import annotations
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError
 
-PREFIX = "postgres agent pool store failure: "
-_ENGINE_NAME = "sqlite agent pool store"  # how the replay engines word their own errors
+#: How the PostgreSQL store names itself in its errors (SPEC §5.4).
+NAME = "postgres agent pool store"
+PREFIX = f"{NAME} failure: "
 
 _RETRYABLE = RetryClassification.RETRYABLE
 _CONFIGURATION = RetryClassification.HOST_CONFIGURATION_NEEDED
@@ -57,10 +58,3 @@ def translate(error: BaseException, *, login: bool = False) -> AgentError:
     """The ``AgentError`` for a psycopg error; raise it ``from error``."""
     text = " ".join(str(error).split())  # libpq's messages run over several indented lines
     return AgentError(AgentErrorKind.INVALID_STATE_TRANSITION, retry_class(error, login=login), f"{PREFIX}{text}")
-
-
-def renamed(error: AgentError) -> AgentError:
-    """An engine error (corrupt record, conflicting opens) worded with this backend's name."""
-    if not error.message.startswith(_ENGINE_NAME):
-        return error
-    return AgentError(error.kind, error.retry, "postgres" + error.message[len("sqlite") :])

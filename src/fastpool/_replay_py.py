@@ -1,24 +1,31 @@
 """The replay engine, pure-Python twin of ``_replay.pyx``: same names, results and errors.
 
-Three jobs, all on the model's schema (``_schema``):
-* ``to_plain`` / ``from_plain``: model objects to and from JSON-shaped values, following
-  the Rust serde rules (omission marks, tags, enum strings, id validation);
-  ``dumps``: ``to_plain`` as compact JSON text (serde_json's bytes);
-* ``parse_json``: JSON text to JSON-shaped values, marking objects that repeat a key;
-  ``decode_payload``: a record's ``payload_json`` text to a payload object;
-* ``PoolState``: a pool's replayed state, fed one payload at a time, with sorted views
-  that are updated in proportion to what changed.
+In the sections, names and order of the compiled engine's parts, so that a section and its
+twin can be read side by side (``_plans.pxi``, ``_writer.pxi``, ``_reader.pxi``, the replay
+loop in ``_replay.pyx``), all on the model's schema (``_schema``):
+
+* plans: none; the twin reads the schema's ``Field`` rows directly, and ``make`` is
+  ``_schema.make``;
+* writer: ``to_plain`` is ``_schema.to_plain``, model objects to JSON-shaped values following
+  the Rust serde rules (omission marks, tags, enum strings); ``dumps``, that as compact JSON
+  text (serde_json's bytes);
+* reader: ``from_plain``, JSON-shaped values to model objects (ids validated);
+  ``parse_json``, JSON text to JSON-shaped values, marking objects that repeat a key;
+  ``decode_payload``, a record's ``payload_json`` text to a payload object;
+* replay: ``replay_rows`` and ``decode_row``, stored rows through ``PoolState``, a pool's
+  replayed state, fed one payload at a time, with sorted views that are updated in
+  proportion to what changed.
 """
 
 from __future__ import annotations
 
 import json
-from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
+from ._pool_state import PoolState
 from ._schema import (
     ANY,
     BOOL,
@@ -32,26 +39,15 @@ from ._schema import (
     STR,
     TAGGED,
     UNION,
-    E,
-    O,
     R,
     Spec,
     make,
+    to_plain,
 )
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError, InvalidInput
 from .ids import id_error
-from .model import (
-    PAYLOAD_TYPES,
-    AgentPoolMember,
-    AgentPoolSnapshot,
-    AgentPoolStoreConfig,
-    AgentPoolStoreCursor,
-    AgentPoolStoredMessage,
-    AgentPoolStoredWake,
-    MessageReceipt,
-    WakeRegistration,
-)
+from .model import PAYLOAD_TYPES
 
 __all__ = [
     "make",
@@ -64,19 +60,18 @@ __all__ = [
     "decode_row",
     "corrupt_record",
     "PoolState",
-    "CONFLICTING_OPEN",
 ]
 
-CONFLICTING_OPEN = "sqlite agent pool store contains conflicting pool open records"
 _PAYLOAD_SPEC = Spec(UNION, PAYLOAD_TYPES)
 
 
-# ---------------------------------------------------------------- encoding
+# ---------------------------------------------------------------- plans
+# None: the twin reads the schema's Field rows as it goes, and ``make`` is ``_schema.make``.
 
 
-def to_plain(obj: Any) -> Any:
-    """A model object as the JSON-shaped value Rust's serde writes (dicts in wire order)."""
-    return _plain_model(obj, getattr(type(obj), "TYPE", None))
+# ---------------------------------------------------------------- writer
+# ``to_plain`` is the schema's own (``_schema.to_plain``, serde's Serialize): the model needs
+# it below the engines, to fingerprint an ``EventFilter``.
 
 
 def dumps(obj: Any) -> str:
@@ -84,57 +79,7 @@ def dumps(obj: Any) -> str:
     return orjson.dumps(to_plain(obj)).decode("utf-8")
 
 
-def _plain_model(obj: Any, tag: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {} if tag is None else {"type": tag}
-    for field in type(obj)._fields:
-        value = getattr(obj, field.name)
-        mark = field.mark
-        if mark is E:
-            if not value:
-                continue
-        elif mark is O and value is None:
-            continue
-        out[field.wire] = _plain_value(field.spec, value)
-    return out
-
-
-def _plain_value(spec: Spec, value: Any) -> Any:
-    kind = spec.kind
-    if kind == MODEL:
-        return _plain_model(value, None)
-    if kind == UNION:
-        return _plain_model(value, value.TYPE)
-    if kind == SEQ:
-        inner = spec.arg
-        if inner.kind <= STR:
-            return list(value)
-        return [_plain_value(inner, item) for item in value]
-    if kind == OPT:
-        return None if value is None else _plain_value(spec.arg, value)
-    if kind == FILTERSET:
-        if value is ANY:
-            return "any"
-        return {"include": [_plain_value(spec.arg, item) for item in value]}
-    if kind == ENUM:
-        return value.value
-    if kind == TAGGED:
-        return _plain_tagged(spec.arg[0], value)
-    return value
-
-
-def _plain_tagged(key: str | None, value: Any) -> Any:
-    cls = type(value)
-    if key is not None:
-        return {key: cls.TAG, **_plain_model(value, None)}
-    if not cls._fields:
-        return cls.TAG  # a unit variant
-    if getattr(cls, "_newtype", False):
-        (field,) = cls._fields
-        return {cls.TAG: _plain_value(field.spec, getattr(value, field.name))}
-    return {cls.TAG: _plain_model(value, None)}
-
-
-# ---------------------------------------------------------------- decoding
+# ---------------------------------------------------------------- reader
 
 
 def from_plain(target: Any, value: Any, path: str) -> Any:
@@ -358,191 +303,37 @@ def decode_payload(text: str | bytes) -> Any:
     return _decode_value(_PAYLOAD_SPEC, parse_json(text, "payload"), "payload")
 
 
+# ---------------------------------------------------------------- replay
+
+
 def replay_rows(state: PoolState, rows: Any) -> None:
     """Decode and apply ``(seq, kind, payload_json)`` rows in order.
 
-    A row that does not decode, or whose ``kind`` column disagrees with its payload, raises
-    ``AgentError(INVALID_STATE_TRANSITION, REPAIR_NEEDED)`` naming the pool and sequence;
-    rows before it stay applied, so ``state.cursor`` is the last good record.
+    A row that ``decode_row`` refuses raises ``corrupt_record``'s error, worded with the
+    state's ``store_name``; rows before it stay applied, so ``state.cursor`` is the last good
+    record.
     """
     for sequence, kind, text in rows:
-        state.apply(decode_row(state.pool_id, sequence, kind, text), sequence)
+        try:
+            payload = decode_row(kind, text)
+        except InvalidInput as error:
+            raise corrupt_record(state.store_name, state.pool_id, sequence, error.message) from None
+        state.apply(payload, sequence)
 
 
-def decode_row(pool_id: str, sequence: int, kind: str, text: str | bytes) -> Any:
-    """One stored row's payload; REPAIR_NEEDED naming the pool and sequence if it is corrupt
-    (it does not decode, or its ``kind`` column disagrees with the payload's type)."""
-    try:
-        payload = decode_payload(text)
-    except InvalidInput as error:
-        raise corrupt_record(pool_id, sequence, error.message) from None
+def decode_row(kind: str, text: str | bytes) -> Any:
+    """A stored row's payload; ``InvalidInput`` saying why if the row is corrupt (its text
+    does not decode, or its ``kind`` column disagrees with the payload's type)."""
+    payload = decode_payload(text)
     if payload.TYPE != kind:
-        raise corrupt_record(pool_id, sequence, f"kind column {kind!r} disagrees with payload type {payload.TYPE!r}")
+        raise InvalidInput(f"kind column {kind!r} disagrees with payload type {payload.TYPE!r}")
     return payload
 
 
-def corrupt_record(pool_id: str, sequence: int, reason: str) -> AgentError:
-    """The error for a stored record that cannot be replayed."""
+def corrupt_record(store_name: str, pool_id: str, sequence: int, reason: str) -> AgentError:
+    """The error for a stored record that cannot be replayed, worded by the store that read it."""
     return AgentError(
         AgentErrorKind.INVALID_STATE_TRANSITION,
         RetryClassification.REPAIR_NEEDED,
-        f"sqlite agent pool store serialization failure: pool {pool_id!r} record {sequence}: {reason}",
+        f"{store_name} serialization failure: pool {pool_id!r} record {sequence}: {reason}",
     )
-
-
-# ---------------------------------------------------------------- pool state
-
-
-class PoolState:
-    """A pool's state replayed from its records, with sorted views kept up to date lazily.
-
-    ``apply`` costs a few dictionary writes; ``snapshot`` reuses the previous snapshot
-    while nothing changed and otherwise re-sorts only the keys that changed.
-    """
-
-    def __init__(self, pool_id: str) -> None:
-        self.pool_id = pool_id
-        self.config: AgentPoolStoreConfig | None = None
-        self.created = False
-        self.cursor = 0
-        self.members: dict[str, AgentPoolMember] = {}
-        self.messages: dict[str, AgentPoolStoredMessage] = {}
-        self.message_dedupe: dict[str, MessageReceipt] = {}
-        self.wakes: dict[str, AgentPoolStoredWake] = {}
-        self.wake_dedupe: dict[str, WakeRegistration] = {}
-        self._members_view = _SortedView()
-        self._messages_view = _SortedView()
-        self._wakes_view = _SortedView()
-        self._topics: tuple[str, ...] = ()
-        self._by_topic: dict[str, tuple[AgentPoolMember, ...]] | None = None  # built on first use
-        self._snapshot: AgentPoolSnapshot | None = None
-
-    def apply(self, payload: Any, sequence: int) -> None:
-        """Apply one decoded payload recorded at ``sequence``."""
-        kind = payload.TYPE
-        if kind == "run_message":
-            stored = payload.stored
-            self.message_dedupe[stored.message.idempotency_key] = stored.receipt
-            key = stored.message.message_id
-            self.messages[key] = stored
-            self._messages_view.pending.add(key)
-        elif kind == "wake":
-            stored = payload.stored
-            self.wake_dedupe[stored.condition.idempotency_key] = stored.registration
-            key = stored.condition.condition_id
-            self.wakes[key] = stored
-            self._wakes_view.pending.add(key)
-        elif kind == "member_joined":
-            member = payload.member
-            self.members[member.run_id] = member
-            self._members_view.pending.add(member.run_id)
-        elif kind == "member_left":
-            run_id = payload.member.run_id
-            self.members.pop(run_id, None)
-            self._members_view.pending.add(run_id)
-        elif kind == "pool_created":
-            self.created = True
-        else:  # pool_opened
-            if self.config is not None and self.config != payload.config:
-                raise AgentError(
-                    AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.REPAIR_NEEDED, CONFLICTING_OPEN
-                )
-            self.config = payload.config
-        self.cursor = sequence
-        self._snapshot = None
-
-    def snapshot(self) -> AgentPoolSnapshot | None:
-        """The snapshot of the records applied so far, or ``None`` if no ``pool_opened`` was seen."""
-        config = self.config
-        if config is None:
-            return None
-        if self._snapshot is not None:
-            return self._snapshot
-        if self._members_view.pending:
-            self._refresh_members()
-        self._snapshot = make(
-            AgentPoolSnapshot,
-            (
-                self.pool_id,
-                self.created,
-                self._members_view.cached,
-                self._topics,
-                config.message_policy,
-                config.wake_policy,
-                config.policy_refs,
-                self._messages_view.values(self.messages),
-                self._wakes_view.values(self.wakes),
-                make(AgentPoolStoreCursor, (self.cursor,)),
-            ),
-        )
-        return self._snapshot
-
-    def sorted_members(self) -> tuple[AgentPoolMember, ...]:
-        """The current members sorted by run id (the snapshot's ``members``), without a snapshot."""
-        if self._members_view.pending:
-            self._refresh_members()
-        return self._members_view.cached
-
-    def sorted_topics(self) -> tuple[str, ...]:
-        """The sorted union of the current members' topics (the snapshot's ``topics``)."""
-        if self._members_view.pending:
-            self._refresh_members()
-        return self._topics
-
-    def topic_members(self, topic: str) -> tuple[AgentPoolMember, ...]:
-        """The current members with ``topic`` among their topics, sorted by run id."""
-        if self._members_view.pending:
-            self._refresh_members()
-        by_topic = self._by_topic
-        if by_topic is None:
-            grouped: dict[str, list[AgentPoolMember]] = {}
-            for member in self._members_view.cached:
-                for name in set(member.topics):  # a member may list a topic twice
-                    grouped.setdefault(name, []).append(member)
-            by_topic = self._by_topic = {name: tuple(listed) for name, listed in grouped.items()}
-        return by_topic.get(topic, ())
-
-    def _refresh_members(self) -> None:
-        """Bring the members view and what is derived from it up to date with ``members``."""
-        members = self._members_view.values(self.members)
-        self._topics = tuple(sorted({topic for member in members for topic in member.topics}))
-        self._by_topic = None
-
-
-class _SortedView:
-    """The values of a dict sorted by key, as a tuple, refreshed from the keys that changed."""
-
-    __slots__ = ("keys", "items", "pending", "cached")
-
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-        self.items: list[Any] = []
-        self.pending: set[str] = set()
-        self.cached: tuple[Any, ...] = ()
-
-    def values(self, current: dict[str, Any]) -> tuple[Any, ...]:
-        pending = self.pending
-        if not pending:
-            return self.cached
-        keys, items = self.keys, self.items
-        if len(pending) * 8 > len(keys):
-            # Many changes (a cold replay): one sort beats many insertions.
-            keys[:] = sorted(current)
-            items[:] = [current[key] for key in keys]
-        else:
-            for key in pending:
-                index = bisect_left(keys, key)
-                present = index < len(keys) and keys[index] == key
-                value = current.get(key, _ABSENT)
-                if value is _ABSENT:
-                    if present:
-                        del keys[index]
-                        del items[index]
-                elif present:
-                    items[index] = value
-                else:
-                    keys.insert(index, key)
-                    items.insert(index, value)
-        pending.clear()
-        self.cached = tuple(items)
-        return self.cached

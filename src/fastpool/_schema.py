@@ -2,8 +2,8 @@
 
 Each model class lists its fields as annotations in Rust declaration order (the wire
 order). ``finalize`` turns the annotations into a schema of ``Field`` rows that the
-constructor (Python values), the wire encoder and both replay engines (JSON values)
-walk. One description, four consumers, so they cannot drift apart.
+constructor (Python values, ``coerce``), the serializer (``to_plain``: JSON-shaped values)
+and both replay engines walk. One description, four consumers, so they cannot drift apart.
 """
 
 from __future__ import annotations
@@ -340,3 +340,65 @@ def coerce(spec: Spec, value: Any, path: str) -> Any:
             raise InvalidInput(f"{path}: expected {names}, got {type(value).__name__}")
         return value
     raise AssertionError(kind)
+
+
+# ---------------------------------------------------------------- to JSON-shaped values
+
+
+def to_plain(obj: Any) -> Any:
+    """A model object as the JSON-shaped value Rust's serde writes (dicts in wire order).
+
+    The reference serializer, walked by the pure engine and by ``EventFilter.compile``; the
+    compiled engine writes the same values from its plans.
+    """
+    return _plain_model(obj, getattr(type(obj), "TYPE", None))
+
+
+def _plain_model(obj: Any, tag: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {} if tag is None else {"type": tag}
+    for field in type(obj)._fields:
+        value = getattr(obj, field.name)
+        mark = field.mark
+        if mark is E:
+            if not value:
+                continue
+        elif mark is O and value is None:
+            continue
+        out[field.wire] = _plain_value(field.spec, value)
+    return out
+
+
+def _plain_value(spec: Spec, value: Any) -> Any:
+    kind = spec.kind
+    if kind == MODEL:
+        return _plain_model(value, None)
+    if kind == UNION:
+        return _plain_model(value, value.TYPE)
+    if kind == SEQ:
+        inner = spec.arg
+        if inner.kind <= STR:
+            return list(value)
+        return [_plain_value(inner, item) for item in value]
+    if kind == OPT:
+        return None if value is None else _plain_value(spec.arg, value)
+    if kind == FILTERSET:
+        if value is ANY:
+            return "any"
+        return {"include": [_plain_value(spec.arg, item) for item in value]}
+    if kind == ENUM:
+        return value.value
+    if kind == TAGGED:
+        return _plain_tagged(spec.arg[0], value)
+    return value
+
+
+def _plain_tagged(key: str | None, value: Any) -> Any:
+    cls = type(value)
+    if key is not None:
+        return {key: cls.TAG, **_plain_model(value, None)}
+    if not cls._fields:
+        return cls.TAG  # a unit variant
+    if getattr(cls, "_newtype", False):
+        (field,) = cls._fields
+        return {cls.TAG: _plain_value(field.spec, getattr(value, field.name))}
+    return {cls.TAG: _plain_model(value, None)}

@@ -11,7 +11,9 @@ import apsw
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError, InvalidInput
 
-PREFIX = "sqlite agent pool store failure: "
+#: How the SQLite store names itself in its errors (SPEC §5.2).
+NAME = "sqlite agent pool store"
+PREFIX = f"{NAME} failure: "
 
 # Most specific first: APSW's exception classes do not inherit from one another.
 _RETRY_BY_CAUSE: tuple[tuple[type[BaseException], RetryClassification], ...] = (

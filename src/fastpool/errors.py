@@ -2,6 +2,10 @@
 
 Both replay engines and every backend raise these; SQLite errors are translated
 into them in one place (``fastpool._sqlite_errors``).
+
+This module sits below the model (every model class needs ``InvalidInput``), and an error's
+``context`` and ``causal_ids`` are model objects: the two properties import them when first
+read. That deferred import is the package's one tie upwards (tests/test_imports.py allows it).
 """
 
 from __future__ import annotations

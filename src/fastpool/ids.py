@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, NewType, TypeAlias
 
+from .errors import InvalidInput
+
 if TYPE_CHECKING:
     # Every API takes a plain str for an id, so type checkers see exactly that.
     AgentPoolId: TypeAlias = str
@@ -111,8 +113,6 @@ def validate_id(value: object) -> str:
     ...
     fastpool.errors.InvalidInput: InvalidStateTransition: identifier is empty
     """
-    from .errors import InvalidInput
-
     if not isinstance(value, str):
         raise InvalidInput(f"identifier must be a str, not {type(value).__name__}")
     error = id_error(value)

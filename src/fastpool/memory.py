@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import Any
 
 from ._base import Build, StoreBase
-from ._replay_py import PoolState
+from ._pool_state import PoolState
 from ._schema import make
 from .model import AgentPoolStoreCursor, AgentPoolStoreRecord
 
@@ -42,7 +42,7 @@ class InMemoryAgentPoolStore(StoreBase):
 
     def _read_state(self, pool_id: str) -> PoolState:
         pool = self._pools.get(pool_id)
-        return self._engine.PoolState(pool_id) if pool is None else pool.state
+        return self._new_state(pool_id) if pool is None else pool.state
 
     def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:
         state = self._read_state(pool_id)

@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 from typing import ClassVar, Union
 
-from ._schema import ANY, FilterSet, Model, NonZeroInt, U32Int, U64Int
+import orjson
+
+from ._schema import ANY, FilterSet, Model, NonZeroInt, U32Int, U64Int, to_plain
 from .enums import (
     AgentPoolLifecycleStatus,
     ContentCaptureMode,
@@ -503,9 +505,8 @@ class EventFilter(Model):
         >>> EventFilter().compile().filter_fingerprint[:15]
         'sha256:d921a777'
         """
-        from .wire import encode
-
-        fingerprint: str = "sha256:" + hashlib.sha256(encode(self).encode("utf-8")).hexdigest()
+        # The wire text (``wire.encode``) as the schema writes it: the engines sit above the model.
+        fingerprint = "sha256:" + hashlib.sha256(orjson.dumps(to_plain(self))).hexdigest()
         return CompiledEventFilter(
             filter_id="filter." + hashlib.sha256(fingerprint.encode("utf-8")).hexdigest(),
             filter_fingerprint=fingerprint,

@@ -32,8 +32,8 @@ from collections.abc import Generator, Iterable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ._base import Build, Row, StoreBase, decode_records
-from ._pg_errors import renamed, translate
+from ._base import Build, Row, StoreBase
+from ._pg_errors import NAME, translate
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError, InvalidInput
 from .model import AgentPoolStoreRecord
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from psycopg import Connection
     from psycopg.pq.abc import PGconn, PGresult
 
-    from ._replay_py import PoolState
+    from ._pool_state import PoolState
 
 __all__ = ["PostgresAgentPoolStore", "SCHEMA_VERSION"]
 
@@ -294,7 +294,13 @@ class _Listener:
         # A forked child shares the wake pipe: writing to it would stop the parent's thread.
         if not self._stopped and os.getpid() == self._pid:
             self._stopped = True
-            os.write(self._wake_write, b"x")
+            # The write end is this side's: the thread may already have left its loop (it saw
+            # _stopped), and must not close a descriptor that is still to be written to.
+            try:
+                os.write(self._wake_write, b"x")
+            except BrokenPipeError:
+                pass  # the thread has gone already, closing its read end
+            os.close(self._wake_write)
 
     def _sleep(self, seconds: float) -> None:
         select.select([self._wake_read], [], [], seconds)
@@ -325,7 +331,6 @@ class _Listener:
                     connection.close()
         finally:
             os.close(self._wake_read)
-            os.close(self._wake_write)
 
     def _pump(self, pgconn: PGconn) -> None:
         while not self._stopped:
@@ -369,7 +374,7 @@ class PostgresAgentPoolStore(StoreBase):
     engine module, as for ``SqliteAgentPoolStore``.
     """
 
-    _prefix = "postgres "
+    _name = NAME
 
     def __init__(
         self,
@@ -479,15 +484,6 @@ class PostgresAgentPoolStore(StoreBase):
             if len(page) < _PAGE:
                 return
             after = page[-1][0]
-
-    def _stream(self, pool_id: str, after: int = 0) -> Generator[AgentPoolStoreRecord, None, None]:
-        try:
-            yield from super()._stream(pool_id, after)
-        except AgentError as error:
-            worded = renamed(error)
-            if worded is error:
-                raise
-            raise worded from None
 
     def _event_sequence(self, pool_id: str) -> int | None:
         with self._lock:
@@ -642,15 +638,6 @@ class PostgresAgentPoolStore(StoreBase):
         # Inline, not _int/_text: a cold read decodes every row of the pool here.
         return [(int(get(i, 0)), get(i, 1).decode(), get(i, 2)) for i in range(result.ntuples)]  # type: ignore[arg-type,union-attr,misc]
 
-    def _replay(self, state: PoolState, rows: list[tuple[int, str, bytes]]) -> None:
-        try:
-            self._engine.replay_rows(state, rows)
-        except AgentError as error:
-            worded = renamed(error)
-            if worded is error:
-                raise
-            raise worded from None
-
     # -- backend primitives (called with self._lock held) ----------------------------------
 
     def _read_state(self, pool_id: str) -> PoolState:
@@ -670,9 +657,9 @@ class PostgresAgentPoolStore(StoreBase):
         # Read before the query: a notification that arrives during it makes the cache stale.
         epoch = notices.epoch if self._notified and notices.listening else _UNKNOWN
         if cached is None:
-            cached = _Cached(self._engine.PoolState(pool_id))
+            cached = _Cached(self._new_state(pool_id))
         try:
-            self._replay(cached.state, self._rows(session, pool_id, cached.state.cursor))
+            self._engine.replay_rows(cached.state, self._rows(session, pool_id, cached.state.cursor))
         except self._error as error:
             raise self._failed(error) from error
         finally:
@@ -686,7 +673,7 @@ class PostgresAgentPoolStore(StoreBase):
         session = self._db()
         cached = self._states.get(pool_id)
         if cached is None or not cached.contended:
-            state = self._engine.PoolState(pool_id) if cached is None else cached.state
+            state = self._new_state(pool_id) if cached is None else cached.state
             try:
                 payload = build(state)
             except AgentError:
@@ -722,12 +709,12 @@ class PostgresAgentPoolStore(StoreBase):
 
     def _append_locked(self, session: _Session, pool_id: str, build: Build) -> tuple[Any, int]:
         cached = self._states.get(pool_id)
-        state = self._engine.PoolState(pool_id) if cached is None else cached.state
+        state = self._new_state(pool_id) if cached is None else cached.state
         try:
             session.run(b"BEGIN; SELECT pg_advisory_xact_lock(%d)" % _key(self._schema, pool_id))
             rows = self._rows(session, pool_id, state.cursor)
             try:
-                self._replay(state, rows)
+                self._engine.replay_rows(state, rows)
             finally:
                 if state.cursor:
                     # Others appended since this cache last looked: take the lock first next time.
@@ -769,10 +756,7 @@ class PostgresAgentPoolStore(StoreBase):
             rows = self._rows(session, pool_id, after, limit)
         except self._error as error:
             raise self._failed(error) from error
-        try:
-            return list(decode_records(self._engine, pool_id, rows))
-        except AgentError as error:
-            raise renamed(error) from None
+        return list(self._decode_records(pool_id, rows))
 
     def _allocate_event_sequence(self, pool_id: str) -> int:
         cached = self._states.get(pool_id)

@@ -24,11 +24,11 @@ from typing import Any
 import apsw
 
 from . import _sql
-from ._base import Build, Row, StoreBase, check_id, decode_records
+from ._base import Build, Row, StoreBase, check_id
+from ._pool_state import PoolState
 from ._probe import ChangeProbe, NoProbe, open_probe
-from ._replay_py import PoolState
 from ._sql import SCHEMA_VERSION
-from ._sqlite_errors import translate
+from ._sqlite_errors import NAME, translate
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError, InvalidInput
 from .model import AgentPoolStoreRecord
@@ -270,7 +270,7 @@ class SqliteAgentPoolStore(StoreBase):
     1
     """
 
-    _prefix = "sqlite "
+    _name = NAME
 
     def __init__(
         self,
@@ -523,7 +523,7 @@ class SqliteAgentPoolStore(StoreBase):
         try:
             token = self._probe.token()
             if cached is None:
-                cached = _Cached(self._engine.PoolState(pool_id))
+                cached = _Cached(self._new_state(pool_id))
             self._catch_up(db, cached.state)
         except apsw.Error as error:
             raise translate(error) from error
@@ -613,7 +613,7 @@ class SqliteAgentPoolStore(StoreBase):
             raise translate(error) from error
         finally:
             self._check_unchanged()
-        return list(decode_records(self._engine, pool_id, rows))
+        return list(self._decode_records(pool_id, rows))
 
     def _allocate_event_sequence(self, pool_id: str) -> int:
         db = self._connection()

@@ -21,7 +21,7 @@ import apsw
 
 from . import _sql
 from ._compat import engine
-from ._sqlite_errors import translate
+from ._sqlite_errors import NAME, translate
 from .errors import AgentError, InvalidInput
 from .postgres import PostgresAgentPoolStore
 from .sqlite import SqliteAgentPoolStore, open_readonly
@@ -87,7 +87,7 @@ def verify(path: str | Path, progress: Callable[[int, int], None] | None = None)
         if "fastpool_meta" in tables:
             SqliteAgentPoolStore._check_schema_version(db)  # the refusal of every store that opens the file
         total: int = db.execute(_sql.COUNT_ROWS).fetchall()[0][0]  # type: ignore[assignment]
-        for problem in _replay_all(db.execute(_sql.ALL_ROWS), report, total, progress):
+        for problem in _replay_all(db.execute(_sql.ALL_ROWS), report, total, progress, NAME):
             report.problems.append(problem)
     except apsw.Error as error:
         report.problems.append(Problem(None, None, str(translate(error))))
@@ -104,7 +104,7 @@ def verify_store(
     report = Report(problems=[])
     assert report.problems is not None
     rows = ((pool_id, *row) for pool_id, _, _ in pools for row in store._stream_rows(pool_id))
-    report.problems.extend(_replay_all(rows, report, sum(count for _, count, _ in pools), progress))
+    report.problems.extend(_replay_all(rows, report, sum(count for _, count, _ in pools), progress, store._name))
     return report
 
 
@@ -113,9 +113,10 @@ def _replay_all(
     report: Report,
     total: int,
     progress: Callable[[int, int], None] | None,
+    store_name: str,  # how the replay's errors name the store
 ) -> Iterator[Problem]:
     for pool_id, rows in groupby(all_rows, key=itemgetter(0)):
-        state = engine.PoolState(pool_id)
+        state = engine.PoolState(pool_id, store_name)
         report.pools += 1
         count = expected = 0
         opened = False  # by the kind column, so that a corrupt pool_opened is reported once, as corrupt
@@ -130,12 +131,9 @@ def _replay_all(
                 yield Problem(pool_id, sequence, f"sequence gap: expected {expected}")
                 expected = sequence
             try:
-                payload = engine.decode_payload(text)
+                payload = engine.decode_row(kind, text)  # the stores' own check of a row
             except InvalidInput as error:
                 yield Problem(pool_id, sequence, error.message)
-                continue
-            if payload.TYPE != kind:
-                yield Problem(pool_id, sequence, f"kind column {kind!r} disagrees with payload type {payload.TYPE!r}")
                 continue
             try:
                 state.apply(payload, sequence)

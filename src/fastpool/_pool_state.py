@@ -1,0 +1,195 @@
+# cython: language_level=3, annotation_typing=False
+"""A pool's state replayed from its records: the one text of record application (SPEC §1).
+
+Both engines apply records through this ``PoolState``. The pure-Python engine imports this
+module as it is; setup.py also compiles this same file into ``fastpool._pool_state_c`` for
+the compiled engine, with the C types ``_pool_state_c.pxd`` declares for its classes
+(annotations are not read as C types, so the compiled classes take what the pure ones take).
+Nothing here is Cython's: the pure engine needs no Cython to run.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import Any
+
+from . import _schema
+from .enums import AgentErrorKind, RetryClassification
+from .errors import AgentError
+from .model import (
+    AgentPoolMember,
+    AgentPoolSnapshot,
+    AgentPoolStoreConfig,
+    AgentPoolStoreCursor,
+    AgentPoolStoredMessage,
+    AgentPoolStoredWake,
+    MessageReceipt,
+    WakeRegistration,
+)
+
+__all__ = ["PoolState"]
+
+_ABSENT: Any = object()
+#: How snapshots are built (no checks: the parts are valid). The compiled engine hands the
+#: compiled copy of this module its own ``make`` (``_replay.pyx``): the same objects, from C.
+make = _schema.make
+
+
+class PoolState:
+    """A pool's state replayed from its records, with sorted views kept up to date lazily.
+
+    ``apply`` costs a few dictionary writes; ``snapshot`` reuses the previous snapshot
+    while nothing changed and otherwise re-sorts only the keys that changed.
+    ``store_name`` is how the store that owns the state names itself in its errors, so that
+    the replay errors it raises name the store's backend.
+    """
+
+    def __init__(self, pool_id: str, store_name: str = "agent pool store") -> None:
+        self.pool_id = pool_id
+        self.store_name = store_name
+        self.config: AgentPoolStoreConfig | None = None
+        self.created = False
+        self.cursor = 0
+        self.members: dict[str, AgentPoolMember] = {}
+        self.messages: dict[str, AgentPoolStoredMessage] = {}
+        self.message_dedupe: dict[str, MessageReceipt] = {}
+        self.wakes: dict[str, AgentPoolStoredWake] = {}
+        self.wake_dedupe: dict[str, WakeRegistration] = {}
+        self._members_view = _SortedView()
+        self._messages_view = _SortedView()
+        self._wakes_view = _SortedView()
+        self._topics: tuple[str, ...] = ()
+        self._by_topic: dict[str, tuple[AgentPoolMember, ...]] | None = None  # built on first use
+        self._snapshot: AgentPoolSnapshot | None = None
+
+    def apply(self, payload: Any, sequence: int) -> None:
+        """Apply one decoded payload recorded at ``sequence``."""
+        kind = payload.TYPE
+        if kind == "run_message":
+            stored = payload.stored
+            self.message_dedupe[stored.message.idempotency_key] = stored.receipt
+            key = stored.message.message_id
+            self.messages[key] = stored
+            self._messages_view.pending.add(key)
+        elif kind == "wake":
+            stored = payload.stored
+            self.wake_dedupe[stored.condition.idempotency_key] = stored.registration
+            key = stored.condition.condition_id
+            self.wakes[key] = stored
+            self._wakes_view.pending.add(key)
+        elif kind == "member_joined":
+            member = payload.member
+            self.members[member.run_id] = member
+            self._members_view.pending.add(member.run_id)
+        elif kind == "member_left":
+            run_id = payload.member.run_id
+            self.members.pop(run_id, None)
+            self._members_view.pending.add(run_id)
+        elif kind == "pool_created":
+            self.created = True
+        else:  # pool_opened
+            if self.config is not None and self.config != payload.config:
+                raise AgentError(
+                    AgentErrorKind.INVALID_STATE_TRANSITION,
+                    RetryClassification.REPAIR_NEEDED,
+                    f"{self.store_name} contains conflicting pool open records",
+                )
+            self.config = payload.config
+        self.cursor = sequence
+        self._snapshot = None
+
+    def snapshot(self) -> AgentPoolSnapshot | None:
+        """The snapshot of the records applied so far, or ``None`` if no ``pool_opened`` was seen."""
+        config = self.config
+        if config is None:
+            return None
+        if self._snapshot is not None:
+            return self._snapshot
+        if self._members_view.pending:
+            self._refresh_members()
+        self._snapshot = make(
+            AgentPoolSnapshot,
+            (
+                self.pool_id,
+                self.created,
+                self._members_view.cached,
+                self._topics,
+                config.message_policy,
+                config.wake_policy,
+                config.policy_refs,
+                self._messages_view.values(self.messages),
+                self._wakes_view.values(self.wakes),
+                make(AgentPoolStoreCursor, (self.cursor,)),
+            ),
+        )
+        return self._snapshot
+
+    def sorted_members(self) -> tuple[AgentPoolMember, ...]:
+        """The current members sorted by run id (the snapshot's ``members``), without a snapshot."""
+        if self._members_view.pending:
+            self._refresh_members()
+        return self._members_view.cached
+
+    def sorted_topics(self) -> tuple[str, ...]:
+        """The sorted union of the current members' topics (the snapshot's ``topics``)."""
+        if self._members_view.pending:
+            self._refresh_members()
+        return self._topics
+
+    def topic_members(self, topic: str) -> tuple[AgentPoolMember, ...]:
+        """The current members with ``topic`` among their topics, sorted by run id."""
+        if self._members_view.pending:
+            self._refresh_members()
+        by_topic = self._by_topic
+        if by_topic is None:
+            grouped: dict[str, list[AgentPoolMember]] = {}
+            for member in self._members_view.cached:
+                for name in set(member.topics):  # a member may list a topic twice
+                    grouped.setdefault(name, []).append(member)
+            by_topic = self._by_topic = {name: tuple(listed) for name, listed in grouped.items()}
+        return by_topic.get(topic, ())
+
+    def _refresh_members(self) -> None:
+        """Bring the members view and what is derived from it up to date with ``members``."""
+        members = self._members_view.values(self.members)
+        self._topics = tuple(sorted({topic for member in members for topic in member.topics}))
+        self._by_topic = None
+
+
+class _SortedView:
+    """The values of a dict sorted by key, as a tuple, refreshed from the keys that changed."""
+
+    __slots__ = ("keys", "items", "pending", "cached")
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.items: list[Any] = []
+        self.pending: set[str] = set()
+        self.cached: tuple[Any, ...] = ()
+
+    def values(self, current: dict[str, Any]) -> tuple[Any, ...]:
+        pending = self.pending
+        if not pending:
+            return self.cached
+        keys, items = self.keys, self.items
+        if len(pending) * 8 > len(keys):
+            # Many changes (a cold replay): one sort beats many insertions.
+            keys[:] = sorted(current)
+            items[:] = [current[key] for key in keys]
+        else:
+            for key in pending:
+                index = bisect_left(keys, key)
+                present = index < len(keys) and keys[index] == key
+                value = current.get(key, _ABSENT)
+                if value is _ABSENT:
+                    if present:
+                        del keys[index]
+                        del items[index]
+                elif present:
+                    items[index] = value
+                else:
+                    keys.insert(index, key)
+                    items.insert(index, value)
+        pending.clear()
+        self.cached = tuple(items)
+        return self.cached

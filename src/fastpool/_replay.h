@@ -1,0 +1,583 @@
+/* The C half of the compiled replay engine (fastpool._replay): what Cython cannot say
+   directly (slot offsets, untracked allocation) and the JSON text writer that dumps runs
+   without any Python code. Read by _replay.pyx's `cdef extern from "_replay.h"` blocks;
+   one section per job, in the order of the .pxi files that use them:
+     objects    allocation left untracked by the GC, slot stores and reads (_plans.pxi)
+     byte scan  the run of bytes a JSON string holds raw (the reader and the writer)
+     writer     the output buffer, the C mirror of the plans, the walk (_writer.pxi)
+     reader     the range check of an int (_reader.pxi)
+   Compiled with -Wall -Wextra (setup.py); every warning is fixed, not silenced. */
+#ifndef FASTPOOL_REPLAY_H
+#define FASTPOOL_REPLAY_H
+
+#include <Python.h>
+#include <structmember.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- objects */
+
+
+/* object.__new__(cls) for a class that takes no arguments and is not abstract, left
+   untracked by the cyclic GC: a model object is immutable and built from finished
+   parts, so it can never be part of a cycle, and a replayed pool holds hundreds of
+   thousands of them that every full collection would otherwise walk (that walking was
+   over half the time of a cold replay). */
+static PyObject *fp_alloc(PyObject *cls) {
+    PyObject *obj = ((PyTypeObject *)cls)->tp_alloc((PyTypeObject *)cls, 0);
+    if (obj != NULL && PyType_IS_GC((PyTypeObject *)cls)) {
+        PyObject_GC_UnTrack(obj);
+    }
+    return obj;
+}
+
+/* A list's items as a tuple the cyclic GC does not track: the engine only makes
+   tuples of strings, enum members and model objects, none of which can reach back
+   to the tuple, and untracked they cost full collections nothing (see fp_alloc). */
+static PyObject *fp_frozen(PyObject *list) {
+    PyObject *tuple = PyList_AsTuple(list);
+    if (tuple != NULL) {
+        PyObject_GC_UnTrack(tuple);
+    }
+    return tuple;
+}
+
+/* Where a member descriptor keeps its value in an instance; -1 unless it is a plain,
+   writable object slot (what __slots__ makes). */
+static Py_ssize_t fp_slot_offset(PyObject *descr) {
+    PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+    return member->type == T_OBJECT_EX && !(member->flags & READONLY) ? member->offset : -1;
+}
+
+/* The slot store object.__setattr__ makes, on a fresh object (nothing to release). */
+static void fp_init_slot(PyObject *obj, Py_ssize_t offset, PyObject *value) {
+    Py_INCREF(value);
+    *(PyObject **)((char *)obj + offset) = value;
+}
+
+/* A slot's value, borrowed; NULL while unset. */
+static PyObject *fp_slot(PyObject *obj, Py_ssize_t offset) {
+    return *(PyObject **)((char *)obj + offset);
+}
+
+/* A str of bytes known to be ASCII: a copy, nothing to decode. */
+static PyObject *fp_ascii(const char *data, Py_ssize_t size) {
+    PyObject *text = PyUnicode_New(size, 127);
+    if (text != NULL)
+        memcpy(PyUnicode_1BYTE_DATA(text), data, size);
+    return text;
+}
+
+/* ---------------------------------------------------------------- byte scan */
+
+/* The bytes of an 8-byte word that a JSON string cannot hold raw, flagged (0x80 in each):
+   a quote (0x22), a backslash (0x5C), a control character (below 0x20). The has-zero-byte
+   bit trick; its lowest flag is always a true one (a false flag needs a true one below it). */
+static inline uint64_t fp_escape_flags(uint64_t word) {
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    const uint64_t quote = word ^ (ones * 0x22), backslash = word ^ (ones * 0x5C);
+    return (((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | ((word - ones * 0x20) & ~word)) & highs;
+}
+
+/* How many bytes come before the first one a JSON string cannot hold raw, eight at a time;
+   with `copy`, they are copied there as they are read. The text reader's strings end there
+   (no copy), and the writer copies what precedes the first escape. Inlined, so each caller
+   gets the loop it needs. */
+static inline Py_ssize_t fp_plain_span(const char *at, const char *end, char *copy) {
+    const char *start = at;
+    uint64_t word, flags;
+    while (end - at >= 8) {
+        memcpy(&word, at, 8);
+        flags = fp_escape_flags(word);
+        if (flags) {
+#if PY_LITTLE_ENDIAN && defined(__GNUC__)
+            at += __builtin_ctzll(flags) >> 3;  /* the first flagged byte is the lowest */
+            if (copy != NULL)
+                memcpy(copy, &word, 8);  /* the bytes past the span are overwritten or ignored */
+            return at - start;
+#else
+            break;  /* the byte loop finds it */
+#endif
+        }
+        if (copy != NULL) {
+            memcpy(copy, &word, 8);
+            copy += 8;
+        }
+        at += 8;
+    }
+    while (at < end && *at != 0x22 && *at != 0x5C && (unsigned char)*at >= 0x20) {
+        if (copy != NULL)
+            *copy++ = *at;
+        at++;
+    }
+    return at - start;
+}
+
+/* ---------------------------------------------------------------- writer */
+
+/* The JSON text dumps writes: a byte buffer that starts on the stack. */
+#define FP_OUT_STACK 2048
+typedef struct {
+    char *data;
+    Py_ssize_t size, capacity;
+    int ascii;  /* only ASCII written so far: the str is a copy, nothing to decode */
+    Py_UCS4 maxchar;  /* the largest character written */
+    Py_ssize_t extra;  /* bytes beyond the first of each character: size - extra characters */
+    char stack[FP_OUT_STACK];
+} fp_out;
+
+static void fp_out_init(fp_out *o) {
+    o->data = o->stack;
+    o->size = 0;
+    o->capacity = FP_OUT_STACK;
+    o->ascii = 1;
+    o->maxchar = 0x7F;
+    o->extra = 0;
+}
+
+static void fp_out_free(fp_out *o) {
+    if (o->data != o->stack)
+        PyMem_Free(o->data);
+    o->data = o->stack;
+}
+
+static int fp_grow(fp_out *o, Py_ssize_t extra) {
+    Py_ssize_t need, capacity = o->capacity;
+    char *data;
+    if (extra > PY_SSIZE_T_MAX - o->size) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    need = o->size + extra;
+    while (capacity < need)
+        capacity = capacity > PY_SSIZE_T_MAX / 2 ? need : capacity * 2;
+    if (o->data == o->stack) {
+        data = (char *)PyMem_Malloc(capacity);
+        if (data != NULL)
+            memcpy(data, o->stack, o->size);
+    } else {
+        data = (char *)PyMem_Realloc(o->data, capacity);
+    }
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    o->data = data;
+    o->capacity = capacity;
+    return 0;
+}
+
+static inline int fp_reserve(fp_out *o, Py_ssize_t extra) {
+    return o->capacity - o->size >= extra ? 0 : fp_grow(o, extra);
+}
+
+static inline int fp_put(fp_out *o, const char *text, Py_ssize_t size) {
+    if (fp_reserve(o, size) < 0)
+        return -1;
+    memcpy(o->data + o->size, text, size);
+    o->size += size;
+    return 0;
+}
+
+static inline int fp_put_char(fp_out *o, char c) {
+    if (fp_reserve(o, 1) < 0)
+        return -1;
+    o->data[o->size++] = c;
+    return 0;
+}
+
+/* An int in 0..2**64-1 in decimal: 0 when written, -1 with an exception set, 1 (and
+   no exception) for any other int (the caller lets orjson decide). */
+static int fp_put_u64(fp_out *o, PyObject *number) {
+    char digits[20];
+    int n = 20, overflow = 0;
+    unsigned long long value;
+    long long signed_value = PyLong_AsLongLongAndOverflow(number, &overflow);  /* quicker below 2**63 */
+    if (signed_value == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 1;
+    }
+    if (overflow == 0) {
+        if (signed_value < 0)
+            return 1;
+        value = (unsigned long long)signed_value;
+    } else {
+        value = PyLong_AsUnsignedLongLong(number);
+        if (value == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();  /* negative, or wider than 64 bits */
+            return 1;
+        }
+    }
+    do {
+        digits[--n] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value);
+    return fp_put(o, digits + n, 20 - n);
+}
+
+/* A JSON string as serde_json (and orjson) write it: a quote, a backslash and the control
+   characters 08, 09, 0A, 0C, 0D as two-character escapes (backslash and one of the quote,
+   backslash, b, t, n, f, r), other characters below 0x20 as backslash u00xx (lowercase
+   hex), everything else raw as UTF-8 (DEL and U+2028 included). 0 when written, -1 with an
+   exception set, 1 for a lone surrogate (not UTF-8: the caller lets orjson raise its error). */
+static int fp_put_str(fp_out *o, PyObject *text) {
+    static const char hex[] = "0123456789abcdef";
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), i = 0;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    char *at;
+    Py_UCS4 c, maxchar = 0;
+    Py_ssize_t extra = 0;
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(text) < 0)
+        return -1;
+    n = PyUnicode_GET_LENGTH(text);
+    kind = PyUnicode_KIND(text);
+    data = PyUnicode_DATA(text);
+#endif
+    if (n > (PY_SSIZE_T_MAX - 2) / 6) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (PyUnicode_IS_ASCII(text)) {
+        const char *chars = (const char *)data;
+        if (fp_reserve(o, n + 2) < 0)
+            return -1;
+        at = o->data + o->size;
+        *at++ = '"';
+        i = fp_plain_span(chars, chars + n, at);  /* a word it copies lies within the string: it fits */
+        at += i;
+        if (i == n) {  /* the common case */
+            *at++ = '"';
+            o->size = at - o->data;
+            return 0;
+        }
+        /* An escape: from here, at worst 6 bytes a character (an escaped control). A lone
+           surrogate cannot come in ASCII, so what is written stays. */
+        o->size = at - o->data;
+        if (fp_reserve(o, 6 * (n - i) + 1) < 0)
+            return -1;
+        at = o->data + o->size;
+    } else {
+        if (fp_reserve(o, 6 * n + 2) < 0)
+            return -1;
+        at = o->data + o->size;
+        *at++ = '"';
+    }
+    for (; i < n; i++) {
+        c = PyUnicode_READ(kind, data, i);
+        if (c < 0x80) {
+            if (c >= 0x20 && c != 0x22 && c != 0x5C) {
+                *at++ = (char)c;
+                continue;
+            }
+            *at++ = 0x5C;  /* backslash */
+            switch (c) {
+            case 0x22: *at++ = 0x22; break;
+            case 0x5C: *at++ = 0x5C; break;
+            case 0x08: *at++ = 'b'; break;
+            case 0x09: *at++ = 't'; break;
+            case 0x0A: *at++ = 'n'; break;
+            case 0x0C: *at++ = 'f'; break;
+            case 0x0D: *at++ = 'r'; break;
+            default:
+                *at++ = 'u'; *at++ = '0'; *at++ = '0';
+                *at++ = hex[c >> 4]; *at++ = hex[c & 0xF];
+            }
+        } else {
+            if (c > maxchar)
+                maxchar = c;
+            if (c < 0x800) {
+                *at++ = (char)(0xC0 | (c >> 6));
+                *at++ = (char)(0x80 | (c & 0x3F));
+                extra += 1;
+            } else if (c < 0x10000) {
+                if (c >= 0xD800 && c <= 0xDFFF)
+                    return 1;  /* nothing was committed: o->size is unchanged */
+                *at++ = (char)(0xE0 | (c >> 12));
+                *at++ = (char)(0x80 | ((c >> 6) & 0x3F));
+                *at++ = (char)(0x80 | (c & 0x3F));
+                extra += 2;
+            } else {
+                *at++ = (char)(0xF0 | (c >> 18));
+                *at++ = (char)(0x80 | ((c >> 12) & 0x3F));
+                *at++ = (char)(0x80 | ((c >> 6) & 0x3F));
+                *at++ = (char)(0x80 | (c & 0x3F));
+                extra += 3;
+            }
+        }
+    }
+    *at++ = '"';
+    if (maxchar) {
+        o->ascii = 0;
+        if (maxchar > o->maxchar)
+            o->maxchar = maxchar;
+        o->extra += extra;
+    }
+    o->size = at - o->data;
+    return 0;
+}
+
+/* The text written, as a str. ASCII is a copy; Latin-1 (the usual non-ASCII: accented
+   ids) is narrowed here, runs of eight ASCII bytes at a time, cheaper than the general
+   UTF-8 decoder; wider text is decoded. */
+static PyObject *fp_out_str(fp_out *o) {
+    const unsigned char *at = (const unsigned char *)o->data, *end = at + o->size;
+    PyObject *text;
+    Py_UCS1 *into;
+    uint64_t word;
+    if (o->ascii)
+        return fp_ascii(o->data, o->size);
+    if (o->maxchar > 0xFF)
+        return PyUnicode_DecodeUTF8(o->data, o->size, "strict");
+    text = PyUnicode_New(o->size - o->extra, 0xFF);
+    if (text == NULL)
+        return NULL;
+    into = PyUnicode_1BYTE_DATA(text);
+    while (at < end) {
+        if (end - at >= 8) {
+            memcpy(&word, at, 8);
+            if (!(word & 0x8080808080808080u)) {
+                memcpy(into, at, 8);
+                into += 8;
+                at += 8;
+                continue;
+            }
+        }
+        if (*at < 0x80) {
+            *into++ = *at++;
+        } else {  /* two bytes: 110xxxxx 10xxxxxx */
+            *into++ = (Py_UCS1)(((at[0] & 0x1F) << 6) | (at[1] & 0x3F));
+            at += 2;
+        }
+    }
+    return text;
+}
+
+/* dumps' plans in C: a mirror of the _Model / _Value plans (each plan object owns
+   its struct and holds, through its attributes, every object the struct points to). */
+enum { FPW_STR = 1, FPW_BOOL, FPW_INT, FPW_ENUM, FPW_MODEL, FPW_UNION, FPW_SEQ, FPW_OPT, FPW_FILTERSET };
+
+typedef struct fp_wmodel fp_wmodel;
+
+typedef struct fp_wvalue {
+    int kind;
+    PyTypeObject *type;  /* FPW_ENUM: the enum class, NULL if its members are not str values */
+    fp_wmodel *model;  /* FPW_MODEL */
+    struct fp_wvalue *inner;  /* FPW_SEQ, FPW_OPT, FPW_FILTERSET */
+    Py_ssize_t nvariants;  /* FPW_UNION: the classes and their plans */
+    PyTypeObject **variant_types;
+    fp_wmodel **variants;
+} fp_wvalue;
+
+#define FP_KEY_INLINE 48
+typedef struct {
+    Py_ssize_t offset;  /* of the slot */
+    int omit_empty, omit_none;  /* marks E and O */
+    const char *key;  /* ',"wire":' */
+    Py_ssize_t key_size;
+    fp_wvalue *value;
+    /* a short key's copy, zero padded: written as one fixed-size copy (from offset 0 or 1) */
+    char key_inline[FP_KEY_INLINE + 16];
+} fp_wfield;
+
+struct fp_wmodel {
+    PyTypeObject *cls;
+    int writable;  /* wire keys distinct */
+    const char *tag;  /* '{"type":"<tag>"', or NULL if it cannot be written tagged */
+    Py_ssize_t tag_size, nfields;
+    fp_wfield *fields;
+};
+
+static PyObject *fp_any = NULL;  /* _schema.ANY */
+
+static void fp_set_any(PyObject *any) {
+    Py_INCREF(any);
+    Py_XSETREF(fp_any, any);
+}
+
+static fp_wvalue *fp_wvalue_new(int kind, PyObject *type, fp_wmodel *model, fp_wvalue *inner, Py_ssize_t nvariants) {
+    fp_wvalue *v = (fp_wvalue *)PyMem_Calloc(1, sizeof(fp_wvalue));
+    if (v == NULL)
+        return (fp_wvalue *)PyErr_NoMemory();
+    v->kind = kind;
+    v->type = (PyTypeObject *)type;
+    v->model = model;
+    v->inner = inner;
+    if (nvariants) {
+        v->variant_types = (PyTypeObject **)PyMem_Calloc(nvariants, sizeof(PyTypeObject *));
+        v->variants = (fp_wmodel **)PyMem_Calloc(nvariants, sizeof(fp_wmodel *));
+        if (v->variant_types == NULL || v->variants == NULL) {
+            PyMem_Free(v->variant_types);
+            PyMem_Free(v->variants);
+            PyMem_Free(v);
+            return (fp_wvalue *)PyErr_NoMemory();
+        }
+        v->nvariants = nvariants;
+    }
+    return v;
+}
+
+static void fp_wvalue_set_variant(fp_wvalue *v, Py_ssize_t i, PyObject *cls, fp_wmodel *model) {
+    v->variant_types[i] = (PyTypeObject *)cls;
+    v->variants[i] = model;
+}
+
+static void fp_wvalue_free(fp_wvalue *v) {
+    if (v != NULL) {
+        PyMem_Free(v->variant_types);
+        PyMem_Free(v->variants);
+        PyMem_Free(v);
+    }
+}
+
+static fp_wmodel *fp_wmodel_new(PyObject *cls, Py_ssize_t nfields, int writable, const char *tag, Py_ssize_t tag_size) {
+    fp_wmodel *m = (fp_wmodel *)PyMem_Calloc(1, sizeof(fp_wmodel));
+    if (m == NULL)
+        return (fp_wmodel *)PyErr_NoMemory();
+    m->fields = (fp_wfield *)PyMem_Calloc(nfields ? nfields : 1, sizeof(fp_wfield));
+    if (m->fields == NULL) {
+        PyMem_Free(m);
+        return (fp_wmodel *)PyErr_NoMemory();
+    }
+    m->cls = (PyTypeObject *)cls;
+    m->nfields = nfields;
+    m->writable = writable;
+    m->tag = tag;
+    m->tag_size = tag_size;
+    return m;
+}
+
+static void fp_wmodel_set_field(fp_wmodel *m, Py_ssize_t i, Py_ssize_t offset, int omit_empty, int omit_none,
+                                const char *key, Py_ssize_t key_size, fp_wvalue *value) {
+    fp_wfield *f = &m->fields[i];
+    f->offset = offset;
+    f->omit_empty = omit_empty;
+    f->omit_none = omit_none;
+    f->key = key;
+    f->key_size = key_size;
+    f->value = value;
+    if (key_size <= FP_KEY_INLINE)
+        memcpy(f->key_inline, key, key_size);
+}
+
+static void fp_wmodel_free(fp_wmodel *m) {
+    if (m != NULL) {
+        PyMem_Free(m->fields);
+        PyMem_Free(m);
+    }
+}
+
+/* The writers: 0 when written, -1 with an exception set (out of memory), 1 when the value
+   is not exactly what the plan expects (the caller redoes it the to_plain way). Values
+   are borrowed: nothing here runs Python code, so nothing can release them meanwhile. */
+static int fp_write_value(fp_out *o, const fp_wvalue *v, PyObject *value);
+
+static int fp_write_model(fp_out *o, const fp_wmodel *m, PyObject *obj, int tagged) {
+    Py_ssize_t i, skip = 1;
+    const fp_wfield *f;
+    PyObject *value;
+    int result;
+    if (!m->writable)
+        return 1;
+    if (tagged) {
+        if (m->tag == NULL)
+            return 1;
+        if (fp_put(o, m->tag, m->tag_size) < 0)
+            return -1;
+        skip = 0;
+    } else if (fp_put_char(o, '{') < 0) {
+        return -1;
+    }
+    for (i = 0; i < m->nfields; i++) {
+        f = &m->fields[i];
+        value = *(PyObject **)((char *)obj + f->offset);
+        if (value == NULL)
+            return 1;  /* an unset slot: the twin's getattr raises */
+        if (f->omit_empty) {
+            if (!PyTuple_CheckExact(value))
+                return 1;
+            if (PyTuple_GET_SIZE(value) == 0)
+                continue;
+        } else if (f->omit_none && value == Py_None) {
+            continue;
+        }
+        if (f->key_size <= FP_KEY_INLINE && o->capacity - o->size >= FP_KEY_INLINE) {
+            memcpy(o->data + o->size, f->key_inline + skip, FP_KEY_INLINE);
+            o->size += f->key_size - skip;
+        } else if (fp_put(o, f->key + skip, f->key_size - skip) < 0) {
+            return -1;
+        }
+        skip = 0;
+        if ((result = fp_write_value(o, f->value, value)) != 0)
+            return result;
+    }
+    return fp_put_char(o, '}');
+}
+
+static int fp_write_items(fp_out *o, const fp_wvalue *inner, PyObject *items) {
+    Py_ssize_t i, n = PyTuple_GET_SIZE(items);
+    int result;
+    if (fp_put_char(o, '[') < 0)
+        return -1;
+    for (i = 0; i < n; i++) {
+        if (i && fp_put_char(o, ',') < 0)
+            return -1;
+        if ((result = fp_write_value(o, inner, PyTuple_GET_ITEM(items, i))) != 0)
+            return result;
+    }
+    return fp_put_char(o, ']');
+}
+
+static int fp_write_value(fp_out *o, const fp_wvalue *v, PyObject *value) {
+    Py_ssize_t i;
+    int result;
+    switch (v->kind) {
+    case FPW_STR:
+        return PyUnicode_CheckExact(value) ? fp_put_str(o, value) : 1;
+    case FPW_ENUM:  /* a str enum member is its value's text */
+        return v->type != NULL && Py_TYPE(value) == v->type ? fp_put_str(o, value) : 1;
+    case FPW_MODEL:
+        return Py_TYPE(value) == v->model->cls ? fp_write_model(o, v->model, value, 0) : 1;
+    case FPW_UNION:
+        for (i = 0; i < v->nvariants; i++)
+            if (Py_TYPE(value) == v->variant_types[i])
+                return fp_write_model(o, v->variants[i], value, 1);
+        return 1;
+    case FPW_SEQ:
+        return PyTuple_CheckExact(value) ? fp_write_items(o, v->inner, value) : 1;
+    case FPW_OPT:
+        return value == Py_None ? fp_put(o, "null", 4) : fp_write_value(o, v->inner, value);
+    case FPW_BOOL:
+        if (value == Py_True)
+            return fp_put(o, "true", 4);
+        return value == Py_False ? fp_put(o, "false", 5) : 1;
+    case FPW_INT:
+        return PyLong_CheckExact(value) ? fp_put_u64(o, value) : 1;
+    case FPW_FILTERSET:
+        if (value == fp_any)
+            return fp_put(o, "\"any\"", 5);
+        if (!PyTuple_CheckExact(value))
+            return 1;
+        if (fp_put(o, "{\"include\":", 11) < 0)
+            return -1;
+        if ((result = fp_write_items(o, v->inner, value)) != 0)
+            return result;
+        return fp_put_char(o, '}');
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------------------- reader */
+
+/* Whether an int lies in low..high; leaves no exception set. */
+static int fp_int_within(PyObject *value, unsigned long long low, unsigned long long high) {
+    unsigned long long n = PyLong_AsUnsignedLongLong(value);
+    if (n == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();  /* negative, or wider than 64 bits */
+        return 0;
+    }
+    return low <= n && n <= high;
+}
+
+#endif  /* FASTPOOL_REPLAY_H */
