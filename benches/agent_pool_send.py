@@ -23,13 +23,7 @@ the wall clock and by this process's CPU time (steadier on a shared machine).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import shutil
-import statistics
 import sys
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 try:
@@ -38,135 +32,7 @@ except ImportError:  # a checkout that is not installed: use its src/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     import fastpool
 
-from fastpool import (
-    AgentPool,
-    AgentPoolMember,
-    AgentRuntime,
-    InMemoryAgentEventBus,
-    InMemoryRunJournal,
-    MessageReceipt,
-    MessageStatus,
-    RunAddress,
-    RunMessage,
-    SqliteAgentPoolStore,
-)
-from fastpool.aio import AsyncAgentPool
-
-POOL = "pool.send"
-TASKS = 50
-
-
-def message(n: int) -> RunMessage:
-    return RunMessage(
-        message_id=f"msg.{n:07d}",
-        from_="run.a",
-        to=RunAddress.run("run.b"),
-        content_ref=f"content.{n:07d}",
-        idempotency_key=f"idem.{n:07d}",
-    )
-
-
-def runtime() -> AgentRuntime:
-    return AgentRuntime(journal=InMemoryRunJournal(), event_bus=InMemoryAgentEventBus())
-
-
-def template(folder: Path, size: int) -> Path:
-    """A file holding the pool: two members and ``size`` messages sent through ``AgentPool``."""
-    path = folder / "template.sqlite"
-    with SqliteAgentPoolStore(path) as store:
-        pool = AgentPool(POOL, runtime=runtime(), store=store)
-        for run_id in ("run.a", "run.b"):
-            pool.join_run(AgentPoolMember(run_id=run_id, agent_id=f"agent.{run_id}"))
-        for n in range(size):
-            pool.send(message(10_000_000 - 1 - n))
-    return path
-
-
-def store_alone(store: SqliteAgentPoolStore, messages: list[RunMessage]) -> None:
-    for sent in messages:
-        accepted = MessageReceipt(message_id=sent.message_id, status=MessageStatus.ACCEPTED, delivered_to=("run.b",))
-        store.record_message_once(POOL, sent, accepted)
-        store.record_message(POOL, sent, accepted.replace(status=MessageStatus.DELIVERED))
-
-
-def store_calls_of_send(store: SqliteAgentPoolStore, messages: list[RunMessage]) -> None:
-    for sent in messages:
-        store.message_receipt(POOL, sent.idempotency_key)
-        store.member(POOL, "run.a")
-        store.member(POOL, "run.b")
-        accepted = MessageReceipt(message_id=sent.message_id, status=MessageStatus.ACCEPTED, delivered_to=("run.b",))
-        store.member(POOL, "run.a")
-        store.next_event_sequence(POOL)
-        store.record_message_once(POOL, sent, accepted)
-        store.member(POOL, "run.a")
-        store.next_event_sequence(POOL)
-        store.record_message(POOL, sent, accepted.replace(status=MessageStatus.DELIVERED))
-
-
-def coordinator(store: SqliteAgentPoolStore, messages: list[RunMessage]) -> None:
-    send = AgentPool(POOL, runtime=runtime(), store=store).send
-    for sent in messages:
-        send(sent)
-
-
-def coordinator_awaited(store: SqliteAgentPoolStore, messages: list[RunMessage]) -> None:
-    async def main() -> None:
-        async with await AsyncAgentPool.open(POOL, runtime=runtime(), store=store) as pool:
-            for sent in messages:
-                await pool.send(sent)
-
-    asyncio.run(main())
-
-
-def coordinator_tasks(store: SqliteAgentPoolStore, messages: list[RunMessage]) -> None:
-    async def main() -> None:
-        async with await AsyncAgentPool.open(POOL, runtime=runtime(), store=store) as pool:
-
-            async def task(share: list[RunMessage]) -> None:
-                for sent in share:
-                    await pool.send(sent)
-
-            await asyncio.gather(*(task(messages[n::TASKS]) for n in range(TASKS)))
-
-    asyncio.run(main())
-
-
-LOOPS: dict[str, Callable[[SqliteAgentPoolStore, list[RunMessage]], None]] = {
-    "store: accepted + delivered": store_alone,
-    "store: AgentPool.send's calls": store_calls_of_send,
-    "AgentPool.send": coordinator,
-    "AsyncAgentPool.send, awaited in turn": coordinator_awaited,
-    f"AsyncAgentPool.send, {TASKS} tasks": coordinator_tasks,
-}
-
-
-def measure(sends: int, rounds: int, size: int) -> dict[str, tuple[float, float]]:
-    """Per loop: the median sends per second by the wall clock and by CPU time."""
-    wall: dict[str, list[float]] = {name: [] for name in LOOPS}
-    cpu: dict[str, list[float]] = {name: [] for name in LOOPS}
-    with tempfile.TemporaryDirectory() as folder:
-        source = template(Path(folder), size)
-        for round_number in range(rounds):
-            for index, (name, loop) in enumerate(LOOPS.items()):
-                path = Path(folder) / f"copy-{round_number}-{index}.sqlite"
-                shutil.copyfile(source, path)
-                messages = [message(n) for n in range(sends)]
-                with SqliteAgentPoolStore(path) as store:
-                    store.snapshot(POOL)  # warm: the cold replay is not what is measured
-                    started, used = time.perf_counter(), time.process_time()
-                    loop(store, messages)
-                    elapsed, spent = time.perf_counter() - started, time.process_time() - used
-                    check(store, sends, size)
-                wall[name].append(sends / elapsed)
-                cpu[name].append(sends / spent)
-    return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in LOOPS}
-
-
-def check(store: SqliteAgentPoolStore, sends: int, size: int) -> None:
-    """Every loop wrote the same thing: one accepted and one delivered record per message."""
-    snapshot = store.snapshot(POOL)
-    assert snapshot.cursor is not None and snapshot.cursor.sequence == 4 + 2 * (size + sends), snapshot.cursor
-    assert all(stored.receipt.status is MessageStatus.DELIVERED for stored in snapshot.messages)
+from fastpool.benchmarking.agent_pool import STORE_ALONE, measure
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -179,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"fastpool {fastpool.__version__}, {engine} engine: {args.sends} sends x {args.rounds} rounds,", end=" ")
     print(f"a pool of {args.size} messages before")
     figures = measure(args.sends, args.rounds, args.size)
-    alone, calls = figures["store: accepted + delivered"], figures["store: AgentPool.send's calls"]
+    alone, calls = figures[STORE_ALONE], figures["store: AgentPool.send's calls"]
     print(f"{'sends per second':40} {'wall':>8} {'cpu':>8}   of the store alone (wall, cpu)   of send's store calls")
     for name, (wall, cpu) in figures.items():
         print(

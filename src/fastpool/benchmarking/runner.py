@@ -37,7 +37,7 @@ from .._open import backend_of
 from ..enums import MessageStatus
 from ..errors import InvalidInput
 from ..sqlite import SqliteAgentPoolStore
-from . import postgres, targets, workload
+from . import agent_pool, postgres, targets, workload
 from .seed_baseline import SeedAgentPoolStore
 
 POOL = "pool.bench"
@@ -340,6 +340,14 @@ class Bench:
             round(four / one, 2) for one, four in zip(rates[1], rates[4])
         ]
 
+    def coordinator(self) -> None:
+        """AP: ``AgentPool.send`` (and ``AsyncAgentPool.send``) per second beside the store-only loop."""
+        sends = 300 if self.quick else 2000
+        self.progress(f"AP: {sends} sends per loop, {len(agent_pool.LOOPS)} loops × 3 rounds")
+        system = "c" if "c" in self.engines else "py"
+        for name, (wall, _cpu) in agent_pool.measure(sends, 3, 0).items():
+            self.results.add("AP", name, 0, system, wall, "sends/s")
+
     def run(self) -> Results:
         for size in self.sizes:
             self.appends(size)
@@ -352,6 +360,7 @@ class Bench:
         if T7_SIZE in self.sizes:
             self.seed(T7_SIZE)
         self.memory(max(self.sizes))
+        self.coordinator()
         self.progress.done()
         return self.results
 
@@ -479,6 +488,13 @@ def _verdicts(results: Results, sizes: tuple[int, ...]) -> list[tuple[str, str, 
                 lines.append(("T8", f"{text} = {ratio:.2f} × its JSON", _met(targets.T8, ratio)))
             else:
                 lines.append(("T8", text, "reported"))
+    system = "c" if results.get("AP", "AgentPool.send", 0, "c") else "py"
+    alone = results.get("AP", agent_pool.STORE_ALONE, 0, system)
+    for measure in ("AgentPool.send", f"AsyncAgentPool.send, {agent_pool.TASKS} tasks"):
+        value = results.get("AP", measure, 0, system)
+        if value and alone:
+            text = f"{measure}: {value:,.0f} sends/s = {value / alone:.2f} × the store-only loop"
+            lines.append(("AP", text, _met(targets.AP_SEND, value / alone)))
     return lines + _postgres_verdicts(results)
 
 

@@ -54,6 +54,8 @@ T10_RSS = Goal("T10", 100, True, "MB")
 T10_SNAPSHOT = Goal("T10", 1, True, "s")
 T11_WATCH = Goal("T11", 10, True, "µs")
 T11_SNAPSHOT = Goal("T11", 5, True, "µs")
+#: Issue 17: ``AgentPool.send`` (accepted + delivered) beside a host's store-only send loop.
+AP_SEND = Goal("AP", 0.7, False, "×", "the store-only send loop")
 T12_APPEND = Goal("T12", 1.5, True, "×", "a raw one-row INSERT transaction")
 T12_READ = Goal("T12", 1.2, True, "×", "one round trip")
 T12_NOTIFIED_READ = Goal("T12", 2, True, "µs")
