@@ -38,6 +38,7 @@ __all__ = ["SqliteAgentPoolStore", "SCHEMA_VERSION"]
 _SYNCHRONOUS = {"normal": 1, "full": 2}
 _MAX_SEQUENCE = 2**63 - 1  # the largest SQLite integer
 _ROW_OVERHEAD = 1024  # bytes of a record row besides the payload: pool_id (<= 512), seq, kind, header
+_NEVER = object()  # the sync point of a store that has not read the probe yet
 
 
 class _BusyWait:
@@ -239,13 +240,13 @@ class _Write:
 
 
 class _Cached:
-    """A pool's state and the probe token it was last synced at (None: unknown)."""
+    """A pool's state and the store's generation it was last caught up in (-1: never)."""
 
-    __slots__ = ("state", "token")
+    __slots__ = ("state", "generation")
 
     def __init__(self, state: PoolState) -> None:
         self.state = state
-        self.token: object = None
+        self.generation = -1
 
 
 class SqliteAgentPoolStore(StoreBase):
@@ -301,6 +302,11 @@ class SqliteAgentPoolStore(StoreBase):
         self._states: OrderedDict[str, _Cached] = OrderedDict()
         self._max_cached_pools = max_cached_pools
         self._batch: set[str] | None = None  # pools written inside an open transaction()
+        # One sync point for every cached pool: the probe token as of which a state caught
+        # up in the current generation is known current. Own commits advance it; any other
+        # token starts a new generation, so each pool catches up once on its next use.
+        self._sync: object = _NEVER
+        self._generation = 0
         self._db: apsw.Connection | None = None
         self._probe: ChangeProbe = NoProbe()
         self._unchanged: _Unchanged | None = None  # the guard of a file opened immutable
@@ -490,8 +496,8 @@ class SqliteAgentPoolStore(StoreBase):
 
     def _read_state(self, pool_id: str) -> PoolState:
         cached = self._states.get(pool_id)
-        # The hot path: a cached state that no commit anywhere has made stale.
-        if cached is not None and cached.token == self._probe.token():
+        # The hot path: a state caught up since the last commit of another connection.
+        if cached is not None and cached.generation == self._generation and self._probe.token() == self._sync:
             self._states.move_to_end(pool_id)
             return cached.state
         return self._synced_state(pool_id, cached)
@@ -499,7 +505,8 @@ class SqliteAgentPoolStore(StoreBase):
     def _synced_state(self, pool_id: str, cached: _Cached | None) -> PoolState:
         db = self._connection()
         try:
-            token = self._probe.token()
+            self._resync()  # the token is read before the rows: a commit in between shows next time
+            generation = self._generation
             if cached is None:
                 cached = _Cached(self._engine.PoolState(pool_id))
             self._catch_up(db, cached.state)
@@ -509,8 +516,26 @@ class SqliteAgentPoolStore(StoreBase):
             # Progress made before a corrupt row is kept, so a later call resumes after it.
             if cached is not None and cached.state.cursor:
                 self._keep(pool_id, cached)
-        cached.token = token
+        cached.generation = generation
         return cached.state
+
+    def _resync(self) -> object:
+        """The probe's token; if it is not the sync point, another connection has committed
+        since: it becomes the sync point, in a new generation (every cached pool stale)."""
+        token = self._probe.token()
+        if token != self._sync:
+            self._sync = token
+            self._generation += 1
+        return token
+
+    def _advance(self, before: object) -> None:
+        """After this connection's COMMIT: ``before`` is the sync point read inside the write
+        transaction. If that commit is the only one since, every cached state is still
+        current (the pools it wrote were updated in memory) and the sync point moves on;
+        otherwise the next call starts a new generation."""
+        after = self._probe.token()
+        if after != before and self._probe.only_own_commit(before, after):
+            self._sync = after
 
     def _catch_up(self, db: apsw.Connection, state: PoolState) -> None:
         rows = db.cursor()
@@ -527,8 +552,8 @@ class SqliteAgentPoolStore(StoreBase):
             # inside it only the few records committed in between remain to be read.
             self._read_state(pool_id)
         with self._write_boundary(db) as write:
+            before = self._resync()  # no other connection commits until this one does
             state = self._read_state(pool_id)
-            before = self._states[pool_id].token if state.cursor else None
             payload = build(state)
             if payload is not None:
                 sequence = state.cursor + 1
@@ -540,12 +565,9 @@ class SqliteAgentPoolStore(StoreBase):
         if payload is None:
             return None, state.cursor
         state.apply(payload, sequence)
-        cached = self._remember(pool_id, state)
+        self._remember(pool_id, state)
         if began:
-            # The cache is current after our own commit only if nobody else committed meanwhile.
-            after = self._probe.token()
-            synced = before is not None and self._probe.only_own_commit(before, after)
-            cached.token = after if synced else None
+            self._advance(before)
         else:
             # Inside store.transaction(): a rollback forgets every pool the batch touched.
             assert self._batch is not None
@@ -565,12 +587,11 @@ class SqliteAgentPoolStore(StoreBase):
                 f"{self._max_text + _ROW_OVERHEAD:,} bytes per value (SQLITE_LIMIT_LENGTH)"
             )
 
-    def _remember(self, pool_id: str, state: PoolState) -> _Cached:
-        cached = self._states.get(pool_id)
-        if cached is None:
+    def _remember(self, pool_id: str, state: PoolState) -> None:
+        if pool_id not in self._states:
             cached = _Cached(state)
+            cached.generation = self._generation
             self._keep(pool_id, cached)
-        return cached
 
     def _keep(self, pool_id: str, cached: _Cached) -> None:
         """Cache a pool's state as the most recently used, dropping the least recently used
@@ -595,9 +616,12 @@ class SqliteAgentPoolStore(StoreBase):
 
     def _allocate_event_sequence(self, pool_id: str) -> int:
         db = self._connection()
-        with self._write_boundary(db):
+        with self._write_boundary(db) as write:
+            before = self._resync()
             self._opened(self._read_state(pool_id))
             sequence: int = db.execute(_sql.NEXT_EVENT, (pool_id,)).fetchall()[0][0]  # type: ignore[assignment]
+        if write.began:
+            self._advance(before)
         return sequence
 
     # -- transactions ------------------------------------------------------------------------
@@ -632,6 +656,7 @@ class SqliteAgentPoolStore(StoreBase):
             touched: set[str] = set()
             try:
                 with _Write(self._connection(), True, self._readonly):
+                    before = self._resync()
                     self._batch = touched
                     try:
                         yield self
@@ -647,7 +672,4 @@ class SqliteAgentPoolStore(StoreBase):
                 for pool_id in touched:
                     self._states.pop(pool_id, None)
                 raise
-            for pool_id in touched:
-                cached = self._states.get(pool_id)  # absent if evicted since
-                if cached is not None:
-                    cached.token = None
+            self._advance(before)
