@@ -4,7 +4,9 @@ A backend supplies five primitives, each called with the store's lock held:
 ``_read_state`` (the pool's cached state, caught up), ``_append`` (check, append and
 apply one record atomically), ``_records_after``, ``_allocate_event_sequence`` and
 ``_change_token`` (a value that changes whenever anything is appended anywhere), and
-may override ``_wait_for_change`` (how ``follow`` waits between checks; no lock held).
+may override ``_wait_for_change`` (how ``follow`` waits between checks; no lock held)
+and ``_submit`` (how a write method appends, called without the lock: the SQLite store
+groups concurrent writes into shared transactions there).
 """
 
 from __future__ import annotations
@@ -120,6 +122,12 @@ class _InheritedLock:
     def __exit__(self, *exc_info: object) -> None:
         pass
 
+    def acquire(self, blocking: bool = True) -> bool:
+        raise AgentError.host_configuration_needed(self._message)
+
+    def _is_owned(self) -> bool:
+        return False
+
 
 class StoreBase(AgentPoolStore):
     """The methods of ``AgentPoolStore`` over a backend's primitives.
@@ -169,6 +177,11 @@ class StoreBase(AgentPoolStore):
     def _allocate_event_sequence(self, pool_id: str) -> int:
         raise NotImplementedError
 
+    def _submit(self, pool_id: str, build: Build) -> tuple[Any, int]:
+        """``_append`` for a write method, which holds no lock."""
+        with self._lock:
+            return self._append(pool_id, build)
+
     # -- what follow loops read, over the primitives (self._lock held) -----------------
 
     def _batch_after(self, pool_id: str, after: int) -> list[AgentPoolStoreRecord]:
@@ -210,8 +223,7 @@ class StoreBase(AgentPoolStore):
             self._opened(state)
             return payload
 
-        with self._lock:
-            _, sequence = self._append(pool_id, build)
+        _, sequence = self._submit(pool_id, build)
         return make(AgentPoolStoreCursor, (sequence,))
 
     def open_pool(self, pool_id: str, config: AgentPoolStoreConfig) -> AgentPoolSnapshot:
@@ -264,8 +276,7 @@ class StoreBase(AgentPoolStore):
                 )
             return make(MemberLeft, (member,))
 
-        with self._lock:
-            payload, sequence = self._append(pool_id, build)
+        payload, sequence = self._submit(pool_id, build)
         return payload.member, make(AgentPoolStoreCursor, (sequence,))
 
     def members(self, pool_id: str) -> tuple[AgentPoolMember, ...]:
@@ -395,14 +406,18 @@ class StoreBase(AgentPoolStore):
             found = in_effect(self._opened(state))
             return None if found is not None else payload
 
-        with self._lock:
-            state = self._read_state(pool_id)
-            if state.config is not None:
-                # A key once recorded stays recorded: a retry is answered without the write lock.
-                found = in_effect(state)
-                if found is not None:
-                    return found, None
-            appended, sequence = self._append(pool_id, build)
+        # A key once recorded stays recorded: a retry is answered without the write lock,
+        # from the cached state if the store's lock is free (else the write checks it).
+        if self._lock.acquire(blocking=False):
+            try:
+                state = self._read_state(pool_id)
+                if state.config is not None:
+                    found = in_effect(state)
+                    if found is not None:
+                        return found, None
+            finally:
+                self._lock.release()
+        appended, sequence = self._submit(pool_id, build)
         return (found, None) if appended is None else (None, make(AgentPoolStoreCursor, (sequence,)))
 
     def watch(self, pool_id: str, cursor: AgentPoolStoreCursor | int | None = None) -> Iterator[AgentPoolStoreRecord]:

@@ -11,10 +11,13 @@ to its cache after commit without re-reading.
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import os
+import threading
 import time
-from collections import OrderedDict
+from _thread import allocate_lock as _new_lock
+from collections import OrderedDict, deque
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +31,7 @@ from ._base import Build, StoreBase, check_id, decode_records
 from ._probe import ChangeProbe, NoProbe, open_probe
 from ._replay_py import PoolState
 from ._sql import SCHEMA_VERSION
-from ._sqlite_errors import translate
+from ._sqlite_errors import PREFIX, translate
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError, InvalidInput
 from .model import AgentPoolStoreRecord
@@ -39,6 +42,9 @@ _SYNCHRONOUS = {"normal": 1, "full": 2}
 _MAX_SEQUENCE = 2**63 - 1  # the largest SQLite integer
 _ROW_OVERHEAD = 1024  # bytes of a record row besides the payload: pool_id (<= 512), seq, kind, header
 _NEVER = object()  # the sync point of a store that has not read the probe yet
+# Writes per group at most: a group holds the store's lock (and reads) until it commits.
+_GROUP_LIMIT = 64
+_GATHER_MAX = 0.002  # seconds a leader waits at most for the writers of the last group
 
 
 class _BusyWait:
@@ -239,6 +245,37 @@ class _Write:
             raise translate(error) from error
 
 
+class _Request:
+    """One write queued for a group commit: its pool and payload builder, then its outcome.
+
+    ``waiter`` (held while queued) is released once the outcome is in, or with ``leads``
+    set for the thread to lead the next group itself.
+    """
+
+    __slots__ = ("pool_id", "build", "result", "error", "waiter", "leads")
+
+    def __init__(self, pool_id: str, build: Build) -> None:
+        self.pool_id = pool_id
+        self.build = build
+        self.result: tuple[Any, int] | None = None
+        self.error: BaseException | None = None
+        self.waiter: Any = None
+        self.leads = False
+
+    def finish(self) -> None:
+        self.waiter.release()
+
+    def promote(self) -> None:
+        self.leads = True
+        self.waiter.release()
+
+    def outcome(self) -> tuple[Any, int]:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
 class _Cached:
     """A pool's state and the store's generation it was last caught up in (-1: never)."""
 
@@ -307,6 +344,7 @@ class SqliteAgentPoolStore(StoreBase):
         # token starts a new generation, so each pool catches up once on its next use.
         self._sync: object = _NEVER
         self._generation = 0
+        self._reset_group()
         self._db: apsw.Connection | None = None
         self._probe: ChangeProbe = NoProbe()
         self._unchanged: _Unchanged | None = None  # the guard of a file opened immutable
@@ -405,11 +443,19 @@ class SqliteAgentPoolStore(StoreBase):
         state = "closed" if self._db is None else "open"
         return f"SqliteAgentPoolStore({str(self._path)!r}, {state})"
 
+    def _reset_group(self) -> None:
+        self._queue: deque[_Request] = deque()  # writes waiting for the next group, in arrival order
+        self._queue_lock = threading.Lock()
+        self._leading = False  # a thread leads (or is about to lead) a group
+        self._gate: Any = None  # held while a leader waits for company (see _gather)
+        self._last_group, self._last_took = 1, 0.0  # the last group's size and seconds
+
     def _after_fork_in_child(self, parent_pid: int) -> None:
         super()._after_fork_in_child(parent_pid)
         self._probe = NoProbe()
         self._states = OrderedDict()
         self._batch = None
+        self._reset_group()  # parent threads' writes: never to be woken here
         if self._db is not None:
             # SQLite forbids using a connection across fork(), closing included (a close
             # would roll back a transaction some parent thread has open, in the shared
@@ -547,32 +593,187 @@ class SqliteAgentPoolStore(StoreBase):
 
     def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:
         db = self._connection()
-        if self._batch is None:
+        batch = self._batch
+        if batch is None:
             # Catch up on other writers' records before taking the write lock, so that
             # inside it only the few records committed in between remain to be read.
             self._read_state(pool_id)
-        with self._write_boundary(db) as write:
-            before = self._resync()  # no other connection commits until this one does
-            state = self._read_state(pool_id)
-            payload = build(state)
-            if payload is not None:
-                sequence = state.cursor + 1
-                text = self._engine.dumps(payload)
-                if len(text) > self._max_text // 4:  # else short enough even at 4 UTF-8 bytes a character
-                    self._check_length(payload, text)
-                db.execute(_sql.INSERT, (pool_id, sequence, payload.TYPE, text))
-        began = write.began
+        written = None
+        try:
+            with self._write_boundary(db):
+                before = self._resync()  # no other connection commits until this one does
+                payload, sequence = self._insert(db, pool_id, build)
+                written = payload
+        except BaseException:
+            if written is not None and batch is None:
+                self._states.pop(pool_id, None)  # applied, but the COMMIT failed
+            raise
+        if batch is None:
+            self._advance(before)
+        elif written is not None:
+            batch.add(pool_id)  # inside store.transaction(): a rollback forgets every pool it touched
+        return payload, sequence
+
+    def _insert(self, db: apsw.Connection, pool_id: str, build: Build) -> tuple[Any, int]:
+        """Check and append one record inside the open write transaction, and apply it to the
+        cached state at once (so that the next write of a group sees it); whoever began the
+        transaction forgets the state if it does not commit."""
+        state = self._read_state(pool_id)
+        payload = build(state)
         if payload is None:
             return None, state.cursor
+        sequence = state.cursor + 1
+        text = self._engine.dumps(payload)
+        if len(text) > self._max_text // 4:  # else short enough even at 4 UTF-8 bytes a character
+            self._check_length(payload, text)
+        db.execute(_sql.INSERT, (pool_id, sequence, payload.TYPE, text))
         state.apply(payload, sequence)
         self._remember(pool_id, state)
-        if began:
-            self._advance(before)
-        else:
-            # Inside store.transaction(): a rollback forgets every pool the batch touched.
-            assert self._batch is not None
-            self._batch.add(pool_id)
         return payload, sequence
+
+    # -- group commit --------------------------------------------------------------------------
+
+    def _submit(self, pool_id: str, build: Build) -> tuple[Any, int]:
+        """A write method's append: in a group of its own if no other writer is about,
+        else in the next group (leading it if no group is in flight)."""
+        lock = self._lock
+        if lock._is_owned():
+            # This thread holds the lock (inside transaction(), say): a group would wait for it.
+            return self._append(pool_id, build)
+        with self._queue_lock:
+            leads = not self._leading
+            self._leading = True
+            alone = leads and self._last_group == 1
+            if not alone:
+                request = self._queued(_Request(pool_id, build), leads)
+        if alone:
+            # No writer beside this one lately: its own transaction, without a queue; writes
+            # that arrive meanwhile queue for the next group.
+            try:
+                with lock:
+                    return self._append(pool_id, build)
+            finally:
+                self._hand_over()
+        if not leads:
+            request.waiter.acquire()  # released with the outcome, or to lead the next group
+            leads = request.leads
+        if leads:
+            self._lead(request)
+        return request.outcome()
+
+    def _queued(self, request: _Request, leads: bool) -> _Request:
+        """Queue a write (the queue's lock held); one that does not lead gets a held waiter,
+        and may complete the company a gathering leader waits for."""
+        queue = self._queue
+        queue.append(request)
+        if not leads:
+            request.waiter = _new_lock()
+            request.waiter.acquire()
+            if self._gate is not None and len(queue) >= self._last_group:
+                self._gate.release()
+                self._gate = None
+        return request
+
+    def _hand_over(self) -> None:
+        """A group has ended: the first write queued meanwhile leads the next one."""
+        with self._queue_lock:
+            head = self._queue[0] if self._queue else None
+            self._leading = head is not None
+        if head is not None:
+            head.promote()
+
+    def _lead(self, own: _Request) -> None:
+        """Run the queued writes (``own`` first) as one group once the store's lock is free,
+        wake their threads, and hand the lead to the first write queued meanwhile."""
+        group: list[_Request] = []
+        try:
+            self._gather()
+            with self._lock:
+                group = self._take_group()
+                started = time.perf_counter()
+                self._commit_group(group)
+                self._last_group, self._last_took = len(group), time.perf_counter() - started
+        except BaseException as error:
+            if not group:  # the lock refused (a store inherited through fork): every queued write fails
+                group = self._take_group()
+            self._fail(group, error)
+            if not isinstance(error, AgentError):
+                raise
+        finally:
+            for request in group:
+                if request is not own:
+                    request.finish()
+            self._hand_over()
+
+    def _gather(self) -> None:
+        """Wait until as many writes are queued as the last group held, or as long as it took.
+
+        The threads of a group are woken together and most write again at once, but the
+        first of them would otherwise lead a group of one and hold the lock through its
+        commit while the rest queue behind it. A lone writer (a group of one) never waits.
+        """
+        with self._queue_lock:
+            if len(self._queue) >= self._last_group:
+                return
+            gate = self._gate = _new_lock()
+            gate.acquire()
+        gate.acquire(timeout=min(self._last_took, _GATHER_MAX))
+        with self._queue_lock:
+            self._gate = None
+
+    def _take_group(self) -> list[_Request]:
+        with self._queue_lock:
+            queue = self._queue
+            group = [queue.popleft() for _ in range(min(len(queue), _GROUP_LIMIT))]
+        return group
+
+    def _commit_group(self, group: list[_Request]) -> None:
+        """One ``BEGIN IMMEDIATE`` ... ``COMMIT`` for the group's writes, in arrival order.
+
+        A write whose check fails (or whose statement SQLite refuses; a failed statement
+        leaves the transaction as it was) gets its own error and the others go on; an error
+        that ends the transaction (the lock not had in time, disk full, a failed COMMIT)
+        fails every write of the group that would have committed."""
+        touched: list[str] = []
+        try:
+            db = self._connection()
+            for pool_id in {request.pool_id: None for request in group}:
+                try:
+                    self._read_state(pool_id)  # catch up outside the write lock
+                except AgentError:
+                    pass  # the same error shows again inside, as that write's own
+            with _Write(db, True, self._readonly):
+                before = self._resync()
+                for request in group:
+                    try:
+                        request.result = self._insert(db, request.pool_id, request.build)
+                    except Exception as error:
+                        if db.getautocommit():
+                            raise  # SQLite rolled the transaction back
+                        request.error = translate(error) if isinstance(error, apsw.Error) else error
+                    else:
+                        if request.result[0] is not None:
+                            touched.append(request.pool_id)
+        except BaseException:
+            for pool_id in touched:
+                self._states.pop(pool_id, None)  # applied, but never committed
+            raise
+        self._advance(before)
+
+    @staticmethod
+    def _fail(group: list[_Request], error: BaseException) -> None:
+        """Give every write of a failed group that has no error of its own a copy of the error."""
+        if not isinstance(error, AgentError):
+            error = AgentError(
+                AgentErrorKind.INVALID_STATE_TRANSITION,
+                RetryClassification.RETRYABLE,
+                f"{PREFIX}the group commit holding this write was interrupted by {type(error).__name__} "
+                "in another thread; the write may or may not have committed: check before retrying",
+            )
+        for request in group:
+            if request.error is None or request.result is not None:
+                request.result, request.error = None, copy.copy(error)
+                request.error.__cause__ = error.__cause__
 
     def _change_token(self) -> object:
         self._connection()
