@@ -37,6 +37,7 @@ from fastpool import (
     AgentPoolStoreCursor,
     InMemoryAgentPoolStore,
     InvalidInput,
+    MemberJoined,
     MessageStatus,
     PolicyRef,
     RetryClassification,
@@ -46,6 +47,7 @@ from fastpool import (
     wire,
 )
 from fastpool._probe import PragmaProbe
+from fastpool._sql import INSERT
 
 POOL = "pool.sqlite"
 FAILURE = "sqlite agent pool store failure: "
@@ -432,6 +434,65 @@ def test_busy_timeout_zero_fails_at_once(path: Path) -> None:
             assert raised.value.retry == RetryClassification.RETRYABLE
         finally:
             lock.release()
+
+
+class Turns:
+    """A busy handler that lets the test decide when a waiting write tries the lock again."""
+
+    def __init__(self) -> None:
+        self.fail_fast = False  # as the store's own (_BusyWait) has
+        self.waiting = threading.Semaphore(0)
+        self.go = threading.Semaphore(0)
+
+    def __call__(self, prior_calls: int) -> bool:
+        if self.fail_fast:
+            return False
+        self.waiting.release()
+        return self.go.acquire(timeout=10)
+
+
+def test_a_write_waiting_for_the_lock_reads_other_writers_records_meanwhile(path: Path) -> None:
+    """Records another connection commits while a write waits for the write lock are read
+    during the wait, outside any transaction, so that the write holds the lock only for its
+    own record (with four processes on one pool, that catch-up was two thirds of the time
+    each held the lock)."""
+    with SqliteAgentPoolStore(path) as store:
+        store.open_pool(POOL, CONFIG)
+        db = connection_of(store)
+        turns = Turns()
+        store._busy = turns  # type: ignore[assignment]
+        db.set_busy_handler(turns)
+        caught_up: list[tuple[int, bool]] = []  # (cursor after, inside a transaction)
+        catch_up = store._catch_up
+
+        def watched(connection: apsw.Connection, state: Any) -> None:
+            catch_up(connection, state)
+            caught_up.append((state.cursor, not connection.getautocommit()))
+
+        store._catch_up = watched  # type: ignore[method-assign]
+        other = raw_connection(path)
+        result: list[int] = []
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute(INSERT, (POOL, 2, "member_joined", wire.encode(MemberJoined(member=member("run.2")))))
+            writer = threading.Thread(
+                target=lambda: result.append(store.record_message(POOL, message("msg.1"), receipt("msg.1")).sequence)
+            )
+            writer.start()
+            assert turns.waiting.acquire(timeout=10)  # the write waits for the lock
+            other.execute("COMMIT")
+            other.execute("BEGIN IMMEDIATE")  # and takes it again at once, with one more record
+            other.execute(INSERT, (POOL, 3, "member_joined", wire.encode(MemberJoined(member=member("run.3")))))
+            turns.go.release()
+            assert turns.waiting.acquire(timeout=10)
+            other.execute("COMMIT")
+            turns.go.release()
+            writer.join(10)
+        finally:
+            other.close()
+        assert result == [4]
+        assert caught_up == [(2, False), (3, False)]  # both read while waiting, none inside the lock
+        assert [m.run_id for m in store.members(POOL)] == ["run.2", "run.3"]
 
 
 class RollbackWriter:

@@ -18,7 +18,7 @@ import threading
 import time
 from _thread import allocate_lock as _new_lock
 from collections import OrderedDict, deque
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -52,16 +52,21 @@ class _BusyWait:
 
     SQLite's own busy timeout sleeps 1, 2, 5, 10 ... 100 ms between tries, which leaves
     the lock idle most of the time when several processes write at once; short,
-    gently growing sleeps hand the lock over within tens of microseconds.
+    gently growing sleeps hand the lock over within tens of microseconds. While
+    ``fail_fast`` is set SQLite is told at once (a write's ``BEGIN IMMEDIATE`` waits in
+    ``_Write``, which catches up on other writers' records meanwhile).
     """
 
-    __slots__ = ("timeout", "started")
+    __slots__ = ("timeout", "started", "fail_fast")
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.started = 0.0
+        self.fail_fast = False
 
     def __call__(self, prior_calls: int) -> bool:
+        if self.fail_fast:
+            return False
         now = time.monotonic()
         if prior_calls == 0:
             self.started = now
@@ -209,22 +214,55 @@ class _Write:
     ``begin`` is false (inside ``transaction()``, which owns the boundary); ``COMMIT`` when
     the block ends normally; ``ROLLBACK`` on any exception, a failed ``COMMIT`` included;
     SQLite's errors leave it as ``AgentError``.
+
+    With ``catch_up``, a ``BEGIN IMMEDIATE`` that finds the write lock taken calls it
+    (outside any transaction) before each new try, on ``busy``'s schedule: the records other
+    writers commit meanwhile are read while waiting, not while holding the lock after them.
     """
 
-    __slots__ = ("db", "began", "_statement")
+    __slots__ = ("db", "began", "_statement", "_busy", "_catch_up")
 
-    def __init__(self, db: apsw.Connection, begin: bool, readonly: bool) -> None:
+    def __init__(
+        self,
+        db: apsw.Connection,
+        begin: bool,
+        readonly: bool,
+        busy: _BusyWait | None = None,
+        catch_up: Callable[[], object] | None = None,
+    ) -> None:
         self.db = db
         self.began = begin
         self._statement = "BEGIN" if readonly else "BEGIN IMMEDIATE"
+        self._busy = busy
+        self._catch_up = None if readonly else catch_up
 
     def __enter__(self) -> _Write:
         if self.began:
             try:
-                self.db.execute(self._statement)
+                if self._catch_up is None:
+                    self.db.execute(self._statement)
+                else:
+                    self._begin_catching_up()
             except apsw.Error as error:
                 raise translate(error) from error
         return self
+
+    def _begin_catching_up(self) -> None:
+        busy, catch_up, attempts = self._busy, self._catch_up, 0
+        assert busy is not None and catch_up is not None
+        while True:
+            busy.fail_fast = True
+            try:
+                self.db.execute(self._statement)
+                return
+            except apsw.BusyError:
+                busy.fail_fast = False
+                if not busy(attempts):
+                    raise  # busy_timeout has passed
+                attempts += 1
+            finally:
+                busy.fail_fast = False
+            catch_up()
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
         if error is None:
@@ -346,6 +384,7 @@ class SqliteAgentPoolStore(StoreBase):
         self._generation = 0
         self._reset_group()
         self._db: apsw.Connection | None = None
+        self._busy = _BusyWait(busy_timeout)
         self._probe: ChangeProbe = NoProbe()
         self._unchanged: _Unchanged | None = None  # the guard of a file opened immutable
         try:
@@ -356,7 +395,7 @@ class SqliteAgentPoolStore(StoreBase):
                     self._path.parent.mkdir(parents=True, exist_ok=True)
                 flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
                 self._db = apsw.Connection(str(self._path), flags=flags)
-            self._db.set_busy_handler(_BusyWait(busy_timeout))
+            self._db.set_busy_handler(self._busy)
             self._configure(self._db)
             self._probe = self._unchanged or open_probe(self._db)
             # Longer JSON is refused before SQLite would (its TooBigError is the backstop).
@@ -600,7 +639,7 @@ class SqliteAgentPoolStore(StoreBase):
             self._read_state(pool_id)
         written = None
         try:
-            with self._write_boundary(db):
+            with self._write_boundary(db, lambda: self._read_state(pool_id)):
                 before = self._resync()  # no other connection commits until this one does
                 payload, sequence = self._insert(db, pool_id, build)
                 written = payload
@@ -735,14 +774,19 @@ class SqliteAgentPoolStore(StoreBase):
         that ends the transaction (the lock not had in time, disk full, a failed COMMIT)
         fails every write of the group that would have committed."""
         touched: list[str] = []
+        pools = list({request.pool_id: None for request in group})
+
+        def catch_up() -> None:  # outside the write lock; an error shows again inside, as that write's own
+            for pool_id in pools:
+                try:
+                    self._read_state(pool_id)
+                except AgentError:
+                    pass
+
         try:
             db = self._connection()
-            for pool_id in {request.pool_id: None for request in group}:
-                try:
-                    self._read_state(pool_id)  # catch up outside the write lock
-                except AgentError:
-                    pass  # the same error shows again inside, as that write's own
-            with _Write(db, True, self._readonly):
+            catch_up()
+            with _Write(db, True, self._readonly, self._busy, catch_up):
                 before = self._resync()
                 for request in group:
                     try:
@@ -827,9 +871,9 @@ class SqliteAgentPoolStore(StoreBase):
 
     # -- transactions ------------------------------------------------------------------------
 
-    def _write_boundary(self, db: apsw.Connection) -> _Write:
+    def _write_boundary(self, db: apsw.Connection, catch_up: Callable[[], object] | None = None) -> _Write:
         """The boundary of one write: its own transaction, or none inside ``transaction()``."""
-        return _Write(db, self._batch is None, self._readonly)
+        return _Write(db, self._batch is None, self._readonly, self._busy, catch_up)
 
     @contextmanager
     def transaction(self) -> Iterator[SqliteAgentPoolStore]:
