@@ -308,10 +308,10 @@ def test_an_interrupted_leader_fails_its_followers_with_a_retryable_error(
     that, the others of the group an ``AgentError``, and none of them hangs."""
     insert = store._insert
 
-    def interrupted(db: apsw.Connection, pool_id: str, build: Any) -> Any:
+    def interrupted(db: apsw.Connection, pool_id: str, build: Any, state: Any = None) -> Any:
         if threading.current_thread() is leader:
             raise KeyboardInterrupt
-        return insert(db, pool_id, build)
+        return insert(db, pool_id, build, state)
 
     monkeypatch.setattr(store, "_insert", interrupted)
     queued = Queued(store)

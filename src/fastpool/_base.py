@@ -6,7 +6,8 @@ apply one record atomically), ``_records_after``, ``_allocate_event_sequence`` a
 ``_change_token`` (a value that changes whenever anything is appended anywhere), and
 may override ``_wait_for_change`` (how ``follow`` waits between checks; no lock held)
 and ``_submit`` (how a write method appends, called without the lock: the SQLite store
-groups concurrent writes into shared transactions there).
+groups concurrent writes into shared transactions there, and queues the writes of an
+event loop's thread without waiting; see ``loop_call``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,23 @@ _ENGINES = ("fastpool._replay", "fastpool._replay_py")
 # A payload builder: given the caught-up state (inside the write transaction), check the
 # contract and return the payload to append.
 Build = Callable[["PoolState"], Any]
+# What a write method returns, made from the appended payload (None: nothing appended) and the cursor.
+Shape = Callable[[Any, int], Any]
+
+
+class NeedsWorker(Exception):
+    """Raised by a backend primitive that cannot answer without I/O or waiting, during a
+    ``loop_call`` (the caller then makes the call again on a worker thread)."""
+
+
+class _LoopCall(threading.local):
+    """Set while a store method runs on an event loop's thread (``fastpool.aio``): ``sink``
+    takes the outcomes of the writes the method queues; nothing may block or do I/O."""
+
+    sink: Any = None
+
+
+loop_call = _LoopCall()
 
 
 def check_id(value: Any, name: str) -> str:
@@ -177,10 +195,22 @@ class StoreBase(AgentPoolStore):
     def _allocate_event_sequence(self, pool_id: str) -> int:
         raise NotImplementedError
 
-    def _submit(self, pool_id: str, build: Build) -> tuple[Any, int]:
-        """``_append`` for a write method, which holds no lock."""
-        with self._lock:
-            return self._append(pool_id, build)
+    def _answers_on_loop(self) -> bool:
+        """Whether a cached read may run on an event loop's thread (``loop_call``): it then
+        neither waits nor does I/O, else raises ``NeedsWorker``."""
+        return False
+
+    def _submit(self, pool_id: str, build: Build, shape: Shape) -> Any:
+        """``shape`` of ``_append``'s outcome, for a write method, which holds no lock."""
+        if loop_call.sink is None:
+            with self._lock:
+                return shape(*self._append(pool_id, build))
+        if not self._lock.acquire(blocking=False):
+            raise NeedsWorker  # on an event loop, with the lock taken: wait for it on a worker
+        try:
+            return shape(*self._append(pool_id, build))
+        finally:
+            self._lock.release()
 
     # -- what follow loops read, over the primitives (self._lock held) -----------------
 
@@ -223,8 +253,8 @@ class StoreBase(AgentPoolStore):
             self._opened(state)
             return payload
 
-        _, sequence = self._submit(pool_id, build)
-        return make(AgentPoolStoreCursor, (sequence,))
+        cursor: AgentPoolStoreCursor = self._submit(pool_id, build, _cursor)
+        return cursor
 
     def open_pool(self, pool_id: str, config: AgentPoolStoreConfig) -> AgentPoolSnapshot:
         pool_id = check_id(pool_id, "pool_id")
@@ -276,8 +306,8 @@ class StoreBase(AgentPoolStore):
                 )
             return make(MemberLeft, (member,))
 
-        payload, sequence = self._submit(pool_id, build)
-        return payload.member, make(AgentPoolStoreCursor, (sequence,))
+        left: tuple[AgentPoolMember, AgentPoolStoreCursor] = self._submit(pool_id, build, _left)
+        return left
 
     def members(self, pool_id: str) -> tuple[AgentPoolMember, ...]:
         pool_id = check_id(pool_id, "pool_id")
@@ -335,8 +365,9 @@ class StoreBase(AgentPoolStore):
             return found
 
         stored = make(AgentPoolStoredMessage, (message, receipt))
-        found, cursor = self._append_once(pool_id, in_effect, make(MessageRecorded, (stored,)))
-        return receipt if found is None else found, cursor
+        sent: tuple[MessageReceipt, AgentPoolStoreCursor | None]
+        sent = self._append_once(pool_id, in_effect, make(MessageRecorded, (stored,)), receipt)
+        return sent
 
     def wake_registration(self, pool_id: str, idempotency_key: str) -> WakeRegistration | None:
         pool_id = check_id(pool_id, "pool_id")
@@ -387,17 +418,18 @@ class StoreBase(AgentPoolStore):
             return found
 
         stored = make(AgentPoolStoredWake, (condition, compiled_filter, registration))
-        found, cursor = self._append_once(pool_id, in_effect, make(WakeRecorded, (stored,)))
-        return registration if found is None else found, cursor
+        woke: tuple[WakeRegistration, AgentPoolStoreCursor | None]
+        woke = self._append_once(pool_id, in_effect, make(WakeRecorded, (stored,)), registration)
+        return woke
 
     def _append_once(
-        self, pool_id: str, in_effect: Callable[[PoolState], Any], payload: Any
+        self, pool_id: str, in_effect: Callable[[PoolState], Any], payload: Any, given: Any
     ) -> tuple[Any, AgentPoolStoreCursor | None]:
         """Append ``payload`` unless ``in_effect(state)`` finds a record under its idempotency key.
 
-        Returns what was found (``None`` if nothing) and the new record's cursor (``None`` if
-        nothing was appended). The check runs again inside the write transaction, so two
-        writers with one key append one record.
+        Returns the receipt (registration) in effect, ``given`` if appended, and the new
+        record's cursor (``None`` if nothing was appended). The check runs again inside the
+        write transaction, so two writers with one key append one record.
         """
         found = None
 
@@ -405,6 +437,9 @@ class StoreBase(AgentPoolStore):
             nonlocal found
             found = in_effect(self._opened(state))
             return None if found is not None else payload
+
+        def shape(appended: Any, sequence: int) -> tuple[Any, AgentPoolStoreCursor | None]:
+            return (found, None) if appended is None else (given, make(AgentPoolStoreCursor, (sequence,)))
 
         # A key once recorded stays recorded: a retry is answered without the write lock,
         # from the cached state if the store's lock is free (else the write checks it).
@@ -415,10 +450,11 @@ class StoreBase(AgentPoolStore):
                     found = in_effect(state)
                     if found is not None:
                         return found, None
+            except NeedsWorker:
+                pass  # on an event loop, a state to catch up first: the write checks it
             finally:
                 self._lock.release()
-        appended, sequence = self._submit(pool_id, build)
-        return (found, None) if appended is None else (None, make(AgentPoolStoreCursor, (sequence,)))
+        return self._submit(pool_id, build, shape)  # type: ignore[no-any-return]
 
     def watch(self, pool_id: str, cursor: AgentPoolStoreCursor | int | None = None) -> Iterator[AgentPoolStoreRecord]:
         pool_id = check_id(pool_id, "pool_id")
@@ -510,6 +546,15 @@ def _disable_inherited_stores() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_disable_inherited_stores)
+
+
+def _cursor(payload: Any, sequence: int) -> AgentPoolStoreCursor:
+    cursor: AgentPoolStoreCursor = make(AgentPoolStoreCursor, (sequence,))
+    return cursor
+
+
+def _left(payload: Any, sequence: int) -> tuple[AgentPoolMember, AgentPoolStoreCursor]:
+    return payload.member, _cursor(payload, sequence)
 
 
 def decode_records(engine: Any, pool_id: str, rows: Any) -> Iterator[AgentPoolStoreRecord]:
