@@ -676,15 +676,18 @@ class SqliteAgentPoolStore(StoreBase):
     def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:
         db = self._connection()
         batch = self._batch
+        state = None
         if batch is None:
             # Catch up on other writers' records before taking the write lock, so that
             # inside it only the few records committed in between remain to be read.
-            self._read_state(pool_id)
+            state, generation = self._read_state(pool_id), self._generation
         written = None
         try:
             with self._write_boundary(db, lambda: self._read_state(pool_id)):
                 before = self._resync()  # no other connection commits until this one does
-                payload, sequence = self._insert(db, pool_id, build)
+                if state is not None and self._generation != generation:
+                    state = None  # another connection committed meanwhile: read the state again
+                payload, sequence = self._insert(db, pool_id, build, state)
                 written = payload
         except BaseException:
             if written is not None and batch is None:
@@ -701,8 +704,8 @@ class SqliteAgentPoolStore(StoreBase):
     ) -> tuple[Any, int]:
         """Check and append one record inside the open write transaction, and apply it to the
         cached state at once (so that the next write of a group sees it); whoever began the
-        transaction forgets the state if it does not commit. ``state``: the pool's, caught
-        up inside this transaction."""
+        transaction forgets the state if it does not commit. ``state``: the pool's, if known
+        current (caught up in this generation, with no commit of another connection since)."""
         if state is None:
             state = self._read_state(pool_id)
         payload = build(state)
