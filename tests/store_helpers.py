@@ -390,6 +390,39 @@ def mp_record_messages(path: Any, pool_id: str, worker: int, count: int, barrier
     results.put(report)
 
 
+def mp_record_messages_from_threads(
+    path: Any, pool_id: str, worker: int, threads: int, count: int, barrier: Any, results: Any
+) -> None:
+    """``threads`` threads sharing one store object (so their writes share group commits), each
+    making ``count`` record_message calls with ids ``msg.<worker>.<thread>.<n>``; reports each
+    thread's cursors."""
+    import threading
+
+    report = _identity() | {"worker": worker, "cursors": {}, "errors": []}
+    try:
+        with worker_store(path) as store:
+            barrier.wait(timeout=30)
+
+            def append(thread: int) -> None:
+                cursors = report["cursors"][thread] = []
+                try:
+                    for n in range(count):
+                        message_id = f"msg.{worker}.{thread}.{n:04}"
+                        cursors.append(store.record_message(pool_id, message(message_id), receipt(message_id)).sequence)
+                except BaseException as error:
+                    report["errors"].append(_error_data(error))
+
+            running = [threading.Thread(target=append, args=(thread,)) for thread in range(threads)]
+            for thread in running:
+                thread.start()
+            for thread in running:
+                thread.join()
+    except BaseException as error:
+        barrier.abort()  # the other workers stop waiting for this one
+        report["errors"].append(_error_data(error))
+    results.put(report)
+
+
 def mp_next_event_sequence(path: Any, pool_id: str, worker: int, count: int, barrier: Any, results: Any) -> None:
     """``count`` next_event_sequence calls; reports the values."""
     report = _identity() | {"worker": worker, "values": [], "errors": []}
@@ -427,12 +460,15 @@ def mp_open_pools(path: Any, pool_ids: list[str], config_name: str, worker: int,
 def mp_record_once(path: str, pool_id: str, worker: int, count: int, barrier: Any, results: Any) -> None:
     """For n < ``count``, ``record_message_once`` and ``record_wake_once`` under keys every worker
     shares (the same message and condition; a receipt naming this worker); reports the n each
-    call appended and the receipts and registrations in effect that the others returned."""
+    call appended and the receipts and registrations in effect that the others returned.
+    Even workers go up from 0, odd ones down from ``count - 1``: pairs race on the same key at
+    once, and the two directions meet, so more than one worker wins keys whatever the timing."""
     report = _identity() | {"worker": worker, "messages": [], "wakes": [], "in_effect": {}, "errors": []}
+    order = range(count) if worker % 2 == 0 else range(count - 1, -1, -1)
     try:
         with SqliteAgentPoolStore(path) as store:
             barrier.wait(timeout=30)
-            for n in range(count):
+            for n in order:
                 message_id, condition_id = f"msg.shared.{n:04}", f"wake.shared.{n:04}"
                 mine = receipt(message_id, delivered_to=(f"run.w{worker}",))
                 found, cursor = store.record_message_once(pool_id, message(message_id), mine)

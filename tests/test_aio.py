@@ -929,3 +929,214 @@ def test_a_cancelled_record_message_once_still_commits(kind: str, tmp_path: Path
             return [await store.message_receipt(POOL, writer_message(n).idempotency_key) for n in range(3)]
 
     assert asyncio.run(main()) == [writer_receipt(n) for n in range(3)]
+
+
+# -------------------------------------------------------------------- on the loop, group commit, transactions
+
+
+def spy_threads(store: Any, name: str) -> list[int]:
+    """The thread of every call the wrapper makes to the wrapped store's method ``name``."""
+    threads: list[int] = []
+    method = getattr(store, name)
+
+    def spy(*args: Any) -> Any:
+        threads.append(threading.get_ident())
+        return method(*args)
+
+    setattr(store, name, spy)  # the wrapper looks the method up on each call
+    return threads
+
+
+def test_a_warm_read_answers_on_the_loop_and_one_that_must_catch_up_on_a_worker(tmp_path: Path) -> None:
+    path = tmp_path / "hops.sqlite"
+
+    async def main() -> None:
+        async with AsyncAgentPoolStore(SqliteAgentPoolStore(path)) as store:
+            await store.open_pool(POOL, CONFIG)
+            await store.record_message(POOL, writer_message(0), writer_receipt(0))
+            loop_thread = threading.get_ident()
+            receipts, members = spy_threads(store.store, "message_receipt"), spy_threads(store.store, "members")
+            assert await store.message_receipt(POOL, writer_message(0).idempotency_key) == writer_receipt(0)
+            assert await store.members(POOL) == ()
+            assert receipts == members == [loop_thread]
+            with SqliteAgentPoolStore(path) as other:  # a commit the wrapped store has not read
+                other.record_message(POOL, writer_message(1), writer_receipt(1))
+            assert await store.message_receipt(POOL, writer_message(1).idempotency_key) == writer_receipt(1)
+            tried, caught_up = receipts[1:]
+            assert tried == loop_thread and caught_up != loop_thread  # the rows were read on a worker
+            assert await store.message_receipt(POOL, writer_message(1).idempotency_key) == writer_receipt(1)
+            assert receipts[3:] == [loop_thread]
+            with pytest.raises(InvalidInput, match="pool_id"):
+                await store.message_receipt("", "key")  # checked on the loop, raised as ever
+
+    asyncio.run(main())
+
+
+def test_with_the_pragma_probe_every_call_runs_on_a_worker(tmp_path: Path) -> None:
+    """``PRAGMA data_version`` may wait for a lock, so a store that has only that probe (no
+    WAL-index to read) is never called on the loop."""
+    from fastpool._probe import PragmaProbe
+
+    async def main() -> None:
+        inner = SqliteAgentPoolStore(tmp_path / "pragma.sqlite")
+        assert inner._db is not None
+        inner._probe = PragmaProbe(inner._db)
+        async with AsyncAgentPoolStore(inner) as store:
+            await store.open_pool(POOL, CONFIG)
+            reads, writes = spy_threads(inner, "message_receipt"), spy_threads(inner, "record_message")
+            await store.record_message(POOL, writer_message(0), writer_receipt(0))
+            assert await store.message_receipt(POOL, writer_message(0).idempotency_key) == writer_receipt(0)
+            assert threading.get_ident() not in reads + writes and len(reads + writes) == 2
+
+    asyncio.run(main())
+
+
+def test_tasks_writes_share_one_group_commit_each_with_its_own_outcome(tmp_path: Path) -> None:
+    """Sixteen tasks write while another thread holds the store's lock: their writes queue
+    from the loop and commit as one group, in the order the tasks made them, and the one
+    whose check fails gets its own error."""
+    sizes: list[int] = []
+
+    async def main() -> tuple[list[Any], AgentPoolSnapshot]:
+        async with AsyncAgentPoolStore(SqliteAgentPoolStore(tmp_path / "group.sqlite")) as store:
+            inner = store.store
+            assert isinstance(inner, SqliteAgentPoolStore)
+            await store.open_pool(POOL, CONFIG)
+            commit_group = inner._commit_group
+
+            def counted(group: list[Any]) -> None:
+                sizes.append(len(group))
+                commit_group(group)
+
+            inner._commit_group = counted  # type: ignore[method-assign]
+            locked, release = threading.Event(), threading.Event()
+
+            def hold() -> None:
+                with inner._lock:
+                    locked.set()
+                    release.wait(30)
+
+            holder = threading.Thread(target=hold)
+            holder.start()
+            assert locked.wait(10)
+            calls = [store.record_message(POOL, writer_message(n), writer_receipt(n)) for n in range(15)]
+            calls.insert(7, store.leave_member(POOL, "run.never-joined"))
+            writes = [asyncio.ensure_future(call) for call in calls]
+            while len(inner._queue) < len(writes):
+                await asyncio.sleep(0.001)
+            release.set()
+            outcomes = await asyncio.gather(*writes, return_exceptions=True)
+            holder.join()
+            return outcomes, await store.snapshot(POOL)
+
+    outcomes, snapshot = asyncio.run(main())
+    assert sizes == [16]
+    failed = outcomes.pop(7)
+    assert isinstance(failed, AgentError) and failed.message == "run is not a member of this agent pool"
+    assert outcomes == [AgentPoolStoreCursor.new(n) for n in range(2, 17)]
+    recorded = [stored.message.message_id for stored in snapshot.messages]
+    assert recorded == [writer_message(n).message_id for n in range(15)]
+
+
+def test_async_transaction_is_all_or_nothing_as_the_sync_one(tmp_path: Path) -> None:
+    path = tmp_path / "transaction.sqlite"
+    member = AgentPoolMember(run_id="run.t", agent_id="agent.t")
+
+    async def main() -> None:
+        async with AsyncAgentPoolStore(SqliteAgentPoolStore(path)) as store:
+            await store.open_pool(POOL, CONFIG)
+            with SqliteAgentPoolStore(path) as other:
+                async with store.transaction() as inside:
+                    assert inside is store
+                    assert await store.join_member(POOL, member) == AgentPoolStoreCursor.new(2)
+                    await store.record_message(POOL, writer_message(0), writer_receipt(0))
+                    assert await store.member(POOL, "run.t") == member  # its own writes, uncommitted
+                    assert other.snapshot(POOL).cursor.sequence == 1
+                    with pytest.raises(InvalidInput, match="already has a transaction open"):
+                        async with store.transaction():
+                            pass
+                assert other.snapshot(POOL).cursor.sequence == 3
+                with pytest.raises(KeyError):
+                    async with store.transaction():
+                        await store.leave_member(POOL, "run.t")
+                        raise KeyError("roll back")
+                assert other.member(POOL, "run.t") == member
+                assert await store.member(POOL, "run.t") == member
+                assert (await store.snapshot(POOL)).cursor.sequence == 3
+        async with AsyncAgentPoolStore(InMemoryAgentPoolStore()) as memory:
+            with pytest.raises(AgentError, match="needs a SqliteAgentPoolStore"):
+                async with memory.transaction():
+                    pass
+
+    asyncio.run(main())
+
+
+def test_other_tasks_wait_for_an_async_transaction(tmp_path: Path) -> None:
+    """While one task is inside ``transaction()``, another task's write and read wait for it
+    to end (as other threads do for the sync one), without blocking the loop."""
+
+    async def main() -> list[Any]:
+        async with AsyncAgentPoolStore(SqliteAgentPoolStore(tmp_path / "wait.sqlite")) as store:
+            await store.open_pool(POOL, CONFIG)
+            inside, finish = asyncio.Event(), asyncio.Event()
+            order: list[Any] = []
+
+            async def in_transaction() -> None:
+                async with store.transaction():
+                    order.append(await store.record_message(POOL, writer_message(0), writer_receipt(0)))
+                    inside.set()
+                    await finish.wait()
+                    order.append(await store.record_message(POOL, writer_message(1), writer_receipt(1)))
+                order.append("committed")
+
+            async def outside() -> None:
+                await inside.wait()
+                write = asyncio.ensure_future(store.record_message(POOL, writer_message(2), writer_receipt(2)))
+                read = asyncio.ensure_future(store.message_receipt(POOL, writer_message(1).idempotency_key))
+                await asyncio.sleep(0.05)
+                assert not write.done() and not read.done()
+                finish.set()
+                order.append(await write)
+                order.append(await read)
+
+            await asyncio.gather(in_transaction(), outside())
+            return order
+
+    cursor = AgentPoolStoreCursor.new
+    assert asyncio.run(main()) == [cursor(2), cursor(3), "committed", cursor(4), writer_receipt(1)]
+
+
+def test_calls_while_another_thread_holds_the_store_do_not_block_the_loop(kind: str, tmp_path: Path) -> None:
+    """With the store's lock held by another thread (a transaction, a long read), a write and
+    a read wait for it on a worker while the loop keeps running."""
+
+    async def main() -> tuple[float, Any, Any]:
+        async with AsyncAgentPoolStore(make_store(kind, tmp_path / "held.sqlite")) as store:
+            await store.open_pool(POOL, CONFIG)
+            locked, release = threading.Event(), threading.Event()
+
+            def hold() -> None:
+                with store.store._lock:
+                    locked.set()
+                    release.wait(30)
+
+            holder = threading.Thread(target=hold)
+            holder.start()
+            assert locked.wait(10)
+            calls: list[asyncio.Future[Any]] = []
+
+            async def while_held() -> None:
+                calls.append(asyncio.ensure_future(store.record_message(POOL, writer_message(0), writer_receipt(0))))
+                calls.append(asyncio.ensure_future(store.message_receipt(POOL, writer_message(0).idempotency_key)))
+                await asyncio.sleep(0.3)
+
+            try:
+                gap = await largest_gap(while_held)
+            finally:
+                release.set()
+                holder.join()
+            return gap, await calls[0], await calls[1]
+
+    gap, cursor, receipt = asyncio.run(main())
+    assert gap < SLOW, f"the loop stalled {gap:.3f} s"
+    assert cursor == AgentPoolStoreCursor.new(2) and receipt == writer_receipt(0)

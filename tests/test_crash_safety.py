@@ -11,7 +11,11 @@ cursors are gap-free from 1, the snapshot works and agrees with a store object t
 open through the crash, SQLite's integrity check passes, and a new append continues the
 sequence. The next child continues the same pool on the same file.
 
-Run this file as a script to be the child: ``python test_crash_safety.py PATH MODE ROUND``.
+The same again with a child whose threads append at once through one store object, so that
+their writes share group commits: a call returns (and its line is printed) only after the
+commit that holds its record, so no printed cursor may be lost either.
+
+Run this file as a script to be the child: ``python test_crash_safety.py PATH MODE ROUND [THREADS]``.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ pytestmark = pytest.mark.slow
 POOL = "pool.crash ✓"
 CONFIG = AgentPoolStoreConfig(policy_refs=(PolicyRef.new("policy.crash"),))
 KILLS_PER_MODE = 8
+GROUP_KILLS_PER_MODE, GROUP_THREADS = 4, 8
 CHILD_TIMEOUT = 30.0  # seconds before a stuck child is killed and the test fails
 
 
@@ -82,17 +87,27 @@ def record(store: SqliteAgentPoolStore, message_id: str) -> int:
 # -------------------------------------------------------------------- the child
 
 
-def child_main(path: str, mode: str, round_: str) -> None:
+def child_main(path: str, mode: str, round_: str, threads: str = "1") -> None:
     store = SqliteAgentPoolStore(path, synchronous=mode)
     start = store.open_pool(POOL, CONFIG).cursor.sequence
     out = sys.stdout
     out.write(f"ready {start} {fastpool._compat.engine.__name__}\n")
     out.flush()
-    for n in range(1_000_000):
-        message_id = f"msg.{round_}.{n}"
-        sequence = record(store, message_id)
-        out.write(f"{sequence} {message_id}\n")  # only after the commit returned
-        out.flush()
+    count, printing = int(threads), threading.Lock()
+
+    def append(first: int) -> None:
+        for n in range(first, 1_000_000, count):
+            message_id = f"msg.{round_}.{n}"
+            sequence = record(store, message_id)
+            with printing:
+                out.write(f"{sequence} {message_id}\n")  # only after the commit returned
+                out.flush()
+
+    writers = [threading.Thread(target=append, args=(first,)) for first in range(count)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
 
 
 # -------------------------------------------------------------------- the parent
@@ -106,11 +121,11 @@ def child_env() -> dict[str, str]:
 
 
 def run_and_kill(
-    path: Path, mode: str, round_: int, target: int, rng: random.Random
+    path: Path, mode: str, round_: int, target: int, rng: random.Random, threads: int = 1
 ) -> tuple[int, list[tuple[int, str]]]:
     """Start a writer, let it report ``target`` cursors, SIGKILL it; return its start cursor and every
     complete line it reported (including lines written between the target and the kill)."""
-    command = [sys.executable, str(Path(__file__).resolve()), str(path), mode, str(round_)]
+    command = [sys.executable, str(Path(__file__).resolve()), str(path), mode, str(round_), str(threads)]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env(), text=True, encoding="utf-8"
     ) as child:
@@ -225,5 +240,25 @@ def test_kill_9_loses_no_reported_record(tmp_path: Path, mode: str) -> None:
     print(f"\n{mode}: {kills} kills survived, {last} records, seed {seed}")
 
 
+@pytest.mark.parametrize("mode", ["normal", "full"])
+def test_kill_9_during_group_commits_loses_no_reported_record(tmp_path: Path, mode: str) -> None:
+    seed = int.from_bytes(os.urandom(4), "big")
+    rng = random.Random(seed)
+    path = tmp_path / f"crash-group-{mode}.sqlite"
+    with SqliteAgentPoolStore(path, synchronous=mode) as setup:
+        setup.open_pool(POOL, CONFIG)
+    last = 1
+    for round_ in range(GROUP_KILLS_PER_MODE):
+        target = rng.randint(50, 400)
+        start, reported = run_and_kill(path, mode, round_, target, rng, threads=GROUP_THREADS)
+        context = f"seed {seed}, round {round_}, target {target}"
+        assert start == last, context
+        sequences = sorted(sequence for sequence, _ in reported)
+        assert len(set(sequences)) == len(sequences) and sequences[0] > last, context
+        last = check_file(path, mode, reported)
+        assert last >= sequences[-1], context
+    print(f"\n{mode}: {GROUP_KILLS_PER_MODE} kills of {GROUP_THREADS} threads survived, {last} records, seed {seed}")
+
+
 if __name__ == "__main__":
-    child_main(*sys.argv[1:4])
+    child_main(*sys.argv[1:5])

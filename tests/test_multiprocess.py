@@ -115,6 +115,36 @@ def test_four_writers_get_gap_free_unique_cursors(tmp_path: Path) -> None:
         assert store.message_receipt(POOL, "key.msg.3.0499") is not None
 
 
+def test_processes_whose_threads_share_group_commits_get_gap_free_cursors(tmp_path: Path) -> None:
+    """Three processes, each with four threads appending through one store object: the groups
+    of each process and the writes of the others interleave, and cursors stay unique and
+    gap-free, each pointing at the record of the call that got it."""
+    path = tmp_path / "pools.sqlite"
+    workers, threads, per_thread = 3, 4, 100
+    with SqliteAgentPoolStore(path) as store:
+        store.open_pool(POOL, CONFIG)
+
+    reports = run_workers(
+        store_helpers.mp_record_messages_from_threads,
+        [(str(path), POOL, worker, threads, per_thread) for worker in range(workers)],
+    )
+
+    assert [report["errors"] for report in reports] == [[]] * workers
+    total = workers * threads * per_thread
+    everything = sorted(cursor for report in reports for cursors in report["cursors"].values() for cursor in cursors)
+    assert everything == list(range(2, total + 2))
+    with SqliteAgentPoolStore(path) as store:
+        records = list(store.watch(POOL, 1))
+        by_cursor = {record.cursor.sequence: record.payload.stored.message.message_id for record in records}
+        for report in reports:
+            for thread, cursors in report["cursors"].items():
+                assert cursors == sorted(cursors)
+                assert [by_cursor[cursor] for cursor in cursors] == [
+                    f"msg.{report['worker']}.{thread}.{n:04}" for n in range(per_thread)
+                ]
+        assert len(store.snapshot(POOL).messages) == total
+
+
 RACES = 8  # pools opened in lock-step by both processes
 
 
@@ -193,8 +223,8 @@ def test_event_sequences_from_four_processes_are_unique(tmp_path: Path) -> None:
 
 
 def test_processes_sharing_idempotency_keys_record_each_key_once(tmp_path: Path) -> None:
-    """Four processes send the same messages and wakes with ``*_once``, in the same order at
-    once: each key is recorded exactly once, and every other sender gets the winner's receipt."""
+    """Four processes send the same messages and wakes with ``*_once`` at once (two up the keys,
+    two down): each key is recorded exactly once, and every other sender gets the winner's receipt."""
     path = tmp_path / "pools.sqlite"
     workers, keys = 4, 300
     with SqliteAgentPoolStore(path) as store:

@@ -18,7 +18,9 @@ import threading
 import time
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -199,9 +201,12 @@ def test_six_writers_with_short_lived_readers_lose_nothing(tmp_path: Path) -> No
 # ------------------------------------------------------------ (e) fork
 
 
-def forked_child_answer(store: SqliteAgentPoolStore, path: Path, records: int) -> int:
-    """Fork; the child calls the inherited store, then a store of its own, and exits with a
-    code telling what happened (0: refused as documented, and the new store works)."""
+def forked_child_answer(
+    store: SqliteAgentPoolStore, path: Path, records: int, call: Callable[[SqliteAgentPoolStore], Any] | None = None
+) -> int:
+    """Fork; the child calls the inherited store (``snapshot`` unless ``call`` is given), then a
+    store of its own, and exits with a code telling what happened (0: refused as documented,
+    and the new store works)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
         pid = os.fork()
@@ -209,7 +214,7 @@ def forked_child_answer(store: SqliteAgentPoolStore, path: Path, records: int) -
         code = 9
         try:
             signal.alarm(10)  # a hang kills the child with SIGALRM
-            store.snapshot(POOL)
+            store.snapshot(POOL) if call is None else call(store)
             code = 2
         except AgentError as error:
             fork_error = error.kind is AgentErrorKind.HOST_CONFIGURATION_NEEDED and "fork" in error.message
@@ -257,6 +262,38 @@ def test_a_store_used_after_fork_refuses_and_the_parent_keeps_working(tmp_path: 
         assert forked_child_answer(store, path, 3) == 0  # forked while idle
         assert store.record_message(POOL, message("msg.3"), receipt("msg.3")).sequence == 4
         assert store.snapshot(POOL).cursor.sequence == 4
+    assert [row[0] for row in raw_rows(path, POOL)] == [1, 2, 3, 4]
+
+
+def child_write(inherited: SqliteAgentPoolStore) -> Any:
+    return inherited.record_message(POOL, message("msg.child"), receipt("msg.child"))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_store_forked_with_a_group_commit_queued_refuses_writes_and_the_parent_commits_them(tmp_path: Path) -> None:
+    """Forked while parent threads' writes wait in a group for the store's lock: a write in the
+    child fails at once (it neither waits for that group nor leads it), and in the parent the
+    group commits once the lock is free."""
+    path = tmp_path / "pools.sqlite"
+    opened_pool(path)
+    with SqliteAgentPoolStore(path) as store:
+        cursors: list[int] = []
+
+        def write(n: int) -> None:
+            cursors.append(store.record_message(POOL, message(f"msg.{n}"), receipt(f"msg.{n}")).sequence)
+
+        writers = [threading.Thread(target=write, args=(n,)) for n in range(3)]
+        with store._lock:  # as a reader or a transaction() would, while the writes queue
+            for count, writer in enumerate(writers):
+                writer.start()  # the first waits for the lock alone, the others queue behind it
+                deadline = time.monotonic() + 10
+                while not store._leading or len(store._queue) < count:
+                    assert time.monotonic() < deadline, "the write did not queue"
+                    time.sleep(0.001)
+            assert forked_child_answer(store, path, 1, child_write) == 0
+        for writer in writers:
+            writer.join(10)
+        assert sorted(cursors) == [2, 3, 4]
     assert [row[0] for row in raw_rows(path, POOL)] == [1, 2, 3, 4]
 
 

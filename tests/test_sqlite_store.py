@@ -37,6 +37,7 @@ from fastpool import (
     AgentPoolStoreCursor,
     InMemoryAgentPoolStore,
     InvalidInput,
+    MemberJoined,
     MessageStatus,
     PolicyRef,
     RetryClassification,
@@ -45,6 +46,8 @@ from fastpool import (
     WakeRegistrationStatus,
     wire,
 )
+from fastpool._probe import PragmaProbe
+from fastpool._sql import INSERT
 
 POOL = "pool.sqlite"
 FAILURE = "sqlite agent pool store failure: "
@@ -433,6 +436,65 @@ def test_busy_timeout_zero_fails_at_once(path: Path) -> None:
             lock.release()
 
 
+class Turns:
+    """A busy handler that lets the test decide when a waiting write tries the lock again."""
+
+    def __init__(self) -> None:
+        self.fail_fast = False  # as the store's own (_BusyWait) has
+        self.waiting = threading.Semaphore(0)
+        self.go = threading.Semaphore(0)
+
+    def __call__(self, prior_calls: int) -> bool:
+        if self.fail_fast:
+            return False
+        self.waiting.release()
+        return self.go.acquire(timeout=10)
+
+
+def test_a_write_waiting_for_the_lock_reads_other_writers_records_meanwhile(path: Path) -> None:
+    """Records another connection commits while a write waits for the write lock are read
+    during the wait, outside any transaction, so that the write holds the lock only for its
+    own record (with four processes on one pool, that catch-up was two thirds of the time
+    each held the lock)."""
+    with SqliteAgentPoolStore(path) as store:
+        store.open_pool(POOL, CONFIG)
+        db = connection_of(store)
+        turns = Turns()
+        store._busy = turns  # type: ignore[assignment]
+        db.set_busy_handler(turns)
+        caught_up: list[tuple[int, bool]] = []  # (cursor after, inside a transaction)
+        catch_up = store._catch_up
+
+        def watched(connection: apsw.Connection, state: Any) -> None:
+            catch_up(connection, state)
+            caught_up.append((state.cursor, not connection.getautocommit()))
+
+        store._catch_up = watched  # type: ignore[method-assign]
+        other = raw_connection(path)
+        result: list[int] = []
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute(INSERT, (POOL, 2, "member_joined", wire.encode(MemberJoined(member=member("run.2")))))
+            writer = threading.Thread(
+                target=lambda: result.append(store.record_message(POOL, message("msg.1"), receipt("msg.1")).sequence)
+            )
+            writer.start()
+            assert turns.waiting.acquire(timeout=10)  # the write waits for the lock
+            other.execute("COMMIT")
+            other.execute("BEGIN IMMEDIATE")  # and takes it again at once, with one more record
+            other.execute(INSERT, (POOL, 3, "member_joined", wire.encode(MemberJoined(member=member("run.3")))))
+            turns.go.release()
+            assert turns.waiting.acquire(timeout=10)
+            other.execute("COMMIT")
+            turns.go.release()
+            writer.join(10)
+        finally:
+            other.close()
+        assert result == [4]
+        assert caught_up == [(2, False), (3, False)]  # both read while waiting, none inside the lock
+        assert [m.run_id for m in store.members(POOL)] == ["run.2", "run.3"]
+
+
 class RollbackWriter:
     """A raw connection writing (``BEGIN IMMEDIATE`` + an insert) to a file still in
     rollback-journal mode, as a Rust host or a second process creating the file does."""
@@ -641,6 +703,83 @@ def test_other_pools_writes_do_not_disturb_a_cached_pool(path: Path) -> None:
         assert b.snapshot("pool.other").cursor.sequence == 6
         a.join_member(POOL, member("run.x"))
         assert b.snapshot(POOL).cursor.sequence == 2
+
+
+# ------------------------------------------------------------------------- many pools
+
+
+def count_catch_ups(store: SqliteAgentPoolStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every catch-up query the store runs from now on, by pool."""
+    queried: list[str] = []
+    catch_up = store._catch_up
+
+    def counted(db: apsw.Connection, state: Any) -> None:
+        queried.append(state.pool_id)
+        catch_up(db, state)
+
+    monkeypatch.setattr(store, "_catch_up", counted)
+    return queried
+
+
+@pytest.mark.parametrize("probe", ["wal-index", "pragma"])
+def test_own_writes_rotating_over_many_pools_query_nothing(
+    path: Path, monkeypatch: pytest.MonkeyPatch, probe: str
+) -> None:
+    """A store's own commit moves the change probe, but only this store wrote: every other
+    cached pool is still current, so neither writes nor reads of them query the file."""
+    pools = [f"pool.{n:03}" for n in range(300)]
+    with SqliteAgentPoolStore(path) as store:
+        if probe == "pragma":  # the probe where there is no WAL-index to read
+            store._probe = PragmaProbe(connection_of(store))
+        for pool_id in pools:
+            store.open_pool(pool_id, CONFIG)
+        queried = count_catch_ups(store, monkeypatch)
+        for round_ in range(2):
+            for n, pool_id in enumerate(pools):
+                message_id = f"msg.{round_}.{n}"
+                assert store.record_message(pool_id, message(message_id), receipt(message_id)).sequence == 2 + round_
+                assert store.message_receipt(pools[n - 1], f"key.msg.{round_}.{n - 1}") is not None or n == 0
+        with store.transaction():
+            for pool_id in pools[:10]:
+                store.join_member(pool_id, member("run.t"))
+        assert store.snapshot(pools[-1]).cursor.sequence == 3
+        assert store.next_event_sequence(pools[0]) == 1
+        assert store.member(pools[0], "run.t") == member("run.t")
+        assert queried == []
+
+
+@pytest.mark.parametrize("probe", ["wal-index", "pragma"])
+def test_another_writer_between_own_writes_to_many_pools_is_seen_in_every_pool(
+    path: Path, monkeypatch: pytest.MonkeyPatch, probe: str
+) -> None:
+    """A foreign commit marks every cached pool for catch-up, once: each then reads the
+    other writer's records on its next use (writes check against them too), and only the
+    pools used again are queried."""
+    pools = [f"pool.{n:02}" for n in range(40)]
+    with SqliteAgentPoolStore(path) as store, SqliteAgentPoolStore(path) as other:
+        if probe == "pragma":
+            store._probe = PragmaProbe(connection_of(store))
+        for pool_id in pools:
+            store.open_pool(pool_id, CONFIG)
+        queried = count_catch_ups(store, monkeypatch)
+        for n, pool_id in enumerate(pools):
+            store.record_message(pool_id, message(f"msg.own.{n}"), receipt(f"msg.own.{n}"))
+            if n % 7 == 3:
+                # The other object writes to this pool and to one this store used long ago.
+                other.join_member(pool_id, member("run.other"))
+                other.record_message(pools[n // 2], message(f"msg.other.{n}"), receipt(f"msg.other.{n}"))
+                assert store.member(pool_id, "run.other") == member("run.other")
+                assert store.leave_member(pool_id, "run.other")[1].sequence == 4 + (n // 2 == n)
+                assert store.message_receipt(pools[n // 2], f"key.msg.other.{n}") == receipt(f"msg.other.{n}")
+        queried.clear()
+        for pool_id in pools:
+            assert store.snapshot(pool_id) == other.snapshot(pool_id)
+        # The last foreign commits (at n = 38) marked every pool; 19 and 38 caught up then, 39 at its write.
+        assert queried == [pool_id for n, pool_id in enumerate(pools) if n not in (19, 38, 39)]
+        queried.clear()
+        for pool_id in pools:
+            assert store.snapshot(pool_id) == other.snapshot(pool_id)
+        assert queried == []
 
 
 # ------------------------------------------------------------------------- threads

@@ -4,7 +4,10 @@ A backend supplies five primitives, each called with the store's lock held:
 ``_read_state`` (the pool's cached state, caught up), ``_append`` (check, append and
 apply one record atomically), ``_records_after``, ``_allocate_event_sequence`` and
 ``_change_token`` (a value that changes whenever anything is appended anywhere), and
-may override ``_wait_for_change`` (how ``follow`` waits between checks; no lock held).
+may override ``_wait_for_change`` (how ``follow`` waits between checks; no lock held)
+and ``_submit`` (how a write method appends, called without the lock: the SQLite store
+groups concurrent writes into shared transactions there, and queues the writes of an
+event loop's thread without waiting; see ``loop_call``).
 A backend the command line inspects and copies (SQLite, PostgreSQL) also supplies the raw
 primitives ``_stream_rows``, ``_unopened_pools``, ``_event_sequence`` and ``_append_rows``,
 which take the lock themselves.
@@ -63,6 +66,23 @@ Build = Callable[["PoolState"], Any]
 # A stored record as it is in the table: (seq, kind, payload_json); the text is None where
 # the stored value is not text (SQLite allows a BLOB there: a corrupt record).
 Row = tuple[int, str, str | None]
+# What a write method returns, made from the appended payload (None: nothing appended) and the cursor.
+Shape = Callable[[Any, int], Any]
+
+
+class NeedsWorker(Exception):
+    """Raised by a backend primitive that cannot answer without I/O or waiting, during a
+    ``loop_call`` (the caller then makes the call again on a worker thread)."""
+
+
+class _LoopCall(threading.local):
+    """Set while a store method runs on an event loop's thread (``fastpool.aio``): ``sink``
+    takes the outcomes of the writes the method queues; nothing may block or do I/O."""
+
+    sink: Any = None
+
+
+loop_call = _LoopCall()
 
 
 def check_id(value: Any, name: str) -> str:
@@ -126,6 +146,12 @@ class _InheritedLock:
 
     def __exit__(self, *exc_info: object) -> None:
         pass
+
+    def acquire(self, blocking: bool = True) -> bool:
+        raise AgentError.host_configuration_needed(self._message)
+
+    def _is_owned(self) -> bool:
+        return False
 
 
 class StoreBase(AgentPoolStore):
@@ -220,6 +246,23 @@ class StoreBase(AgentPoolStore):
         with closing(self._stream_rows(pool_id, after)) as rows:
             yield from self._decode_records(pool_id, rows)
 
+    def _answers_on_loop(self) -> bool:
+        """Whether a cached read may run on an event loop's thread (``loop_call``): it then
+        neither waits nor does I/O, else raises ``NeedsWorker``."""
+        return False
+
+    def _submit(self, pool_id: str, build: Build, shape: Shape) -> Any:
+        """``shape`` of ``_append``'s outcome, for a write method, which holds no lock."""
+        if loop_call.sink is None:
+            with self._lock:
+                return shape(*self._append(pool_id, build))
+        if not self._lock.acquire(blocking=False):
+            raise NeedsWorker  # on an event loop, with the lock taken: wait for it on a worker
+        try:
+            return shape(*self._append(pool_id, build))
+        finally:
+            self._lock.release()
+
     # -- what follow loops read, over the primitives (self._lock held) -----------------
 
     def _batch_after(self, pool_id: str, after: int) -> list[AgentPoolStoreRecord]:
@@ -264,9 +307,8 @@ class StoreBase(AgentPoolStore):
             self._opened(state)
             return payload
 
-        with self._lock:
-            _, sequence = self._append(pool_id, build)
-        return make(AgentPoolStoreCursor, (sequence,))
+        cursor: AgentPoolStoreCursor = self._submit(pool_id, build, _cursor)
+        return cursor
 
     def open_pool(self, pool_id: str, config: AgentPoolStoreConfig) -> AgentPoolSnapshot:
         pool_id = check_id(pool_id, "pool_id")
@@ -318,9 +360,8 @@ class StoreBase(AgentPoolStore):
                 )
             return make(MemberLeft, (member,))
 
-        with self._lock:
-            payload, sequence = self._append(pool_id, build)
-        return payload.member, make(AgentPoolStoreCursor, (sequence,))
+        left: tuple[AgentPoolMember, AgentPoolStoreCursor] = self._submit(pool_id, build, _left)
+        return left
 
     def members(self, pool_id: str) -> tuple[AgentPoolMember, ...]:
         pool_id = check_id(pool_id, "pool_id")
@@ -392,8 +433,9 @@ class StoreBase(AgentPoolStore):
             return found
 
         stored = make(AgentPoolStoredMessage, (message, receipt))
-        found, cursor = self._append_once(pool_id, in_effect, make(MessageRecorded, (stored,)), expected is None)
-        return receipt if found is None else found, cursor
+        sent: tuple[MessageReceipt, AgentPoolStoreCursor | None]
+        sent = self._append_once(pool_id, in_effect, make(MessageRecorded, (stored,)), receipt, expected is None)
+        return sent
 
     def wake_registration(self, pool_id: str, idempotency_key: str) -> WakeRegistration | None:
         pool_id = check_id(pool_id, "pool_id")
@@ -462,8 +504,9 @@ class StoreBase(AgentPoolStore):
             return found
 
         stored = make(AgentPoolStoredWake, (condition, compiled_filter, registration))
-        found, cursor = self._append_once(pool_id, in_effect, make(WakeRecorded, (stored,)), expected is None)
-        return registration if found is None else found, cursor
+        woke: tuple[WakeRegistration, AgentPoolStoreCursor | None]
+        woke = self._append_once(pool_id, in_effect, make(WakeRecorded, (stored,)), registration, expected is None)
+        return woke
 
     def record_pool_created_once(self, pool_id: str) -> AgentPoolStoreCursor | None:
         """Mark the pool created unless it already is: check and append in one write transaction.
@@ -473,24 +516,16 @@ class StoreBase(AgentPoolStore):
         Raises as ``record_pool_created`` does on a pool not opened.
         """
         pool_id = check_id(pool_id, "pool_id")
-
-        def build(state: PoolState) -> Any:
-            return None if self._opened(state).created else _POOL_CREATED
-
-        with self._lock:
-            state = self._read_state(pool_id)
-            if state.config is not None and state.created:
-                return None  # created stays created: answered without the write lock
-            appended, sequence = self._append(pool_id, build)
-        return None if appended is None else make(AgentPoolStoreCursor, (sequence,))
+        created: tuple[Any, AgentPoolStoreCursor | None] = self._append_once(pool_id, _created, _POOL_CREATED, None)
+        return created[1]
 
     def _append_once(
-        self, pool_id: str, in_effect: Callable[[PoolState], Any], payload: Any, settled: bool = True
-    ) -> tuple[Any, AgentPoolStoreCursor | None]:
+        self, pool_id: str, in_effect: Callable[[PoolState], Any], payload: Any, given: Any, settled: bool = True
+    ) -> Any:
         """Append ``payload`` unless ``in_effect(state)`` finds a record under its idempotency key.
 
-        Returns what was found (``None`` if nothing) and the new record's cursor (``None`` if
-        nothing was appended). The check runs again inside the write transaction, so two
+        Returns what was found and ``None``, or ``given`` and the new record's cursor if
+        ``payload`` was appended. The check runs again inside the write transaction, so two
         writers with one key append one record. ``settled``: what ``in_effect`` finds stays
         found, so the cached state may answer without the write lock.
         """
@@ -501,15 +536,23 @@ class StoreBase(AgentPoolStore):
             found = in_effect(self._opened(state))
             return None if found is not None else payload
 
-        with self._lock:
-            state = self._read_state(pool_id)
-            if settled and state.config is not None:
-                # A key once recorded stays recorded: a retry is answered without the write lock.
-                found = in_effect(state)
-                if found is not None:
-                    return found, None
-            appended, sequence = self._append(pool_id, build)
-        return (found, None) if appended is None else (None, make(AgentPoolStoreCursor, (sequence,)))
+        def shape(appended: Any, sequence: int) -> tuple[Any, AgentPoolStoreCursor | None]:
+            return (found, None) if appended is None else (given, make(AgentPoolStoreCursor, (sequence,)))
+
+        # A key once recorded stays recorded: a retry is answered without the write lock,
+        # from the cached state if the store's lock is free (else the write checks it).
+        if settled and self._lock.acquire(blocking=False):
+            try:
+                state = self._read_state(pool_id)
+                if state.config is not None:
+                    found = in_effect(state)
+                    if found is not None:
+                        return found, None
+            except NeedsWorker:
+                pass  # on an event loop, a state to catch up first: the write checks it
+            finally:
+                self._lock.release()
+        return self._submit(pool_id, build, shape)
 
     def watch(self, pool_id: str, cursor: AgentPoolStoreCursor | int | None = None) -> Iterator[AgentPoolStoreRecord]:
         pool_id = check_id(pool_id, "pool_id")
@@ -601,3 +644,17 @@ def _disable_inherited_stores() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_disable_inherited_stores)
+
+
+def _cursor(payload: Any, sequence: int) -> AgentPoolStoreCursor:
+    cursor: AgentPoolStoreCursor = make(AgentPoolStoreCursor, (sequence,))
+    return cursor
+
+
+def _left(payload: Any, sequence: int) -> tuple[AgentPoolMember, AgentPoolStoreCursor]:
+    return payload.member, _cursor(payload, sequence)
+
+
+def _created(state: PoolState) -> bool | None:
+    """``record_pool_created_once``'s check: created stays created."""
+    return True if state.created else None

@@ -53,6 +53,9 @@ _CHANGE_COUNTER = struct.Struct("=I")  # iChange at byte 8; the wal-index is in 
 
 
 class ChangeProbe(Protocol):
+    #: Whether ``token()`` may wait (on a lock of the file), so must not run on an event loop.
+    may_wait: bool
+
     def token(self) -> object:
         """A value that changes whenever a transaction commits to the file."""
         ...
@@ -140,6 +143,7 @@ class WalIndexProbe:
     """Reads the kept WAL-index header mapping; only while the store's connection is open."""
 
     __slots__ = ("_header", "_map", "_fd")
+    may_wait = False
 
     def __init__(self, header: _SharedHeader) -> None:
         self._header = header
@@ -171,9 +175,14 @@ class WalIndexReadProbe(WalIndexProbe):
 
 
 class PragmaProbe:
-    """``PRAGMA data_version``: changes when another connection commits."""
+    """``PRAGMA data_version``: changes when another connection commits.
+
+    A statement: in rollback-journal mode its read lock may wait for a writer (the busy
+    handler), so it is not run on an event loop.
+    """
 
     __slots__ = ("_connection",)
+    may_wait = True
 
     def __init__(self, connection: apsw.Connection) -> None:
         self._connection = connection
@@ -193,6 +202,7 @@ class NoProbe:
     """A closed (or inherited through fork) store's probe: every token is new."""
 
     __slots__ = ()
+    may_wait = False
 
     def token(self) -> object:
         return object()

@@ -1,17 +1,30 @@
 """asyncio access to a store: the ``AgentPoolStore`` methods as coroutines, and ``async for`` over ``follow``.
 
-Every call runs on a worker thread, so no call blocks the event loop; one store per
-loop is safe with any number of concurrent tasks (the store serialises them).
+No call blocks the event loop, and none hops to a thread it does not need. A read the warm
+cache can answer (the change probe says nothing was committed since) runs on the loop:
+``message_receipt``, ``wake_registration``, ``wake``, ``member``, ``members``, ``topics``
+and ``topic_members`` (a few microseconds). A read that needs SQLite (catching up on other
+writers' records, ``snapshot``, ``watch``) runs on a worker thread, as does any call while
+the store's lock is taken by another thread. The writes of concurrent tasks join the store's
+group commit (``SqliteAgentPoolStore``): a write is queued from the loop, a worker thread
+leads the group, and the loop is told once per group; ``open_pool`` and
+``next_event_sequence`` run on a worker. With the ``PRAGMA data_version`` probe (a file not in
+WAL mode), which may wait for a lock, and with stores that read over a network, every call
+runs on a worker. One store per loop is safe with any number of concurrent tasks.
 
 Follows cost next to nothing while idle: one watcher task per wrapper polls the store's
 change token (no disk access while nothing was committed) at the smallest ``poll_interval``
 of the live follows, and wakes only the follows whose pool grew; each of them then reads
 its new records once. The watcher stops when the last follow ends.
 
-Cancelling a write coroutine does not cancel the write: a worker thread cannot be
-interrupted, so a write handed to one (even one still queued for a free thread) runs to
-its end. The coroutine raises ``CancelledError`` at once; every call made on the wrapper
-after that starts only once the write has ended, so it sees whether the write committed.
+Cancelling a write coroutine does not cancel the write: a write once queued (for a group
+or for a free thread) runs to its end. The coroutine raises ``CancelledError`` at once;
+every call made on the wrapper after that starts only once the write has ended, so it sees
+whether the write committed.
+
+``async with store.transaction():`` is the store's ``transaction()``: it runs on a thread of
+its own that holds the store's lock, and the calls of the task that entered it (and of the
+tasks it starts inside) run there, in the transaction; other tasks' calls wait until it ends.
 
 >>> import asyncio
 >>> from fastpool import AgentPoolStoreConfig, InMemoryAgentPoolStore
@@ -26,14 +39,17 @@ after that starts only once the write has ended, so it sees whether the write co
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
-from collections import Counter
+import threading
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from types import TracebackType
 from typing import Any, TypeVar
 
-from ._base import _FOLLOW_BATCH, StoreBase, check_cursor
+from ._base import _FOLLOW_BATCH, NeedsWorker, StoreBase, check_cursor, loop_call
 from .errors import AgentError, InvalidInput
 from .model import (
     AgentPoolMember,
@@ -48,11 +64,127 @@ from .model import (
     WakeCondition,
     WakeRegistration,
 )
-from .sqlite import SqliteAgentPoolStore
+from .sqlite import SqliteAgentPoolStore, _LoopRequest
 
 __all__ = ["AsyncAgentPoolStore"]
 
 T = TypeVar("T")
+_WORKER = object()  # what a call tried on the loop answers when it has to run on a worker
+# The async transaction the current task (and the tasks it started inside) runs in.
+_transaction: contextvars.ContextVar[_Transaction | None] = contextvars.ContextVar(
+    "fastpool_aio_transaction", default=None
+)
+
+
+class _Sink:
+    """Where a group commit hands back the outcomes of writes queued from one loop.
+
+    ``done`` (on the leading worker) queues an outcome and wakes the loop, once for all the
+    outcomes queued before it runs; ``lead`` gives a worker thread the lead of a group.
+    """
+
+    __slots__ = ("loop", "_store", "_executor", "_done", "_woken")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, store: SqliteAgentPoolStore, executor: ThreadPoolExecutor):
+        self.loop = loop
+        self._store = store
+        self._executor = executor
+        self._done: deque[_LoopRequest] = deque()  # appended by workers, emptied on the loop
+        self._woken = False
+
+    def future(self) -> asyncio.Future[Any]:
+        return self.loop.create_future()
+
+    def done(self, request: _LoopRequest) -> None:
+        self._done.append(request)
+        if not self._woken:
+            self._woken = True
+            try:
+                self.loop.call_soon_threadsafe(self._resolve)
+            except RuntimeError:
+                pass  # the loop is closed: nobody is waiting
+
+    def _resolve(self) -> None:
+        self._woken = False  # before emptying: an outcome queued from now on wakes the loop again
+        done = self._done
+        while done:
+            request = done.popleft()
+            future = request.future
+            if future.cancelled():
+                continue  # its task was cancelled (see _settle_queued); nobody waits for it
+            if request.error is not None:
+                future.set_exception(request.error)
+            else:
+                assert request.result is not None
+                future.set_result(request.shape(*request.result))
+
+    def lead(self, request: _LoopRequest) -> None:
+        try:
+            self._executor.submit(self._store._lead_on_worker, request)
+        except RuntimeError:  # the wrapper is closed, its workers gone: a thread for this group
+            threading.Thread(target=self._store._lead_on_worker, args=(request,), daemon=True).start()
+
+
+class _Transaction:
+    """``async with store.transaction()``: the sync ``transaction()`` entered and left on a
+    thread of its own, which runs every call made inside it."""
+
+    def __init__(self, wrapper: AsyncAgentPoolStore) -> None:
+        self._wrapper = wrapper
+        self._executor: ThreadPoolExecutor | None = None
+        self._context: Any = None
+        self._token: contextvars.Token[_Transaction | None] | None = None
+
+    def run(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        assert self._executor is not None
+        return asyncio.get_running_loop().run_in_executor(self._executor, partial(function, *args))
+
+    async def __aenter__(self) -> AsyncAgentPoolStore:
+        wrapper = self._wrapper
+        if not isinstance(wrapper.store, SqliteAgentPoolStore):
+            raise AgentError.host_configuration_needed(
+                f"transaction() needs a SqliteAgentPoolStore; this wrapper holds a {type(wrapper.store).__name__}"
+            )
+        open_ = _transaction.get()
+        if open_ is not None and open_._wrapper is wrapper:
+            raise InvalidInput("transaction: this store object already has a transaction open")
+        if wrapper._cancelled:
+            await asyncio.wait(tuple(wrapper._cancelled))
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastpool-aio-transaction")
+        self._context = wrapper.store.transaction()
+        entered = self.run(self._context.__enter__)
+        try:
+            await asyncio.shield(entered)
+        except asyncio.CancelledError:
+            entered.add_done_callback(self._leave_entered)  # when it has begun: roll it back there
+            raise
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            raise
+        self._token = _transaction.set(self)
+        return wrapper
+
+    def _leave_entered(self, entered: asyncio.Future[Any]) -> None:
+        assert self._executor is not None
+        if not entered.cancelled() and entered.exception() is None:
+            error = asyncio.CancelledError()
+            self._executor.submit(self._context.__exit__, type(error), error, None)
+        self._executor.shutdown(wait=False)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> bool:
+        assert self._token is not None and self._executor is not None
+        _transaction.reset(self._token)
+        executor, self._executor = self._executor, None
+        try:
+            # Shielded as a write: cancelled, the commit (or rollback) still runs to its end.
+            left = asyncio.get_running_loop().run_in_executor(
+                executor, partial(self._context.__exit__, kind, error, traceback)
+            )
+            return bool(await self._wrapper._settle(left))
+        finally:
+            executor.shutdown(wait=False)
 
 
 class _Followed:
@@ -88,6 +220,7 @@ class AsyncAgentPoolStore:
         # A store serialises its calls, so a couple of threads are enough to keep one
         # waiting on SQLite's lock from holding up the rest of the queue.
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastpool-aio")
+        self._sink: _Sink | None = None  # of the loop the wrapper is used on
         self._closed = False
         self._cancelled: set[asyncio.Future[Any]] = set()  # cancelled writes still running
         self._followed: dict[str, _Followed] = {}
@@ -107,6 +240,50 @@ class AsyncAgentPoolStore:
             executor.shutdown(wait=False)
         return cls(store)
 
+    def transaction(self) -> _Transaction:
+        """``async with store.transaction():`` the store's ``transaction()``: the writes of the
+        block in one ``BEGIN IMMEDIATE`` ... ``COMMIT``, all or nothing (see the module's doc)."""
+        return _Transaction(self)
+
+    async def _lookup(self, function: Callable[..., T], *args: Any) -> T:
+        """A read: on the loop if the warm cache answers it, else on a worker."""
+        if not self._cancelled and _transaction.get() is None:
+            answer = self._on_loop(function, args, True)
+            if answer is not _WORKER:
+                return answer  # type: ignore[no-any-return]
+        return await self._call(function, *args)
+
+    async def _write(self, function: Callable[..., T], *args: Any) -> T:
+        """A write: queued for the store's next group from the loop (memory: done on the loop
+        if its lock is free), else on a worker."""
+        if not self._cancelled and _transaction.get() is None:
+            outcome = self._on_loop(function, args, False)
+            if isinstance(outcome, _LoopRequest):
+                return await self._settle_queued(outcome)  # type: ignore[no-any-return]
+            if outcome is not _WORKER:
+                return outcome  # type: ignore[no-any-return]
+        return await self._call(function, *args, write=True)
+
+    def _on_loop(self, function: Callable[..., Any], args: tuple[Any, ...], read: bool) -> Any:
+        """``function(*args)`` on the loop's thread as a ``loop_call``, or ``_WORKER``."""
+        store = self.store
+        if self._closed or not store._answers_on_loop():
+            return _WORKER
+        if read and not store._lock.acquire(blocking=False):
+            return _WORKER  # another thread holds the store (a group committing, a transaction)
+        sink = self._sink
+        if sink is None or sink.loop is not asyncio.get_running_loop():
+            sink = self._sink = _Sink(asyncio.get_running_loop(), store, self._executor)  # type: ignore[arg-type]
+        loop_call.sink = sink
+        try:
+            return function(*args)
+        except NeedsWorker:
+            return _WORKER
+        finally:
+            loop_call.sink = None
+            if read:
+                store._lock.release()
+
     async def _call(self, function: Callable[..., T], *args: Any, write: bool = False) -> T:
         if self._cancelled:
             # Start after the writes cancelled so far have ended, so as to see their outcome.
@@ -115,11 +292,31 @@ class AsyncAgentPoolStore:
             # The workers are gone; the closed store answers as the sync one does, at once
             # (SQLite: its "store is closed" error; memory: from memory).
             return function(*args)
-        future = asyncio.get_running_loop().run_in_executor(self._executor, partial(function, *args))
+        transaction = _transaction.get()
+        if transaction is not None and transaction._wrapper is self and transaction._executor is not None:
+            future = transaction.run(function, *args)  # inside the transaction, on its thread
+        else:
+            future = asyncio.get_running_loop().run_in_executor(self._executor, partial(function, *args))
         if not write:
             return await future
+        return await self._settle(future)
+
+    async def _settle_queued(self, request: _LoopRequest) -> Any:
+        """A queued write's outcome. Cancelled, the caller stops waiting (its future is
+        cancelled), but the write runs on: a new future takes its outcome, for ``_cancelled``."""
         try:
-            # Shielded: cancelling the caller must not cancel a write still queued for a worker.
+            return await request.future
+        except asyncio.CancelledError:
+            if request.future.cancelled():
+                request.future = running = request.sink.future()
+                self._cancelled.add(running)
+                running.add_done_callback(self._ended)
+            raise
+
+    async def _settle(self, future: asyncio.Future[T]) -> T:
+        """A write's outcome; cancelled, the caller stops waiting but the write runs on."""
+        try:
+            # Shielded: cancelling the caller must not cancel a write still queued.
             return await asyncio.shield(future)
         except asyncio.CancelledError:
             self._cancelled.add(future)
@@ -156,53 +353,53 @@ class AsyncAgentPoolStore:
 
     async def record_pool_created(self, pool_id: str) -> AgentPoolStoreCursor:
         """The coroutine form of ``AgentPoolStore.record_pool_created``."""
-        return await self._call(self.store.record_pool_created, pool_id, write=True)
+        return await self._write(self.store.record_pool_created, pool_id)
 
     async def join_member(self, pool_id: str, member: AgentPoolMember) -> AgentPoolStoreCursor:
         """The coroutine form of ``AgentPoolStore.join_member``."""
-        return await self._call(self.store.join_member, pool_id, member, write=True)
+        return await self._write(self.store.join_member, pool_id, member)
 
     async def leave_member(self, pool_id: str, run_id: str) -> tuple[AgentPoolMember, AgentPoolStoreCursor]:
         """The coroutine form of ``AgentPoolStore.leave_member``."""
-        return await self._call(self.store.leave_member, pool_id, run_id, write=True)
+        return await self._write(self.store.leave_member, pool_id, run_id)
 
     async def members(self, pool_id: str) -> tuple[AgentPoolMember, ...]:
         """The coroutine form of ``AgentPoolStore.members``."""
-        return await self._call(self.store.members, pool_id)
+        return await self._lookup(self.store.members, pool_id)
 
     async def member(self, pool_id: str, run_id: str) -> AgentPoolMember | None:
         """The coroutine form of ``AgentPoolStore.member``."""
-        return await self._call(self.store.member, pool_id, run_id)
+        return await self._lookup(self.store.member, pool_id, run_id)
 
     async def topics(self, pool_id: str) -> tuple[str, ...]:
         """The coroutine form of ``AgentPoolStore.topics``."""
-        return await self._call(self.store.topics, pool_id)
+        return await self._lookup(self.store.topics, pool_id)
 
     async def topic_members(self, pool_id: str, topic: str) -> tuple[AgentPoolMember, ...]:
         """The coroutine form of ``AgentPoolStore.topic_members``."""
-        return await self._call(self.store.topic_members, pool_id, topic)
+        return await self._lookup(self.store.topic_members, pool_id, topic)
 
     async def message_receipt(self, pool_id: str, idempotency_key: str) -> MessageReceipt | None:
         """The coroutine form of ``AgentPoolStore.message_receipt``."""
-        return await self._call(self.store.message_receipt, pool_id, idempotency_key)
+        return await self._lookup(self.store.message_receipt, pool_id, idempotency_key)
 
     async def record_message(self, pool_id: str, message: RunMessage, receipt: MessageReceipt) -> AgentPoolStoreCursor:
         """The coroutine form of ``AgentPoolStore.record_message``."""
-        return await self._call(self.store.record_message, pool_id, message, receipt, write=True)
+        return await self._write(self.store.record_message, pool_id, message, receipt)
 
     async def record_message_once(
         self, pool_id: str, message: RunMessage, receipt: MessageReceipt
     ) -> tuple[MessageReceipt, AgentPoolStoreCursor | None]:
         """The coroutine form of ``AgentPoolStore.record_message_once``."""
-        return await self._call(self.store.record_message_once, pool_id, message, receipt, write=True)
+        return await self._write(self.store.record_message_once, pool_id, message, receipt)
 
     async def wake_registration(self, pool_id: str, idempotency_key: str) -> WakeRegistration | None:
         """The coroutine form of ``AgentPoolStore.wake_registration``."""
-        return await self._call(self.store.wake_registration, pool_id, idempotency_key)
+        return await self._lookup(self.store.wake_registration, pool_id, idempotency_key)
 
     async def wake(self, pool_id: str, condition_id: str) -> AgentPoolStoredWake | None:
         """The coroutine form of ``AgentPoolStore.wake``."""
-        return await self._call(self.store.wake, pool_id, condition_id)
+        return await self._lookup(self.store.wake, pool_id, condition_id)
 
     async def record_wake(
         self,
@@ -212,7 +409,7 @@ class AsyncAgentPoolStore:
         registration: WakeRegistration,
     ) -> AgentPoolStoreCursor:
         """The coroutine form of ``AgentPoolStore.record_wake``."""
-        return await self._call(self.store.record_wake, pool_id, condition, compiled_filter, registration, write=True)
+        return await self._write(self.store.record_wake, pool_id, condition, compiled_filter, registration)
 
     async def record_wake_once(
         self,
@@ -222,9 +419,7 @@ class AsyncAgentPoolStore:
         registration: WakeRegistration,
     ) -> tuple[WakeRegistration, AgentPoolStoreCursor | None]:
         """The coroutine form of ``AgentPoolStore.record_wake_once``."""
-        return await self._call(
-            self.store.record_wake_once, pool_id, condition, compiled_filter, registration, write=True
-        )
+        return await self._write(self.store.record_wake_once, pool_id, condition, compiled_filter, registration)
 
     async def watch(self, pool_id: str, cursor: AgentPoolStoreCursor | int | None = None) -> list[AgentPoolStoreRecord]:
         """The records after ``cursor``, as a list (read in one go, like the sync ``watch``)."""

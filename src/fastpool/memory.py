@@ -65,6 +65,9 @@ class InMemoryAgentPoolStore(StoreBase):
     def _change_token(self) -> object:
         return self._appended
 
+    def _answers_on_loop(self) -> bool:
+        return True  # everything is in memory
+
     def close(self) -> None:
         """Ends ``follow`` iterators; the data stays readable."""
         self._closed.set()

@@ -1,4 +1,4 @@
-"""``fastpool bench``: the SPEC §6 targets T1-T8, measured side by side in one process
+"""``fastpool bench``: the SPEC §6 targets T1-T9, measured side by side in one process
 (``--db postgresql://…``: T12 instead, ``postgres.py``); the bounds are ``targets.py``'s.
 
 Systems: fastpool with the compiled engine (``c``) and the pure twin (``py``), the seed's
@@ -12,6 +12,7 @@ realistic workload of ``workload.py`` and copied per system, so each starts equa
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
 import multiprocessing
@@ -21,6 +22,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -361,8 +363,294 @@ class Bench:
             self.seed(T7_SIZE)
         self.memory(max(self.sizes))
         self.coordinator()
+        self.many_pools()
+        self.group_commit()
+        self.async_host_loop()
         self.progress.done()
         return self.results
+
+    # -- throughput: many pools, group commit, the async store --------------------------------
+
+    def _store_with_pools(self, name: str, pools: list[str], synchronous: str) -> tuple[Path, Path]:
+        """A new file with ``pools`` opened, and a copy of it for the raw inserts."""
+        path = self.folder / f"{name}.sqlite"
+        with SqliteAgentPoolStore(path, synchronous=synchronous) as store:
+            with store.transaction():
+                for pool_id in pools:
+                    store.open_pool(pool_id, workload.CONFIG)
+        raw = self.folder / f"{name}-raw.sqlite"
+        shutil.copyfile(path, raw)
+        os.sync()
+        return path, raw
+
+    def many_pools(self) -> None:
+        """T1m: ``record_message`` rotating over ``T1M_POOLS`` pools (and T1 at synchronous=full,
+        one pool), each against the raw insert doing the same in the same run, rounds interleaved."""
+        system = _best(self.engines)
+        for synchronous in ("normal", "full"):
+            for pools_count, target in ((T1M_POOLS, "T1m"), (1, "T1")):
+                if target == "T1" and synchronous == "normal":
+                    continue  # T1 proper, measured above
+                pools = [f"pool.many.{n:03d}" for n in range(pools_count)]
+                path, raw_path = self._store_with_pools(f"{target}-{synchronous}", pools, synchronous)
+                rounds, inner = _rounds(self.quick, synchronous)
+                appends = [(pools[i % pools_count], *_pair(pools[i % pools_count], i)) for i in range(rounds * inner)]
+                db = _raw_connection(raw_path, synchronous)
+                raw = _raw_appender(db, appends, {})
+                store = SqliteAgentPoolStore(path, synchronous=synchronous)
+                for pool_id in pools:
+                    store.snapshot(pool_id)  # warm
+                upcoming = iter(appends)
+                calls: dict[str, Callable[[], Any]] = {
+                    "raw": raw,
+                    system: lambda: store.record_message(*next(upcoming)),
+                }
+                samples: dict[str, list[float]] = {name: [] for name in calls}
+                for number in range(rounds):
+                    self.progress(f"{target}, {pools_count} pool(s), synchronous={synchronous}: round {number + 1}")
+                    for name, call in calls.items():
+                        samples[name].append(median_per_call(call, inner=inner, rounds=1))
+                for name, values in samples.items():
+                    self.results.add(target, _t1m_measure(pools_count, synchronous), 0, name, statistics.median(values))
+                store.close()
+                db.close()
+
+    def group_commit(self) -> None:
+        """T9: appends/s of ``T9_WRITERS`` threads, and of as many aio tasks, through one store,
+        against one caller appending serially (and the raw insert), at both synchronous
+        levels; p50/p99 latency per call. Rounds interleaved, medians."""
+        system = _best(self.engines)
+        for synchronous in ("normal", "full"):
+            per_writer = (
+                (40 if synchronous == "normal" else 8) if self.quick else (250 if synchronous == "normal" else 30)
+            )
+            total = per_writer * T9_WRITERS
+            path, raw_path = self._store_with_pools(f"T9-{synchronous}", [POOL], synchronous)
+            db = _raw_connection(raw_path, synchronous)
+            store = SqliteAgentPoolStore(path, synchronous=synchronous)
+            store.snapshot(POOL)
+            rates: dict[str, list[float]] = {"raw": [], "serial": [], "threads": [], "tasks": []}
+            latencies: dict[str, list[float]] = {"threads": [], "tasks": []}
+            first = 0
+            sequences: dict[str, int] = {}  # the raw file's last sequence per pool
+            rounds = 3
+            for number in range(rounds):
+                self.progress(f"T9 group commit, synchronous={synchronous}: round {number + 1}/{rounds}")
+                serial_count = total if synchronous == "normal" else max(total // 4, 40)
+                appends = [(POOL, *_pair(POOL, first + i)) for i in range(serial_count)]
+                first += serial_count
+                raw = _raw_appender(db, appends, sequences)
+                rates["raw"].append(1e6 / median_per_call(raw, inner=serial_count, rounds=1))
+                upcoming = iter(appends)
+                serial = median_per_call(lambda: store.record_message(*next(upcoming)), inner=serial_count, rounds=1)
+                rates["serial"].append(1e6 / serial)
+                for mode in ("threads", "tasks"):
+                    work = [
+                        [_pair(POOL, first + k * per_writer + i) for i in range(per_writer)] for k in range(T9_WRITERS)
+                    ]
+                    first += total
+                    rate, waited = (_threads_appending if mode == "threads" else _tasks_appending)(store, work)
+                    rates[mode].append(rate)
+                    latencies[mode].extend(waited)
+            for name, values in rates.items():
+                self.results.add("T9", _t9_measure(name, synchronous), 0, system, statistics.median(values), "ops/s")
+            for mode, values in latencies.items():
+                values.sort()
+                for label, quantile in (("p50", 0.5), ("p99", 0.99)):
+                    value = values[min(len(values) - 1, int(len(values) * quantile))] * 1e6
+                    self.results.add("T9", _t9_measure(mode, synchronous, label), 0, system, value)
+            store.close()
+            db.close()
+
+    def async_host_loop(self) -> None:
+        """The async store in an agent host's send loop (issue 16): per message, a receipt
+        check, then ``record_message`` accepted and delivered; ``AIO_TASKS`` tasks through
+        ``AsyncAgentPoolStore`` against one caller through the sync store, rounds interleaved;
+        and a warm ``message_receipt`` through the async API."""
+        system = _best(self.engines)
+        count = 500 if self.quick else 2500
+        sync_path, _ = self._store_with_pools("aio-sync", [POOL], "normal")
+        async_path, _ = self._store_with_pools("aio-async", [POOL], "normal")
+        rates: dict[str, list[float]] = {"sync": [], "async": []}
+        first = 0
+        for number in range(3):
+            self.progress(f"async host loop: round {number + 1}/3")
+            sends = [_send(first + i) for i in range(count)]
+            first += count
+            with SqliteAgentPoolStore(sync_path) as store:
+                store.snapshot(POOL)
+                started = time.perf_counter()
+                for message, accepted, delivered in sends:
+                    if store.message_receipt(POOL, message.idempotency_key) is None:
+                        store.record_message(POOL, message, accepted)
+                        store.record_message(POOL, message, delivered)
+                rates["sync"].append(count / (time.perf_counter() - started))
+            rates["async"].append(asyncio.run(_async_sends(async_path, sends)))
+        self.results.add("AIO", AIO_SYNC, 0, system, statistics.median(rates["sync"]), "msg/s")
+        self.results.add("AIO", AIO_ASYNC, 0, system, statistics.median(rates["async"]), "msg/s")
+        read = asyncio.run(_async_cached_read(async_path, 9 if self.quick else 21))
+        self.results.add("AIO", AIO_READ, 0, system, read)
+
+
+# -- throughput workloads (SPEC §6 T1m, T9; issue 16's async store); their bounds are targets.py's
+T1M_POOLS = 300
+T9_WRITERS = 16  # threads, and aio tasks
+AIO_TASKS = 50
+
+
+AIO_SYNC, AIO_ASYNC = "host loop, sync store, 1 caller", f"host loop, async store, {AIO_TASKS} tasks"
+AIO_READ = "warm message_receipt, async store"
+
+
+def _t1m_measure(pools: int, synchronous: str) -> str:
+    return (
+        f"record_message, {pools} pools, {synchronous}" if pools > 1 else f"record_message, synchronous={synchronous}"
+    )
+
+
+def _t9_measure(writers: str, synchronous: str, latency: str = "") -> str:
+    """The T9 row of ``writers`` ("raw", "serial", "threads", "tasks"), its appends/s or a latency."""
+    who = {"raw": "raw insert", "serial": "1 caller", "threads": f"{T9_WRITERS} threads"}.get(
+        writers, f"{T9_WRITERS} aio tasks"
+    )
+    return f"{who} {latency}, {synchronous}" if latency else f"{who}, {synchronous}"
+
+
+def _best(engines: dict[str, ModuleType]) -> str:
+    return "c" if "c" in engines else "py"
+
+
+def _rounds(quick: bool, synchronous: str) -> tuple[int, int]:
+    """(rounds, calls per round) of an append measurement: fewer at synchronous=full (each a sync)."""
+    if synchronous == "full":
+        return (5, 10) if quick else (9, 20)
+    return (9, 50) if quick else (21, 100)
+
+
+def _pair(pool_id: str, i: int) -> tuple[Any, Any]:
+    """Fresh message ``i`` of ``pool_id`` and its accepted receipt."""
+    message = workload.message(10**6 + i, 0, 1, pool_id)
+    return message, workload.receipt(message, MessageStatus.ACCEPTED, (workload.run_id(1),), i)
+
+
+def _send(i: int) -> tuple[Any, Any, Any]:
+    """A send of the host loop: the message, its accepted and its delivered receipt."""
+    message, accepted = _pair(POOL, i)
+    return message, accepted, workload.receipt(message, MessageStatus.DELIVERED, (workload.run_id(1),), i)
+
+
+def _payload_text(message: Any, receipt: Any) -> str:
+    from ..model import AgentPoolStoredMessage, MessageRecorded
+
+    return wire.encode(MessageRecorded(stored=AgentPoolStoredMessage(message=message, receipt=receipt)))
+
+
+def _raw_connection(path: Path, synchronous: str) -> apsw.Connection:
+    db = apsw.Connection(str(path))
+    db.execute("PRAGMA journal_mode=WAL").fetchall()
+    db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+    return db
+
+
+def _raw_appender(
+    db: apsw.Connection, appends: list[tuple[str, Any, Any]], sequences: dict[str, int]
+) -> Callable[[], None]:
+    """The raw limit for ``appends`` ((pool, message, receipt), encoded before the clock): each
+    call one ``BEGIN IMMEDIATE`` one-row insert ``COMMIT`` at the pool's next sequence (the
+    last ones in ``sequences``)."""
+    rows = iter([(pool_id, _payload_text(message, receipt)) for pool_id, message, receipt in appends])
+
+    def insert() -> None:
+        pool_id, text = next(rows)
+        sequences[pool_id] = sequences.get(pool_id, 1) + 1  # each pool holds its pool_opened
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(_sql.INSERT, (pool_id, sequences[pool_id], "run_message", text))
+        db.execute("COMMIT")
+
+    return insert
+
+
+def _threads_appending(store: SqliteAgentPoolStore, work: list[list[tuple[Any, Any]]]) -> tuple[float, list[float]]:
+    """Appends/s of one thread per list of ``work`` appending at once, and each call's seconds."""
+    waited: list[float] = []
+    barrier = threading.Barrier(len(work) + 1)
+
+    def append(pairs: list[tuple[Any, Any]]) -> None:
+        mine = []
+        barrier.wait()
+        for message, receipt in pairs:
+            started = time.perf_counter()
+            store.record_message(POOL, message, receipt)
+            mine.append(time.perf_counter() - started)
+        waited.extend(mine)
+
+    threads = [threading.Thread(target=append, args=(pairs,)) for pairs in work]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return sum(map(len, work)) / (time.perf_counter() - started), waited
+
+
+def _tasks_appending(store: SqliteAgentPoolStore, work: list[list[tuple[Any, Any]]]) -> tuple[float, list[float]]:
+    """``_threads_appending`` with one asyncio task per list, through ``AsyncAgentPoolStore``."""
+    from ..aio import AsyncAgentPoolStore
+
+    waited: list[float] = []
+
+    async def main() -> float:
+        wrapper = AsyncAgentPoolStore(store)
+
+        async def append(pairs: list[tuple[Any, Any]]) -> None:
+            for message, receipt in pairs:
+                started = time.perf_counter()
+                await wrapper.record_message(POOL, message, receipt)
+                waited.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(append(pairs) for pairs in work))
+        elapsed = time.perf_counter() - started
+        wrapper._executor.shutdown(wait=False)  # the store stays open for the next round
+        return sum(map(len, work)) / elapsed
+
+    return asyncio.run(main()), waited
+
+
+async def _async_sends(path: Path, sends: list[tuple[Any, Any, Any]]) -> float:
+    """Messages/s of ``AIO_TASKS`` tasks running the host loop over ``sends`` through the async store."""
+    from ..aio import AsyncAgentPoolStore
+
+    async with AsyncAgentPoolStore(SqliteAgentPoolStore(path)) as store:
+        await store.snapshot(POOL)
+        share = len(sends) // AIO_TASKS
+
+        async def task(k: int) -> None:
+            for message, accepted, delivered in sends[k * share : (k + 1) * share]:
+                if await store.message_receipt(POOL, message.idempotency_key) is None:
+                    await store.record_message(POOL, message, accepted)
+                    await store.record_message(POOL, message, delivered)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(task(k) for k in range(AIO_TASKS)))
+        return share * AIO_TASKS / (time.perf_counter() - started)
+
+
+async def _async_cached_read(path: Path, rounds: int) -> float:
+    """µs of a warm ``message_receipt`` through the async store: median of ``rounds`` means."""
+    from ..aio import AsyncAgentPoolStore
+
+    async with AsyncAgentPoolStore(SqliteAgentPoolStore(path)) as store:
+        key = (await store.snapshot(POOL)).messages[0].message.idempotency_key
+        await store.message_receipt(POOL, key)
+        samples = []
+        for _ in range(rounds):
+            started = time.perf_counter_ns()
+            for _ in range(2000):
+                await store.message_receipt(POOL, key)
+            samples.append((time.perf_counter_ns() - started) / 2000 / 1000)
+        return statistics.median(samples)
 
 
 _JSON_BYTES = "SELECT SUM(LENGTH(CAST(payload_json AS BLOB))) FROM agent_pool_records"
@@ -495,7 +783,7 @@ def _verdicts(results: Results, sizes: tuple[int, ...]) -> list[tuple[str, str, 
         if value and alone:
             text = f"{measure}: {value:,.0f} sends/s = {value / alone:.2f} × the store-only loop"
             lines.append(("AP", text, _met(targets.AP_SEND, value / alone)))
-    return lines + _postgres_verdicts(results)
+    return lines + _throughput_verdicts(results, best) + _postgres_verdicts(results)
 
 
 def _postgres_verdicts(results: Results) -> list[tuple[str, str, str]]:
@@ -525,6 +813,38 @@ def _postgres_verdicts(results: Results) -> list[tuple[str, str, str]]:
     if one and eight:
         text = f"8 writer processes on 8 pools: {eight:,.0f} records/s = {eight / one:.2f} × one process"
         lines.append(("T12", text, _met(targets.T12_WRITERS, eight / one)))
+    return lines
+
+
+def _throughput_verdicts(results: Results, best: str) -> list[tuple[str, str, str]]:
+    """The lines for T1m, T1 at synchronous=full, T9 and the async store."""
+    lines = []
+    for synchronous in ("normal", "full"):
+        for target, pools, goal in (("T1m", T1M_POOLS, targets.T1M), ("T1", 1, targets.T1)):
+            measure = _t1m_measure(pools, synchronous)
+            ours, raw = results.get(target, measure, 0, best), results.get(target, measure, 0, "raw")
+            if ours and raw:
+                verdict = _met(goal, ours / raw) if synchronous == "normal" else "reported"
+                lines.append((target, f"{measure}: {ours / raw:.2f} × raw insert", verdict))
+    for synchronous, goal in (("normal", targets.T9_NORMAL), ("full", targets.T9_FULL)):
+        serial = results.get("T9", _t9_measure("serial", synchronous), 0, best)
+        for writers in ("threads", "tasks"):
+            many = results.get("T9", _t9_measure(writers, synchronous), 0, best)
+            p50 = results.get("T9", _t9_measure(writers, synchronous, "p50"), 0, best)
+            p99 = results.get("T9", _t9_measure(writers, synchronous, "p99"), 0, best)
+            if serial and many and p50 is not None and p99 is not None:
+                text = (
+                    f"{_t9_measure(writers, synchronous)}: {many / serial:.2f} × one serial caller, "
+                    f"p50 {p50:,.0f} µs, p99 {p99:,.0f} µs"
+                )
+                lines.append(("T9", text, _met(goal, many / serial)))
+    sync, tasks = results.get("AIO", AIO_SYNC, 0, best), results.get("AIO", AIO_ASYNC, 0, best)
+    if sync and tasks:
+        text = f"{AIO_ASYNC} / {AIO_SYNC}: {tasks / sync:.2f}"
+        lines.append(("AIO", text, _met(targets.AIO_LOOP, tasks / sync)))
+    read = results.get("AIO", AIO_READ, 0, best)
+    if read is not None:
+        lines.append(("AIO", f"{AIO_READ}: {read:.2f} µs", _met(targets.AIO_READ, read)))
     return lines
 
 

@@ -2,7 +2,7 @@
 
 Each ``Goal`` is one bound of a target: a figure is at most (``≤``) or at least (``≥``) a
 limit, in a unit or as a ratio to a reference measured in the same run. Every bound of SPEC's
-table is here, also those of targets that neither runner measures yet (T1m, T9–T11).
+table is here, also those of targets that neither runner measures yet (T10, T11).
 
 >>> T1.met(1.25), T1.met(1.4), str(T1)
 (True, False, '≤ 1.3 × a raw APSW one-row BEGIN IMMEDIATE insert')
@@ -56,6 +56,9 @@ T11_WATCH = Goal("T11", 10, True, "µs")
 T11_SNAPSHOT = Goal("T11", 5, True, "µs")
 #: Issue 17: ``AgentPool.send`` (accepted + delivered) beside a host's store-only send loop.
 AP_SEND = Goal("AP", 0.7, False, "×", "the store-only send loop")
+#: Issue 16: the host loop through the async store with 50 tasks, and a cached read through it.
+AIO_LOOP = Goal("AIO", 0.8, False, "×", "the sync store with one caller")
+AIO_READ = Goal("AIO", 3, True, "µs")
 T12_APPEND = Goal("T12", 1.5, True, "×", "a raw one-row INSERT transaction")
 T12_READ = Goal("T12", 1.2, True, "×", "one round trip")
 T12_NOTIFIED_READ = Goal("T12", 2, True, "µs")
