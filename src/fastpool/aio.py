@@ -50,6 +50,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ._base import _FOLLOW_BATCH, NeedsWorker, StoreBase, check_cursor, loop_call
+from ._shielded import CancelledCalls
 from .errors import AgentError, InvalidInput
 from .model import (
     AgentPoolMember,
@@ -148,8 +149,7 @@ class _Transaction:
         open_ = _transaction.get()
         if open_ is not None and open_._wrapper is wrapper:
             raise InvalidInput("transaction: this store object already has a transaction open")
-        if wrapper._cancelled:
-            await asyncio.wait(tuple(wrapper._cancelled))
+        await wrapper._cancelled.settled()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastpool-aio-transaction")
         self._context = wrapper.store.transaction()
         entered = self.run(self._context.__enter__)
@@ -182,7 +182,7 @@ class _Transaction:
             left = asyncio.get_running_loop().run_in_executor(
                 executor, partial(self._context.__exit__, kind, error, traceback)
             )
-            return bool(await self._wrapper._settle(left))
+            return bool(await self._wrapper._cancelled.shielded(left))
         finally:
             executor.shutdown(wait=False)
 
@@ -222,7 +222,7 @@ class AsyncAgentPoolStore:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastpool-aio")
         self._sink: _Sink | None = None  # of the loop the wrapper is used on
         self._closed = False
-        self._cancelled: set[asyncio.Future[Any]] = set()  # cancelled writes still running
+        self._cancelled = CancelledCalls()  # cancelled writes still running
         self._followed: dict[str, _Followed] = {}
         self._fresh: set[str] = set()  # pools followed since the watcher's last round began
         self._polls: Counter[float] = Counter()  # the poll intervals of the live follows
@@ -285,9 +285,8 @@ class AsyncAgentPoolStore:
                 store._lock.release()
 
     async def _call(self, function: Callable[..., T], *args: Any, write: bool = False) -> T:
-        if self._cancelled:
-            # Start after the writes cancelled so far have ended, so as to see their outcome.
-            await asyncio.wait(tuple(self._cancelled))
+        # Start after the writes cancelled so far have ended, so as to see their outcome.
+        await self._cancelled.settled()
         if self._closed:
             # The workers are gone; the closed store answers as the sync one does, at once
             # (SQLite: its "store is closed" error; memory: from memory).
@@ -299,7 +298,7 @@ class AsyncAgentPoolStore:
             future = asyncio.get_running_loop().run_in_executor(self._executor, partial(function, *args))
         if not write:
             return await future
-        return await self._settle(future)
+        return await self._cancelled.shielded(future)
 
     async def _settle_queued(self, request: _LoopRequest) -> Any:
         """A queued write's outcome. Cancelled, the caller stops waiting (its future is
@@ -309,24 +308,8 @@ class AsyncAgentPoolStore:
         except asyncio.CancelledError:
             if request.future.cancelled():
                 request.future = running = request.sink.future()
-                self._cancelled.add(running)
-                running.add_done_callback(self._ended)
+                self._cancelled.keep(running)
             raise
-
-    async def _settle(self, future: asyncio.Future[T]) -> T:
-        """A write's outcome; cancelled, the caller stops waiting but the write runs on."""
-        try:
-            # Shielded: cancelling the caller must not cancel a write still queued.
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            self._cancelled.add(future)
-            future.add_done_callback(self._ended)
-            raise
-
-    def _ended(self, future: asyncio.Future[Any]) -> None:
-        self._cancelled.discard(future)
-        if not future.cancelled():
-            future.exception()  # nobody awaits it (later calls show its outcome): not "never retrieved"
 
     async def close(self) -> None:
         """Close the wrapped store (ending ``follow`` loops) and the worker threads."""

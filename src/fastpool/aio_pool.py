@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
+from ._shielded import CancelledCalls
 from .coordinator import AgentPool, AgentRuntime
 from .enums import MessageStatus
 from .errors import InvalidInput
@@ -69,7 +70,7 @@ class AsyncAgentPool:
         # The store and the runtime serialise what must be, so a couple of threads keep one
         # call waiting on SQLite's lock from holding up the others.
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastpool-pool")
-        self._cancelled: set[asyncio.Future[Any]] = set()  # cancelled calls still running
+        self._cancelled = CancelledCalls()  # cancelled calls still running
 
     @classmethod
     async def open(
@@ -109,27 +110,15 @@ class AsyncAgentPool:
         return self.pool.pool_id
 
     async def _call(self, function: Callable[..., T], *args: Any) -> T:
-        if self._cancelled:
-            # Start after the calls cancelled so far have ended, so as to see what they did.
-            await asyncio.wait(tuple(self._cancelled))
+        # Start after the calls cancelled so far have ended, so as to see what they did.
+        await self._cancelled.settled()
         future = asyncio.get_running_loop().run_in_executor(self._executor, partial(function, *args))
-        try:
-            # Shielded: cancelling the caller must not cancel a call still queued for a worker.
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            self._cancelled.add(future)
-            future.add_done_callback(self._ended)
-            raise
-
-    def _ended(self, future: asyncio.Future[Any]) -> None:
-        self._cancelled.discard(future)
-        if not future.cancelled():
-            future.exception()  # nobody awaits it (later calls show its outcome): not "never retrieved"
+        # Shielded: cancelling the caller must not cancel a call still queued for a worker.
+        return await self._cancelled.shielded(future)
 
     async def close(self) -> None:
         """Wait for the calls still running, then stop the worker threads (the store stays open)."""
-        if self._cancelled:
-            await asyncio.wait(tuple(self._cancelled))
+        await self._cancelled.settled()
         self._executor.shutdown(wait=False)
 
     async def __aenter__(self) -> AsyncAgentPool:
