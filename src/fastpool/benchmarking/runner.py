@@ -30,14 +30,13 @@ from types import ModuleType
 from typing import Any
 
 import apsw
-import orjson
 
 from .. import _replay_py, _sql, wire
 from .._open import backend_of
 from ..enums import MessageStatus
 from ..errors import InvalidInput
 from ..sqlite import SqliteAgentPoolStore
-from . import agent_pool, postgres, targets, workload
+from . import agent_pool, postgres, replay, targets, workload
 from .seed_baseline import SeedAgentPoolStore
 
 POOL = "pool.bench"
@@ -257,7 +256,7 @@ class Bench:
                 gc.collect()
                 start = time.perf_counter()
                 if engine is None:
-                    _scan(path)
+                    replay.scan(path)
                 else:
                     with SqliteAgentPoolStore(path, engine=engine) as store:
                         store.snapshot(POOL)
@@ -360,21 +359,16 @@ class Bench:
         if T7_SIZE in self.sizes:
             self.seed(T7_SIZE)
         self.memory(max(self.sizes))
+        largest = max(self.sizes)
+        replay.measure(
+            self.results.add, self.folder, largest, self.engines, self.template(largest)[0], self.quick, self.progress
+        )
         self.coordinator()
         self.progress.done()
         return self.results
 
 
 _JSON_BYTES = "SELECT SUM(LENGTH(CAST(payload_json AS BLOB))) FROM agent_pool_records"
-
-
-def _scan(path: Path) -> None:
-    """T5's raw limit: read every row of the pool and parse its JSON, nothing else."""
-    db = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-    loads = orjson.loads
-    for _, _, text in db.execute(_sql.ROWS_AFTER, (POOL, 0)):
-        loads(text)
-    db.close()
 
 
 def _appender(store: SqliteAgentPoolStore, pairs: list[tuple[Any, Any]]) -> Callable[[], Any]:
@@ -495,7 +489,7 @@ def _verdicts(results: Results, sizes: tuple[int, ...]) -> list[tuple[str, str, 
         if value and alone:
             text = f"{measure}: {value:,.0f} sends/s = {value / alone:.2f} × the store-only loop"
             lines.append(("AP", text, _met(targets.AP_SEND, value / alone)))
-    return lines + _postgres_verdicts(results)
+    return lines + replay.verdicts(results.get, max(sizes)) + _postgres_verdicts(results)
 
 
 def _postgres_verdicts(results: Results) -> list[tuple[str, str, str]]:
