@@ -110,9 +110,8 @@ def main() -> None:
                 out = keep / f"callgrind.out.{args.engine}.{args.mix}.{measure}.{'work' if work else 'setup'}"
                 counts.append(instructions(args, measure, path, work, out))
             per_item = (counts[1] - counts[0]) / per
-            print(
-                f"{measure:6s} engine={args.engine} mix={args.mix} N={args.records:,}: {per_item:,.0f} instructions per {unit}"
-            )
+            where = f"engine={args.engine} mix={args.mix} N={args.records:,}"
+            print(f"{measure:6s} {where}: {per_item:,.0f} instructions per {unit}")
 
 
 if __name__ == "__main__":
