@@ -179,7 +179,14 @@ def test_the_allowed_tie_is_the_documented_deferred_import() -> None:
 
 ENGINES = ("fastpool._replay", "fastpool._replay_py", "fastpool._pool_state", "fastpool._pool_state_c")
 #: What the engines may build on: the model and its machinery, nothing of a store.
-BELOW_THE_ENGINES = {"fastpool._schema", "fastpool.model", "fastpool.enums", "fastpool.errors", "fastpool.ids"}
+BELOW_THE_ENGINES = {
+    "fastpool._chunked",
+    "fastpool._schema",
+    "fastpool.model",
+    "fastpool.enums",
+    "fastpool.errors",
+    "fastpool.ids",
+}
 
 
 def test_the_engines_know_no_store() -> None:

@@ -8,13 +8,15 @@ included), and ``AgentError``. Besides those: the id types (``AgentPoolId``, ``R
 ``NewType`` aliases of ``str`` for annotations, every id being checked by ``validate_id``'s
 rule; ``ANY`` is the ``EventFilter`` set that matches every value; ``RunAddressTarget`` and
 ``AgentPoolStoreRecordPayload`` are the unions of the address targets and record payloads;
-``USE_EXTENSIONS`` says whether the compiled engine is loaded. ``fastpool.aio`` holds the
-asyncio wrapper. What pools, cursors, receipts and wakes are: docs/concepts.md.
+``USE_EXTENSIONS`` says whether the compiled engine is loaded; ``ChunkedTuple`` is the
+immutable sequence a snapshot's ``messages`` and ``wakes`` are (equal to the tuple of its
+items). ``fastpool.aio`` holds the asyncio wrapper. What pools, cursors, receipts and wakes are: docs/concepts.md.
 """
 
 from __future__ import annotations
 
 from . import wire
+from ._chunked import ChunkedTuple
 from ._compat import USE_EXTENSIONS
 from ._open import open_store
 from ._schema import ANY, AnyType
@@ -145,6 +147,7 @@ __all__ = [
     "wire",
     "ANY",
     "AnyType",
+    "ChunkedTuple",
     "validate_id",
     # stores
     "AgentPoolStore",

@@ -10,10 +10,13 @@ Nothing here is Cython's: the pure engine needs no Cython to run.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
+from math import isqrt
+from operator import attrgetter
 from typing import Any
 
 from . import _schema
+from ._chunked import CHUNK, ChunkedTuple
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError
 from .model import (
@@ -39,7 +42,9 @@ class PoolState:
     """A pool's state replayed from its records, with sorted views kept up to date lazily.
 
     ``apply`` costs a few dictionary writes; ``snapshot`` reuses the previous snapshot
-    while nothing changed and otherwise re-sorts only the keys that changed.
+    while nothing changed and otherwise re-sorts only the keys that changed: its
+    ``messages`` and ``wakes`` are ``ChunkedTuple``s sharing every unchanged chunk with the
+    previous snapshot's.
     ``store_name`` is how the store that owns the state names itself in its errors, so that
     the replay errors it raises name the store's backend.
     """
@@ -55,9 +60,10 @@ class PoolState:
         self.message_dedupe: dict[str, MessageReceipt] = {}
         self.wakes: dict[str, AgentPoolStoredWake] = {}
         self.wake_dedupe: dict[str, WakeRegistration] = {}
-        self._members_view = _SortedView()
-        self._messages_view = _SortedView()
-        self._wakes_view = _SortedView()
+        self._members_view = _SortedChunks(_RUN_ID)
+        self._messages_view = _SortedChunks(_MESSAGE_ID)
+        self._wakes_view = _SortedChunks(_CONDITION_ID)
+        self._members: tuple[AgentPoolMember, ...] = ()
         self._topics: tuple[str, ...] = ()
         self._by_topic: dict[str, tuple[AgentPoolMember, ...]] | None = None  # built on first use
         self._snapshot: AgentPoolSnapshot | None = None
@@ -112,7 +118,7 @@ class PoolState:
             (
                 self.pool_id,
                 self.created,
-                self._members_view.cached,
+                self._members,
                 self._topics,
                 config.message_policy,
                 config.wake_policy,
@@ -128,7 +134,7 @@ class PoolState:
         """The current members sorted by run id (the snapshot's ``members``), without a snapshot."""
         if self._members_view.pending:
             self._refresh_members()
-        return self._members_view.cached
+        return self._members
 
     def sorted_topics(self) -> tuple[str, ...]:
         """The sorted union of the current members' topics (the snapshot's ``topics``)."""
@@ -143,7 +149,7 @@ class PoolState:
         by_topic = self._by_topic
         if by_topic is None:
             grouped: dict[str, list[AgentPoolMember]] = {}
-            for member in self._members_view.cached:
+            for member in self._members:
                 for name in set(member.topics):  # a member may list a topic twice
                     grouped.setdefault(name, []).append(member)
             by_topic = self._by_topic = {name: tuple(listed) for name, listed in grouped.items()}
@@ -151,45 +157,86 @@ class PoolState:
 
     def _refresh_members(self) -> None:
         """Bring the members view and what is derived from it up to date with ``members``."""
-        members = self._members_view.values(self.members)
+        members = self._members = tuple(self._members_view.values(self.members))
         self._topics = tuple(sorted({topic for member in members for topic in member.topics}))
         self._by_topic = None
 
 
-class _SortedView:
-    """The values of a dict sorted by key, as a tuple, refreshed from the keys that changed."""
+_RUN_ID = attrgetter("run_id")
+_MESSAGE_ID = attrgetter("message.message_id")
+_CONDITION_ID = attrgetter("condition.condition_id")
 
-    __slots__ = ("keys", "items", "pending", "cached")
 
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-        self.items: list[Any] = []
+class _SortedChunks:
+    """The values of a dict sorted by key (``key`` of a value gives it), as a ``ChunkedTuple``
+    refreshed from the keys that changed: only the chunks holding them are copied, so the
+    snapshot after one change shares every other chunk with the one before."""
+
+    __slots__ = ("key", "chunks", "firsts", "size", "pending", "cached")
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+        self.chunks: list[tuple[Any, ...]] = []  # sorted, none empty
+        self.firsts: list[str] = []  # the key of each chunk's first value
+        self.size = 0
         self.pending: set[str] = set()
-        self.cached: tuple[Any, ...] = ()
+        self.cached: ChunkedTuple[Any] = ChunkedTuple()
 
-    def values(self, current: dict[str, Any]) -> tuple[Any, ...]:
+    def values(self, current: dict[str, Any]) -> ChunkedTuple[Any]:
         pending = self.pending
         if not pending:
             return self.cached
-        keys, items = self.keys, self.items
-        if len(pending) * 8 > len(keys):
+        if len(pending) * 8 > self.size:
             # Many changes (a cold replay): one sort beats many insertions.
-            keys[:] = sorted(current)
-            items[:] = [current[key] for key in keys]
+            ordered = [current[key] for key in sorted(current)]
+            step = _chunk_size(len(ordered))
+            self.chunks = [tuple(ordered[i : i + step]) for i in range(0, len(ordered), step)]
+            self.firsts = [self.key(chunk[0]) for chunk in self.chunks]
+            self.size = len(ordered)
         else:
             for key in pending:
-                index = bisect_left(keys, key)
-                present = index < len(keys) and keys[index] == key
-                value = current.get(key, _ABSENT)
-                if value is _ABSENT:
-                    if present:
-                        del keys[index]
-                        del items[index]
-                elif present:
-                    items[index] = value
-                else:
-                    keys.insert(index, key)
-                    items.insert(index, value)
+                self.update(key, current.get(key, _ABSENT))
         pending.clear()
-        self.cached = tuple(items)
+        self.cached = ChunkedTuple._of_chunks(tuple(self.chunks), self.size)
         return self.cached
+
+    def update(self, key: str, value: Any) -> None:
+        """Put ``value`` (``_ABSENT``: nothing) where ``key`` sorts, copying one chunk."""
+        chunks, firsts = self.chunks, self.firsts
+        at = bisect_right(firsts, key) - 1
+        if at < 0:
+            if value is _ABSENT:
+                return
+            if not chunks:
+                chunks.append((value,))
+                firsts.append(key)
+                self.size += 1
+                return
+            at = 0
+        chunk = chunks[at]
+        index = bisect_left(chunk, key, key=self.key)
+        present = index < len(chunk) and self.key(chunk[index]) == key
+        if value is _ABSENT:
+            if not present:
+                return
+            chunk = chunk[:index] + chunk[index + 1 :]
+            self.size -= 1
+        elif present:
+            chunk = chunk[:index] + (value,) + chunk[index + 1 :]
+        else:
+            chunk = chunk[:index] + (value,) + chunk[index:]
+            self.size += 1
+        if not chunk:
+            del chunks[at], firsts[at]
+        elif len(chunk) > 2 * _chunk_size(self.size):
+            half = len(chunk) // 2
+            chunks[at : at + 1] = [chunk[:half], chunk[half:]]
+            firsts[at : at + 1] = [self.key(chunk[0]), self.key(chunk[half])]
+        else:
+            chunks[at] = chunk
+            firsts[at] = self.key(chunk[0])
+
+
+def _chunk_size(size: int) -> int:
+    """About √size (at least ``CHUNK``): one change copies a chunk and the chunk list, both short."""
+    return max(CHUNK, isqrt(size))

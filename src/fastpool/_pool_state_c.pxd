@@ -6,19 +6,22 @@ cimport cython
 
 
 @cython.final
-cdef class _SortedView:
-    cdef list keys, items
+cdef class _SortedChunks:
+    cdef object key
+    cdef list chunks, firsts
+    cdef Py_ssize_t size
     cdef set pending
-    cdef tuple cached
-    cdef tuple values(self, current)
+    cdef object cached
+    cdef values(self, current)
+    cdef update(self, key, value)
 
 
 cdef class PoolState:
     # Untyped, like the pure class's attributes: callers may store anything in them.
     cdef public object pool_id, store_name, config, created, cursor
     cdef public object members, messages, message_dedupe, wakes, wake_dedupe
-    cdef _SortedView _members_view, _messages_view, _wakes_view
-    cdef tuple _topics
+    cdef _SortedChunks _members_view, _messages_view, _wakes_view
+    cdef tuple _members, _topics
     cdef object _by_topic
     cdef object _snapshot
     # Like the pure class's instances: extra attributes and weak references work.

@@ -8,6 +8,7 @@ and both replay engines walk. One description, four consumers, so they cannot dr
 
 from __future__ import annotations
 
+import collections.abc
 import enum
 import inspect
 import operator
@@ -16,6 +17,7 @@ import typing
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple, TypeVar, Union
 
+from ._chunked import ChunkedTuple
 from .errors import InvalidInput
 from .ids import ID_TYPES, LONE_SURROGATE, id_error
 
@@ -180,7 +182,7 @@ def _spec_of(hint: Any, owner: str) -> Spec:
         return Spec(ENUM, hint)
     if isinstance(hint, type) and issubclass(hint, Model):
         return Spec(MODEL, hint)
-    if origin is tuple:
+    if origin is tuple or origin is collections.abc.Sequence:  # Sequence: a tuple or a ChunkedTuple
         return Spec(SEQ, _spec_of(typing.get_args(hint)[0], owner))
     if origin is Union or origin is getattr(__import__("types"), "UnionType", None):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -323,7 +325,7 @@ def coerce(spec: Spec, value: Any, path: str) -> Any:
             raise InvalidInput(f"{path}: expected {spec.arg.__name__}, got {type(value).__name__}")
         return value
     if kind == SEQ:
-        if not isinstance(value, (tuple, list)):
+        if not isinstance(value, (tuple, list, ChunkedTuple)):
             raise InvalidInput(f"{path}: expected a tuple or list, got {type(value).__name__}")
         inner = spec.arg
         return tuple([coerce(inner, item, f"{path}[{i}]") for i, item in enumerate(value)])

@@ -15,6 +15,7 @@ DestinationKind.AGENT
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import ClassVar, Union
 
 import orjson
@@ -569,7 +570,11 @@ class AgentPoolStoredWake(Model):
 
 
 class AgentPoolSnapshot(Model):
-    """A pool's durable state, derived only from its records."""
+    """A pool's durable state, derived only from its records.
+
+    A store's snapshots hold ``messages`` and ``wakes`` as ``ChunkedTuple``s (successive
+    snapshots share their unchanged parts); they compare equal to tuples of the same items.
+    """
 
     _required_vecs = frozenset({"members", "topics"})
     pool_id: AgentPoolId
@@ -579,8 +584,8 @@ class AgentPoolSnapshot(Model):
     message_policy: AgentPoolMessagePolicy
     wake_policy: AgentPoolWakePolicy
     policy_refs: tuple[PolicyRef, ...] = ()
-    messages: tuple[AgentPoolStoredMessage, ...] = ()
-    wakes: tuple[AgentPoolStoredWake, ...] = ()
+    messages: Sequence[AgentPoolStoredMessage] = ()
+    wakes: Sequence[AgentPoolStoredWake] = ()
     cursor: AgentPoolStoreCursor | None = None
 
 

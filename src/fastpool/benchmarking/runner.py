@@ -32,14 +32,13 @@ from types import ModuleType
 from typing import Any
 
 import apsw
-import orjson
 
 from .. import _replay_py, _sql, wire
 from .._open import backend_of
 from ..enums import MessageStatus
 from ..errors import InvalidInput
 from ..sqlite import SqliteAgentPoolStore
-from . import agent_pool, postgres, targets, workload
+from . import agent_pool, postgres, replay, targets, workload
 from .seed_baseline import SeedAgentPoolStore
 
 POOL = "pool.bench"
@@ -259,7 +258,7 @@ class Bench:
                 gc.collect()
                 start = time.perf_counter()
                 if engine is None:
-                    _scan(path)
+                    replay.scan(path)
                 else:
                     with SqliteAgentPoolStore(path, engine=engine) as store:
                         store.snapshot(POOL)
@@ -362,6 +361,10 @@ class Bench:
         if T7_SIZE in self.sizes:
             self.seed(T7_SIZE)
         self.memory(max(self.sizes))
+        largest = max(self.sizes)
+        replay.measure(
+            self.results.add, self.folder, largest, self.engines, self.template(largest)[0], self.quick, self.progress
+        )
         self.coordinator()
         self.many_pools()
         self.group_commit()
@@ -656,15 +659,6 @@ async def _async_cached_read(path: Path, rounds: int) -> float:
 _JSON_BYTES = "SELECT SUM(LENGTH(CAST(payload_json AS BLOB))) FROM agent_pool_records"
 
 
-def _scan(path: Path) -> None:
-    """T5's raw limit: read every row of the pool and parse its JSON, nothing else."""
-    db = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-    loads = orjson.loads
-    for _, _, text in db.execute(_sql.ROWS_AFTER, (POOL, 0)):
-        loads(text)
-    db.close()
-
-
 def _appender(store: SqliteAgentPoolStore, pairs: list[tuple[Any, Any]]) -> Callable[[], Any]:
     """A call that records the next prepared (message, receipt) pair."""
     upcoming = iter(pairs)
@@ -783,6 +777,7 @@ def _verdicts(results: Results, sizes: tuple[int, ...]) -> list[tuple[str, str, 
         if value and alone:
             text = f"{measure}: {value:,.0f} sends/s = {value / alone:.2f} × the store-only loop"
             lines.append(("AP", text, _met(targets.AP_SEND, value / alone)))
+    lines += replay.verdicts(results.get, max(sizes))
     return lines + _throughput_verdicts(results, best) + _postgres_verdicts(results)
 
 

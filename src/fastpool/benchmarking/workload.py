@@ -70,6 +70,7 @@ __all__ = [
     "steps",
     "pool_payloads",
     "write_pool",
+    "write_payloads",
     "fill_store",
 ]
 
@@ -258,6 +259,12 @@ def write_pool(path: str | os.PathLike[str], pool_id: str, n: int) -> PoolInfo:
     seed baseline, the Rust crate) opens it as is. Fast: no replay, no per-record commit.
     """
     payloads, info = pool_payloads(pool_id, n)
+    write_payloads(path, pool_id, payloads)
+    return info
+
+
+def write_payloads(path: str | os.PathLike[str], pool_id: str, payloads: list[Any]) -> None:
+    """Write ``payloads`` as a new pool's records 1, 2, … straight into a database file (see ``write_pool``)."""
     connection = sqlite3.connect(os.fspath(path), isolation_level=None)
     try:
         for statement in _SCHEMA:
@@ -273,7 +280,6 @@ def write_pool(path: str | os.PathLike[str], pool_id: str, n: int) -> PoolInfo:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         connection.close()
-    return info
 
 
 def fill_store(store: Any, pool_id: str, n: int) -> PoolInfo:

@@ -1,0 +1,118 @@
+"""Instruction counts (valgrind's callgrind) of the cold replay and of the append path.
+
+Timings on these 2-core machines vary by ±30 %; instruction counts do not, so they compare
+two variants of the engine exactly (counts are not time: cache misses cost nothing here).
+
+    python benches/callgrind_replay.py [--engine c|py] [--mix bench|rust] [--records N]
+                                       [--appends K] [--keep DIR]
+
+writes a pool of N records (default 10,000) natively, then runs this file under
+``valgrind --tool=callgrind`` for each measure twice, once doing only the setup and once
+doing the work too, and prints the difference per record (or per append):
+
+* ``cold replay``: a new ``SqliteAgentPoolStore``'s first ``snapshot`` (scan, decode,
+  apply, sort), against opening the store alone;
+* ``append``: K ``record_message`` calls on a warm store (``synchronous="normal"``; the
+  commit's fsync is the kernel's, which callgrind does not count), against making the
+  same K payloads alone.
+
+``--keep DIR`` keeps the callgrind.out files there, for ``callgrind_annotate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+POOL = "pool.bench"
+
+
+def child(measure: str, path: str, engine_name: str, count: int, work: bool) -> None:
+    """What runs under callgrind: the setup, and the measured work when ``work``."""
+    from fastpool import _replay_py
+    from fastpool.benchmarking import workload
+    from fastpool.enums import MessageStatus
+    from fastpool.sqlite import SqliteAgentPoolStore
+
+    if engine_name == "c":
+        from fastpool import _replay as engine
+    else:
+        engine = _replay_py
+    if measure == "cold":
+        with SqliteAgentPoolStore(path, engine=engine) as store:
+            if work:
+                store.snapshot(POOL)
+        return
+    with SqliteAgentPoolStore(path, engine=engine, synchronous="normal") as store:
+        store.snapshot(POOL)
+        for i in range(count):
+            message = workload.message(10**6 + i, 0, 1, POOL)
+            receipt = workload.receipt(message, MessageStatus.ACCEPTED, (), i)
+            if work:
+                store.record_message(POOL, message, receipt)
+
+
+def instructions(args: argparse.Namespace, measure: str, path: Path, work: bool, out: Path) -> int:
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        f"--callgrind-out-file={out}",
+        sys.executable,
+        __file__,
+        "--child",
+        measure,
+        str(path),
+        args.engine,
+        str(args.appends),
+        "1" if work else "0",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise SystemExit(f"no instruction count in callgrind's output:\n{done.stderr}")
+    return int(found.group(1))
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        measure, path, engine_name, count, work = sys.argv[2:7]
+        child(measure, path, engine_name, int(count), work == "1")
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", choices=("c", "py"), default="c")
+    parser.add_argument("--mix", choices=("bench", "rust"), default="bench")
+    parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--appends", type=int, default=200)
+    parser.add_argument("--keep", type=Path, default=None)
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed")
+    from fastpool.benchmarking import rust_mix, workload
+
+    with tempfile.TemporaryDirectory() as folder:
+        template = Path(folder) / "pool.sqlite"
+        if args.mix == "bench":
+            workload.write_pool(template, POOL, args.records)
+        else:
+            workload.write_payloads(template, POOL, rust_mix.rust_mix_payloads(POOL, args.records))
+        keep = args.keep or Path(folder)
+        keep.mkdir(parents=True, exist_ok=True)
+        for measure, per, unit in (("cold", args.records, "record"), ("append", args.appends, "append")):
+            counts = []
+            for work in (False, True):
+                path = Path(folder) / f"{measure}-{int(work)}.sqlite"
+                shutil.copyfile(template, path)
+                out = keep / f"callgrind.out.{args.engine}.{args.mix}.{measure}.{'work' if work else 'setup'}"
+                counts.append(instructions(args, measure, path, work, out))
+            per_item = (counts[1] - counts[0]) / per
+            where = f"engine={args.engine} mix={args.mix} N={args.records:,}"
+            print(f"{measure:6s} {where}: {per_item:,.0f} instructions per {unit}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""``fastpool bench``'s replay rows beside T5's: cold replay of the Rust bench mix
+(``rust_mix.py``) against its raw scan + ``orjson.loads`` floor, the first ``snapshot``
+after a cold replay (T11) and a ``snapshot`` right after one appended record (SPEC §6's last
+bullet, issue 16: ≤ 20 µs at 50k messages). ``runner.py`` calls ``measure`` and ``verdicts``.
+"""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import apsw
+import orjson
+
+from .. import _sql
+from ..enums import MessageStatus
+from ..sqlite import SqliteAgentPoolStore
+from . import targets, workload
+from .rust_mix import rust_mix_payloads
+
+POOL = "pool.bench"
+RUST_MIX = "cold replay, Rust mix"
+FIRST_SNAPSHOT = "first snapshot after a cold replay"
+AFTER_APPEND = "snapshot after one own append"
+#: A snapshot after one append: at most this many µs (issue 16, at 50k messages).
+AFTER_APPEND_GOAL = targets.Goal("I16", 20, True, "µs")
+
+
+def scan(path: Path, pool_id: str = POOL) -> None:
+    """T5's floor: a new connection reads every row of the pool and parses its JSON, nothing else."""
+    db = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    loads = orjson.loads
+    for _, _, text in db.execute(_sql.ROWS_AFTER, (pool_id, 0)):
+        loads(text)
+    db.close()
+
+
+def cold_replay(path: Path, engine: ModuleType | None) -> tuple[float, float]:
+    """Seconds of a new store's first snapshot (``None``: the floor's scan), and µs of its second."""
+    gc.collect()
+    start = time.perf_counter()
+    if engine is None:
+        scan(path)
+        return time.perf_counter() - start, 0.0
+    with SqliteAgentPoolStore(path, engine=engine) as store:
+        store.snapshot(POOL)
+        middle = time.perf_counter_ns()
+        store.snapshot(POOL)
+        second = (time.perf_counter_ns() - middle) / 1000
+    return time.perf_counter() - start - second / 1e6, second
+
+
+def measure(
+    add: Callable[..., Any],
+    folder: Path,
+    size: int,
+    engines: dict[str, ModuleType],
+    bench_pool: Path,
+    quick: bool,
+    progress: Callable[[str], None],
+) -> None:
+    """Add the rows (``add`` is ``Results.add``) at pool size ``size``; ``bench_pool`` is a
+    ``size``-record pool of ``workload``'s mix, copied before it is written to."""
+    progress(f"writing a Rust-mix pool of {size:,} records")
+    path = folder / f"rust-mix-{size}.sqlite"
+    if not path.exists():
+        workload.write_payloads(path, POOL, rust_mix_payloads(POOL, size))
+    for name, engine in {**engines, "raw": None}.items():
+        rounds = 1 if name == "py" else 3
+        progress(f"T5 cold replay of the Rust mix, {size:,} records, {name}")
+        samples = [cold_replay(path, engine) for _ in range(rounds)]
+        add("T5", RUST_MIX, size, name, size / statistics.median([s for s, _ in samples]), "records/s")
+        if engine is not None:
+            add("T11", FIRST_SNAPSHOT, size, name, statistics.median([us for _, us in samples]))
+    for name, engine in engines.items():
+        progress(f"snapshot after one append at N={size:,}, engine {name}")
+        copy = folder / f"append-{name}-{size}.sqlite"
+        shutil.copyfile(bench_pool, copy)
+        with SqliteAgentPoolStore(copy, engine=engine) as store:
+            store.snapshot(POOL)
+            took: list[float] = []
+            for i in range(30 if quick else 100):
+                message = workload.message(10**6 + i, 0, 1, POOL)
+                store.record_message(POOL, message, workload.receipt(message, MessageStatus.DELIVERED, (), i))
+                start = time.perf_counter_ns()
+                store.snapshot(POOL)
+                took.append((time.perf_counter_ns() - start) / 1000)
+        add("I16", AFTER_APPEND, size, name, statistics.median(took))
+
+
+def verdicts(get: Callable[[str, str, int | None, str], float | None], size: int) -> list[tuple[str, str, str]]:
+    """(target, figure, met?) lines for the rows ``measure`` added (``get`` is ``Results.get``)."""
+    lines = []
+    c, py, raw = (get("T5", RUST_MIX, size, system) for system in ("c", "py", "raw"))
+    if c and py and raw:
+        text = f"cold replay, Rust mix, N={size:,}: {c:,.0f} records/s = {raw / c:.2f} × the raw scan's time"
+        met = targets.T5_RAW.met(raw / c) and targets.T5_PURE.met(c / py)
+        lines.append(("T5", f"{text}, {c / py:.1f} × pure", "met" if met else "NOT met"))
+    best = "c" if c else "py"
+    first = get("T11", FIRST_SNAPSHOT, size, best)
+    if first is not None:
+        met = targets.T11_SNAPSHOT.met(first)
+        lines.append(("T11", f"{FIRST_SNAPSHOT} N={size:,}: {first:.1f} µs", "met" if met else "NOT met"))
+    after = get("I16", AFTER_APPEND, size, best)
+    if after is not None:
+        met = AFTER_APPEND_GOAL.met(after)
+        lines.append(("I16", f"{AFTER_APPEND} N={size:,}: {after:.1f} µs", "met" if met else "NOT met"))
+    return lines
