@@ -445,3 +445,34 @@ def test_compiled_writes_valid_objects_itself(c_engine, monkeypatch) -> None:
     assert [c_engine.dumps(obj) for obj in objects] == expected
     with pytest.raises(AssertionError, match="fell back"):
         c_engine.dumps(schema_make(AgentPoolStoreCursor, (True,)))
+
+
+def test_chunked_snapshot_fields_are_written_as_the_tuple_of_their_items(engine, c_engine, monkeypatch) -> None:
+    """A store's snapshot holds ``messages`` and ``wakes`` as ``ChunkedTuple``s: both engines
+    write it byte for byte as the same snapshot with plain tuples, empty ones omitted as
+    tuples are, and the compiled engine writes it from its plans (never the to_plain way)."""
+    from fastpool import ChunkedTuple
+    from fastpool import _chunked
+
+    snapshots = [wire.decode(AgentPoolSnapshot, text) for _, text in FLOW_SNAPSHOTS]
+    snapshots.append(snapshots[0].replace(wakes=()))
+    monkeypatch.setattr(_chunked, "CHUNK", 2)  # several chunks even for a few items
+    fields = ("pool_id", "created", "members", "topics", "message_policy", "wake_policy", "policy_refs")
+
+    def chunk(snapshot: AgentPoolSnapshot) -> AgentPoolSnapshot:  # as PoolState.snapshot makes it
+        values = tuple(getattr(snapshot, name) for name in fields)
+        sequences = (ChunkedTuple(snapshot.messages), ChunkedTuple(snapshot.wakes))
+        made: AgentPoolSnapshot = schema_make(AgentPoolSnapshot, (*values, *sequences, snapshot.cursor))
+        return made
+
+    chunked = [chunk(snapshot) for snapshot in snapshots]
+    assert any(len(snapshot.messages._chunks) > 1 for snapshot in chunked)
+    assert any(not snapshot.wakes for snapshot in chunked)
+    expected = [engine.dumps(snapshot) for snapshot in snapshots]
+    assert [engine.dumps(snapshot) for snapshot in chunked] == expected
+
+    def refuse(obj: Any) -> Any:
+        raise AssertionError(f"dumps fell back to to_plain for {type(obj).__name__}")
+
+    monkeypatch.setattr(c_engine, "to_plain", refuse)
+    assert [c_engine.dumps(snapshot) for snapshot in chunked] == expected

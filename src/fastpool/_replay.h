@@ -396,6 +396,37 @@ static void fp_set_any(PyObject *any) {
     Py_XSETREF(fp_any, any);
 }
 
+static PyTypeObject *fp_chunked = NULL;  /* _chunked.ChunkedTuple: written as the tuple of its items */
+static PyObject *fp_chunks_name = NULL;  /* "_chunks": its tuple of item tuples, none empty */
+
+static int fp_set_chunked(PyObject *cls) {
+    if (fp_chunks_name == NULL && (fp_chunks_name = PyUnicode_InternFromString("_chunks")) == NULL)
+        return -1;
+    Py_INCREF(cls);
+    Py_XSETREF(fp_chunked, (PyTypeObject *)cls);
+    return 0;
+}
+
+/* A ChunkedTuple's chunks, as a new reference; NULL with no error set if ``value`` is not one
+   (or its chunks are not exact tuples), NULL with an error set if reading them failed. */
+static PyObject *fp_chunks_of(PyObject *value) {
+    PyObject *chunks;
+    Py_ssize_t i;
+    if (fp_chunked == NULL || Py_TYPE(value) != fp_chunked)
+        return NULL;
+    if ((chunks = PyObject_GetAttr(value, fp_chunks_name)) == NULL)
+        return NULL;
+    if (PyTuple_CheckExact(chunks)) {
+        for (i = 0; i < PyTuple_GET_SIZE(chunks); i++)
+            if (!PyTuple_CheckExact(PyTuple_GET_ITEM(chunks, i)))
+                break;
+        if (i == PyTuple_GET_SIZE(chunks))
+            return chunks;
+    }
+    Py_DECREF(chunks);
+    return NULL;
+}
+
 static fp_wvalue *fp_wvalue_new(int kind, PyObject *type, fp_wmodel *model, fp_wvalue *inner, Py_ssize_t nvariants) {
     fp_wvalue *v = (fp_wvalue *)PyMem_Calloc(1, sizeof(fp_wvalue));
     if (v == NULL)
@@ -495,9 +526,16 @@ static int fp_write_model(fp_out *o, const fp_wmodel *m, PyObject *obj, int tagg
         if (value == NULL)
             return 1;  /* an unset slot: the twin's getattr raises */
         if (f->omit_empty) {
-            if (!PyTuple_CheckExact(value))
-                return 1;
-            if (PyTuple_GET_SIZE(value) == 0)
+            if (!PyTuple_CheckExact(value)) {
+                PyObject *chunks = fp_chunks_of(value);  /* none empty: no chunks, no items */
+                Py_ssize_t size;
+                if (chunks == NULL)
+                    return PyErr_Occurred() ? -1 : 1;
+                size = PyTuple_GET_SIZE(chunks);
+                Py_DECREF(chunks);
+                if (size == 0)
+                    continue;
+            } else if (PyTuple_GET_SIZE(value) == 0)
                 continue;
         } else if (f->omit_none && value == Py_None) {
             continue;
@@ -515,18 +553,37 @@ static int fp_write_model(fp_out *o, const fp_wmodel *m, PyObject *obj, int tagg
     return fp_put_char(o, '}');
 }
 
-static int fp_write_items(fp_out *o, const fp_wvalue *inner, PyObject *items) {
+/* The items of a tuple, after a comma unless ``first``. */
+static int fp_write_run(fp_out *o, const fp_wvalue *inner, PyObject *items, int first) {
     Py_ssize_t i, n = PyTuple_GET_SIZE(items);
     int result;
-    if (fp_put_char(o, '[') < 0)
-        return -1;
     for (i = 0; i < n; i++) {
-        if (i && fp_put_char(o, ',') < 0)
+        if ((i || !first) && fp_put_char(o, ',') < 0)
             return -1;
         if ((result = fp_write_value(o, inner, PyTuple_GET_ITEM(items, i))) != 0)
             return result;
     }
-    return fp_put_char(o, ']');
+    return 0;
+}
+
+/* A tuple, or a ChunkedTuple as the tuple of its items. */
+static int fp_write_items(fp_out *o, const fp_wvalue *inner, PyObject *items) {
+    PyObject *chunks = NULL;
+    Py_ssize_t i;
+    int result = 0;
+    if (!PyTuple_CheckExact(items)) {
+        if ((chunks = fp_chunks_of(items)) == NULL)
+            return PyErr_Occurred() ? -1 : 1;
+    }
+    if (fp_put_char(o, '[') < 0)
+        result = -1;
+    else if (chunks == NULL)
+        result = fp_write_run(o, inner, items, 1);
+    else
+        for (i = 0; i < PyTuple_GET_SIZE(chunks) && result == 0; i++)
+            result = fp_write_run(o, inner, PyTuple_GET_ITEM(chunks, i), i == 0);
+    Py_XDECREF(chunks);
+    return result != 0 ? result : fp_put_char(o, ']');
 }
 
 static int fp_write_value(fp_out *o, const fp_wvalue *v, PyObject *value) {
@@ -545,7 +602,7 @@ static int fp_write_value(fp_out *o, const fp_wvalue *v, PyObject *value) {
                 return fp_write_model(o, v->variants[i], value, 1);
         return 1;
     case FPW_SEQ:
-        return PyTuple_CheckExact(value) ? fp_write_items(o, v->inner, value) : 1;
+        return fp_write_items(o, v->inner, value);
     case FPW_OPT:
         return value == Py_None ? fp_put(o, "null", 4) : fp_write_value(o, v->inner, value);
     case FPW_BOOL:

@@ -5,6 +5,7 @@
 # an inexact type, a lone surrogate or a class without a plan sends the object the
 # ``to_plain`` way, so results and errors are the twin's.
 
+from ._chunked import ChunkedTuple
 from ._schema import ANY, to_plain as _schema_to_plain
 
 
@@ -17,6 +18,7 @@ cdef extern from "_replay.h":
     enum:
         FPW_STR, FPW_BOOL, FPW_INT, FPW_ENUM, FPW_MODEL, FPW_UNION, FPW_SEQ, FPW_OPT, FPW_FILTERSET
     void fp_set_any(object any)
+    int fp_set_chunked(object cls) except -1
     fp_wvalue *fp_wvalue_new(int kind, PyObject *type, fp_wmodel *model, fp_wvalue *inner, Py_ssize_t nvariants) except NULL
     void fp_wvalue_set_variant(fp_wvalue *v, Py_ssize_t i, PyObject *cls, fp_wmodel *model)
     fp_wmodel *fp_wmodel_new(PyObject *cls, Py_ssize_t nfields, int writable, const char *tag, Py_ssize_t tag_size) except NULL
@@ -26,6 +28,7 @@ cdef extern from "_replay.h":
 
 
 fp_set_any(ANY)
+fp_set_chunked(ChunkedTuple)
 
 
 def to_plain(obj):
@@ -51,7 +54,9 @@ cdef dict _plain_model(_Model plan, obj, tag):
             raise _Mismatch  # an unset slot: the twin's getattr raises
         value = <object>found
         if field.omit_empty:
-            if type(value) is not tuple:
+            if type(value) is ChunkedTuple:
+                value = tuple(value)  # a snapshot's messages and wakes
+            elif type(value) is not tuple:
                 raise _Mismatch
             if not value:
                 continue
@@ -73,7 +78,9 @@ cdef object _plain_value(_Value plan, value):
             raise _Mismatch
         return _plain_model(model, value, model.tag)
     if plan.kind == K_SEQ:
-        if type(value) is not tuple:
+        if type(value) is ChunkedTuple:
+            value = tuple(value)  # a snapshot's messages and wakes
+        elif type(value) is not tuple:
             raise _Mismatch
         if plan.inner.kind <= K_STR:
             return list(<tuple>value)
