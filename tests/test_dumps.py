@@ -451,8 +451,7 @@ def test_chunked_snapshot_fields_are_written_as_the_tuple_of_their_items(engine,
     """A store's snapshot holds ``messages`` and ``wakes`` as ``ChunkedTuple``s: both engines
     write it byte for byte as the same snapshot with plain tuples, empty ones omitted as
     tuples are, and the compiled engine writes it from its plans (never the to_plain way)."""
-    from fastpool import ChunkedTuple
-    from fastpool import _chunked
+    from fastpool import ChunkedTuple, _chunked
 
     snapshots = [wire.decode(AgentPoolSnapshot, text) for _, text in FLOW_SNAPSHOTS]
     snapshots.append(snapshots[0].replace(wakes=()))
