@@ -469,6 +469,7 @@ def test_chunked_snapshot_fields_are_written_as_the_tuple_of_their_items(engine,
     assert any(not snapshot.wakes for snapshot in chunked)
     expected = [engine.dumps(snapshot) for snapshot in snapshots]
     assert [engine.dumps(snapshot) for snapshot in chunked] == expected
+    assert [engine.to_plain(snapshot) for snapshot in chunked] == [engine.to_plain(s) for s in snapshots]
 
     def refuse(obj: Any) -> Any:
         raise AssertionError(f"dumps fell back to to_plain for {type(obj).__name__}")
