@@ -25,6 +25,7 @@ import apsw
 
 from . import _sql
 from ._base import Build, Row, StoreBase, check_id
+from ._point_reads import PointIndex, PointState, Untrusted
 from ._pool_state import PoolState
 from ._probe import ChangeProbe, NoProbe, open_probe
 from ._sql import SCHEMA_VERSION
@@ -304,6 +305,8 @@ class SqliteAgentPoolStore(StoreBase):
         self._db: apsw.Connection | None = None
         self._probe: ChangeProbe = NoProbe()
         self._unchanged: _Unchanged | None = None  # the guard of a file opened immutable
+        self._points = PointIndex(None, readonly)  # replaced by the file's once it is open
+        self._point_states: dict[str, PointState] = {}  # big pools read without a full replay
         try:
             if readonly:
                 self._db, self._unchanged = open_readonly(self._path)
@@ -351,6 +354,7 @@ class SqliteAgentPoolStore(StoreBase):
         with self._lock:
             self._connection()
             self._states.pop(pool_id, None)
+            self._point_states.pop(pool_id, None)
 
     def pools(self) -> list[tuple[str, int, int]]:
         """Every pool with records in the file: ``(pool_id, record count, last sequence)``, sorted."""
@@ -362,6 +366,18 @@ class SqliteAgentPoolStore(StoreBase):
             finally:
                 self._check_unchanged()
         return [(str(pool_id), int(count), int(last)) for pool_id, count, last in rows]  # type: ignore[arg-type]
+
+    def build_point_index(self) -> int:
+        """Index every pool's records for point reads now, in one write transaction; returns how many
+        records that covered (0 on a readonly store, or a file whose index this fastpool does not own).
+
+        Writers keep the index current in batches of a few hundred records as they append, so this
+        is only needed for a file with a long backlog nobody indexed (records another writer
+        appended in bulk): it reads every such record's JSON, about 4 µs a record.
+        """
+        with self._lock:
+            with _Write(self._connection(), True, self._readonly):
+                return self._points.build(self._connection())
 
     # -- inspection and copy (the CLI shows every record in the file, where reads show none of a pool never opened)
 
@@ -425,6 +441,7 @@ class SqliteAgentPoolStore(StoreBase):
         super()._after_fork_in_child(parent_pid)
         self._probe = NoProbe()
         self._states = OrderedDict()
+        self._point_states = {}
         self._batch = None
         if self._db is not None:
             # SQLite forbids using a connection across fork(), closing included (a close
@@ -444,6 +461,7 @@ class SqliteAgentPoolStore(StoreBase):
                 )
             if "fastpool_meta" in tables:
                 self._check_schema_version(db)
+            self._points = PointIndex(PointIndex.version_of(db, tables), True)
             return
         # One pragma per call: APSW stops a multi-statement execute at the first row.
         # Switching to WAL upgrades a read transaction to a write, and SQLite answers BUSY at
@@ -473,8 +491,18 @@ class SqliteAgentPoolStore(StoreBase):
                 for statement in _sql.SCHEMA:
                     db.execute(statement)
                 db.execute(_sql.MARK_SCHEMA_VERSION, (str(SCHEMA_VERSION),))
+                db.execute(_sql.MARK_POINT_INDEX, (_sql.POINT_INDEX_VERSION,))
+            tables = {row[0] for row in db.execute(_sql.TABLES)}
         elif "fastpool_meta" in tables:
             self._check_schema_version(db)
+        version = PointIndex.version_of(db, tables)
+        if version is None and "fastpool_meta" in tables:
+            with _Write(db, True, False):
+                for statement in _sql.START_POINT_INDEX:
+                    db.execute(statement)
+                db.execute(_sql.MARK_POINT_INDEX, (_sql.POINT_INDEX_VERSION,))
+            version = _sql.POINT_INDEX_VERSION
+        self._points = PointIndex(version, False)
 
     @staticmethod
     def _check_schema_version(db: apsw.Connection) -> None:
@@ -496,6 +524,8 @@ class SqliteAgentPoolStore(StoreBase):
     def _close_connection(self) -> None:
         db, self._db = self._db, None
         self._states.clear()
+        self._point_states.clear()
+        self._points.clear()
         if db is not None:
             db.close()
 
@@ -518,11 +548,61 @@ class SqliteAgentPoolStore(StoreBase):
             return cached.state
         return self._synced_state(pool_id, cached)
 
+    def _answer(self, pool_id: str, field: str, key: str) -> Any:
+        cached = self._states.get(pool_id)
+        if cached is None:
+            point = self._point_state(pool_id)
+            if point is not None:
+                try:
+                    return point.answer(self._connection(), self._engine, field, key)
+                except Untrusted:
+                    pass  # the index is damaged: the full replay answers
+                except apsw.Error as error:
+                    raise translate(error) from error
+                finally:
+                    self._check_unchanged()
+        elif cached.token == self._probe.token():
+            self._states.move_to_end(pool_id)
+            state = cached.state
+            return None if state.config is None else getattr(state, field).get(key)
+        state = self._read_state(pool_id)
+        return None if state.config is None else getattr(state, field).get(key)
+
+    def _is_opened(self, pool_id: str) -> bool:
+        if pool_id not in self._states:
+            point = self._point_state(pool_id)
+            if point is not None:
+                return point.tail.config is not None
+        return self._read_state(pool_id).config is not None
+
+    def _point_state(self, pool_id: str) -> PointState | None:
+        """The pool's point state, caught up; ``None`` where it is read by a full replay."""
+        db = self._connection()
+        point = self._point_states.get(pool_id)
+        try:
+            token = self._probe.token()
+            if point is None:
+                point = self._points.state(db, self._engine, self._name, pool_id)
+                if point is None:
+                    return None
+                self._point_states[pool_id] = point
+                if len(self._point_states) > self._max_cached_pools:
+                    del self._point_states[next(iter(self._point_states))]
+            elif point.token != token:
+                self._points.catch_up(db, self._engine, point)
+        except apsw.Error as error:
+            raise translate(error) from error
+        finally:
+            self._check_unchanged()
+        point.token = token
+        return point
+
     def _synced_state(self, pool_id: str, cached: _Cached | None) -> PoolState:
         db = self._connection()
         try:
             token = self._probe.token()
             if cached is None:
+                self._point_states.pop(pool_id, None)
                 cached = _Cached(self._new_state(pool_id))
             self._catch_up(db, cached.state)
         except apsw.Error as error:
@@ -558,10 +638,13 @@ class SqliteAgentPoolStore(StoreBase):
                 if len(text) > self._max_text // 4:  # else short enough even at 4 UTF-8 bytes a character
                     self._check_length(payload, text)
                 db.execute(_sql.INSERT, (pool_id, sequence, payload.TYPE, text))
+                self._points.batch(db, pool_id, state.cursor)
         began = write.began
         if payload is None:
             return None, state.cursor
         state.apply(payload, sequence)
+        if began:  # committed (inside transaction() the next batch reads the records' JSON)
+            self._points.appended(pool_id, payload, sequence)
         cached = self._remember(pool_id, state)
         if began:
             # The cache is current after our own commit only if nobody else committed meanwhile.
@@ -674,6 +757,7 @@ class SqliteAgentPoolStore(StoreBase):
             except BaseException:
                 for pool_id in touched:
                     self._states.pop(pool_id, None)
+                self._points.clear()  # its marks may name a rolled-back batch
                 raise
             for pool_id in touched:
                 cached = self._states.get(pool_id)  # absent if evicted since
