@@ -28,7 +28,7 @@ import apsw
 from . import _sql
 from .errors import InvalidInput
 
-__all__ = ["PointIndex", "PointState", "Untrusted"]
+__all__ = ["PointIndex", "PointState", "Untrusted", "index_entries"]
 
 BATCH = 512  # records between two index batches (the longest tail a fastpool writer leaves)
 CHUNK = 4096  # records one batch indexes from their JSON at most (catching up on a long backlog)
@@ -44,7 +44,7 @@ class Untrusted(Exception):
     """The index named a record that does not carry the key asked for: replay the pool instead."""
 
 
-def _entries(payload: Any, sequence: int) -> tuple[tuple[int, str], ...]:
+def index_entries(payload: Any, sequence: int) -> tuple[tuple[int, str], ...]:
     """The index entries of one record: ``(kind, key)`` pairs."""
     kind = payload.TYPE
     if kind == "run_message":
@@ -147,7 +147,7 @@ class PointIndex:
             pending = self._pending[pool_id] = []
             if len(self._pending) > _PENDING_POOLS:
                 self._pending.popitem(last=False)
-        pending.append((sequence, _entries(payload, sequence)))
+        pending.append((sequence, index_entries(payload, sequence)))
 
     def batch(self, db: apsw.Connection, pool_id: str, last: int) -> None:
         """Inside a write transaction: index the pool's records up to ``last`` once ``BATCH`` wait."""

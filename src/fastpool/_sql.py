@@ -80,6 +80,7 @@ _POINT_JOIN = (
 )
 POINT_ROW = _POINT_JOIN + " AND k.key = ?"
 POINT_OPENS = _POINT_JOIN + " AND k.seq <= ? ORDER BY k.seq"
+POINT_MARKS = "SELECT pool_id, seq FROM fastpool_point_marks ORDER BY pool_id"
 POOL_LASTS = "SELECT pool_id, MAX(seq) FROM agent_pool_records GROUP BY pool_id"
 POINT_KEYS_OF_POOL = "SELECT kind, key, seq FROM fastpool_point_keys WHERE pool_id = ? ORDER BY kind, key"
 
