@@ -71,6 +71,12 @@ def _answer(field: str, payload: Any, key: str) -> Any:
     return answer
 
 
+def _mark(db: apsw.Connection, pool_id: str) -> int:
+    """The last sequence the pool's index covers (0: none)."""
+    rows = db.execute(_sql.POINT_MARK, (pool_id,)).fetchall()
+    return int(rows[0][0]) if rows else 0  # type: ignore[arg-type]
+
+
 class PointState:
     """What point reads need of one pool: a ``PoolState`` of the tail and of the ``pool_opened``
     records, into whose maps each key looked up in the index is copied once (``None`` when
@@ -85,7 +91,7 @@ class PointState:
 
     @property
     def cursor(self) -> int:
-        return max(self.tail.cursor, self.mark)
+        return max(int(self.tail.cursor), self.mark)
 
     def answer(self, db: apsw.Connection, engine: Any, field: str, key: str) -> Any:
         tail = self.tail
@@ -153,9 +159,7 @@ class PointIndex:
         """Inside a write transaction: index the pool's records up to ``last`` once ``BATCH`` wait."""
         if not (self.usable and self.writable) or last - self._marks.get(pool_id, 0) < BATCH:
             return
-        rows = db.execute(_sql.POINT_MARK, (pool_id,)).fetchall()
-        mark: int = rows[0][0] if rows else 0  # type: ignore[assignment]
-        self._marks[pool_id] = mark
+        mark = self._marks[pool_id] = _mark(db, pool_id)
         if last - mark < BATCH:
             return
         end = min(last, mark + CHUNK)
@@ -180,12 +184,11 @@ class PointIndex:
             return 0
         covered = 0
         for pool_id, last in db.execute(_sql.POOL_LASTS).fetchall():
-            rows = db.execute(_sql.POINT_MARK, (pool_id,)).fetchall()
-            mark: int = rows[0][0] if rows else 0  # type: ignore[assignment]
-            if last > mark:  # type: ignore[operator]
+            mark = _mark(db, str(pool_id))
+            if int(last) > mark:  # type: ignore[arg-type]
                 db.execute(_sql.FILL_POINT_KEYS, (pool_id, mark, last))
                 db.execute(_sql.SET_POINT_MARK, (pool_id, last))
-                covered += last - mark  # type: ignore[operator]
+                covered += int(last) - mark  # type: ignore[arg-type]
         self.clear()
         return covered
 
@@ -196,8 +199,7 @@ class PointIndex:
         index, or it covers fewer than ``LAZY_FROM`` records of the pool)."""
         if not self.usable:
             return None
-        rows = db.execute(_sql.POINT_MARK, (pool_id,)).fetchall()
-        mark: int = rows[0][0] if rows else 0  # type: ignore[assignment]
+        mark = _mark(db, pool_id)
         if mark < LAZY_FROM:
             return None
         tail = engine.PoolState(pool_id, store_name)

@@ -155,14 +155,14 @@ def _check_point_index(db: apsw.Connection) -> Iterator[Problem]:
     for pool_id, mark in db.execute(_sql.POINT_MARKS).fetchall():
         expected: dict[tuple[int, str], int] = {}
         for sequence, kind, text in db.execute(_sql.ROWS_AFTER, (pool_id, 0)):
-            if sequence > mark:  # type: ignore[operator]
+            if sequence > mark:
                 break
             try:
                 payload = engine.decode_row(kind, text)
             except InvalidInput:
                 continue  # reported by the replay
-            for entry in index_entries(payload, sequence):  # type: ignore[arg-type]
-                expected[entry] = sequence  # type: ignore[assignment]
+            for entry in index_entries(payload, sequence):
+                expected[entry] = sequence
         found = {(kind, key): seq for kind, key, seq in db.execute(_sql.POINT_KEYS_OF_POOL, (pool_id,))}
         wrong = sum(1 for entry in expected.keys() | found.keys() if expected.get(entry) != found.get(entry))
         if wrong:
