@@ -228,3 +228,32 @@ def test_a_file_the_rust_crate_created_gets_no_index(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(apsw.SQLError):
         raw_connection(path).execute("SELECT * FROM fastpool_point_keys").fetchall()
+
+
+def test_watch_tails_stay_right_as_records_arrive(tmp_path: Path, engine: Any) -> None:
+    path = tmp_path / "pool.sqlite"
+    with SqliteAgentPoolStore(path, engine=engine) as watcher, SqliteAgentPoolStore(path, engine=engine) as writer:
+        workload.fill_store(writer, POOL, 40)
+        for n in range(30):
+            last = watcher.snapshot(POOL).cursor.sequence if n % 2 else 40 + n
+            tail = list(watcher.watch(POOL, max(0, last - 10)))
+            with SqliteAgentPoolStore(path, readonly=True, engine=engine) as fresh:
+                assert tail == list(fresh.watch(POOL, max(0, last - 10)))
+            m = workload.message(1000 + n)
+            (writer if n % 3 else watcher).record_message(POOL, m, workload.receipt(m))
+        assert [r.cursor.sequence for r in watcher.watch(POOL, 60)] == list(range(61, 71))
+
+
+def test_a_rolled_back_transaction_leaves_none_of_its_records_in_watch(tmp_path: Path, engine: Any) -> None:
+    path = tmp_path / "pool.sqlite"
+    with SqliteAgentPoolStore(path, engine=engine) as store, SqliteAgentPoolStore(path, engine=engine) as other:
+        workload.fill_store(store, POOL, 20)
+        assert len(list(store.watch(POOL, 10))) == 10
+        with pytest.raises(RuntimeError), store.transaction():
+            m = workload.message(500)
+            store.record_message(POOL, m, workload.receipt(m))
+            assert [r.payload for r in store.watch(POOL, 10)][-1].stored.message == m  # seen inside the block
+            raise RuntimeError("roll back")
+        m = workload.message(600)
+        other.record_message(POOL, m, workload.receipt(m))
+        assert [r.payload for r in store.watch(POOL, 10)][-1].stored.message == m

@@ -28,7 +28,7 @@ import apsw
 from . import _sql
 from .errors import InvalidInput
 
-__all__ = ["PointIndex", "PointState", "Untrusted", "index_entries"]
+__all__ = ["PointIndex", "PointState", "RecentRecords", "Untrusted", "index_entries"]
 
 BATCH = 512  # records between two index batches (the longest tail a fastpool writer leaves)
 CHUNK = 4096  # records one batch indexes from their JSON at most (catching up on a long backlog)
@@ -225,3 +225,51 @@ class PointIndex:
             engine.replay_rows(state.tail, rows.execute(_sql.ROWS_AFTER, (state.tail.pool_id, state.cursor)))
         finally:
             rows.close(True)
+
+
+class RecentRecords:
+    """The last few decoded records of the pools watched most recently, so that a short watch
+    tail (``watch(pool, last - 10)``, polled again and again) is not decoded again each time:
+    a committed record never changes, so a decoded one stays right (a rolled-back
+    ``transaction()`` forgets them all, since the connection saw its uncommitted records)."""
+
+    __slots__ = ("_runs",)
+
+    KEEP = 64  # records per pool
+    POOLS = 64
+
+    def __init__(self) -> None:
+        # Per pool a run of records with consecutive sequences, ending at the last one read.
+        self._runs: OrderedDict[str, list[Any]] = OrderedDict()
+
+    def after(self, pool_id: str, after: int) -> tuple[list[Any], int]:
+        """The records kept of those after ``after``, and the sequence after which to read on."""
+        run = self._runs.get(pool_id)
+        if not run:
+            return [], after
+        start, end = run[0].cursor.sequence, run[-1].cursor.sequence
+        if not start <= after + 1 <= end:
+            return [], after
+        self._runs.move_to_end(pool_id)
+        return run[after + 1 - start :], end
+
+    def keep(self, pool_id: str, records: list[Any]) -> None:
+        """Keep records just read (consecutive sequences) as the pool's newest run."""
+        if not records or records[-1].cursor.sequence - records[0].cursor.sequence != len(records) - 1:
+            return
+        run = self._runs.get(pool_id)
+        if run and run[-1].cursor.sequence + 1 == records[0].cursor.sequence:
+            run.extend(records)
+        else:
+            run = self._runs[pool_id] = list(records)
+        del run[: -self.KEEP]
+        self._runs.move_to_end(pool_id)
+        if len(self._runs) > self.POOLS:
+            self._runs.popitem(last=False)
+
+    def forget(self, pool_id: str | None = None) -> None:
+        """Drop one pool's records (``None``: every pool's)."""
+        if pool_id is None:
+            self._runs.clear()
+        else:
+            self._runs.pop(pool_id, None)

@@ -25,7 +25,7 @@ import apsw
 
 from . import _sql
 from ._base import Build, Row, StoreBase, check_id
-from ._point_reads import PointIndex, PointState, Untrusted
+from ._point_reads import PointIndex, PointState, RecentRecords, Untrusted
 from ._pool_state import PoolState
 from ._probe import ChangeProbe, NoProbe, open_probe
 from ._sql import SCHEMA_VERSION
@@ -307,6 +307,7 @@ class SqliteAgentPoolStore(StoreBase):
         self._unchanged: _Unchanged | None = None  # the guard of a file opened immutable
         self._points = PointIndex(None, readonly)  # replaced by the file's once it is open
         self._point_states: dict[str, PointState] = {}  # big pools read without a full replay
+        self._recent = RecentRecords()  # short watch tails
         try:
             if readonly:
                 self._db, self._unchanged = open_readonly(self._path)
@@ -355,6 +356,7 @@ class SqliteAgentPoolStore(StoreBase):
             self._connection()
             self._states.pop(pool_id, None)
             self._point_states.pop(pool_id, None)
+            self._recent.forget(pool_id)
 
     def pools(self) -> list[tuple[str, int, int]]:
         """Every pool with records in the file: ``(pool_id, record count, last sequence)``, sorted."""
@@ -421,6 +423,7 @@ class SqliteAgentPoolStore(StoreBase):
                 if event_sequence is not None:
                     db.execute(_sql.SET_EVENT_SEQUENCE, (pool_id, event_sequence))
             self._states.pop(pool_id, None)
+            self._recent.forget(pool_id)
             try:
                 count, last, events = db.execute(_sql.POOL_EXTENT, (pool_id,)).fetchall()[0]
             except apsw.Error as error:
@@ -442,6 +445,7 @@ class SqliteAgentPoolStore(StoreBase):
         self._probe = NoProbe()
         self._states = OrderedDict()
         self._point_states = {}
+        self._recent = RecentRecords()
         self._batch = None
         if self._db is not None:
             # SQLite forbids using a connection across fork(), closing included (a close
@@ -526,6 +530,7 @@ class SqliteAgentPoolStore(StoreBase):
         self._states.clear()
         self._point_states.clear()
         self._points.clear()
+        self._recent.forget()
         if db is not None:
             db.close()
 
@@ -690,13 +695,30 @@ class SqliteAgentPoolStore(StoreBase):
         # A cursor may be any u64 (or larger int); SQLite integers stop at 2**63 - 1, and
         # no record lies beyond that, so the clamped query gives the same (empty) answer.
         after = min(after, _MAX_SEQUENCE)
+        kept: list[AgentPoolStoreRecord] = []
+        if limit < 0:
+            kept, after = self._recent.after(pool_id, after)
+            if kept and after == self._fresh_cursor(pool_id):
+                return kept  # nothing after them: no query
         try:
             rows = self._connection().execute(_sql.ROWS_AFTER_LIMIT, (pool_id, after, limit)).fetchall()
         except apsw.Error as error:
             raise translate(error) from error
         finally:
             self._check_unchanged()
-        return list(self._decode_records(pool_id, rows))
+        records = list(self._decode_records(pool_id, rows))
+        if limit < 0:
+            self._recent.keep(pool_id, records)
+        return kept + records if kept else records
+
+    def _fresh_cursor(self, pool_id: str) -> int | None:
+        """The pool's last sequence if a cached state knows it and nothing was committed since."""
+        token = self._probe.token()
+        cached = self._states.get(pool_id)
+        if cached is not None:
+            return cached.state.cursor if cached.token == token else None
+        point = self._point_states.get(pool_id)
+        return point.cursor if point is not None and point.token == token else None
 
     def _allocate_event_sequence(self, pool_id: str) -> int:
         db = self._connection()
@@ -758,6 +780,7 @@ class SqliteAgentPoolStore(StoreBase):
                 for pool_id in touched:
                     self._states.pop(pool_id, None)
                 self._points.clear()  # its marks may name a rolled-back batch
+                self._recent.forget()  # reads inside the block saw its records
                 raise
             for pool_id in touched:
                 cached = self._states.get(pool_id)  # absent if evicted since
