@@ -135,7 +135,7 @@ class PointIndex:
         # Another version's index (a newer fastpool's) is neither read nor written.
         self.usable = version == _sql.POINT_INDEX_VERSION
         self.writable = not readonly
-        self._pending: OrderedDict[str, list[tuple[int, tuple[tuple[int, str], ...]]]] = OrderedDict()
+        self._pending: OrderedDict[str, list[tuple[int, Any]]] = OrderedDict()
         self._marks: dict[str, int] = {}  # the last mark seen per pool (a hint; the file's is read before use)
 
     def clear(self) -> None:
@@ -153,7 +153,7 @@ class PointIndex:
             pending = self._pending[pool_id] = []
             if len(self._pending) > _PENDING_POOLS:
                 self._pending.popitem(last=False)
-        pending.append((sequence, index_entries(payload, sequence)))
+        pending.append((sequence, payload))  # its entries are worked out at the batch
 
     def batch(self, db: apsw.Connection, pool_id: str, last: int) -> None:
         """Inside a write transaction: index the pool's records up to ``last`` once ``BATCH`` wait."""
@@ -164,13 +164,12 @@ class PointIndex:
             return
         end = min(last, mark + CHUNK)
         pending = self._pending.get(pool_id, [])
-        own = [(sequence, entries) for sequence, entries in pending if mark < sequence <= end]
+        own = [(sequence, payload) for sequence, payload in pending if mark < sequence <= end]
         if len(own) == end - mark:
-            # Every record in the range is this object's own: its keys are known, no JSON is read.
-            db.executemany(
-                _sql.PUT_POINT_KEY,
-                ((pool_id, kind, key, sequence) for sequence, entries in own for kind, key in entries),
-            )
+            # Every record in the range is this object's own: its keys are known, no JSON is read;
+            # a key recorded twice in the range (a status transition) is written once, at its last.
+            latest = {entry: sequence for sequence, payload in own for entry in index_entries(payload, sequence)}
+            db.executemany(_sql.PUT_POINT_KEY, ((pool_id, kind, key, seq) for (kind, key), seq in latest.items()))
         else:
             db.execute(_sql.FILL_POINT_KEYS, (pool_id, mark, end))
         db.execute(_sql.SET_POINT_MARK, (pool_id, end))

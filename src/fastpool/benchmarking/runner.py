@@ -37,7 +37,7 @@ from .._open import backend_of
 from ..enums import MessageStatus
 from ..errors import InvalidInput
 from ..sqlite import SqliteAgentPoolStore
-from . import agent_pool, postgres, targets, workload
+from . import agent_pool, big_pools, postgres, targets, workload
 from .seed_baseline import SeedAgentPoolStore
 
 POOL = "pool.bench"
@@ -361,6 +361,7 @@ class Bench:
             self.seed(T7_SIZE)
         self.memory(max(self.sizes))
         self.coordinator()
+        big_pools.run(self, median_per_call)  # T10, T11
         self.progress.done()
         return self.results
 
@@ -495,7 +496,7 @@ def _verdicts(results: Results, sizes: tuple[int, ...]) -> list[tuple[str, str, 
         if value and alone:
             text = f"{measure}: {value:,.0f} sends/s = {value / alone:.2f} × the store-only loop"
             lines.append(("AP", text, _met(targets.AP_SEND, value / alone)))
-    return lines + _postgres_verdicts(results)
+    return lines + big_pools.verdicts(results) + _postgres_verdicts(results)
 
 
 def _postgres_verdicts(results: Results) -> list[tuple[str, str, str]]:
