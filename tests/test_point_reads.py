@@ -257,3 +257,15 @@ def test_a_rolled_back_transaction_leaves_none_of_its_records_in_watch(tmp_path:
         m = workload.message(600)
         other.record_message(POOL, m, workload.receipt(m))
         assert [r.payload for r in store.watch(POOL, 10)][-1].stored.message == m
+
+
+def test_an_index_dropped_while_a_store_reads_it_gives_the_answers_of_a_full_replay(pool: Any, engine: Any) -> None:
+    path, info = pool
+    keys = lookups(info)[::7]
+    expected = replayed(path, engine, keys)
+    with SqliteAgentPoolStore(path, engine=engine) as store:
+        assert store.message_receipt(POOL, workload.message_key(0)) is not None  # a point state, from the index
+        db = raw_connection(path)
+        db.execute("DROP TABLE fastpool_point_keys")
+        db.close()
+        assert answers(store, keys) == expected

@@ -562,6 +562,8 @@ class SqliteAgentPoolStore(StoreBase):
                     return point.answer(self._connection(), self._engine, field, key)
                 except Untrusted:
                     pass  # the index is damaged: the full replay answers
+                except apsw.SQLError:
+                    self._points.usable = False  # its tables were dropped meanwhile: replay from here on
                 except apsw.Error as error:
                     raise translate(error) from error
                 finally:
@@ -595,6 +597,10 @@ class SqliteAgentPoolStore(StoreBase):
                     del self._point_states[next(iter(self._point_states))]
             elif point.token != token:
                 self._points.catch_up(db, self._engine, point)
+        except apsw.SQLError:
+            self._points.usable = False  # its tables were dropped meanwhile: replay from here on
+            self._point_states.clear()
+            return None
         except apsw.Error as error:
             raise translate(error) from error
         finally:
