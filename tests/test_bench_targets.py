@@ -88,3 +88,17 @@ def test_the_benches_summary_reads_the_same_table(support: Any) -> None:
         f"T1 record_message N=0: 14 µs = 1.40 × raw insert (10 µs); target {targets.T1}: NOT met",
         f"T4 snapshot after foreign append N=10000: 50 µs; target {targets.T4}: met",
     ]
+
+
+def test_t10_and_t11_verdicts_use_the_spec_bounds() -> None:
+    results = Results()
+    results.add("T10", "first message_receipt", 1_000_000, "c", 9.5, "ms")
+    results.add("T10", "peak RSS", 1_000_000, "c", 101.0, "MB")
+    results.add("T10", "first snapshot", 1_000_000, "c", 0.9, "s")
+    results.add("T11", "watch tail", 10_000, "py", 10.5)
+    assert verdicts(results) == {
+        "first message_receipt N=1,000,000 (new process, c): 9.50 ms": "met",
+        "peak RSS N=1,000,000 (new process, c): 101.00 MB": "NOT met",
+        "first snapshot N=1,000,000 (new process, c): 0.90 s": "met",
+        "watch(pool, last - 10) N=10,000 (py): 10.50 µs": "NOT met",
+    }

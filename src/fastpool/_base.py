@@ -191,6 +191,16 @@ class StoreBase(AgentPoolStore):
     def _read_state(self, pool_id: str) -> PoolState:
         raise NotImplementedError
 
+    def _answer(self, pool_id: str, field: str, key: str) -> Any:
+        """``getattr(state, field).get(key)`` of the pool's state, ``None`` while it is not opened; a
+        backend may answer without building the whole state (SQLite's point-read index)."""
+        state = self._read_state(pool_id)
+        return None if state.config is None else getattr(state, field).get(key)
+
+    def _is_opened(self, pool_id: str) -> bool:
+        """Whether the pool is opened, as ``_answer`` sees it."""
+        return self._read_state(pool_id).config is not None
+
     def _new_state(self, pool_id: str) -> PoolState:
         """An empty state for a pool, whose replay errors name this store."""
         return self._engine.PoolState(pool_id, self._name)  # type: ignore[no-any-return]
@@ -393,8 +403,7 @@ class StoreBase(AgentPoolStore):
         pool_id = check_id(pool_id, "pool_id")
         idempotency_key = check_id(idempotency_key, "idempotency_key")
         with self._lock:
-            state = self._read_state(pool_id)
-            return None if state.config is None else state.message_dedupe.get(idempotency_key)
+            return self._answer(pool_id, "message_dedupe", idempotency_key)  # type: ignore[no-any-return]
 
     def record_message(self, pool_id: str, message: RunMessage, receipt: MessageReceipt) -> AgentPoolStoreCursor:
         pool_id = check_id(pool_id, "pool_id")
@@ -441,15 +450,13 @@ class StoreBase(AgentPoolStore):
         pool_id = check_id(pool_id, "pool_id")
         idempotency_key = check_id(idempotency_key, "idempotency_key")
         with self._lock:
-            state = self._read_state(pool_id)
-            return None if state.config is None else state.wake_dedupe.get(idempotency_key)
+            return self._answer(pool_id, "wake_dedupe", idempotency_key)  # type: ignore[no-any-return]
 
     def wake(self, pool_id: str, condition_id: str) -> AgentPoolStoredWake | None:
         pool_id = check_id(pool_id, "pool_id")
         condition_id = check_id(condition_id, "condition_id")
         with self._lock:
-            state = self._read_state(pool_id)
-            return None if state.config is None else state.wakes.get(condition_id)
+            return self._answer(pool_id, "wakes", condition_id)  # type: ignore[no-any-return]
 
     def record_wake(
         self,
@@ -558,7 +565,7 @@ class StoreBase(AgentPoolStore):
         pool_id = check_id(pool_id, "pool_id")
         after = check_cursor(cursor)
         with self._lock:
-            if self._read_state(pool_id).config is None:
+            if not self._is_opened(pool_id):
                 return iter(())
             return iter(self._records_after(pool_id, after))
 

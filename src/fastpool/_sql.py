@@ -1,7 +1,8 @@
 """Every SQL text of the SQLite store, its tools and its benchmarks, in one place.
 
 The two tables are the Rust crate's (SPEC §5.3), byte for byte in meaning; ``fastpool_meta``
-is fastpool's own format marker.
+is fastpool's own format marker, and the ``fastpool_point_*`` tables are the point-read index
+(``_point_reads``).
 """
 
 from __future__ import annotations
@@ -23,14 +24,71 @@ EVENT_SEQ_TABLE = """CREATE TABLE IF NOT EXISTS agent_pool_event_seq (
 META_TABLE = "CREATE TABLE IF NOT EXISTS fastpool_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 #: The Rust crate's tables: what a file needs to be an agent pool store.
 RUST_TABLES = (RECORDS_TABLE, EVENT_SEQ_TABLE)
-SCHEMA = (*RUST_TABLES, META_TABLE)
+# payload_json is TEXT; a BLOB in it (which SQLite allows) is read as NULL, so that the
+# engines refuse it as a corrupt record, as the Rust crate does, instead of decoding bytes.
+_PAYLOAD = "CASE WHEN typeof(payload_json) = 'text' THEN payload_json END"
+_PAYLOAD_R = "CASE WHEN typeof(r.payload_json) = 'text' THEN r.payload_json END"
+
+# The point-read index: per pool, the latest record (at or before the pool's mark) under each
+# message idempotency key (kind 0), wake idempotency key (1) and condition id (2), and every
+# pool_opened record (3, keyed by its sequence); the mark is the last sequence it covers.
+POINT_INDEX_VERSION = "1"
+POINT_KEYS_TABLE = """CREATE TABLE IF NOT EXISTS fastpool_point_keys (
+        pool_id TEXT NOT NULL,
+        kind INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (pool_id, kind, key)
+    ) WITHOUT ROWID"""
+POINT_MARKS_TABLE = """CREATE TABLE IF NOT EXISTS fastpool_point_marks (
+        pool_id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL
+    ) WITHOUT ROWID"""
+POINT_TABLES = (POINT_KEYS_TABLE, POINT_MARKS_TABLE)
+# A missing or half-missing index starts empty: both tables anew, so no mark outlives its keys.
+START_POINT_INDEX = (
+    "DROP TABLE IF EXISTS fastpool_point_keys",
+    "DROP TABLE IF EXISTS fastpool_point_marks",
+    *POINT_TABLES,
+)
+MARK_POINT_INDEX = "INSERT OR REPLACE INTO fastpool_meta (key, value) VALUES ('point_index', ?)"
+POINT_INDEX_OF_FILE = "SELECT value FROM fastpool_meta WHERE key = 'point_index'"
+POINT_MARK = "SELECT seq FROM fastpool_point_marks WHERE pool_id = ?"
+SET_POINT_MARK = "INSERT OR REPLACE INTO fastpool_point_marks (pool_id, seq) VALUES (?, ?)"
+PUT_POINT_KEY = "INSERT OR REPLACE INTO fastpool_point_keys (pool_id, kind, key, seq) VALUES (?, ?, ?, ?)"
+# Index rows (?2, ?3] of pool ?1 from their JSON (records other writers appended): text that is
+# not valid JSON, or a key that is not text, is left out (reading that record fails as corrupt).
+_POINT_KEY_PARTS = (
+    ("0", "run_message", "json_extract(payload_json, '$.stored.message.idempotency_key')"),
+    ("1", "wake", "json_extract(payload_json, '$.stored.condition.idempotency_key')"),
+    ("2", "wake", "json_extract(payload_json, '$.stored.condition.condition_id')"),
+    ("3", "pool_opened", "CAST(seq AS TEXT)"),
+)
+FILL_POINT_KEYS = (
+    "INSERT OR REPLACE INTO fastpool_point_keys (pool_id, kind, key, seq) SELECT ?1, kind, key, seq FROM ("
+    + " UNION ALL ".join(
+        f"SELECT {kind} AS kind, {key} AS key, seq FROM agent_pool_records WHERE pool_id = ?1 AND seq > ?2 "
+        f"AND seq <= ?3 AND kind = '{type_}' AND typeof(payload_json) = 'text' AND json_valid(payload_json)"
+        for kind, type_, key in _POINT_KEY_PARTS
+    )
+    + ") WHERE typeof(key) = 'text' ORDER BY seq"
+)
+# CROSS JOIN: the planner starts from the few index rows, not from the pool's records.
+_POINT_JOIN = (
+    f"SELECT r.seq, r.kind, {_PAYLOAD_R} FROM fastpool_point_keys AS k CROSS JOIN agent_pool_records AS r "
+    "ON r.pool_id = k.pool_id AND r.seq = k.seq WHERE k.pool_id = ? AND k.kind = ?"
+)
+POINT_ROW = _POINT_JOIN + " AND k.key = ?"
+POINT_OPENS = _POINT_JOIN + " AND k.seq <= ? ORDER BY k.seq"
+POINT_MARKS = "SELECT pool_id, seq FROM fastpool_point_marks ORDER BY pool_id"
+POOL_LASTS = "SELECT pool_id, MAX(seq) FROM agent_pool_records GROUP BY pool_id"
+POINT_KEYS_OF_POOL = "SELECT kind, key, seq FROM fastpool_point_keys WHERE pool_id = ? ORDER BY kind, key"
+
+SCHEMA = (*RUST_TABLES, META_TABLE, *POINT_TABLES)
 MARK_SCHEMA_VERSION = "INSERT OR IGNORE INTO fastpool_meta (key, value) VALUES ('schema_version', ?)"
 SCHEMA_VERSION_OF_FILE = "SELECT value FROM fastpool_meta WHERE key = 'schema_version'"
 TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
 
-# payload_json is TEXT; a BLOB in it (which SQLite allows) is read as NULL, so that the
-# engines refuse it as a corrupt record, as the Rust crate does, instead of decoding bytes.
-_PAYLOAD = "CASE WHEN typeof(payload_json) = 'text' THEN payload_json END"
 ROWS_AFTER = f"SELECT seq, kind, {_PAYLOAD} FROM agent_pool_records WHERE pool_id = ? AND seq > ? ORDER BY seq"
 ROWS_AFTER_LIMIT = ROWS_AFTER + " LIMIT ?"
 ALL_ROWS = f"SELECT pool_id, seq, kind, {_PAYLOAD} FROM agent_pool_records ORDER BY pool_id, seq"

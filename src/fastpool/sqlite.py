@@ -28,6 +28,7 @@ import apsw
 
 from . import _sql
 from ._base import Build, NeedsWorker, Row, Shape, StoreBase, check_id, loop_call
+from ._point_reads import PointIndex, PointState, RecentRecords, Untrusted
 from ._pool_state import PoolState
 from ._probe import ChangeProbe, NoProbe, open_probe
 from ._sql import SCHEMA_VERSION
@@ -428,6 +429,9 @@ class SqliteAgentPoolStore(StoreBase):
         self._busy = _BusyWait(busy_timeout)
         self._probe: ChangeProbe = NoProbe()
         self._unchanged: _Unchanged | None = None  # the guard of a file opened immutable
+        self._points = PointIndex(None, readonly)  # replaced by the file's once it is open
+        self._point_states: dict[str, PointState] = {}  # big pools read without a full replay
+        self._recent = RecentRecords()  # short watch tails
         try:
             if readonly:
                 self._db, self._unchanged = open_readonly(self._path)
@@ -475,6 +479,8 @@ class SqliteAgentPoolStore(StoreBase):
         with self._lock:
             self._connection()
             self._states.pop(pool_id, None)
+            self._point_states.pop(pool_id, None)
+            self._recent.forget(pool_id)
 
     def pools(self) -> list[tuple[str, int, int]]:
         """Every pool with records in the file: ``(pool_id, record count, last sequence)``, sorted."""
@@ -486,6 +492,18 @@ class SqliteAgentPoolStore(StoreBase):
             finally:
                 self._check_unchanged()
         return [(str(pool_id), int(count), int(last)) for pool_id, count, last in rows]  # type: ignore[arg-type]
+
+    def build_point_index(self) -> int:
+        """Index every pool's records for point reads now, in one write transaction; returns how many
+        records that covered (0 on a readonly store, or a file whose index this fastpool does not own).
+
+        Writers keep the index current in batches of a few hundred records as they append, so this
+        is only needed for a file with a long backlog nobody indexed (records another writer
+        appended in bulk): it reads every such record's JSON, about 4 µs a record.
+        """
+        with self._lock:
+            with _Write(self._connection(), True, self._readonly):
+                return self._points.build(self._connection())
 
     # -- inspection and copy (the CLI shows every record in the file, where reads show none of a pool never opened)
 
@@ -529,6 +547,7 @@ class SqliteAgentPoolStore(StoreBase):
                 if event_sequence is not None:
                     db.execute(_sql.SET_EVENT_SEQUENCE, (pool_id, event_sequence))
             self._states.pop(pool_id, None)
+            self._recent.forget(pool_id)
             try:
                 count, last, events = db.execute(_sql.POOL_EXTENT, (pool_id,)).fetchall()[0]
             except apsw.Error as error:
@@ -556,6 +575,8 @@ class SqliteAgentPoolStore(StoreBase):
         super()._after_fork_in_child(parent_pid)
         self._probe = NoProbe()
         self._states = OrderedDict()
+        self._point_states = {}
+        self._recent = RecentRecords()
         self._batch = None
         self._reset_group()  # parent threads' writes: never to be woken here
         if self._db is not None:
@@ -576,6 +597,7 @@ class SqliteAgentPoolStore(StoreBase):
                 )
             if "fastpool_meta" in tables:
                 self._check_schema_version(db)
+            self._points = PointIndex(PointIndex.version_of(db, tables), True)
             return
         # One pragma per call: APSW stops a multi-statement execute at the first row.
         # Switching to WAL upgrades a read transaction to a write, and SQLite answers BUSY at
@@ -605,8 +627,18 @@ class SqliteAgentPoolStore(StoreBase):
                 for statement in _sql.SCHEMA:
                     db.execute(statement)
                 db.execute(_sql.MARK_SCHEMA_VERSION, (str(SCHEMA_VERSION),))
+                db.execute(_sql.MARK_POINT_INDEX, (_sql.POINT_INDEX_VERSION,))
+            tables = {row[0] for row in db.execute(_sql.TABLES)}
         elif "fastpool_meta" in tables:
             self._check_schema_version(db)
+        version = PointIndex.version_of(db, tables)
+        if version is None and "fastpool_meta" in tables:
+            with _Write(db, True, False):
+                for statement in _sql.START_POINT_INDEX:
+                    db.execute(statement)
+                db.execute(_sql.MARK_POINT_INDEX, (_sql.POINT_INDEX_VERSION,))
+            version = _sql.POINT_INDEX_VERSION
+        self._points = PointIndex(version, False)
 
     @staticmethod
     def _check_schema_version(db: apsw.Connection) -> None:
@@ -628,6 +660,9 @@ class SqliteAgentPoolStore(StoreBase):
     def _close_connection(self) -> None:
         db, self._db = self._db, None
         self._states.clear()
+        self._point_states.clear()
+        self._points.clear()
+        self._recent.forget()
         if db is not None:
             db.close()
 
@@ -650,6 +685,63 @@ class SqliteAgentPoolStore(StoreBase):
             return cached.state
         return self._synced_state(pool_id, cached)
 
+    def _answer(self, pool_id: str, field: str, key: str) -> Any:
+        cached = self._states.get(pool_id)
+        if cached is None:
+            if loop_call.sink is not None:
+                raise NeedsWorker  # a point read queries the file: on a worker thread
+            point = self._point_state(pool_id)
+            if point is not None:
+                try:
+                    return point.answer(self._connection(), self._engine, field, key)
+                except Untrusted:
+                    pass  # the index is damaged: the full replay answers
+                except apsw.SQLError:
+                    self._points.usable = False  # its tables were dropped meanwhile: replay from here on
+                except apsw.Error as error:
+                    raise translate(error) from error
+                finally:
+                    self._check_unchanged()
+        elif cached.generation == self._generation and self._probe.token() == self._sync:
+            self._states.move_to_end(pool_id)
+            state = cached.state
+            return None if state.config is None else getattr(state, field).get(key)
+        state = self._read_state(pool_id)
+        return None if state.config is None else getattr(state, field).get(key)
+
+    def _is_opened(self, pool_id: str) -> bool:
+        if pool_id not in self._states:
+            point = self._point_state(pool_id)
+            if point is not None:
+                return point.tail.config is not None
+        return self._read_state(pool_id).config is not None
+
+    def _point_state(self, pool_id: str) -> PointState | None:
+        """The pool's point state, caught up; ``None`` where it is read by a full replay."""
+        db = self._connection()
+        point = self._point_states.get(pool_id)
+        try:
+            token = self._probe.token()
+            if point is None:
+                point = self._points.state(db, self._engine, self._name, pool_id)
+                if point is None:
+                    return None
+                self._point_states[pool_id] = point
+                if len(self._point_states) > self._max_cached_pools:
+                    del self._point_states[next(iter(self._point_states))]
+            elif point.token != token:
+                self._points.catch_up(db, self._engine, point)
+        except apsw.SQLError:
+            self._points.usable = False  # its tables were dropped meanwhile: replay from here on
+            self._point_states.clear()
+            return None
+        except apsw.Error as error:
+            raise translate(error) from error
+        finally:
+            self._check_unchanged()
+        point.token = token
+        return point
+
     def _synced_state(self, pool_id: str, cached: _Cached | None) -> PoolState:
         if loop_call.sink is not None:
             raise NeedsWorker  # the rows are read on a worker thread
@@ -658,6 +750,7 @@ class SqliteAgentPoolStore(StoreBase):
             self._resync()  # the token is read before the rows: a commit in between shows next time
             generation = self._generation
             if cached is None:
+                self._point_states.pop(pool_id, None)
                 cached = _Cached(self._new_state(pool_id))
             self._catch_up(db, cached.state)
         except apsw.Error as error:
@@ -717,6 +810,8 @@ class SqliteAgentPoolStore(StoreBase):
             raise
         if batch is None:
             self._advance(before)
+            if written is not None:  # committed (inside transaction() the next batch reads the records' JSON)
+                self._points.appended(pool_id, payload, sequence)
         elif written is not None:
             batch.add(pool_id)  # inside store.transaction(): a rollback forgets every pool it touched
         return payload, sequence
@@ -738,6 +833,7 @@ class SqliteAgentPoolStore(StoreBase):
         if len(text) > self._max_text // 4:  # else short enough even at 4 UTF-8 bytes a character
             self._check_length(payload, text)
         db.execute(_sql.INSERT, (pool_id, sequence, payload.TYPE, text))
+        self._points.batch(db, pool_id, state.cursor)
         state.apply(payload, sequence)
         self._remember(pool_id, state)
         return payload, sequence
@@ -905,6 +1001,9 @@ class SqliteAgentPoolStore(StoreBase):
                 self._states.pop(pool_id, None)  # applied, but never committed
             raise
         self._advance(before)
+        for request in group:
+            if request.result is not None and request.result[0] is not None:
+                self._points.appended(request.pool_id, *request.result)
 
     @staticmethod
     def _fail(group: list[_Request], error: BaseException) -> None:
@@ -958,13 +1057,30 @@ class SqliteAgentPoolStore(StoreBase):
         # A cursor may be any u64 (or larger int); SQLite integers stop at 2**63 - 1, and
         # no record lies beyond that, so the clamped query gives the same (empty) answer.
         after = min(after, _MAX_SEQUENCE)
+        kept: list[AgentPoolStoreRecord] = []
+        if limit < 0:
+            kept, after = self._recent.after(pool_id, after)
+            if kept and after == self._fresh_cursor(pool_id):
+                return kept  # nothing after them: no query
         try:
             rows = self._connection().execute(_sql.ROWS_AFTER_LIMIT, (pool_id, after, limit)).fetchall()
         except apsw.Error as error:
             raise translate(error) from error
         finally:
             self._check_unchanged()
-        return list(self._decode_records(pool_id, rows))
+        records = list(self._decode_records(pool_id, rows))
+        if limit < 0:
+            self._recent.keep(pool_id, records)
+        return kept + records if kept else records
+
+    def _fresh_cursor(self, pool_id: str) -> int | None:
+        """The pool's last sequence if a cached state knows it and nothing was committed since."""
+        token = self._probe.token()
+        cached = self._states.get(pool_id)
+        if cached is not None:
+            return cached.state.cursor if cached.generation == self._generation and token == self._sync else None
+        point = self._point_states.get(pool_id)
+        return point.cursor if point is not None and point.token == token else None
 
     def _allocate_event_sequence(self, pool_id: str) -> int:
         db = self._connection()
@@ -1023,5 +1139,7 @@ class SqliteAgentPoolStore(StoreBase):
             except BaseException:
                 for pool_id in touched:
                     self._states.pop(pool_id, None)
+                self._points.clear()  # its marks may name a rolled-back batch
+                self._recent.forget()  # reads inside the block saw its records
                 raise
             self._advance(before)

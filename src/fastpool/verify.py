@@ -4,6 +4,7 @@ SQLite's ``PRAGMA integrity_check`` first, then every pool is decoded and replay
 record by record; a bad record is reported and skipped so that every one is listed, and so
 is a pool that was never opened (records but no ``pool_opened``: the store's reads show
 nothing of it). A file of a newer fastpool format is refused, as every command refuses it.
+The point-read index (``_point_reads``) is checked against the records it covers.
 PostgreSQL has no twin of the integrity check (its files are the server's to check, e.g. with
 ``amcheck``): ``verify_store`` decodes and replays every pool of a store opened read-only.
 """
@@ -21,6 +22,7 @@ import apsw
 
 from . import _sql
 from ._compat import engine
+from ._point_reads import PointIndex, index_entries
 from ._sqlite_errors import NAME, translate
 from .errors import AgentError, InvalidInput
 from .postgres import PostgresAgentPoolStore
@@ -89,6 +91,8 @@ def verify(path: str | Path, progress: Callable[[int, int], None] | None = None)
         total: int = db.execute(_sql.COUNT_ROWS).fetchall()[0][0]  # type: ignore[assignment]
         for problem in _replay_all(db.execute(_sql.ALL_ROWS), report, total, progress, NAME):
             report.problems.append(problem)
+        if PointIndex.version_of(db, tables) == _sql.POINT_INDEX_VERSION:
+            report.problems.extend(_check_point_index(db))
     except apsw.Error as error:
         report.problems.append(Problem(None, None, str(translate(error))))
     finally:
@@ -144,3 +148,27 @@ def _replay_all(
             yield Problem(pool_id, None, f"never opened: {records} and no pool_opened among them")
     if progress is not None:
         progress(report.records, total)
+
+
+def _check_point_index(db: apsw.Connection) -> Iterator[Problem]:
+    """Each pool's point-read index against the entries its records up to the mark give."""
+    for pool_id, mark in db.execute(_sql.POINT_MARKS).fetchall():
+        expected: dict[tuple[int, str], int] = {}
+        for sequence, kind, text in db.execute(_sql.ROWS_AFTER, (pool_id, 0)):
+            if sequence > mark:
+                break
+            try:
+                payload = engine.decode_row(kind, text)
+            except InvalidInput:
+                continue  # reported by the replay
+            for entry in index_entries(payload, sequence):
+                expected[entry] = sequence
+        found = {(kind, key): seq for kind, key, seq in db.execute(_sql.POINT_KEYS_OF_POOL, (pool_id,))}
+        wrong = sum(1 for entry in expected.keys() | found.keys() if expected.get(entry) != found.get(entry))
+        if wrong:
+            yield Problem(
+                str(pool_id),
+                None,
+                f"point-read index differs from the records up to {mark} in {wrong} entries "
+                "(drop the fastpool_point_keys table: the next read-write open starts it anew)",
+            )

@@ -38,7 +38,7 @@ from .._open import backend_of
 from ..enums import MessageStatus
 from ..errors import InvalidInput
 from ..sqlite import SqliteAgentPoolStore
-from . import agent_pool, postgres, replay, targets, workload
+from . import agent_pool, big_pools, postgres, replay, targets, workload
 from .seed_baseline import SeedAgentPoolStore
 
 POOL = "pool.bench"
@@ -369,6 +369,7 @@ class Bench:
         self.many_pools()
         self.group_commit()
         self.async_host_loop()
+        big_pools.run(self, median_per_call)  # T10, T11
         self.progress.done()
         return self.results
 
@@ -778,7 +779,8 @@ def _verdicts(results: Results, sizes: tuple[int, ...]) -> list[tuple[str, str, 
             text = f"{measure}: {value:,.0f} sends/s = {value / alone:.2f} × the store-only loop"
             lines.append(("AP", text, _met(targets.AP_SEND, value / alone)))
     lines += replay.verdicts(results.get, max(sizes))
-    return lines + _throughput_verdicts(results, best) + _postgres_verdicts(results)
+    lines += _throughput_verdicts(results, best) + big_pools.verdicts(results)
+    return lines + _postgres_verdicts(results)
 
 
 def _postgres_verdicts(results: Results) -> list[tuple[str, str, str]]:
