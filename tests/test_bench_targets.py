@@ -96,6 +96,7 @@ def test_t10_and_t11_verdicts_use_the_spec_bounds() -> None:
     results.add("T10", "peak RSS", 1_000_000, "c", 101.0, "MB")
     results.add("T10", "first snapshot", 1_000_000, "c", 0.9, "s")
     results.add("T11", "watch tail", 10_000, "py", 10.5)
+    results.add("T11", "first snapshot after a cold replay", 10_000, "c", 21.0)  # replay.py's line, not a watch
     assert verdicts(results) == {
         "first message_receipt N=1,000,000 (new process, c): 9.50 ms": "met",
         "peak RSS N=1,000,000 (new process, c): 101.00 MB": "NOT met",

@@ -131,7 +131,12 @@ class Bench:
         if size not in self._templates:
             self.progress(f"writing a pool of {size:,} records")
             path = self.folder / f"template-{size}.sqlite"
+            # A file as fastpool's writers leave it: its tables and markers (so appends keep the
+            # point-read index, as they do in a host's file), then the records, indexed.
+            SqliteAgentPoolStore(path).close()
             self._templates[size] = (path, workload.write_pool(path, POOL, size))
+            with SqliteAgentPoolStore(path) as store:
+                store.build_point_index()
         return self._templates[size]
 
     def copy(self, size: int) -> tuple[Path, workload.PoolInfo]:
