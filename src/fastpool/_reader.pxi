@@ -15,8 +15,9 @@
 # Values that recur across records (addresses, filters, policy refs, lists of ids: the plans
 # marked ``shared``) and ids are read through two bounded tables, one per process, each a
 # fixed array of slots keyed by the value's exact text: a value whose text was read before
-# is the object decoded then, found without parsing; on a miss the text is parsed and the
-# slot it hashes to forgets its old value for the new one. So equal values share one object
+# is the object decoded then, found without parsing; on a miss the text is parsed and kept
+# in the first of the two slots it hashes to, the value there moving to the second, whose
+# value is forgotten. So equal values share one object
 # (what a replayed pool holds shrinks), the tables never grow, and a hit always returns what
 # parsing the same text gave: the reader's results do not depend on what it read before.
 
@@ -279,22 +280,27 @@ cdef object _read_shared(_Value plan, _Text *t):
     cdef Py_ssize_t size
     cdef uint64_t hash
     cdef _Slot *slot
+    cdef int way
     _skip_space(t)
     start = t.at
     size = fp_value_span(start, t.end)
     if size < 0 or size > _MAX_VALUE_TEXT:
         return _read_unshared(plan, t)  # rare text: read as it is
-    hash = fp_hash(start, size, <uintptr_t><PyObject *>plan)
-    slot = &_values[hash & (_VALUE_SLOTS - 1)]
-    if (
-        slot.value is not NULL and slot.hash == hash and slot.plan == <PyObject *>plan
-        and PyBytes_GET_SIZE(<object>slot.text) == size and memcmp(PyBytes_AS_STRING(<object>slot.text), start, size) == 0
-    ):
-        t.at += size
-        return <object>slot.value
+    # Read by the same plan, the same text is the same value; a model's fields all share its plan.
+    owner = plan.model if plan.kind == K_MODEL else plan
+    hash = fp_hash(start, size, <uintptr_t><PyObject *>owner)
+    slot = &_values[hash & (_VALUE_SLOTS - 2)]
+    for way in range(2):
+        if (
+            slot[way].value is not NULL and slot[way].hash == hash and slot[way].plan == <PyObject *>owner
+            and PyBytes_GET_SIZE(<object>slot[way].text) == size
+            and memcmp(PyBytes_AS_STRING(<object>slot[way].text), start, size) == 0
+        ):
+            t.at += size
+            return <object>slot[way].value
     value = _read_unshared(plan, t)
     if t.at == start + size:  # what the span measured is what was read
-        _keep(slot, hash, plan, PyBytes_FromStringAndSize(start, size), value)
+        _keep(slot, hash, owner, PyBytes_FromStringAndSize(start, size), value)
     return value
 
 
@@ -309,12 +315,14 @@ cdef str _read_id(_Text *t):
     cdef const char *start = NULL
     cdef Py_ssize_t size = _read_raw_string(t, &start)
     cdef uint64_t hash = fp_hash(start, size, 0)
-    cdef _Slot *slot = &_ids[hash & (_ID_SLOTS - 1)]
-    if (
-        slot.value is not NULL and slot.hash == hash and PyUnicode_GET_LENGTH(<object>slot.value) == size
-        and memcmp(PyUnicode_1BYTE_DATA(<object>slot.value), start, size) == 0
-    ):
-        return <str>slot.value
+    cdef _Slot *slot = &_ids[hash & (_ID_SLOTS - 2)]
+    cdef int way
+    for way in range(2):
+        if (
+            slot[way].value is not NULL and slot[way].hash == hash and PyUnicode_GET_LENGTH(<object>slot[way].value) == size
+            and memcmp(PyUnicode_1BYTE_DATA(<object>slot[way].value), start, size) == 0
+        ):
+            return <str>slot[way].value
     value = fp_ascii(start, size) if t.ascii else PyUnicode_DecodeUTF8(<char *>start, size, NULL)
     if not _id_ok(value):
         raise _Mismatch
@@ -324,11 +332,12 @@ cdef str _read_id(_Text *t):
 
 
 cdef void _keep(_Slot *slot, uint64_t hash, plan, text, value) noexcept:
-    """Put a value in its slot, releasing the one it replaces (after the slot is whole again:
-    releasing frees objects, which runs no code of the reader but keeps the order safe)."""
-    cdef PyObject *old_plan = slot.plan
-    cdef PyObject *old_text = slot.text
-    cdef PyObject *old_value = slot.value
+    """Put a value in the first of its two slots, the one there in the second, releasing the
+    one that was there (after both are whole again: releasing frees objects)."""
+    cdef PyObject *old_plan = slot[1].plan
+    cdef PyObject *old_text = slot[1].text
+    cdef PyObject *old_value = slot[1].value
+    slot[1] = slot[0]
     Py_INCREF(plan)
     Py_INCREF(text)
     Py_INCREF(value)
