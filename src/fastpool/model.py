@@ -397,7 +397,8 @@ class RunAddress(Model):
 class EventCorrelation(Model):
     """The correlation entries of a message (wire: written ``{}`` when empty)."""
 
-    _shared = True
+    # Not ``_shared``: a correlation often names one message or trace, and kept in the
+    # reader's table it would push out the values that do recur.
 
     entries: tuple[CorrelationEntry, ...] = ()
 
