@@ -63,6 +63,7 @@ cdef class _Value:
     cdef dict tags  # K_UNION: tag -> plan, to decode
     cdef dict classes  # K_UNION: class -> plan, to encode
     cdef tuple names, choices  # K_ENUM, K_UNION: the strings as UTF-8 and what each reads as
+    cdef bint shared  # K_MODEL, K_SEQ: a value that recurs, read through the reader's shared table
     cdef fp_wvalue *w  # how dumps writes it (its pointers lead to objects the attributes above hold)
 
     def __dealloc__(self):
@@ -95,6 +96,7 @@ cdef class _Model:
     cdef object tag  # cls.TYPE or None: the "type" that to_plain writes
     cdef tuple fields
     cdef bytes tag_json  # '{"type":"<tag>"' for dumps, None if the tag is not a str or a field is named "type"
+    cdef bint shared  # the class's ``_shared``: its values recur across records
     cdef fp_wmodel *w  # how dumps writes it
 
     def __dealloc__(self):
@@ -127,6 +129,7 @@ cdef _Model _compile_model(cls):
     cdef _Model plan = _Model()
     plan.cls = cls
     plan.tag = getattr(cls, "TYPE", None)
+    plan.shared = getattr(cls, "_shared", False) is True
     fields = []
     for field in cls._fields:
         item = _Field()
@@ -179,8 +182,11 @@ cdef _Value _compile_spec(spec):
         plan.names, plan.choices = _choices(plan.members)
     elif plan.kind == K_MODEL:
         plan.model = _required_plan(arg)
+        plan.shared = plan.model.shared
     elif plan.kind == K_SEQ or plan.kind == K_OPT or plan.kind == K_FILTERSET:
         plan.inner = _compile_spec(arg)
+        # A list of ids, strings, enum members or shared values: it recurs as they do.
+        plan.shared = plan.kind == K_SEQ and (plan.inner.kind in (K_ID, K_STR, K_ENUM) or plan.inner.shared)
     elif plan.kind == K_UNION:
         if type(arg) is not dict:
             raise _NoPlan(f"{arg!r} is not a dict of tagged classes")

@@ -11,8 +11,20 @@
 # anything else (an object that repeats a key among them) raises ``_Mismatch`` again and
 # ``_replay_py`` redoes the whole call, so an odd or malformed input gets the twin's result or
 # exception (path text included) by construction.
+#
+# Values that recur across records (addresses, filters, policy refs, lists of ids: the plans
+# marked ``shared``) and ids are read through two bounded tables, one per process, each a
+# fixed array of slots keyed by the value's exact text: a value whose text was read before
+# is the object decoded then, found without parsing; on a miss the text is parsed and kept
+# in the first of the two slots it hashes to, the value there moving to the second, whose
+# value is forgotten. So equal values share one object
+# (what a replayed pool holds shrinks), the tables never grow, and a hit always returns what
+# parsing the same text gave: the reader's results do not depend on what it read before.
 
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItemWithError, PyDict_Size
+from cpython.ref cimport Py_INCREF, Py_XDECREF
+from libc.stdint cimport uint64_t, uintptr_t
 from cpython.unicode cimport PyUnicode_1BYTE_DATA, PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8, PyUnicode_GET_LENGTH
 from libc.limits cimport ULLONG_MAX
 from libc.string cimport memcmp
@@ -27,6 +39,8 @@ cdef extern from "_replay.h":
     Py_ssize_t fp_plain_span(const char *at, const char *end, char *copy)
     str fp_ascii(const char *data, Py_ssize_t size)
     bint PyUnicode_IS_ASCII(object text)
+    Py_ssize_t fp_value_span(const char *at, const char *end)
+    uint64_t fp_hash(const char *at, Py_ssize_t size, uint64_t seed)
 
 
 _PAYLOAD_SPEC = Spec(UNION, PAYLOAD_TYPES)
@@ -197,15 +211,16 @@ cdef object _read_payload(text):
 
 cdef object _read_value(_Value plan, _Text *t):
     if plan.kind == K_ID:
-        value = _read_string(t)
-        if _id_ok(value):
-            return value
+        return _read_id(t)
     elif plan.kind == K_STR:
         return _read_string(t)
     elif plan.kind == K_MODEL:
-        if _take(t, c"{"):
-            return _read_members(plan.model, t, False)
+        if plan.shared:
+            return _read_shared(plan, t)
+        return _read_model(plan, t)
     elif plan.kind == K_SEQ:
+        if plan.shared:
+            return _read_shared(plan, t)
         return _read_list(plan.inner, t)
     elif plan.kind == K_ENUM:
         return _read_choice(plan, t)
@@ -231,6 +246,105 @@ cdef object _read_value(_Value plan, _Text *t):
         if _take(t, c"{") and _take_key(t, "type", 4):
             return _read_members(<_Model>_read_choice(plan, t), t, True)
     raise _Mismatch
+
+
+cdef object _read_model(_Value plan, _Text *t):
+    if _take(t, c"{"):
+        return _read_members(plan.model, t, False)
+    raise _Mismatch
+
+
+# ---- the shared tables
+
+# A slot: the text a value was read from (bytes; with the plan it was read by), or for an
+# id the str itself, which is its own text (only ASCII ones are kept, so the two agree).
+cdef struct _Slot:
+    uint64_t hash
+    PyObject *plan
+    PyObject *text
+    PyObject *value
+
+# Slots (powers of two) and the longest text kept: at most about 2,048 × 1 KiB of text and
+# what it decodes to, and 4,096 ids.
+cdef enum:
+    _VALUE_SLOTS = 2048
+    _ID_SLOTS = 4096
+    _MAX_VALUE_TEXT = 1024
+cdef _Slot _values[_VALUE_SLOTS]
+cdef _Slot _ids[_ID_SLOTS]
+
+
+cdef object _read_shared(_Value plan, _Text *t):
+    """A K_MODEL or K_SEQ value through the values table."""
+    cdef const char *start
+    cdef Py_ssize_t size
+    cdef uint64_t hash
+    cdef _Slot *slot
+    cdef int way
+    _skip_space(t)
+    start = t.at
+    size = fp_value_span(start, t.end)
+    if size < 0 or size > _MAX_VALUE_TEXT:
+        return _read_unshared(plan, t)  # rare text: read as it is
+    # Read by the same plan, the same text is the same value; a model's fields all share its plan.
+    owner = plan.model if plan.kind == K_MODEL else plan
+    hash = fp_hash(start, size, <uintptr_t><PyObject *>owner)
+    slot = &_values[hash & (_VALUE_SLOTS - 2)]
+    for way in range(2):
+        if (
+            slot[way].value is not NULL and slot[way].hash == hash and slot[way].plan == <PyObject *>owner
+            and PyBytes_GET_SIZE(<object>slot[way].text) == size
+            and memcmp(PyBytes_AS_STRING(<object>slot[way].text), start, size) == 0
+        ):
+            t.at += size
+            return <object>slot[way].value
+    value = _read_unshared(plan, t)
+    if t.at == start + size:  # what the span measured is what was read
+        _keep(slot, hash, owner, PyBytes_FromStringAndSize(start, size), value)
+    return value
+
+
+cdef object _read_unshared(_Value plan, _Text *t):
+    if plan.kind == K_MODEL:
+        return _read_model(plan, t)
+    return _read_list(plan.inner, t)
+
+
+cdef str _read_id(_Text *t):
+    """An id through the ids table."""
+    cdef const char *start = NULL
+    cdef Py_ssize_t size = _read_raw_string(t, &start)
+    cdef uint64_t hash = fp_hash(start, size, 0)
+    cdef _Slot *slot = &_ids[hash & (_ID_SLOTS - 2)]
+    cdef int way
+    for way in range(2):
+        if (
+            slot[way].value is not NULL and slot[way].hash == hash and PyUnicode_GET_LENGTH(<object>slot[way].value) == size
+            and memcmp(PyUnicode_1BYTE_DATA(<object>slot[way].value), start, size) == 0
+        ):
+            return <str>slot[way].value
+    value = fp_ascii(start, size) if t.ascii else PyUnicode_DecodeUTF8(<char *>start, size, NULL)
+    if not _id_ok(value):
+        raise _Mismatch
+    if PyUnicode_IS_ASCII(value):
+        _keep(slot, hash, None, None, value)
+    return value
+
+
+cdef void _keep(_Slot *slot, uint64_t hash, plan, text, value) noexcept:
+    """Put a value in the first of its two slots, the one there in the second, releasing the
+    one that was there (after both are whole again: releasing frees objects)."""
+    cdef PyObject *old_plan = slot[1].plan
+    cdef PyObject *old_text = slot[1].text
+    cdef PyObject *old_value = slot[1].value
+    slot[1] = slot[0]
+    Py_INCREF(plan)
+    Py_INCREF(text)
+    Py_INCREF(value)
+    slot.hash, slot.plan, slot.text, slot.value = hash, <PyObject *>plan, <PyObject *>text, <PyObject *>value
+    Py_XDECREF(old_plan)
+    Py_XDECREF(old_text)
+    Py_XDECREF(old_value)
 
 
 cdef object _read_members(_Model plan, _Text *t, bint tagged):

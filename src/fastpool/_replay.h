@@ -5,7 +5,7 @@
      objects    allocation left untracked by the GC, slot stores and reads (_plans.pxi)
      byte scan  the run of bytes a JSON string holds raw (the reader and the writer)
      writer     the output buffer, the C mirror of the plans, the walk (_writer.pxi)
-     reader     the range check of an int (_reader.pxi)
+     reader     the range check of an int, the span and hash of a value's text (_reader.pxi)
    Compiled with -Wall -Wextra (setup.py); every warning is fixed, not silenced. */
 #ifndef FASTPOOL_REPLAY_H
 #define FASTPOOL_REPLAY_H
@@ -635,6 +635,50 @@ static int fp_int_within(PyObject *value, unsigned long long low, unsigned long 
         return 0;
     }
     return low <= n && n <= high;
+}
+
+/* The size of the JSON object or array that starts at `at` (with `{` or `[`), up to its
+   matching bracket; -1 if the text ends first or a string in it holds an escape. It only
+   counts brackets outside strings: the reader checks the text itself on a first reading. */
+static inline Py_ssize_t fp_value_span(const char *at, const char *end) {
+    const char *start = at;
+    Py_ssize_t depth = 0;
+    for (; at < end; at++) {
+        switch (*at) {
+        case '"':
+            at++;
+            at += fp_plain_span(at, end, NULL);
+            if (at == end || *at != '"')
+                return -1;
+            break;
+        case '{': case '[':
+            depth++;
+            break;
+        case '}': case ']':
+            if (--depth == 0)
+                return at + 1 - start;
+            break;
+        }
+    }
+    return -1;
+}
+
+/* A hash of `size` bytes, eight at a time (not for an adversary: a collision costs a memcmp). */
+static inline uint64_t fp_hash(const char *at, Py_ssize_t size, uint64_t seed) {
+    const uint64_t k = 0x9E3779B97F4A7C15u;
+    uint64_t h = (seed ^ (uint64_t)size) * k, word;
+    for (; size >= 8; at += 8, size -= 8) {
+        memcpy(&word, at, 8);
+        h = (h ^ word) * k;
+        h ^= h >> 29;
+    }
+    if (size > 0) {
+        word = 0;
+        memcpy(&word, at, (size_t)size);
+        h = (h ^ word) * k;
+    }
+    h ^= h >> 32;
+    return h;
 }
 
 #endif  /* FASTPOOL_REPLAY_H */

@@ -124,6 +124,9 @@ class Model(metaclass=ModelMeta):
     _plain_serde: ClassVar[bool] = False
     # Vec fields that are always written and required on input.
     _required_vecs: ClassVar[frozenset[str]] = frozenset()
+    # Values that recur across records (an address, a filter, a policy ref): the compiled
+    # reader decodes one object per distinct text and shares it (immutable, so it is safe).
+    _shared: ClassVar[bool] = False
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")

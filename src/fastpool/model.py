@@ -136,6 +136,8 @@ __all__ = [
 class PolicyRef(Model):
     """A reference to a policy; equality includes ``version``."""
 
+    _shared = True
+
     kind: PolicyKind
     id: PolicyId
     version: str | None = None
@@ -291,6 +293,8 @@ class AgentPoolWakePolicy(Model):
 class AgentPoolStoreConfig(Model):
     """A pool's config, fixed by its first ``open_pool``; an unequal one later is a conflict."""
 
+    _shared = True
+
     message_policy: AgentPoolMessagePolicy = AgentPoolMessagePolicy()
     wake_policy: AgentPoolWakePolicy = AgentPoolWakePolicy()
     policy_refs: tuple[PolicyRef, ...] = ()
@@ -347,6 +351,8 @@ RunAddressTarget = Union[RunTarget, AgentTarget, TopicTarget, PoolTarget]
 class RunAddress(Model):
     """Where a run message goes: its target, destination ref and related refs."""
 
+    _shared = True
+
     target: RunAddressTarget
     destination_ref: DestinationRef
     related_refs: tuple[EntityRef, ...] = ()
@@ -391,11 +397,16 @@ class RunAddress(Model):
 class EventCorrelation(Model):
     """The correlation entries of a message (wire: written ``{}`` when empty)."""
 
+    # Not ``_shared``: a correlation often names one message or trace, and kept in the
+    # reader's table it would push out the values that do recur.
+
     entries: tuple[CorrelationEntry, ...] = ()
 
 
 class MessageResponseContract(Model):
     """How many responses a message expects, and within how many milliseconds."""
+
+    _shared = True
 
     expected_responses: U32Int
     timeout_millis: U64Int | None = None
@@ -440,6 +451,8 @@ class AgentPoolStoredMessage(Model):
 class SubscriberQueueConfig(Model):
     """A subscriber's queue: capacity, slots kept for terminal events, and what a full queue does."""
 
+    _shared = True
+
     capacity: NonZeroInt = 64
     terminal_reserve: NonZeroInt = 1
     overflow: SubscriberOverflowPolicy = SubscriberOverflowPolicy.DROP_NON_TERMINAL
@@ -466,6 +479,8 @@ _INDEX_FIELDS = (
 
 class EventFilter(Model):
     """Subscription criteria: each set is ``ANY`` or a tuple of the values to include."""
+
+    _shared = True
 
     run_ids: FilterSet[RunId] = ANY
     session_ids: FilterSet[SessionId] = ANY
@@ -520,6 +535,8 @@ class EventFilter(Model):
 
 class CompiledEventFilter(Model):
     """A compiled ``EventFilter``; decoding keeps the stored id and fingerprint unchecked."""
+
+    _shared = True
 
     _required_vecs = frozenset({"indexed_fields"})
     filter_id: str

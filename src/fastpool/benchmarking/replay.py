@@ -1,7 +1,9 @@
 """``fastpool bench``'s replay rows beside T5's: cold replay of the Rust bench mix
 (``rust_mix.py``) against its raw scan + ``orjson.loads`` floor, the first ``snapshot``
-after a cold replay (T11) and a ``snapshot`` right after one appended record (SPEC §6's last
-bullet, issue 16: ≤ 20 µs at 50k messages). ``runner.py`` calls ``measure`` and ``verdicts``.
+after a cold replay (T11), a ``snapshot`` right after one appended record (SPEC §6's last
+bullet, issue 16: ≤ 20 µs at 50k messages) and the bytes its cached state holds (T8, with
+``held_bytes``, which the bench mix's T8 row uses too). ``runner.py`` calls ``measure`` and
+``verdicts``.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import gc
 import shutil
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +32,9 @@ POOL = "pool.bench"
 RUST_MIX = "cold replay, Rust mix"
 FIRST_SNAPSHOT = "first snapshot after a cold replay"
 AFTER_APPEND = "snapshot after one own append"
+RUST_HELD = "cached state per record, Rust mix"
+RUST_JSON = "JSON per record, Rust mix"
+JSON_BYTES = "SELECT SUM(LENGTH(CAST(payload_json AS BLOB))) FROM agent_pool_records"
 #: A snapshot after one append: at most this many µs (issue 16, at 50k messages).
 AFTER_APPEND_GOAL = targets.Goal("I16", 20, True, "µs")
 
@@ -56,6 +63,34 @@ def cold_replay(path: Path, engine: ModuleType | None) -> tuple[float, float]:
     return time.perf_counter() - start - second / 1e6, second
 
 
+# Run in a new process: the compiled reader's shared tables start empty there, so the objects
+# they hold are counted, and no object decoded earlier in the bench is shared uncounted.
+_HELD = """
+import gc, importlib, sys, tracemalloc
+from fastpool.sqlite import SqliteAgentPoolStore
+engine = importlib.import_module(sys.argv[2])
+gc.collect()
+tracemalloc.start()
+before = tracemalloc.get_traced_memory()[0]
+store = SqliteAgentPoolStore(sys.argv[1], engine=engine)
+store.snapshot(sys.argv[3])
+gc.collect()
+print(tracemalloc.get_traced_memory()[0] - before)
+"""
+
+
+def held_bytes(path: Path, engine: ModuleType, pool_id: str = POOL) -> tuple[int, int]:
+    """T8: the bytes (tracemalloc) a new process's cached state of the pool holds after its
+    first ``snapshot``, and the JSON bytes of the records it covers."""
+    done = subprocess.run(
+        [sys.executable, "-c", _HELD, str(path), engine.__name__, pool_id], capture_output=True, text=True, check=True
+    )
+    db = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    json_bytes: int = db.execute(JSON_BYTES).fetchall()[0][0]  # type: ignore[assignment]
+    db.close()
+    return int(done.stdout), json_bytes
+
+
 def measure(
     add: Callable[..., Any],
     folder: Path,
@@ -78,6 +113,12 @@ def measure(
         add("T5", RUST_MIX, size, name, size / statistics.median([s for s, _ in samples]), "records/s")
         if engine is not None:
             add("T11", FIRST_SNAPSHOT, size, name, statistics.median([us for _, us in samples]))
+    name, engine = next(iter(engines.items()))
+    progress(f"T8 memory of the Rust mix at N={size:,}")
+    held, json_bytes = held_bytes(path, engine)
+    records = size + 1  # and its pool_opened
+    add("T8", RUST_HELD, size, name, held / records, "bytes")
+    add("T8", RUST_JSON, size, "raw", json_bytes / records, "bytes")
     for name, engine in engines.items():
         progress(f"snapshot after one append at N={size:,}, engine {name}")
         copy = folder / f"append-{name}-{size}.sqlite"
@@ -103,6 +144,11 @@ def verdicts(get: Callable[[str, str, int | None, str], float | None], size: int
         met = targets.T5_RAW.met(raw / c) and targets.T5_PURE.met(c / py)
         lines.append(("T5", f"{text}, {c / py:.1f} × pure", "met" if met else "NOT met"))
     best = "c" if c else "py"
+    held, json_bytes = get("T8", RUST_HELD, size, best), get("T8", RUST_JSON, size, "raw")
+    if held and json_bytes:
+        ratio = held / json_bytes
+        text = f"cached state, Rust mix, N={size:,}: {held:,.0f} bytes per record = {ratio:.2f} × its JSON"
+        lines.append(("T8", text, "met" if targets.T8.met(ratio) else "NOT met"))
     first = get("T11", FIRST_SNAPSHOT, size, best)
     if first is not None:
         met = targets.T11_SNAPSHOT.met(first)
