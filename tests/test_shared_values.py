@@ -29,14 +29,17 @@ def test_a_replayed_pool_holds_one_object_per_recurring_value(c_engine: Any) -> 
         return len({id(value) for value in values})
 
     # One object per distinct value (a table slot that two values contend for may hold a
-    # second copy now and then: allow a few).
-    assert objects([m.to for m in messages]) <= len(set(m.to for m in messages)) + 2 < len(messages) / 4
-    assert objects(compiled) <= len(set(compiled)) + 2 < len(compiled)
+    # second copy now and then, more so when earlier decoding in this process filled the
+    # tables: allow a few per cent).
+    addresses = [m.to for m in messages]
+    assert len(set(addresses)) < len(addresses) / 4 and len(set(compiled)) < len(compiled)  # values recur
+    assert objects(addresses) <= len(set(addresses)) + max(2, len(addresses) // 20)
+    assert objects(compiled) <= len(set(compiled)) + max(2, len(compiled) // 20)
     # The filter each wake record writes twice (the condition's, the compiled one's) and the
     # message id each message record writes twice (the message's, the receipt's).
     shared = [s.condition.filter is s.compiled_filter.criteria for s in snapshot.wakes]
     shared += [s.receipt.message_id is s.message.message_id for s in snapshot.messages]
-    assert shared.count(False) <= 2, shared.count(False)
+    assert shared.count(False) <= max(2, len(shared) // 20), (shared.count(False), len(shared))
 
 
 def test_shared_values_are_equal_to_what_the_twin_decodes(c_engine: Any, py_engine: Any) -> None:
