@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -899,6 +900,26 @@ def test_tasks_sharing_keys_record_each_once_and_lookups_answer_as_the_sync_stor
     assert lookups == (members, members[7], None, snapshot.topics, tuple(m for m in members if "topic.1" in m.topics))
 
 
+@contextmanager
+def lock_held_by_another_thread(store: Any) -> Generator[None, None, None]:
+    """The store's lock held by another thread for the block (a transaction, a long read)."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store._lock:
+            locked.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert locked.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
 def test_a_cancelled_record_message_once_still_commits(kind: str, tmp_path: Path) -> None:
     """Cancelled while waiting for the store's lock or a worker thread, the ``*_once`` write
     still runs (it is a write, shielded like the others)."""
@@ -906,26 +927,15 @@ def test_a_cancelled_record_message_once_still_commits(kind: str, tmp_path: Path
     async def main() -> list[MessageReceipt | None]:
         async with AsyncAgentPoolStore(make_store(kind, tmp_path / "cancel-once.sqlite")) as store:
             await store.open_pool(POOL, CONFIG)
-            locked, release = threading.Event(), threading.Event()
-
-            def hold() -> None:
-                with store.store._lock:
-                    locked.set()
-                    release.wait(30)
-
-            holder = threading.Thread(target=hold)
-            holder.start()
-            assert locked.wait(10)
-            writes = [
-                asyncio.ensure_future(store.record_message_once(POOL, writer_message(n), writer_receipt(n)))
-                for n in range(3)
-            ]
-            await asyncio.sleep(0.1)
-            for write in writes:
-                write.cancel()
-            await asyncio.gather(*writes, return_exceptions=True)
-            release.set()
-            holder.join()
+            with lock_held_by_another_thread(store.store):
+                writes = [
+                    asyncio.ensure_future(store.record_message_once(POOL, writer_message(n), writer_receipt(n)))
+                    for n in range(3)
+                ]
+                await asyncio.sleep(0.1)
+                for write in writes:
+                    write.cancel()
+                await asyncio.gather(*writes, return_exceptions=True)
             return [await store.message_receipt(POOL, writer_message(n).idempotency_key) for n in range(3)]
 
     assert asyncio.run(main()) == [writer_receipt(n) for n in range(3)]
@@ -1113,16 +1123,6 @@ def test_calls_while_another_thread_holds_the_store_do_not_block_the_loop(kind: 
     async def main() -> tuple[float, Any, Any]:
         async with AsyncAgentPoolStore(make_store(kind, tmp_path / "held.sqlite")) as store:
             await store.open_pool(POOL, CONFIG)
-            locked, release = threading.Event(), threading.Event()
-
-            def hold() -> None:
-                with store.store._lock:
-                    locked.set()
-                    release.wait(30)
-
-            holder = threading.Thread(target=hold)
-            holder.start()
-            assert locked.wait(10)
             calls: list[asyncio.Future[Any]] = []
 
             async def while_held() -> None:
@@ -1130,11 +1130,8 @@ def test_calls_while_another_thread_holds_the_store_do_not_block_the_loop(kind: 
                 calls.append(asyncio.ensure_future(store.message_receipt(POOL, writer_message(0).idempotency_key)))
                 await asyncio.sleep(0.3)
 
-            try:
+            with lock_held_by_another_thread(store.store):
                 gap = await largest_gap(while_held)
-            finally:
-                release.set()
-                holder.join()
             return gap, await calls[0], await calls[1]
 
     gap, cursor, receipt = asyncio.run(main())
