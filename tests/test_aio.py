@@ -1019,24 +1019,13 @@ def test_tasks_writes_share_one_group_commit_each_with_its_own_outcome(tmp_path:
                 commit_group(group)
 
             inner._commit_group = counted  # type: ignore[method-assign]
-            locked, release = threading.Event(), threading.Event()
-
-            def hold() -> None:
-                with inner._lock:
-                    locked.set()
-                    release.wait(30)
-
-            holder = threading.Thread(target=hold)
-            holder.start()
-            assert locked.wait(10)
-            calls = [store.record_message(POOL, writer_message(n), writer_receipt(n)) for n in range(15)]
-            calls.insert(7, store.leave_member(POOL, "run.never-joined"))
-            writes = [asyncio.ensure_future(call) for call in calls]
-            while len(inner._queue) < len(writes):
-                await asyncio.sleep(0.001)
-            release.set()
+            with lock_held_by_another_thread(inner):
+                calls = [store.record_message(POOL, writer_message(n), writer_receipt(n)) for n in range(15)]
+                calls.insert(7, store.leave_member(POOL, "run.never-joined"))
+                writes = [asyncio.ensure_future(call) for call in calls]
+                while len(inner._queue) < len(writes):
+                    await asyncio.sleep(0.001)
             outcomes = await asyncio.gather(*writes, return_exceptions=True)
-            holder.join()
             return outcomes, await store.snapshot(POOL)
 
     outcomes, snapshot = asyncio.run(main())
