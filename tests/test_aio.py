@@ -1130,3 +1130,67 @@ def test_calls_while_another_thread_holds_the_store_do_not_block_the_loop(kind: 
     # may take it first. The write's commit is seen by a read made after it returned.
     assert cursor == AgentPoolStoreCursor.new(2) and receipt in (None, writer_receipt(0))
     assert after == writer_receipt(0)
+
+
+def test_a_write_cancelled_after_its_group_finished_does_not_hang_later_calls(tmp_path: Path) -> None:
+    """The race of ``asyncio.wait_for``: the group commits and hands the outcome to the loop,
+    and the task is cancelled before the loop takes it. The outcome is taken once; later calls
+    on the wrapper neither wait for it forever nor miss the write."""
+
+    async def main() -> tuple[MessageReceipt | None, MessageReceipt | None]:
+        async with AsyncAgentPoolStore(SqliteAgentPoolStore(tmp_path / "race.sqlite")) as store:
+            await store.open_pool(POOL, CONFIG)
+            inner = store.store
+            inner._last_group = 2  # queue on the loop (a lone writer would not)
+            with lock_held_by_another_thread(inner):
+                write = asyncio.ensure_future(store.record_message(POOL, writer_message(0), writer_receipt(0)))
+                await asyncio.sleep(0.05)  # queued, its worker waiting for the store's lock
+                sink = store._sink
+                assert sink is not None and len(inner._queue) == 1
+            deadline = time.monotonic() + 10
+            while not sink._done and time.monotonic() < deadline:  # the loop does not run meanwhile
+                time.sleep(0.001)
+            assert sink._done, "the group never finished"
+            write.cancel()  # after the worker handed the outcome over, before the loop took it
+            with pytest.raises(asyncio.CancelledError):
+                await write
+            later = await asyncio.wait_for(store.message_receipt(POOL, writer_message(0).idempotency_key), 10)
+            written = await asyncio.wait_for(store.record_message(POOL, writer_message(1), writer_receipt(1)), 10)
+            assert written.sequence == 3
+            return later, await store.message_receipt(POOL, writer_message(1).idempotency_key)
+
+    assert asyncio.run(main()) == (writer_receipt(0), writer_receipt(1))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_writes_cancelled_by_wait_for_at_random_leave_every_later_call_answering(tmp_path: Path, seed: int) -> None:
+    """Tasks writing under ``asyncio.wait_for`` with timeouts around a group's duration: every
+    write reported done is in the file, and a call made afterwards answers (no hang)."""
+    import random
+
+    rng = random.Random(seed)
+
+    async def main() -> tuple[set[str], AgentPoolSnapshot]:
+        async with AsyncAgentPoolStore(SqliteAgentPoolStore(tmp_path / f"wait-for-{seed}.sqlite")) as store:
+            await store.open_pool(POOL, CONFIG)
+            done: set[str] = set()
+
+            async def task(t: int) -> None:
+                for n in range(20):
+                    key = 100 * t + n
+                    try:
+                        await asyncio.wait_for(
+                            store.record_message(POOL, writer_message(key), writer_receipt(key)),
+                            rng.uniform(0.00005, 0.003),
+                        )
+                        done.add(writer_message(key).idempotency_key)
+                    except asyncio.TimeoutError:
+                        pass
+
+            await asyncio.wait_for(asyncio.gather(*(task(t) for t in range(8))), 60)
+            snapshot = await asyncio.wait_for(store.snapshot(POOL), 10)
+            return done, snapshot
+
+    done, snapshot = asyncio.run(main())
+    stored = {stored.message.idempotency_key for stored in snapshot.messages}
+    assert done <= stored

@@ -159,6 +159,14 @@ class PointIndex:
         """Inside a write transaction: index the pool's records up to ``last`` once ``BATCH`` wait."""
         if not (self.usable and self.writable) or last - self._marks.get(pool_id, 0) < BATCH:
             return
+        try:
+            self._batch(db, pool_id, last)
+        except apsw.SQLError:
+            # Its tables were dropped (as ``fastpool verify`` advises for a damaged index): the
+            # records are the truth, so writes go on without it, and reads replay.
+            self.usable = False
+
+    def _batch(self, db: apsw.Connection, pool_id: str, last: int) -> None:
         mark = self._marks[pool_id] = _mark(db, pool_id)
         if last - mark < BATCH:
             return

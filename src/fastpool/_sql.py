@@ -100,6 +100,8 @@ UNOPENED = (
     "(SELECT 1 FROM agent_pool_records AS r WHERE r.pool_id = pools.pool_id AND r.kind = 'pool_opened')"
 )
 INSERT = "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) VALUES (?, ?, ?, ?)"
+# Undoes an INSERT of the open transaction whose write then failed (its transaction goes on).
+UNDO_INSERT = "DELETE FROM agent_pool_records WHERE pool_id = ? AND seq = ?"
 NEXT_EVENT = (
     "INSERT INTO agent_pool_event_seq (pool_id, seq) VALUES (?, 1) "
     "ON CONFLICT (pool_id) DO UPDATE SET seq = seq + 1 RETURNING seq"

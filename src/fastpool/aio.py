@@ -110,9 +110,12 @@ class _Sink:
         done = self._done
         while done:
             request = done.popleft()
+            if request.resolved:
+                continue  # handed over twice (an interrupt in the group's finish): taken once
+            request.resolved = True  # before its cancelled task looks (see _settle_queued)
             future = request.future
             if future.cancelled():
-                continue  # its task was cancelled (see _settle_queued); nobody waits for it
+                continue  # its task was cancelled; nobody waits for it
             if request.error is not None:
                 future.set_exception(request.error)
             else:
@@ -220,6 +223,10 @@ class AsyncAgentPoolStore:
         # A store serialises its calls, so a couple of threads are enough to keep one
         # waiting on SQLite's lock from holding up the rest of the queue.
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastpool-aio")
+        # The loop's groups are led on a thread of their own: a worker can wait in a group
+        # as a follower, and with every worker so waiting, a lead queued behind them would
+        # never run (the leader never waits for another write, so one thread is enough).
+        self._leader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastpool-aio-lead")
         self._sink: _Sink | None = None  # of the loop the wrapper is used on
         self._closed = False
         self._cancelled = CancelledCalls()  # cancelled writes still running
@@ -273,7 +280,7 @@ class AsyncAgentPoolStore:
             return _WORKER  # another thread holds the store (a group committing, a transaction)
         sink = self._sink
         if sink is None or sink.loop is not asyncio.get_running_loop():
-            sink = self._sink = _Sink(asyncio.get_running_loop(), store, self._executor)  # type: ignore[arg-type]
+            sink = self._sink = _Sink(asyncio.get_running_loop(), store, self._leader)  # type: ignore[arg-type]
         loop_call.sink = sink
         try:
             return function(*args)
@@ -306,7 +313,9 @@ class AsyncAgentPoolStore:
         try:
             return await request.future
         except asyncio.CancelledError:
-            if request.future.cancelled():
+            # Still running: a new future takes the outcome. Already resolved (the loop took
+            # the outcome before the task saw its cancellation): nothing is left to wait for.
+            if request.future.cancelled() and not request.resolved:
                 request.future = running = request.sink.future()
                 self._cancelled.keep(running)
             raise
@@ -318,6 +327,7 @@ class AsyncAgentPoolStore:
             await self._call(close, write=True)
         self._closed = True
         self._executor.shutdown(wait=False)
+        self._leader.shutdown(wait=False)
         self._wake_all()
 
     async def __aenter__(self) -> AsyncAgentPoolStore:

@@ -17,12 +17,12 @@ import os
 import threading
 import time
 from _thread import allocate_lock as _new_lock
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import apsw
 
@@ -39,6 +39,7 @@ from .model import AgentPoolStoreRecord
 
 __all__ = ["SqliteAgentPoolStore", "SCHEMA_VERSION"]
 
+T = TypeVar("T")
 _SYNCHRONOUS = {"normal": 1, "full": 2}
 _MAX_SEQUENCE = 2**63 - 1  # the largest SQLite integer
 _ROW_OVERHEAD = 1024  # bytes of a record row besides the payload: pool_id (<= 512), seq, kind, header
@@ -208,6 +209,26 @@ def open_readonly(path: str | os.PathLike[str]) -> tuple[apsw.Connection, _Uncha
     return apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI), unchanged
 
 
+def _end(db: apsw.Connection) -> None:
+    """Roll back the connection's open transaction, if any: what every handler of an exception
+    inside a write does, wherever it landed (closed, closing rolled it back)."""
+    try:
+        if not db.getautocommit():
+            db.execute("ROLLBACK")
+    except apsw.ConnectionClosedError:
+        pass
+
+
+def _in_transaction(db: apsw.Connection, readonly: bool, work: Callable[[], T]) -> T:
+    """``work()`` in one write transaction of its own (see ``_Write``)."""
+    try:
+        with _Write(db, True, readonly):
+            return work()
+    except BaseException:
+        _end(db)  # an interrupt on entering the boundary's exit skips it
+        raise
+
+
 class _Write:
     """One write's transaction boundary, the one place a store begins, commits and rolls back.
 
@@ -215,14 +236,20 @@ class _Write:
     the former; its INSERT then fails read-only after the contract's own checks) unless
     ``begin`` is false (inside ``transaction()``, which owns the boundary); ``COMMIT`` when
     the block ends normally; ``ROLLBACK`` on any exception, a failed ``COMMIT`` included;
-    SQLite's errors leave it as ``AgentError``.
+    SQLite's errors leave it as ``AgentError``. ``committed`` tells whether the ``COMMIT``
+    went through, also when an exception (an interrupt) landed right after it.
+
+    An exception can land wherever CPython checks for a signal: on entering a function and
+    after a C call returns. So ``__enter__`` rolls back itself if one lands after its ``BEGIN``,
+    and, since one landing on entering ``__exit__`` skips it whole, each caller's handler ends
+    the transaction too (``_end``).
 
     With ``catch_up``, a ``BEGIN IMMEDIATE`` that finds the write lock taken calls it
     (outside any transaction) before each new try, on ``busy``'s schedule: the records other
     writers commit meanwhile are read while waiting, not while holding the lock after them.
     """
 
-    __slots__ = ("db", "began", "_statement", "_busy", "_catch_up")
+    __slots__ = ("db", "began", "committed", "_statement", "_busy", "_catch_up")
 
     def __init__(
         self,
@@ -234,6 +261,7 @@ class _Write:
     ) -> None:
         self.db = db
         self.began = begin
+        self.committed = False
         self._statement = "BEGIN" if readonly else "BEGIN IMMEDIATE"
         self._busy = busy
         self._catch_up = None if readonly else catch_up
@@ -245,8 +273,11 @@ class _Write:
                     self.db.execute(self._statement)
                 else:
                     self._begin_catching_up()
-            except apsw.Error as error:
-                raise translate(error) from error
+            except BaseException as error:
+                _end(self.db)  # an interrupt right after BEGIN returned
+                if isinstance(error, apsw.Error):
+                    raise translate(error) from error
+                raise
         return self
 
     def _begin_catching_up(self) -> None:
@@ -267,20 +298,20 @@ class _Write:
             catch_up()
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
-        if error is None:
-            if not self.began:
-                return
-            try:
-                self.db.execute("COMMIT")
-                return
-            except apsw.Error as failed:
-                error = failed
         if self.began:
-            try:
-                if not self.db.getautocommit():
-                    self.db.execute("ROLLBACK")
-            except apsw.ConnectionClosedError:
-                pass  # closed inside the block: closing rolled it back
+            if error is None:
+                try:
+                    self.db.execute("COMMIT")
+                except apsw.Error as failed:
+                    error = failed
+                except BaseException:
+                    self.committed = self.db.getautocommit()  # an interrupt once COMMIT had returned
+                    _end(self.db)
+                    raise
+                else:
+                    self.committed = True
+                    return
+            _end(self.db)
         if isinstance(error, apsw.Error):
             raise translate(error) from error
 
@@ -290,10 +321,11 @@ class _Request:
     its outcome.
 
     A thread that does not lead waits on ``waiter``, released once the outcome is in, or
-    with ``leads`` set for the thread to lead the next group itself.
+    with ``leads`` set for the thread to lead the next group itself. ``promote`` and
+    ``finish`` may be called again after an interrupt: each acts once.
     """
 
-    __slots__ = ("pool_id", "build", "result", "error", "waiter", "leads")
+    __slots__ = ("pool_id", "build", "result", "error", "waiter", "leads", "finished")
 
     def __init__(self, pool_id: str, build: Build) -> None:
         self.pool_id = pool_id
@@ -302,6 +334,7 @@ class _Request:
         self.error: BaseException | None = None
         self.waiter: Any = None
         self.leads = False
+        self.finished = False
 
     def queue_behind(self) -> None:
         """Queued behind a group in flight: the thread will wait (see ``wait``)."""
@@ -314,12 +347,14 @@ class _Request:
         return self.leads
 
     def finish(self) -> None:
-        if self.waiter is not None and not self.leads:  # else its thread is the leader
+        if not self.finished and self.waiter is not None and not self.leads:  # else its thread is the leader
+            self.finished = True
             self.waiter.release()
 
     def promote(self) -> None:
-        self.leads = True
-        self.waiter.release()
+        if not self.leads:
+            self.leads = True
+            self.waiter.release()
 
     def outcome(self) -> tuple[Any, int]:
         if self.error is not None:
@@ -333,7 +368,7 @@ class _LoopRequest(_Request):
     not wait; ``sink`` takes the outcome, shaped into the method's result by ``shape``, and
     finds a worker thread when the write is to lead a group."""
 
-    __slots__ = ("shape", "sink", "future")
+    __slots__ = ("shape", "sink", "future", "resolved")
 
     def __init__(self, pool_id: str, build: Build, shape: Shape, sink: Any) -> None:  # the hot path: no super()
         self.pool_id = pool_id
@@ -342,18 +377,24 @@ class _LoopRequest(_Request):
         self.error = None
         self.waiter = None
         self.leads = False
+        self.finished = False
         self.shape = shape
         self.sink = sink
         self.future = sink.future()  # made now, on the loop's thread
+        self.resolved = False  # the loop has taken the outcome (set on the loop's thread)
 
     def queue_behind(self) -> None:
         pass
 
     def finish(self) -> None:
-        self.sink.done(self)
+        if not self.finished:
+            self.sink.done(self)  # twice after an interrupt in it: the loop takes the outcome once
+            self.finished = True
 
     def promote(self) -> None:
-        self.sink.lead(self)
+        if not self.leads:
+            self.sink.lead(self)
+            self.leads = True
 
 
 class _Cached:
@@ -449,7 +490,7 @@ class SqliteAgentPoolStore(StoreBase):
             self._close_connection()
             self._check_unchanged()  # an immutable file that changed while read: the real cause
             raise translate(error) from error
-        except AgentError:
+        except BaseException:  # AgentError, or an interrupt: nothing stays open
             self._close_connection()
             raise
 
@@ -502,8 +543,8 @@ class SqliteAgentPoolStore(StoreBase):
         appended in bulk): it reads every such record's JSON, about 4 µs a record.
         """
         with self._lock:
-            with _Write(self._connection(), True, self._readonly):
-                return self._points.build(self._connection())
+            db = self._connection()
+            return _in_transaction(db, self._readonly, lambda: self._points.build(db))
 
     # -- inspection and copy (the CLI shows every record in the file, where reads show none of a pool never opened)
 
@@ -538,14 +579,17 @@ class SqliteAgentPoolStore(StoreBase):
     def _append_rows(
         self, pool_id: str, rows: Iterable[Row], event_sequence: int | None
     ) -> tuple[int, int, int | None]:
+
+        def append() -> None:
+            if db.execute(_sql.POOL_EXISTS, (pool_id,)).fetchall()[0][0]:
+                raise self._pool_exists(pool_id)
+            db.executemany(_sql.INSERT, ((pool_id, sequence, kind, text) for sequence, kind, text in rows))
+            if event_sequence is not None:
+                db.execute(_sql.SET_EVENT_SEQUENCE, (pool_id, event_sequence))
+
         with self._lock:
             db = self._connection()
-            with _Write(db, True, self._readonly):
-                if db.execute(_sql.POOL_EXISTS, (pool_id,)).fetchall()[0][0]:
-                    raise self._pool_exists(pool_id)
-                db.executemany(_sql.INSERT, ((pool_id, sequence, kind, text) for sequence, kind, text in rows))
-                if event_sequence is not None:
-                    db.execute(_sql.SET_EVENT_SEQUENCE, (pool_id, event_sequence))
+            _in_transaction(db, self._readonly, append)
             self._states.pop(pool_id, None)
             self._recent.forget(pool_id)
             try:
@@ -565,9 +609,9 @@ class SqliteAgentPoolStore(StoreBase):
         return f"SqliteAgentPoolStore({str(self._path)!r}, {state})"
 
     def _reset_group(self) -> None:
-        self._queue: deque[_Request] = deque()  # writes waiting for the next group, in arrival order
+        self._queue: list[_Request] = []  # writes waiting for the next group, in arrival order
         self._queue_lock = threading.Lock()
-        self._leading = False  # a thread leads (or is about to lead) a group
+        self._leading: object = None  # the write whose thread leads (or is about to lead) a group
         self._gate: Any = None  # held while a leader waits for company (see _gather)
         self._last_group, self._last_took = 1, 0.0  # the last group's size and seconds
 
@@ -796,6 +840,8 @@ class SqliteAgentPoolStore(StoreBase):
             # Catch up on other writers' records before taking the write lock, so that
             # inside it only the few records committed in between remain to be read.
             state, generation = self._read_state(pool_id), self._generation
+        else:
+            batch.add(pool_id)  # inside store.transaction(): a rollback forgets every pool it touched
         written = None
         try:
             with self._write_boundary(db, lambda: self._read_state(pool_id)):
@@ -805,15 +851,15 @@ class SqliteAgentPoolStore(StoreBase):
                 payload, sequence = self._insert(db, pool_id, build, state)
                 written = payload
         except BaseException:
-            if written is not None and batch is None:
-                self._states.pop(pool_id, None)  # applied, but the COMMIT failed
+            if batch is None:
+                _end(db)  # an interrupt on entering the boundary's exit skips it
+                if written is not None:
+                    self._states.pop(pool_id, None)  # applied, but maybe not committed
             raise
         if batch is None:
             self._advance(before)
             if written is not None:  # committed (inside transaction() the next batch reads the records' JSON)
                 self._points.appended(pool_id, payload, sequence)
-        elif written is not None:
-            batch.add(pool_id)  # inside store.transaction(): a rollback forgets every pool it touched
         return payload, sequence
 
     def _insert(
@@ -822,7 +868,11 @@ class SqliteAgentPoolStore(StoreBase):
         """Check and append one record inside the open write transaction, and apply it to the
         cached state at once (so that the next write of a group sees it); whoever began the
         transaction forgets the state if it does not commit. ``state``: the pool's, if known
-        current (caught up in this generation, with no commit of another connection since)."""
+        current (caught up in this generation, with no commit of another connection since).
+
+        All or nothing within the transaction, which may go on (a group's next write,
+        ``transaction()``): the index batch runs before the record, and a failure once the
+        record is in deletes it again and forgets the pool's state."""
         if state is None:
             state = self._read_state(pool_id)
         payload = build(state)
@@ -832,13 +882,37 @@ class SqliteAgentPoolStore(StoreBase):
         text = self._engine.dumps(payload)
         if len(text) > self._max_text // 4:  # else short enough even at 4 UTF-8 bytes a character
             self._check_length(payload, text)
-        db.execute(_sql.INSERT, (pool_id, sequence, payload.TYPE, text))
         self._points.batch(db, pool_id, state.cursor)
-        state.apply(payload, sequence)
-        self._remember(pool_id, state)
+        changes = db.total_changes()
+        try:
+            db.execute(_sql.INSERT, (pool_id, sequence, payload.TYPE, text))
+            state.apply(payload, sequence)
+            self._remember(pool_id, state)
+        except BaseException:
+            if db.total_changes() != changes:  # the record is in: take it out again
+                self._states.pop(pool_id, None)
+                self._undo_insert(db, pool_id, sequence)
+            raise
         return payload, sequence
 
+    @staticmethod
+    def _undo_insert(db: apsw.Connection, pool_id: str, sequence: int) -> None:
+        """Delete a record this transaction inserted; if that fails, end the transaction."""
+        try:
+            if not db.getautocommit():
+                db.execute(_sql.UNDO_INSERT, (pool_id, sequence))
+        except BaseException:
+            _end(db)
+            raise
+
     # -- group commit --------------------------------------------------------------------------
+    #
+    # Interrupts: an exception (a signal handler's) can land wherever CPython checks for one,
+    # on entering a function and after a C call returns. Each step below either leaves the
+    # queue as it was or is repaired by a handler of its caller, and the steps a handler
+    # repeats act once: the group is taken from the queue with no call in between, ``_leading``
+    # names the write whose thread leads (a lone writer's ``build``), so a repeated hand-over
+    # acts only if its caller still leads, and ``promote`` and ``finish`` act once each.
 
     def _submit(self, pool_id: str, build: Build, shape: Shape) -> Any:
         """A write method's append: in a group of its own if no other writer is about,
@@ -849,44 +923,60 @@ class SqliteAgentPoolStore(StoreBase):
             # This thread holds the lock (inside transaction(), say): a group would wait for it.
             return shape(*self._append(pool_id, build))
         sink = loop_call.sink
-        with self._queue_lock:
-            leads = not self._leading
-            self._leading = True
-            alone = leads and self._last_group == 1 and sink is None
-            if not alone:
-                if sink is None:
-                    request = self._queued(_Request(pool_id, build), leads)
+        request: _Request | None = None
+        try:
+            with self._queue_lock:
+                leads = self._leading is None
+                if leads and self._last_group == 1 and sink is None:
+                    self._leading = build  # alone: no writer beside this one lately
                 else:
-                    request = self._queued(_LoopRequest(pool_id, build, shape, sink), leads)
-        if alone:
-            # No writer beside this one lately: its own transaction, without a queue; writes
-            # that arrive meanwhile queue for the next group.
-            try:
+                    request = _Request(pool_id, build) if sink is None else _LoopRequest(pool_id, build, shape, sink)
+                    self._queued(request, leads)
+            if request is None:
+                # Its own transaction, without a queue; writes that arrive meanwhile queue for the next group.
                 with lock:
-                    return shape(*self._append(pool_id, build))
-            finally:
-                self._hand_over()
-        if sink is not None:
+                    done = shape(*self._append(pool_id, build))
+                self._hand_over(build)
+                return done
+            if sink is not None:
+                if leads:
+                    sink.lead(request)
+                return request
+            if not leads:
+                leads = request.wait()  # with the outcome, or to lead the next group
             if leads:
-                sink.lead(request)
-            return request
-        if not leads:
-            leads = request.wait()  # with the outcome, or to lead the next group
-        if leads:
-            self._lead(request)
-        return shape(*request.outcome())
+                self._lead(request)
+            return shape(*request.outcome())
+        except BaseException:
+            if request is None:
+                self._hand_over(build)
+            else:
+                self._withdraw(request)
+            raise
 
-    def _queued(self, request: _Request, leads: bool) -> _Request:
+    def _queued(self, request: _Request, leads: bool) -> None:
         """Queue a write (the queue's lock held); one queued behind a group in flight may
         complete the company a gathering leader waits for."""
         queue = self._queue
+        if leads:
+            request.leads = True
+            queue.append(request)
+            self._leading = request
+            return
+        request.queue_behind()
         queue.append(request)
-        if not leads:
-            request.queue_behind()
-            if self._gate is not None and len(queue) >= self._last_group:
-                self._gate.release()
-                self._gate = None
-        return request
+        if self._gate is not None and len(queue) >= self._last_group:
+            gate, self._gate = self._gate, None
+            gate.release()
+
+    def _withdraw(self, request: _Request) -> None:
+        """The thread of a queued write leaves on an exception: a write still queued never runs
+        (one taken into a group runs, and the next read tells), and its lead passes on."""
+        with self._queue_lock:
+            if request in self._queue:
+                self._queue.remove(request)
+            if self._leading is request:
+                self._pass_lead()
 
     def _lead_on_worker(self, request: _LoopRequest) -> None:
         """Lead groups for writes made on an event loop, one after the other while the next
@@ -900,42 +990,61 @@ class SqliteAgentPoolStore(StoreBase):
         wake their threads (or tell their loops), and hand the lead to the first write queued
         meanwhile; with ``keep``, return that write if it was made on a loop, to lead it here."""
         group: list[_Request] = []
-        handled = False
         try:
-            self._gather()
-            with self._lock:
-                group = self._take_group()
-                started = time.perf_counter()
-                self._commit_group(group)
-                self._last_group, self._last_took = len(group), time.perf_counter() - started
-            handled = True
-        except BaseException as error:
-            if not group:  # the lock refused (a store inherited through fork): every queued write fails
-                group = self._take_group()
-            self._fail(group, error)
-            if not isinstance(error, AgentError):
-                raise
-            handled = True
-        finally:
+            handled = False
+            try:
+                self._gather()
+                with self._lock:
+                    with self._queue_lock:  # taken with no call in between: an interrupt loses none
+                        group = self._queue[:_GROUP_LIMIT]
+                        del self._queue[:_GROUP_LIMIT]
+                    started = time.perf_counter()
+                    self._commit_group(group)
+                    self._last_group, self._last_took = len(group), time.perf_counter() - started
+                handled = True
+            except BaseException as error:
+                if not group and isinstance(error, AgentError):  # the lock refused (a store inherited
+                    with self._queue_lock:  # through fork): every queued write fails
+                        group = self._queue[:]
+                        del self._queue[:]
+                self._fail(group, error)
+                if not isinstance(error, AgentError):
+                    raise
+                handled = True
             for request in group:
                 request.finish()
-            head = self._hand_over(keep and handled)
-        return head
+            return self._hand_over(own, keep and handled)
+        except BaseException:
+            for request in group:
+                request.finish()
+            self._hand_over(own)
+            raise
 
-    def _hand_over(self, keep: bool = False) -> _Request | None:
-        """A group has ended: the first write queued meanwhile leads the next one (returned
-        instead if ``keep`` and it was made on a loop). With ``keep`` and nothing queued, the
-        worker first waits (as ``_gather``) for the loop's tasks to write again, which they do
-        once the loop has their outcomes: cheaper than waking a worker for their group."""
+    def _hand_over(self, own: object, keep: bool = False) -> _Request | None:
+        """``own``'s group has ended: if it still leads, the first write queued meanwhile
+        leads the next one (returned instead if ``keep`` and it was made on a loop). With
+        ``keep`` and nothing queued, the worker first waits (as ``_gather``) for the loop's
+        tasks to write again, which they do once the loop has their outcomes: cheaper than
+        waking a worker for their group."""
         if keep and self._last_group > 1:
             self._gather()
         with self._queue_lock:
-            head = self._queue[0] if self._queue else None
-            self._leading = head is not None
-        if head is None or keep and isinstance(head, _LoopRequest):
-            return head
-        head.promote()
+            if self._leading is not own:
+                return None  # handed over already (this is a repeat after an interrupt)
+            queue = self._queue
+            head = queue[0] if queue else None
+            if head is not None and keep and isinstance(head, _LoopRequest):
+                self._leading = head
+                return head
+            self._pass_lead()
         return None
+
+    def _pass_lead(self) -> None:
+        """The first queued write leads next, or none (the queue's lock held)."""
+        head = self._queue[0] if self._queue else None
+        if head is not None:
+            head.promote()
+        self._leading = head
 
     def _gather(self) -> None:
         """Wait until as many writes are queued as the last group held, or as long as it took.
@@ -953,20 +1062,14 @@ class SqliteAgentPoolStore(StoreBase):
         with self._queue_lock:
             self._gate = None
 
-    def _take_group(self) -> list[_Request]:
-        with self._queue_lock:
-            queue = self._queue
-            group = [queue.popleft() for _ in range(min(len(queue), _GROUP_LIMIT))]
-        return group
-
     def _commit_group(self, group: list[_Request]) -> None:
         """One ``BEGIN IMMEDIATE`` ... ``COMMIT`` for the group's writes, in arrival order.
 
-        A write whose check fails (or whose statement SQLite refuses; a failed statement
-        leaves the transaction as it was) gets its own error and the others go on; an error
-        that ends the transaction (the lock not had in time, disk full, a failed COMMIT)
-        fails every write of the group that would have committed."""
-        touched: list[str] = []
+        A write whose check fails (or whose statement SQLite refuses, or that fails after its
+        INSERT, which is then undone) gets its own error and the others go on; an error that
+        ends the transaction (the lock not had in time, disk full, a failed COMMIT, an
+        interrupt) fails every write of the group that would have committed, and forgets
+        what they applied to the cache."""
         pools = list({request.pool_id: None for request in group})
 
         def catch_up() -> None:  # outside the write lock; an error shows again inside, as that write's own
@@ -976,10 +1079,11 @@ class SqliteAgentPoolStore(StoreBase):
                 except AgentError:
                     pass
 
+        db = self._connection()
+        write = _Write(db, True, self._readonly, self._busy, catch_up)
         try:
-            db = self._connection()
             catch_up()
-            with _Write(db, True, self._readonly, self._busy, catch_up):
+            with write:
                 before = self._resync()
                 states: dict[str, PoolState] = {}  # caught up in this transaction: current until it ends
                 for request in group:
@@ -992,13 +1096,18 @@ class SqliteAgentPoolStore(StoreBase):
                     except Exception as error:
                         if db.getautocommit():
                             raise  # SQLite rolled the transaction back
+                        if pool_id not in self._states:
+                            states.pop(pool_id, None)  # _insert forgot a state it had half applied
                         request.error = translate(error) if isinstance(error, apsw.Error) else error
-                    else:
-                        if request.result[0] is not None:
-                            touched.append(request.pool_id)
         except BaseException:
-            for pool_id in touched:
-                self._states.pop(pool_id, None)  # applied, but never committed
+            _end(db)
+            if not write.committed:
+                for request in group:
+                    if request.result is not None:
+                        if request.result[0] is not None:
+                            self._states.pop(request.pool_id, None)  # applied, but never committed
+                        request.result = None
+                self._points.clear()  # its marks may name a rolled-back batch
             raise
         self._advance(before)
         for request in group:
@@ -1007,17 +1116,18 @@ class SqliteAgentPoolStore(StoreBase):
 
     @staticmethod
     def _fail(group: list[_Request], error: BaseException) -> None:
-        """Give every write of a failed group that has no error of its own a copy of the error."""
+        """Give every write of a failed group that has no outcome of its own a copy of the error
+        (a group that did not commit has none left; see ``_commit_group``)."""
         if not isinstance(error, AgentError):
             error = AgentError(
                 AgentErrorKind.INVALID_STATE_TRANSITION,
                 RetryClassification.RETRYABLE,
                 f"{PREFIX}the group commit holding this write was interrupted by {type(error).__name__} "
-                "in another thread; the write may or may not have committed: check before retrying",
+                "in another thread before it committed: nothing of this write was stored; retry it",
             )
         for request in group:
-            if request.error is None or request.result is not None:
-                request.result, request.error = None, copy.copy(error)
+            if request.error is None and request.result is None:
+                request.error = copy.copy(error)
                 request.error.__cause__ = error.__cause__
 
     def _change_token(self) -> object:
@@ -1084,10 +1194,16 @@ class SqliteAgentPoolStore(StoreBase):
 
     def _allocate_event_sequence(self, pool_id: str) -> int:
         db = self._connection()
-        with self._write_boundary(db) as write:
-            before = self._resync()
-            self._opened(self._read_state(pool_id))
-            sequence: int = db.execute(_sql.NEXT_EVENT, (pool_id,)).fetchall()[0][0]  # type: ignore[assignment]
+        write = self._write_boundary(db)
+        try:
+            with write:
+                before = self._resync()
+                self._opened(self._read_state(pool_id))
+                sequence: int = db.execute(_sql.NEXT_EVENT, (pool_id,)).fetchall()[0][0]  # type: ignore[assignment]
+        except BaseException:
+            if write.began:
+                _end(db)  # an interrupt on entering the boundary's exit skips it
+            raise
         if write.began:
             self._advance(before)
         return sequence
@@ -1122,8 +1238,9 @@ class SqliteAgentPoolStore(StoreBase):
             if self._batch is not None:
                 raise InvalidInput("transaction: this store object already has a transaction open")
             touched: set[str] = set()
+            db = self._connection()
             try:
-                with _Write(self._connection(), True, self._readonly):
+                with _Write(db, True, self._readonly):
                     before = self._resync()
                     self._batch = touched
                     try:
@@ -1137,6 +1254,7 @@ class SqliteAgentPoolStore(StoreBase):
                             "sqlite agent pool store was closed inside transaction(): nothing was committed",
                         )
             except BaseException:
+                _end(db)  # an interrupt on entering the boundary's exit skips it
                 for pool_id in touched:
                     self._states.pop(pool_id, None)
                 self._points.clear()  # its marks may name a rolled-back batch
