@@ -403,7 +403,7 @@ def test_stores_dropped_without_close_give_their_descriptors_back(tmp_path: Path
         live.snapshot(POOL)
         held = process_locks(os.getpid(), Path(f"{shared}-shm")), process_locks(os.getpid(), shared)
         gc.collect()
-        before = descriptors()
+        before, unlinked = descriptors(), deleted_shm_descriptors()
         for n in range(1000):
             # A third on the live store's file, the rest on seven files each store is alone on.
             path = shared if n % 3 == 0 else tmp_path / f"pools-{n % 7}.sqlite"
@@ -417,7 +417,7 @@ def test_stores_dropped_without_close_give_their_descriptors_back(tmp_path: Path
         print(f"\ndescriptors: {before} before 1,000 dropped stores, {after} after")
         # A few more are SQLite's: a database descriptor of a connection closed while another
         # connection of the process holds locks on the file is kept for reuse until the last closes.
-        assert after - before <= 16 and deleted_shm_descriptors() == 0
+        assert after - before <= 16 and deleted_shm_descriptors() <= unlinked
         assert (process_locks(os.getpid(), Path(f"{shared}-shm")), process_locks(os.getpid(), shared)) == held
         with SqliteAgentPoolStore(shared) as other:
             other.record_message(POOL, message("msg.other"), receipt("msg.other"))
@@ -437,9 +437,12 @@ def test_a_store_collected_while_the_probe_lock_is_held_is_counted_off_by_the_ne
     opened_pool(tmp_path / "pools.sqlite")
     store = SqliteAgentPoolStore(tmp_path / "pools.sqlite")
     store.snapshot(POOL)
+    gc.collect()
+    unlinked = deleted_shm_descriptors()
     with _probe._headers_lock:
         del store
         gc.collect()
-    assert deleted_shm_descriptors() == 2  # the connection is closed; its -shm's kept descriptor and mapping wait
+    # The connection is closed; its -shm's kept descriptor and mapping wait for the lock.
+    assert deleted_shm_descriptors() == unlinked + 2
     SqliteAgentPoolStore(tmp_path / "other.sqlite").close()
-    assert deleted_shm_descriptors() == 0
+    assert deleted_shm_descriptors() == unlinked
