@@ -35,6 +35,11 @@ Why reading the mapping cannot break SQLite's locking (SPEC §6):
 * **Fork.** A child process holds none of its parent's locks; ``_base`` makes every store
   object inherited through ``fork()`` refuse to work (and so to read its mapping), and the
   children's counts of users start from zero.
+* **A store object dropped unclosed** gives back the same, in the same order
+  (``release_dropped``, its ``weakref.finalize``): its connection is closed first, then it
+  stops counting as a user, so the ``-shm`` SQLite unlinked is released as after ``close()``.
+  The collector may run that in a thread that holds this module's lock, so it never waits for
+  the lock: a use it cannot count off at once is counted off by the next holder.
 """
 
 from __future__ import annotations
@@ -123,8 +128,14 @@ def _acquire(shm_path: str) -> _SharedHeader | None:
 _stray_descriptors: list[int] = []
 
 
+# Uses of dropped store objects the collector could not count off (it found the lock taken).
+_uncounted: list[_SharedHeader] = []
+
+
 def _release_unlinked() -> None:
     """Close the headers no store object uses whose ``-shm`` SQLite has unlinked (lock held)."""
+    while _uncounted:
+        _uncounted.pop().users -= 1
     for key, header in list(_headers.items()):
         if header.users == 0 and header.unlinked():
             del _headers[key]
@@ -135,8 +146,13 @@ def forget_users_after_fork() -> None:
     """In a forked child: the store objects counted as users belong to the parent."""
     global _headers_lock
     _headers_lock = threading.Lock()  # another thread may have held it at fork()
+    _uncounted.clear()
     for header in _headers.values():
         header.users = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=forget_users_after_fork)
 
 
 class WalIndexProbe:
@@ -163,6 +179,17 @@ class WalIndexProbe:
         with _headers_lock:
             self._header.users -= 1
             _release_unlinked()
+
+    def release_unwaited(self) -> None:
+        """``release()`` for the garbage collector: it may run in a thread that holds the lock."""
+        if not _headers_lock.acquire(blocking=False):
+            _uncounted.append(self._header)
+            return
+        try:
+            self._header.users -= 1
+            _release_unlinked()
+        finally:
+            _headers_lock.release()
 
 
 class WalIndexReadProbe(WalIndexProbe):
@@ -231,3 +258,15 @@ def open_probe(connection: apsw.Connection) -> ChangeProbe:
                 return WalIndexReadProbe(header)
             return WalIndexProbe(header)
     return PragmaProbe(connection)
+
+
+def release_dropped(connection: apsw.Connection, probe: ChangeProbe) -> None:
+    """What ``close()`` releases, for a store object garbage-collected unclosed (its finalizer)."""
+    try:
+        connection.close()
+    except apsw.Error:
+        return  # SQLite may still have the file open: its -shm stays kept
+    if isinstance(probe, WalIndexProbe):
+        probe.release_unwaited()
+    else:
+        probe.release()

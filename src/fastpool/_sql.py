@@ -80,6 +80,12 @@ _POINT_JOIN = (
 )
 POINT_ROW = _POINT_JOIN + " AND k.key = ?"
 POINT_OPENS = _POINT_JOIN + " AND k.seq <= ? ORDER BY k.seq"
+POINT_SEQ = "SELECT seq FROM fastpool_point_keys WHERE pool_id = ? AND kind = ? AND key = ?"
+# What a new point state checks the mark against: the pool's last sequence and its first record's kind.
+POINT_EXTENT = (
+    "SELECT MAX(seq), (SELECT kind FROM agent_pool_records WHERE pool_id = ?1 AND seq = 1) "
+    "FROM agent_pool_records WHERE pool_id = ?1"
+)
 POINT_MARKS = "SELECT pool_id, seq FROM fastpool_point_marks ORDER BY pool_id"
 POOL_LASTS = "SELECT pool_id, MAX(seq) FROM agent_pool_records GROUP BY pool_id"
 POINT_KEYS_OF_POOL = "SELECT kind, key, seq FROM fastpool_point_keys WHERE pool_id = ? ORDER BY kind, key"
@@ -91,6 +97,9 @@ TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
 
 ROWS_AFTER = f"SELECT seq, kind, {_PAYLOAD} FROM agent_pool_records WHERE pool_id = ? AND seq > ? ORDER BY seq"
 ROWS_AFTER_LIMIT = ROWS_AFTER + " LIMIT ?"
+ROWS_UP_TO = (
+    f"SELECT seq, kind, {_PAYLOAD} FROM agent_pool_records WHERE pool_id = ? AND seq <= ? ORDER BY seq DESC LIMIT ?"
+)
 ALL_ROWS = f"SELECT pool_id, seq, kind, {_PAYLOAD} FROM agent_pool_records ORDER BY pool_id, seq"
 COUNT_ROWS = "SELECT COUNT(*) FROM agent_pool_records"
 POOLS = "SELECT pool_id, COUNT(*), MAX(seq) FROM agent_pool_records GROUP BY pool_id ORDER BY pool_id"

@@ -16,6 +16,7 @@ import ctypes
 import os
 import threading
 import time
+import weakref
 from _thread import allocate_lock as _new_lock
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -30,7 +31,7 @@ from . import _sql
 from ._base import Build, NeedsWorker, Row, Shape, StoreBase, check_id, loop_call
 from ._point_reads import PointIndex, PointState, RecentRecords, Untrusted
 from ._pool_state import PoolState
-from ._probe import ChangeProbe, NoProbe, open_probe
+from ._probe import ChangeProbe, NoProbe, open_probe, release_dropped
 from ._sql import SCHEMA_VERSION
 from ._sqlite_errors import NAME, PREFIX, translate
 from .enums import AgentErrorKind, RetryClassification
@@ -430,6 +431,8 @@ class SqliteAgentPoolStore(StoreBase):
     """
 
     _name = NAME
+    # Releases what close() does when the object is collected unclosed (set once open).
+    _dropped: weakref.finalize[[apsw.Connection, ChangeProbe], SqliteAgentPoolStore] | None = None
 
     def __init__(
         self,
@@ -486,6 +489,8 @@ class SqliteAgentPoolStore(StoreBase):
             self._probe = self._unchanged or open_probe(self._db)
             # Longer JSON is refused before SQLite would (its TooBigError is the backstop).
             self._max_text = self._db.limit(apsw.SQLITE_LIMIT_LENGTH, -1) - _ROW_OVERHEAD
+            self._dropped = weakref.finalize(self, release_dropped, self._db, self._probe)
+            self._dropped.atexit = False  # at exit the process gives everything back anyway
         except (apsw.Error, OSError) as error:
             self._close_connection()
             self._check_unchanged()  # an immutable file that changed while read: the real cause
@@ -510,6 +515,8 @@ class SqliteAgentPoolStore(StoreBase):
         if self._inherited:
             return  # the parent's connection: never used, nor closed, in a forked child
         with self._lock:
+            if self._dropped is not None:
+                self._dropped.detach()
             probe, self._probe = self._probe, NoProbe()
             self._close_connection()
             probe.release()  # after SQLite has let go of the file (see _probe)
@@ -617,6 +624,8 @@ class SqliteAgentPoolStore(StoreBase):
 
     def _after_fork_in_child(self, parent_pid: int) -> None:
         super()._after_fork_in_child(parent_pid)
+        if self._dropped is not None:
+            self._dropped.detach()  # collecting it here must not close the parent's connection
         self._probe = NoProbe()
         self._states = OrderedDict()
         self._point_states = {}
@@ -775,6 +784,8 @@ class SqliteAgentPoolStore(StoreBase):
                     del self._point_states[next(iter(self._point_states))]
             elif point.token != token:
                 self._points.catch_up(db, self._engine, point)
+        except Untrusted:
+            return None  # a check of the index failed: the full replay answers
         except apsw.SQLError:
             self._points.usable = False  # its tables were dropped meanwhile: replay from here on
             self._point_states.clear()
