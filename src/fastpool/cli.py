@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +37,7 @@ from .sqlite import SqliteAgentPoolStore
 Store = SqliteAgentPoolStore | PostgresAgentPoolStore
 
 _FOLLOW_POLL = 0.1  # seconds between checks for new records in watch --follow
+_FILE_CHECK = 1.0  # seconds without records after which watch --follow checks its file is still there
 
 
 def _progress(label: str) -> Callable[[int, int], None] | None:
@@ -126,19 +128,44 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    with _open(args.db, args.schema, readonly=True) as store:
-        _require_records(store, args.db, args.pool)
-        after = args.from_
-        with closing(store._stream(args.pool, after)) as records:  # closed before the store
-            for record in records:
-                _write_line(wire.encode(record))
-                after = record.cursor.sequence
-        if args.follow:
-            sys.stdout.flush()
-            for record in store._follow(args.pool, after, _FOLLOW_POLL, None, every_record=True):
-                _write_line(wire.encode(record))
+    backend, location = _target(args.db, args.schema)
+    held = None  # a descriptor of the file: its inode number cannot be reused while it is open
+    try:
+        with _open(args.db, args.schema, readonly=True) as store:
+            if backend == "sqlite":
+                held = os.open(location, os.O_RDONLY)
+            _require_records(store, args.db, args.pool)
+            after = args.from_
+            with closing(store._stream(args.pool, after)) as records:  # closed before the store
+                for record in records:
+                    _write_line(wire.encode(record))
+                    after = record.cursor.sequence
+            while args.follow:
                 sys.stdout.flush()
+                # Back here after each quiet spell: a file deleted underneath (its open inode
+                # is still readable) or replaced would never show another record.
+                for record in store._follow(args.pool, after, _FOLLOW_POLL, _FILE_CHECK, every_record=True):
+                    _write_line(wire.encode(record))
+                    sys.stdout.flush()
+                    after = record.cursor.sequence
+                if held is not None and not _still_there(location, held):
+                    raise AgentError.host_configuration_needed(
+                        f"{args.db}: the database file was deleted or replaced while watching it"
+                    )
+    finally:
+        if held is not None:
+            os.close(held)  # after the store: closing it drops this process's SQLite locks on the file
     return 0
+
+
+def _still_there(path: str, held: int) -> bool:
+    """Whether ``path`` still names the file open as ``held``."""
+    opened = os.fstat(held)
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return opened.st_nlink > 0 and (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def _export(args: argparse.Namespace) -> int:
