@@ -10,6 +10,7 @@ destination has. Most commands run in-process (``cli.main``), ``watch --follow``
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -544,3 +545,22 @@ def test_the_t12_per_call_rows_run(pg: PgTarget) -> None:
     assert {(pg_bench.APPEND, "raw"), (pg_bench.APPEND, pg_bench.SYSTEM), (pg_bench.ROUND_TRIP, "raw")} <= systems
     assert {measure for measure, _ in systems} >= {pg_bench.LINEAR_RECEIPT, pg_bench.NOTIFIED_SNAPSHOT}
     assert all(value > 0 for _, _, value, _ in figures)
+
+
+def test_a_file_name_sqlite_cannot_open_is_one_error_line(cli: Run, tmp_path: Path) -> None:
+    """A name that is not UTF-8 (argv gives its bytes as lone surrogates): an error naming the
+    path, not a traceback, from every command that opens a file."""
+    bad = str(tmp_path / "a\udcffb.sqlite")
+    shutil.copyfile(FLOW, os.fsencode(bad))
+    for args in (
+        ("inspect", bad),
+        ("export", bad),
+        ("verify", bad),
+        ("watch", bad, "pool.flow"),
+        ("copy", bad, str(tmp_path / "dst.sqlite")),
+        ("copy", str(FLOW), str(tmp_path / "d\udcff.sqlite")),
+    ):
+        code, out, err = cli(*args)
+        assert (code, out) == (1, ""), args
+        assert err.startswith(f"fastpool {args[0]}: error: path: not valid Unicode text"), err
+    assert sorted(os.listdir(tmp_path)) == ["a\udcffb.sqlite"], "nothing created"

@@ -171,3 +171,11 @@ def test_open_pool_interrupted_anywhere(pg: PgTarget, engine: ModuleType) -> Non
 def test_system_schema_is_refused(pg_server: PostgresServer, schema: str) -> None:
     with pytest.raises(InvalidInput, match="schema: .* is a PostgreSQL system schema"):
         PostgresAgentPoolStore(pg_server.conninfo, schema=schema)
+
+
+@pytest.mark.parametrize("conninfo", ["postgresql://host/db\0x", "dbname=a\0b", "postgresql://host/db\udcff"])
+def test_a_conninfo_libpq_cannot_take_is_invalid_input(conninfo: str) -> None:
+    with pytest.raises(InvalidInput, match="conninfo: "):
+        PostgresAgentPoolStore(conninfo)
+    with pytest.raises(InvalidInput, match="conninfo: "):
+        fastpool.open_store(conninfo if "://" in conninfo else "postgresql://host/?" + conninfo)

@@ -140,6 +140,16 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def _check_conninfo(conninfo: str) -> None:
+    # libpq takes UTF-8 C strings: a NUL would cut the text short, a lone surrogate not encode.
+    try:
+        conninfo.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("conninfo: not valid Unicode text (a lone surrogate)") from None
+    if "\0" in conninfo:
+        raise InvalidInput("conninfo: contains a NUL character")
+
+
 def _check_schema_name(schema: Any) -> str:
     if not isinstance(schema, str) or not schema:
         raise InvalidInput(f"schema: expected a non-empty schema name, got {schema!r}")
@@ -412,6 +422,7 @@ class PostgresAgentPoolStore(StoreBase):
         super().__init__(engine)
         if not isinstance(conninfo, str):
             raise InvalidInput(f"conninfo: expected a connection string, got {type(conninfo).__name__}")
+        _check_conninfo(conninfo)
         schema = _check_schema_name(schema)
         if consistency not in CONSISTENCY:
             raise InvalidInput(f"consistency: expected 'linearizable' or 'notified', got {consistency!r}")
