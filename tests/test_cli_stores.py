@@ -29,6 +29,7 @@ from writer_process import child_env
 
 from fastpool import AgentPoolMember, SqliteAgentPoolStore, wire
 from fastpool.benchmarking import postgres as pg_bench
+from fastpool.benchmarking.runner import format_table, t12_results
 from fastpool.cli import _shown, main
 from fastpool.postgres import _key
 from fastpool.verify import NO_INTEGRITY_CHECK
@@ -545,6 +546,17 @@ def test_the_t12_per_call_rows_run(pg: PgTarget) -> None:
     assert {(pg_bench.APPEND, "raw"), (pg_bench.APPEND, pg_bench.SYSTEM), (pg_bench.ROUND_TRIP, "raw")} <= systems
     assert {measure for measure, _ in systems} >= {pg_bench.LINEAR_RECEIPT, pg_bench.NOTIFIED_SNAPSHOT}
     assert all(value > 0 for _, _, value, _ in figures)
+
+
+def test_the_t12_table_is_printed(pg: PgTarget) -> None:
+    """``bench --db``'s table on the rows its measurement gives (before, its verdicts took the
+    largest of no pool sizes, and the run printed nothing)."""
+    execute(pg, f'CREATE SCHEMA "{pg.schema}"')
+    table = format_table(t12_results(pg_bench._timed_rows(pg.conninfo, pg.schema, 5)), ())
+    lines = table.splitlines()
+    assert lines[0].split() == ["target", "measure", "N", pg_bench.SYSTEM, "raw", "unit"]
+    assert any(line.startswith(f"T12    {pg_bench.APPEND} ") for line in lines), table
+    assert any(line.startswith("  T12  record_message: ") for line in lines), table
 
 
 def test_a_file_name_sqlite_cannot_open_is_one_error_line(cli: Run, tmp_path: Path) -> None:
