@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType, ModuleType
@@ -27,6 +28,7 @@ from fastpool import InvalidInput, PostgresAgentPoolStore
 POOL = "pool.interrupted"
 SOURCE = str(Path(fastpool.__file__).parent) + os.sep
 NAME = "fastpool_interrupted"
+LIVENESS = 10.0  # seconds: a generous bound for a notification's delivery (milliseconds)
 
 
 @pytest.fixture
@@ -80,13 +82,19 @@ def message_ids(pg: PgTarget, pool_id: str) -> list[str]:
 
 
 def run_everywhere(
-    pg: PgTarget, engine: ModuleType, write: Callable[[PostgresAgentPoolStore, int], Any], *, behind: bool = False
+    pg: PgTarget,
+    engine: ModuleType,
+    write: Callable[[PostgresAgentPoolStore, int], Any],
+    *,
+    behind: bool = False,
+    consistency: str = "linearizable",
 ) -> tuple[int, int]:
     """Interrupt ``write(store, i)`` at each of its points in turn; after each, check the store
     and write again with it. ``behind``: another store appends first, so the write takes the
     locked path. Returns (interrupts injected, later writes that succeeded): one for each,
     and one after the run that ended without an interrupt."""
-    store = PostgresAgentPoolStore(f"{pg.conninfo}?application_name={NAME}", schema=pg.schema, engine=engine)
+    conninfo = f"{pg.conninfo}?application_name={NAME}"
+    store = PostgresAgentPoolStore(conninfo, schema=pg.schema, engine=engine, consistency=consistency)
     other = pg.store(engine=engine)
     reader = pg.store(engine=engine)  # another object, whose cache only ever reads the tables
     later = 0
@@ -98,6 +106,11 @@ def run_everywhere(
             fired = interrupted(lambda: write(store, at), at)
             assert "idle in transaction" not in session_states(pg), f"point {at}"
             snapshot = store.snapshot(POOL)
+            # A notified store may lag another store's write until its notification arrives.
+            deadline = time.monotonic() + LIVENESS
+            while consistency == "notified" and snapshot != reader.snapshot(POOL) and time.monotonic() < deadline:
+                time.sleep(0.001)
+                snapshot = store.snapshot(POOL)
             assert reader.snapshot(POOL) == snapshot, f"point {at}: the cache differs from the tables"
             in_snapshot = sorted(m.message.message_id for m in snapshot.messages)  # a snapshot sorts them by id
             assert in_snapshot == sorted(message_ids(pg, POOL)), f"point {at}"
@@ -130,6 +143,19 @@ def test_record_message_behind_interrupted_anywhere(pg: PgTarget, engine: Module
         pg, engine, lambda store, i: store.record_message(POOL, message(f"m{i}"), receipt(f"m{i}")), behind=True
     )
     print(f"record_message behind another writer: {points} points, {later} later writes succeeded")
+    assert points >= 50 and later == points + 1
+
+
+def test_record_message_notified_interrupted_anywhere(pg: PgTarget, engine: ModuleType) -> None:
+    """With ``consistency="notified"`` reads trust the cache: a dropped one must be read again."""
+    points, later = run_everywhere(
+        pg,
+        engine,
+        lambda store, i: store.record_message(POOL, message(f"m{i}"), receipt(f"m{i}")),
+        behind=True,
+        consistency="notified",
+    )
+    print(f"record_message, notified: {points} points, {later} later writes succeeded")
     assert points >= 50 and later == points + 1
 
 
