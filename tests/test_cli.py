@@ -263,6 +263,40 @@ class LineReader:
         return line.rstrip("\n")
 
 
+@pytest.mark.parametrize("replaced", [False, True], ids=["deleted", "replaced"])
+def test_watch_follow_ends_with_an_error_when_its_file_is_deleted(made: Path, replaced: bool) -> None:
+    """The open inode stays readable, so without a check the follower would wait forever."""
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "fastpool", "watch", str(made), "pool.a", "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        env=child_env(),
+    )
+    reader = LineReader(follower)
+    try:
+        for _ in range(MADE["pool.a"]):
+            reader.next(timeout=20)
+        for name in (made.name, made.name + "-wal", made.name + "-shm"):
+            (made.parent / name).unlink(missing_ok=True)
+        if replaced:
+            SqliteAgentPoolStore(made).close()  # a new, empty store file at the same path
+        assert follower.wait(timeout=60) == 1
+        assert follower.stderr is not None
+        assert follower.stderr.read() == (
+            f"fastpool watch: error: {made}: the database file was deleted or replaced while watching it\n"
+        )
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+        reader.thread.join(5)
+        assert follower.stdout is not None and follower.stderr is not None
+        follower.stdout.close()
+        follower.stderr.close()
+
+
 @pytest.mark.parametrize("file", ["flow", "made"])
 def test_watch_follow_prints_records_another_process_appends(file: str, request: pytest.FixtureRequest) -> None:
     path: Path = request.getfixturevalue(file)

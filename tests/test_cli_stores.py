@@ -10,9 +10,12 @@ destination has. Most commands run in-process (``cli.main``), ``watch --follow``
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,13 +23,15 @@ from typing import Any
 import apsw
 import pytest
 from pg_server import PostgresServer
-from store_helpers import PgTarget
+from store_helpers import CONFIG, PgTarget, message, receipt
 from test_cli import BULK, FLOW, NEVER, NEVER_ROWS, LineReader, digest, never_lines
 from writer_process import child_env
 
 from fastpool import AgentPoolMember, SqliteAgentPoolStore, wire
 from fastpool.benchmarking import postgres as pg_bench
+from fastpool.benchmarking.runner import format_table, t12_results
 from fastpool.cli import _shown, main
+from fastpool.postgres import _key
 from fastpool.verify import NO_INTEGRITY_CHECK
 
 Run = Callable[..., tuple[int, str, str]]
@@ -172,9 +177,110 @@ def test_copy_refuses_a_pool_the_destination_has(cli: Run, backend: str, pg: PgT
         assert (code, out) == (1, "")
         assert err == (
             f"fastpool copy: error: {target} already has pool 'pool.flow': "
-            "copy never writes into an existing pool; nothing was copied\n"
+            "copy never writes into an existing pool; nothing was copied "
+            "(after an interrupted copy, --resume copies the rest)\n"
         )
         assert (pg_rows(pg) if backend == "postgres" else sqlite_rows(Path(target))) == rows, "nothing was written"
+
+
+def many_pools(path: Path, pools: int, messages: int) -> list[str]:
+    """A fastpool file with ``pools`` pools of ``messages`` messages each; their ids, sorted."""
+    ids = [f"pool.{n:02d}" for n in range(pools)]
+    with SqliteAgentPoolStore(path) as store:
+        for pool_id in ids:
+            store.open_pool(pool_id, CONFIG)
+            for n in range(messages):
+                store.record_message(pool_id, message(f"m{n}"), receipt(f"m{n}"))
+            store.next_event_sequence(pool_id)
+    return ids
+
+
+def copy_child(*args: str) -> subprocess.Popen[str]:
+    """``fastpool copy ARGS…`` in a child process whose stdout is unbuffered."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "fastpool", "copy", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**child_env(), "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def test_copy_killed_mid_copy_is_finished_with_resume(cli: Run, pg: PgTarget, tmp_path: Path) -> None:
+    """kill -9 while the copy waits inside pool.03's transaction (its lock held here): pools
+    00-02 are whole at DST, 03 on are absent; a re-run is refused, ``--resume`` finishes."""
+    source = tmp_path / "src.sqlite"
+    ids = many_pools(source, 8, 50)
+    pg.store().close()  # the schema's tables
+    options = ("--dst-schema", pg.schema)
+    holder = pg.query("SELECT pg_backend_pid()")[0][0]
+    pg.query("SELECT pg_advisory_lock(?)", (_key(pg.schema, "pool.03"),))
+    child = copy_child(str(source), pg.conninfo, *options)
+    reader = LineReader(child)
+    try:
+        assert [reader.next(timeout=60) for _ in range(3)] == [
+            f"pool 'pool.{n:02d}': 51 records, cursor 51, event sequence 1: copied and verified" for n in range(3)
+        ]
+        wait = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND pid <> ?"
+        for _ in range(6000):  # the child waits for pool.03's lock
+            if pg.query(wait, (holder,))[0][0]:
+                break
+            time.sleep(0.01)
+        child.kill()
+    finally:
+        child.kill()
+        child.wait()
+        reader.thread.join()
+        assert child.stdout is not None
+        child.stdout.close()
+        pg.query("SELECT pg_advisory_unlock(?)", (_key(pg.schema, "pool.03"),))
+    assert child.returncode == -signal.SIGKILL
+    assert {row[0] for row in pg_rows(pg)[0]} == set(ids[:3]), "each pool whole or absent"
+    code, out, err = cli("copy", str(source), pg.conninfo, *options)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"fastpool copy: error: {pg.conninfo} already has 3 of the pools ('pool.00', 'pool.01', 'pool.02'): "
+        "copy never writes into an existing pool; nothing was copied (after an interrupted copy, --resume "
+        "copies the rest)\n"
+    )
+    code, out, err = cli("copy", str(source), pg.conninfo, *options, "--resume")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        *(f"pool 'pool.{n:02d}': already at {pg.conninfo}, equal up to cursor 51: skipped" for n in range(3)),
+        *(f"pool 'pool.{n:02d}': 51 records, cursor 51, event sequence 1: copied and verified" for n in range(3, 8)),
+        f"5 pools copied from {source} to {pg.conninfo} (3 already there)",
+    ]
+    assert pg_rows(pg) == sqlite_rows(source), "every pool at DST equals the source"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_resume_refuses_a_pool_that_differs(cli: Run, backend: str, pg: PgTarget, tmp_path: Path) -> None:
+    """A pool at DST with a record the source lacks, or short of one it has, is never skipped."""
+    path = tmp_path / "dst.sqlite"
+    target, options = (str(path), []) if backend == "sqlite" else (pg.conninfo, ["--dst-schema", pg.schema])
+    source = tmp_path / "src.sqlite"
+    many_pools(source, 3, 5)
+    assert cli("copy", str(source), target, *options, "--pool", "pool.01")[0] == 0
+    code, out, err = cli("copy", str(source), target, *options, "--resume")
+    assert code == 0 and out.splitlines()[-1] == f"2 pools copied from {source} to {target} (1 already there)"
+    code, out, err = cli("copy", str(source), target, *options, "--resume")
+    assert code == 0 and out.splitlines()[-1] == f"0 pools copied from {source} to {target} (3 already there)"
+    store = SqliteAgentPoolStore(path) if backend == "sqlite" else pg.store()
+    with store:
+        store.record_message("pool.01", message("extra"), receipt("extra"))  # DST has one more
+    with SqliteAgentPoolStore(source) as grown:
+        grown.record_message("pool.02", message("extra"), receipt("extra"))  # SRC has one more
+    rows = pg_rows(pg) if backend == "postgres" else sqlite_rows(path)
+    code, out, err = cli("copy", str(source), target, *options, "--resume")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"fastpool copy: error: {target} already has pool 'pool.01' and it differs from {source}'s "
+        "(up to cursor 6): --resume only skips a pool copied whole; nothing was copied\n"
+    )
+    code, out, err = cli("copy", str(source), target, *options, "--resume", "--pool", "pool.02")
+    assert (code, out) == (1, "")
+    assert "already has pool 'pool.02' and it differs" in err and "(up to cursor 7)" in err
+    assert (pg_rows(pg) if backend == "postgres" else sqlite_rows(path)) == rows, "nothing was written"
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -440,3 +546,33 @@ def test_the_t12_per_call_rows_run(pg: PgTarget) -> None:
     assert {(pg_bench.APPEND, "raw"), (pg_bench.APPEND, pg_bench.SYSTEM), (pg_bench.ROUND_TRIP, "raw")} <= systems
     assert {measure for measure, _ in systems} >= {pg_bench.LINEAR_RECEIPT, pg_bench.NOTIFIED_SNAPSHOT}
     assert all(value > 0 for _, _, value, _ in figures)
+
+
+def test_the_t12_table_is_printed(pg: PgTarget) -> None:
+    """``bench --db``'s table on the rows its measurement gives (before, its verdicts took the
+    largest of no pool sizes, and the run printed nothing)."""
+    execute(pg, f'CREATE SCHEMA "{pg.schema}"')
+    table = format_table(t12_results(pg_bench._timed_rows(pg.conninfo, pg.schema, 5)), ())
+    lines = table.splitlines()
+    assert lines[0].split() == ["target", "measure", "N", pg_bench.SYSTEM, "raw", "unit"]
+    assert any(line.startswith(f"T12    {pg_bench.APPEND} ") for line in lines), table
+    assert any(line.startswith("  T12  record_message: ") for line in lines), table
+
+
+def test_a_file_name_sqlite_cannot_open_is_one_error_line(cli: Run, tmp_path: Path) -> None:
+    """A name that is not UTF-8 (argv gives its bytes as lone surrogates): an error naming the
+    path, not a traceback, from every command that opens a file."""
+    bad = str(tmp_path / "a\udcffb.sqlite")
+    shutil.copyfile(FLOW, os.fsencode(bad))
+    for args in (
+        ("inspect", bad),
+        ("export", bad),
+        ("verify", bad),
+        ("watch", bad, "pool.flow"),
+        ("copy", bad, str(tmp_path / "dst.sqlite")),
+        ("copy", str(FLOW), str(tmp_path / "d\udcff.sqlite")),
+    ):
+        code, out, err = cli(*args)
+        assert (code, out) == (1, ""), args
+        assert err.startswith(f"fastpool {args[0]}: error: path: not valid Unicode text"), err
+    assert sorted(os.listdir(tmp_path)) == ["a\udcffb.sqlite"], "nothing created"

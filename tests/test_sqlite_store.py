@@ -44,10 +44,12 @@ from fastpool import (
     RunMessage,
     SqliteAgentPoolStore,
     WakeRegistrationStatus,
+    open_store,
     wire,
 )
 from fastpool._probe import PragmaProbe
 from fastpool._sql import INSERT
+from fastpool.verify import verify
 
 POOL = "pool.sqlite"
 FAILURE = "sqlite agent pool store failure: "
@@ -121,6 +123,40 @@ def test_bad_path_type_is_invalid_input() -> None:
     with pytest.raises(InvalidInput) as raised:
         SqliteAgentPoolStore(42)  # type: ignore[arg-type]
     assert "path" in raised.value.message
+
+
+@pytest.mark.parametrize("name", ["a\0b.sqlite", "a\udcffb.sqlite"], ids=["nul", "lone-surrogate"])
+def test_a_path_sqlite_cannot_open_is_invalid_input(tmp_path: Path, name: str) -> None:
+    """Every opener, also read-only and ``verify``: ``InvalidInput`` naming ``path``, nothing created."""
+    path = str(tmp_path / "dir" / name)
+    openers = [
+        lambda: SqliteAgentPoolStore(path),
+        lambda: SqliteAgentPoolStore(Path(path), readonly=True),
+        lambda: SqliteAgentPoolStore.open(path),
+        lambda: open_store(path),
+        lambda: verify(path),
+    ]
+    for opener in openers:
+        with pytest.raises(InvalidInput) as raised:
+            opener()
+        assert raised.value.message.startswith("path: "), raised.value.message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_option_is_invalid_input(tmp_path: Path) -> None:
+    path = tmp_path / "pools.sqlite"
+    for opener in (open_store, SqliteAgentPoolStore.open):
+        with pytest.raises(InvalidInput) as raised:
+            opener(path, bogus=1)
+        assert raised.value.message == (
+            "bogus: not an option of SqliteAgentPoolStore "
+            "(it takes synchronous, busy_timeout, readonly, max_cached_pools, engine)"
+        )
+    with pytest.raises(InvalidInput, match="bogus: not an option of InMemoryAgentPoolStore"):
+        open_store("memory:", bogus=1)
+    with pytest.raises(InvalidInput, match="target: percent-escapes that are not UTF-8"):
+        open_store(f"sqlite://{tmp_path}/a%FF.sqlite")
+    assert not path.exists()
 
 
 @pytest.mark.parametrize("engine", ["fastpool._replay_py", 42, os], ids=["module-name", "int", "other-module"])

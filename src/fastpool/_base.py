@@ -15,6 +15,7 @@ which take the lock themselves.
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 import time
@@ -101,6 +102,15 @@ def check_id(value: Any, name: str) -> str:
 def check_type(value: Any, cls: type, name: str) -> None:
     if not isinstance(value, cls):
         raise InvalidInput(f"{name}: expected {cls.__name__}, got {type(value).__name__}")
+
+
+def check_options(cls: type, options: dict[str, Any]) -> None:
+    """``InvalidInput`` naming an option that ``cls``'s constructor does not take (an opener's
+    ``**options``: Python's own ``TypeError`` would name neither the store nor its options)."""
+    known = [p.name for p in inspect.signature(cls).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    for name in options:
+        if name not in known:
+            raise InvalidInput(f"{name}: not an option of {cls.__name__} (it takes {', '.join(known)})")
 
 
 def check_same_id(field: str, part: Any, part_name: str, record: Any, record_name: str) -> None:

@@ -6,6 +6,7 @@ import os
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from ._base import check_options
 from .errors import InvalidInput
 from .memory import InMemoryAgentPoolStore
 from .postgres import PostgresAgentPoolStore
@@ -36,6 +37,8 @@ def open_store(target: str | os.PathLike[str], **options: Any) -> Store:
     'InMemoryAgentPoolStore'
     """
     backend, location = backend_of(target)
+    cls = {"postgres": PostgresAgentPoolStore, "memory": InMemoryAgentPoolStore}.get(backend, SqliteAgentPoolStore)
+    check_options(cls, options)
     if backend == "postgres":
         return PostgresAgentPoolStore(location, **options)
     if backend == "memory":
@@ -59,7 +62,10 @@ def backend_of(target: str | os.PathLike[str]) -> tuple[str, str]:
         parts = urlsplit(target)
         if parts.netloc or not parts.path or parts.query or parts.fragment:
             raise InvalidInput(f"target: expected sqlite:///path/to/file, got {target!r}")
-        return "sqlite", unquote(parts.path)
+        try:
+            return "sqlite", unquote(parts.path, errors="strict")
+        except UnicodeDecodeError:
+            raise InvalidInput(f"target: percent-escapes that are not UTF-8 text in {target!r}") from None
     if scheme:
         raise InvalidInput(f"target: unknown store URL scheme {scheme!r} (postgresql://, sqlite:///, memory:)")
     return "sqlite", target

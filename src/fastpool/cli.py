@@ -15,6 +15,8 @@ commands go through the same store primitives on both backends (``_stream_rows``
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -35,6 +37,7 @@ from .sqlite import SqliteAgentPoolStore
 Store = SqliteAgentPoolStore | PostgresAgentPoolStore
 
 _FOLLOW_POLL = 0.1  # seconds between checks for new records in watch --follow
+_FILE_CHECK = 1.0  # seconds without records after which watch --follow checks its file is still there
 
 
 def _progress(label: str) -> Callable[[int, int], None] | None:
@@ -125,19 +128,44 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    with _open(args.db, args.schema, readonly=True) as store:
-        _require_records(store, args.db, args.pool)
-        after = args.from_
-        with closing(store._stream(args.pool, after)) as records:  # closed before the store
-            for record in records:
-                _write_line(wire.encode(record))
-                after = record.cursor.sequence
-        if args.follow:
-            sys.stdout.flush()
-            for record in store._follow(args.pool, after, _FOLLOW_POLL, None, every_record=True):
-                _write_line(wire.encode(record))
+    backend, location = _target(args.db, args.schema)
+    held = None  # a descriptor of the file: its inode number cannot be reused while it is open
+    try:
+        with _open(args.db, args.schema, readonly=True) as store:
+            if backend == "sqlite":
+                held = os.open(location, os.O_RDONLY)
+            _require_records(store, args.db, args.pool)
+            after = args.from_
+            with closing(store._stream(args.pool, after)) as records:  # closed before the store
+                for record in records:
+                    _write_line(wire.encode(record))
+                    after = record.cursor.sequence
+            while args.follow:
                 sys.stdout.flush()
+                # Back here after each quiet spell: a file deleted underneath (its open inode
+                # is still readable) or replaced would never show another record.
+                for record in store._follow(args.pool, after, _FOLLOW_POLL, _FILE_CHECK, every_record=True):
+                    _write_line(wire.encode(record))
+                    sys.stdout.flush()
+                    after = record.cursor.sequence
+                if held is not None and not _still_there(location, held):
+                    raise AgentError.host_configuration_needed(
+                        f"{args.db}: the database file was deleted or replaced while watching it"
+                    )
+    finally:
+        if held is not None:
+            os.close(held)  # after the store: closing it drops this process's SQLite locks on the file
     return 0
+
+
+def _still_there(path: str, held: int) -> bool:
+    """Whether ``path`` still names the file open as ``held``."""
+    opened = os.fstat(held)
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return opened.st_nlink > 0 and (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -181,21 +209,40 @@ def _copy(args: argparse.Namespace) -> int:
             if not listed:
                 raise InvalidInput(f"{source_name}: no records of pool {args.pool!r}")
         with _open(args.dst, args.dst_schema, readonly=False) as target:  # created only now
-            _copy_pools(source, target, listed, source_name, target_name)
+            _copy_pools(source, target, listed, source_name, target_name, resume=args.resume)
     return 0
 
 
 def _copy_pools(
-    source: Store, target: Store, listed: list[tuple[str, int, int]], source_name: str, target_name: str
+    source: Store,
+    target: Store,
+    listed: list[tuple[str, int, int]],
+    source_name: str,
+    target_name: str,
+    *,
+    resume: bool = False,
 ) -> None:
-    """Copy the ``listed`` pools (id, count, last cursor), each in one transaction of ``target``."""
+    """Copy the ``listed`` pools (id, count, last cursor), each in one transaction of ``target``;
+    ``resume``: skip those ``target`` has whole and equal, refuse one it has otherwise."""
     there = {pool_id for pool_id, _, _ in target.pools()}
     clash = [pool_id for pool_id, _, _ in listed if pool_id in there]
-    if clash:
+    if clash and not resume:
+        pools = f"pool {clash[0]!r}" if len(clash) == 1 else f"{len(clash)} of the pools ({_some(clash)})"
         raise InvalidInput(
-            f"{target_name} already has pool{'s' if len(clash) > 1 else ''} {', '.join(map(repr, clash))}: "
-            "copy never writes into an existing pool; nothing was copied"
+            f"{target_name} already has {pools}: copy never writes into an existing pool; nothing was copied "
+            "(after an interrupted copy, --resume copies the rest)"
         )
+    # Every pool there is compared before anything is written: a refusal copies nothing.
+    for pool_id, _, last in listed:
+        if pool_id in there and not _same_pool(source, target, pool_id, last):
+            raise InvalidInput(
+                f"{target_name} already has pool {pool_id!r} and it differs from {source_name}'s "
+                f"(up to cursor {last}): --resume only skips a pool copied whole; nothing was copied"
+            )
+    skipped = [row for row in listed if row[0] in there]
+    for pool_id, _, last in skipped:
+        _write_line(f"pool {pool_id!r}: already at {target_name}, equal up to cursor {last}: skipped")
+    listed = [row for row in listed if row[0] not in there]
     progress = _progress("copy")
     total, done = sum(count for _, count, _ in listed), 0
 
@@ -218,7 +265,24 @@ def _copy_pools(
                 f"where {source_name} holds {_extent(expected)}",
             )
         _write_line(f"pool {pool_id!r}: {_extent(found)}: copied and verified")
-    _write_line(f"{len(listed)} pool{'' if len(listed) == 1 else 's'} copied from {source_name} to {target_name}")
+    done_line = f"{len(listed)} pool{'' if len(listed) == 1 else 's'} copied from {source_name} to {target_name}"
+    _write_line(f"{done_line} ({len(skipped)} already there)" if resume else done_line)
+
+
+def _some(pool_ids: list[str]) -> str:
+    """The first few ids, for a message that stays one short line."""
+    shown = ", ".join(map(repr, pool_ids[:3]))
+    return shown + ", ..." if len(pool_ids) > 3 else shown
+
+
+def _same_pool(source: Store, target: Store, pool_id: str, last: int) -> bool:
+    """Whether ``target`` holds exactly ``source``'s rows of the pool up to ``last`` (sequence,
+    kind, payload text) and the same event sequence: a pool an earlier copy wrote whole."""
+    if source._event_sequence(pool_id) != target._event_sequence(pool_id):
+        return False
+    with closing(source._stream_rows(pool_id)) as ours, closing(target._stream_rows(pool_id)) as theirs:
+        copied = itertools.takewhile(lambda row: row[0] <= last, ours)
+        return all(mine == found for mine, found in itertools.zip_longest(copied, theirs))
 
 
 def _as_stored(pool_id: str, rows: Iterator[Row], last: int, copied: Callable[[], None]) -> Iterator[Row]:
@@ -330,6 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
     copy.add_argument("src")
     copy.add_argument("dst", help="created if missing; a pool it already has is never written into")
     copy.add_argument("--pool", help="copy this pool only")
+    copy.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish an interrupted copy: skip pools DST has equal to SRC's, still refuse one that differs",
+    )
     copy.add_argument("--src-schema", metavar="NAME", help="SRC's schema, if it is postgresql:// (default public)")
     copy.add_argument("--dst-schema", metavar="NAME", help="DST's schema, if it is postgresql:// (default public)")
     copy.set_defaults(handler=_copy)

@@ -109,6 +109,7 @@ _PREPARED = {
 }
 
 
+_SQLSTATE = 67  # PG_DIAG_SQLSTATE: a result's error field
 _COPY_ROWS = "COPY {s}.agent_pool_records (pool_id, seq, kind, payload_json) FROM STDIN"
 _PAGE = 64  # rows per query while streaming a pool: what bounds its memory at large payloads
 
@@ -139,11 +140,24 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def _check_conninfo(conninfo: str) -> None:
+    # libpq takes UTF-8 C strings: a NUL would cut the text short, a lone surrogate not encode.
+    try:
+        conninfo.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("conninfo: not valid Unicode text (a lone surrogate)") from None
+    if "\0" in conninfo:
+        raise InvalidInput("conninfo: contains a NUL character")
+
+
 def _check_schema_name(schema: Any) -> str:
     if not isinstance(schema, str) or not schema:
         raise InvalidInput(f"schema: expected a non-empty schema name, got {schema!r}")
     if len(schema.encode("utf-8", "surrogatepass")) > 63 or not schema.isprintable():
         raise InvalidInput(f"schema: expected at most 63 bytes of printable characters, got {schema!r}")
+    # PostgreSQL reserves these (pg_catalog, pg_toast, ...); names are case-sensitive here.
+    if schema.startswith("pg_") or schema == "information_schema":
+        raise InvalidInput(f"schema: {schema!r} is a PostgreSQL system schema; name one of your own (e.g. 'fastpool')")
     return str(schema)
 
 
@@ -182,31 +196,27 @@ class _Session:
         pgconn = self.pgconn
         self._prepare(name)
         self._prepare(b"fastpool_notify")
+        # Left in pipeline mode if interrupted: settle() reads what is due, so that a commit
+        # sent is done (or not) before the next call looks.
         pgconn.enter_pipeline_mode()
+        pgconn.send_query_prepared(name, params)
+        pgconn.pipeline_sync()
+        pgconn.send_query_prepared(b"fastpool_notify", notify)
+        pgconn.pipeline_sync()
+        written = self._until_sync()
         try:
-            pgconn.send_query_prepared(name, params)
-            pgconn.pipeline_sync()
-            pgconn.send_query_prepared(b"fastpool_notify", notify)
-            pgconn.pipeline_sync()
-            written = self._until_sync()
-            try:
-                self._until_sync()
-            except self._errors.Error:
-                pass  # the record is committed; the next call notices the lost connection
-        finally:
-            if pgconn.status == 0:
-                pgconn.exit_pipeline_mode()
+            self._until_sync()
+        except self._errors.Error:
+            pass  # the record is committed; the next call notices the lost connection
+        if pgconn.status == 0:
+            pgconn.exit_pipeline_mode()
         return self._check(written)
 
     def _until_sync(self) -> PGresult:
         """The first result of one pipeline segment (the rest read and dropped)."""
         pgconn, first = self.pgconn, None
         while True:
-            # psycopg's get_result holds the GIL while libpq blocks: wait in select() instead.
-            while pgconn.is_busy():
-                select.select([pgconn.socket], [], [])
-                pgconn.consume_input()
-            result = pgconn.get_result()
+            result = self._next_result()
             if result is None:
                 if pgconn.status != 0:  # lost: libpq gives no sync result any more
                     raise self._errors.OperationalError(pgconn.get_error_message())
@@ -217,10 +227,35 @@ class _Session:
             if first is None:
                 first = result
 
+    def _next_result(self) -> PGresult | None:
+        pgconn = self.pgconn
+        # psycopg's get_result holds the GIL while libpq blocks: wait in select() instead.
+        while pgconn.is_busy():
+            select.select([pgconn.socket], [], [])
+            pgconn.consume_input()
+        return pgconn.get_result()
+
     def _prepare(self, name: bytes) -> None:
         if name not in self._ready:
-            self._check(self.pgconn.prepare(name, self._statements[name]))
+            result = self.pgconn.prepare(name, self._statements[name])
+            # "Already exists": prepared before an interrupt skipped the line below.
+            if result.error_field(_SQLSTATE) != b"42P05":
+                self._check(result)
             self._ready.add(name)
+
+    def settle(self) -> None:
+        """After an interrupted call: read the results a pipeline still has due (a COMMIT
+        sent is then done) and roll back an open transaction. Raises the driver's error."""
+        pgconn = self.pgconn
+        for _ in range(100):  # each round reads a result; a pipeline here has a few
+            if pgconn.status != 0 or pgconn.pipeline_status == 0:
+                break
+            try:
+                pgconn.exit_pipeline_mode()
+            except self._errors.OperationalError:
+                self._next_result()  # not every result is read yet
+        if pgconn.status == 0 and pgconn.pipeline_status == 0 and pgconn.transaction_status in (2, 3):
+            self.run(b"ROLLBACK")  # INTRANS, INERROR; ACTIVE (a COPY cut off) is for the caller to drop
 
     def _check(self, result: PGresult) -> PGresult:
         if result.status in (1, 2):  # COMMAND_OK, TUPLES_OK
@@ -228,12 +263,10 @@ class _Session:
         raise self._errors.error_from_result(result, encoding="utf-8")
 
     @property
-    def usable(self) -> bool:
-        return self.pgconn.status == 0 and self.pgconn.pipeline_status == 0  # CONNECTION_OK, PIPELINE_OFF
-
-    @property
-    def in_transaction(self) -> bool:
-        return self.pgconn.transaction_status != 0  # not PQTRANS_IDLE
+    def idle(self) -> bool:
+        """Connected, out of pipeline mode and of any transaction: ready for a call."""
+        pgconn = self.pgconn
+        return pgconn.status == 0 and pgconn.pipeline_status == 0 and pgconn.transaction_status == 0
 
     def close(self) -> None:
         self.connection.close()
@@ -389,6 +422,7 @@ class PostgresAgentPoolStore(StoreBase):
         super().__init__(engine)
         if not isinstance(conninfo, str):
             raise InvalidInput(f"conninfo: expected a connection string, got {type(conninfo).__name__}")
+        _check_conninfo(conninfo)
         schema = _check_schema_name(schema)
         if consistency not in CONSISTENCY:
             raise InvalidInput(f"consistency: expected 'linearizable' or 'notified', got {consistency!r}")
@@ -543,25 +577,32 @@ class PostgresAgentPoolStore(StoreBase):
                 "postgres agent pool store is closed",
             )
         session = self._session
-        if session is not None and session.usable:
-            return session
-        self._drop_session()
+        if session is not None:
+            if session.idle:
+                return session
+            self._reset()  # an interrupted call left it mid-pipeline or in a transaction
+            if self._session is not None:
+                return self._session
         try:
-            session = _Session(_connect(self._psycopg, self._options), self._errors, self._statements)
+            connection = _connect(self._psycopg, self._options)
         except self._error as error:
             raise translate(error, login=True) from error
         try:
+            session = _Session(connection, self._errors, self._statements)
             session.run(self._setup)
-        except self._error as error:
-            session.close()
-            raise translate(error) from error
+        except BaseException as error:
+            connection.close()  # a failed setup or an interrupt: never left for the collector
+            if isinstance(error, self._error):
+                raise translate(error) from error
+            raise
         self._session = session
         return session
 
     def _drop_session(self) -> None:
-        session, self._session = self._session, None
+        session = self._session
         if session is not None:
-            session.close()
+            session.close()  # first: an interrupt before it leaves the session to the next reset
+            self._session = None
 
     def _failed(self, error: BaseException) -> AgentError:
         """The error to raise for a driver failure, after ``_reset``."""
@@ -569,16 +610,23 @@ class PostgresAgentPoolStore(StoreBase):
         return translate(error)
 
     def _reset(self) -> None:
-        """Leave the connection idle (rolled back) or, if it is lost, drop it for the next call."""
+        """Leave the connection idle (see ``_Session.settle``) or, if it is lost or will not
+        settle, drop it for the next call."""
         session = self._session
-        if session is not None:
-            if not session.usable:
+        if session is not None and not session.idle:
+            try:
+                session.settle()
+            except self._error:
+                pass
+            if not session.idle:
                 self._drop_session()
-            elif session.in_transaction:
-                try:
-                    session.run(b"ROLLBACK")
-                except self._error:
-                    self._drop_session()
+
+    def _interrupted(self, pool_id: str) -> None:
+        """After an exception that no check of fastpool raised (an interrupt, whatever a signal
+        handler raises) in a call on ``pool_id``: the pool's cached state may be half applied
+        or behind a commit, so the next read replays it; the connection is settled."""
+        self._states.pop(pool_id, None)
+        self._reset()
 
     def _call(self, name: bytes, params: Sequence[bytes]) -> PGresult:
         session = self._db()
@@ -662,14 +710,29 @@ class PostgresAgentPoolStore(StoreBase):
             self._engine.replay_rows(cached.state, self._rows(session, pool_id, cached.state.cursor))
         except self._error as error:
             raise self._failed(error) from error
-        finally:
+        except AgentError:
             # Progress made before a corrupt row is kept, so a later call resumes after it.
             if cached.state.cursor:
                 self._states[pool_id] = cached
+            raise
+        except BaseException:
+            self._interrupted(pool_id)
+            raise
+        if cached.state.cursor:
+            self._states[pool_id] = cached
         cached.epoch = epoch
         return cached.state
 
     def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:
+        try:
+            return self._append_any(pool_id, build)
+        except AgentError:
+            raise  # a failed check or a driver error: the connection is reset, the cache true
+        except BaseException:
+            self._interrupted(pool_id)
+            raise
+
+    def _append_any(self, pool_id: str, build: Build) -> tuple[Any, int]:
         session = self._db()
         cached = self._states.get(pool_id)
         if cached is None or not cached.contended:

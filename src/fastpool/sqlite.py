@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import apsw
 
 from . import _sql
-from ._base import Build, NeedsWorker, Row, Shape, StoreBase, check_id, loop_call
+from ._base import Build, NeedsWorker, Row, Shape, StoreBase, check_id, check_options, loop_call
 from ._point_reads import PointIndex, PointState, RecentRecords, Untrusted
 from ._pool_state import PoolState
 from ._probe import ChangeProbe, NoProbe, open_probe, release_dropped
@@ -77,6 +77,22 @@ class _BusyWait:
             return False  # give up: SQLITE_BUSY becomes a RETRYABLE AgentError
         time.sleep(min(0.0005, 0.00002 * (1 + prior_calls)))
         return True
+
+
+def check_path(path: str | os.PathLike[str]) -> None:
+    """A path SQLite can open: text without NUL that encodes as UTF-8 (SQLite's file names are
+    UTF-8, so a lone surrogate, as ``os.fsdecode`` gives for undecodable bytes, is refused)."""
+    text = os.fspath(path)
+    if not isinstance(text, str):
+        raise InvalidInput(f"path: expected a text path, got {type(text).__name__}")
+    if "\0" in text:
+        raise InvalidInput(f"path: contains a NUL character: {text!r}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            f"path: not valid Unicode text (a lone surrogate), which SQLite cannot open: {text!r}"
+        ) from None
 
 
 def _writable(path: str) -> bool:
@@ -449,6 +465,7 @@ class SqliteAgentPoolStore(StoreBase):
             raise InvalidInput(f"readonly: expected a bool, got {type(readonly).__name__}")
         if not isinstance(path, (str, os.PathLike)):
             raise InvalidInput(f"path: expected a str or os.PathLike, got {type(path).__name__}")
+        check_path(path)
         if synchronous not in _SYNCHRONOUS:
             raise InvalidInput(f"synchronous: expected 'normal' or 'full', got {synchronous!r}")
         if type(busy_timeout) not in (int, float) or not 0 <= busy_timeout < 2**31 / 1000:
@@ -502,6 +519,7 @@ class SqliteAgentPoolStore(StoreBase):
     @classmethod
     def open(cls, path: str | os.PathLike[str], **options: Any) -> SqliteAgentPoolStore:
         """Open or create the store at ``path`` (missing parent directories are created)."""
+        check_options(cls, options)
         return cls(path, **options)
 
     @property

@@ -26,7 +26,7 @@ from ._point_reads import PointIndex, index_entries
 from ._sqlite_errors import NAME, translate
 from .errors import AgentError, InvalidInput
 from .postgres import PostgresAgentPoolStore
-from .sqlite import SqliteAgentPoolStore, open_readonly
+from .sqlite import SqliteAgentPoolStore, check_path, open_readonly
 
 #: What ``fastpool verify`` says of a PostgreSQL store, where no integrity check precedes the replay.
 NO_INTEGRITY_CHECK = (
@@ -65,6 +65,7 @@ class Report:
 
 def verify(path: str | Path, progress: Callable[[int, int], None] | None = None) -> Report:
     """Check the file at ``path`` (opened read-only); ``progress(done, total)`` is called now and then."""
+    check_path(path)
     if not Path(path).is_file():
         raise InvalidInput(f"{path}: no such database file")
     try:

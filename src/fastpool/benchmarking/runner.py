@@ -768,7 +768,8 @@ def _verdicts(results: Results, sizes: tuple[int, ...]) -> list[tuple[str, str, 
         if value and alone:
             text = f"{measure}: {value:,.0f} sends/s = {value / alone:.2f} × the store-only loop"
             lines.append(("AP", text, _met(targets.AP_SEND, value / alone)))
-    lines += replay.verdicts(results.get, max(sizes))
+    if sizes:  # none in bench --db's table (T12 only)
+        lines += replay.verdicts(results.get, max(sizes))
     lines += _throughput_verdicts(results, best) + big_pools.verdicts(results)
     return lines + _postgres_verdicts(results)
 
@@ -921,10 +922,15 @@ def postgres_results(conninfo: str, quick: bool, progress: Progress) -> tuple[st
     """T12 on the server ``conninfo`` reaches: what it is, and the figures."""
     server, figures = postgres.measure(conninfo, 500 if quick else 2000, progress)
     progress.done()
+    return server, t12_results(figures)
+
+
+def t12_results(figures: list[postgres.Figure]) -> Results:
+    """``postgres.measure``'s figures as the rows ``format_table`` prints."""
     results = Results()
     for measure, system, value, unit in figures:
         results.add("T12", measure, None, system, value, unit)
-    return server, results
+    return results
 
 
 def main(args: argparse.Namespace) -> int:
