@@ -188,7 +188,9 @@ def test_inspect_marks_a_pool_never_opened(unopened: Path) -> None:
     assert len(marked) == 1 and marked[0].startswith(NEVER + " "), out
     done = fastpool_cli("inspect", str(unopened), NEVER)
     assert done.returncode == 1 and done.stdout == "", "a pool never opened has no snapshot"
-    assert done.stderr == "fastpool inspect: error: sqlite agent pool store has not opened this pool\n"
+    assert done.stderr == (
+        f"fastpool inspect: error: sqlite agent pool store has not opened this pool (pool_id={NEVER!r})\n"
+    )
 
 
 def test_inspect_pool_prints_the_snapshot_as_json(flow: Path, made: Path) -> None:
@@ -466,7 +468,9 @@ def test_read_commands_on_a_non_database_file(name: str, tmp_path: Path) -> None
 def test_inspect_of_an_unopened_pool_is_an_error(flow: Path) -> None:
     done = fastpool_cli("inspect", str(flow), "pool.unknown")
     assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr == "fastpool inspect: error: sqlite agent pool store has not opened this pool\n"
+    assert done.stderr == (
+        "fastpool inspect: error: sqlite agent pool store has not opened this pool (pool_id='pool.unknown')\n"
+    )
 
 
 # -------------------------------------------------------------------- demo

@@ -288,7 +288,8 @@ def test_a_pool_never_opened_on_postgres(cli: Run, source: Path, pg: PgTarget) -
         "3 pools, 212 records: 1 problem",
     ]
     code, out, err = cli("inspect", pg.conninfo, NEVER, "--schema", pg.schema)
-    assert (code, out, err) == (1, "", "fastpool inspect: error: postgres agent pool store has not opened this pool\n")
+    assert (code, out) == (1, "")
+    assert err == f"fastpool inspect: error: postgres agent pool store has not opened this pool (pool_id={NEVER!r})\n"
 
 
 def test_verify_lists_every_bad_record_on_postgres(cli: Run, pg: PgTarget) -> None:

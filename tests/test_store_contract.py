@@ -97,10 +97,16 @@ def rust_error_json(case: str) -> str:
     raise LookupError(case)
 
 
-def assert_error(error: BaseException, kind: AgentErrorKind, retry: RetryClassification, message: str) -> None:
+def assert_error(
+    error: BaseException, kind: AgentErrorKind, retry: RetryClassification, message: str, **ids: str
+) -> None:
+    """The error as Rust's (``display``), and ``str()`` naming ``ids`` after it."""
     assert type(error) is AgentError, f"expected a plain AgentError, got {type(error).__name__}: {error!r}"
     assert (error.kind, error.retry, error.message, error.variant) == (kind, retry, message, "Classified")
-    assert str(error) == f"{kind.value}: {message}"
+    assert error.display == f"{kind.value}: {message}"
+    assert error.ids == ids
+    named = ", ".join(f"{key}={value!r}" for key, value in ids.items())
+    assert str(error) == (f"{error.display} ({named})" if ids else error.display)
 
 
 def cursors(store: Any, pool_id: str = POOL, after: Any = None) -> list[int]:
@@ -212,6 +218,7 @@ def test_open_pool_with_different_config_is_a_conflict(stores: StoreCase, store:
         AgentErrorKind.INVALID_STATE_TRANSITION,
         RetryClassification.REPAIR_NEEDED,
         stores.message(CONFLICT),
+        pool_id=POOL,
     )
     if stores.sqlite:
         assert wire.encode(raised.value) == rust_error_json("sqlite_open_pool_config_conflict")
@@ -276,6 +283,7 @@ def test_unopened_pool_snapshot_and_writes_fail_closed(
             AgentErrorKind.HOST_CONFIGURATION_NEEDED,
             RetryClassification.HOST_CONFIGURATION_NEEDED,
             stores.message(NOT_OPENED),
+            pool_id=POOL,
         )
     if stores.sqlite:
         assert wire.encode(raised.value) == rust_error_json("sqlite_snapshot_unopened")
@@ -327,7 +335,12 @@ def test_leave_member_of_a_non_member_is_an_error_and_writes_nothing(stores: Sto
         with pytest.raises(AgentError) as raised:
             store.leave_member(POOL, run_id)
         assert_error(
-            raised.value, AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.NOT_RETRYABLE, NOT_A_MEMBER
+            raised.value,
+            AgentErrorKind.INVALID_STATE_TRANSITION,
+            RetryClassification.NOT_RETRYABLE,
+            NOT_A_MEMBER,
+            pool_id=POOL,
+            run_id=run_id,
         )
     if stores.sqlite:
         assert wire.encode(raised.value) == rust_error_json("sqlite_leave_member_not_member")

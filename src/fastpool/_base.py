@@ -118,6 +118,16 @@ def key_reused(owner: str, key: str, id_name: str, recorded: str, given: str) ->
     )
 
 
+def not_a_member(pool_id: str, run_id: str) -> AgentError:
+    """Rust's error for a run that is not (or no longer) a member, naming both."""
+    return AgentError(
+        AgentErrorKind.INVALID_STATE_TRANSITION,
+        RetryClassification.NOT_RETRYABLE,
+        NOT_A_MEMBER,
+        ids={"pool_id": pool_id, "run_id": run_id},
+    )
+
+
 def check_cursor(cursor: Any) -> int:
     if cursor is None:
         return 0
@@ -288,18 +298,22 @@ class StoreBase(AgentPoolStore):
 
     # -- the contract ------------------------------------------------------------------
 
-    def _not_opened(self) -> AgentError:
+    # The messages are Rust's, byte for byte; the ids name the pool beside them (str(error)).
+
+    def _not_opened(self, pool_id: str) -> AgentError:
         return AgentError(
             AgentErrorKind.HOST_CONFIGURATION_NEEDED,
             RetryClassification.HOST_CONFIGURATION_NEEDED,
             f"{self._name} has not opened this pool",
+            ids={"pool_id": pool_id},
         )
 
-    def _config_conflict(self) -> AgentError:
+    def _config_conflict(self, pool_id: str) -> AgentError:
         return AgentError(
             AgentErrorKind.INVALID_STATE_TRANSITION,
             RetryClassification.REPAIR_NEEDED,
             f"{self._name} config conflicts with existing pool",
+            ids={"pool_id": pool_id},
         )
 
     def _pool_exists(self, pool_id: str) -> InvalidInput:
@@ -307,7 +321,7 @@ class StoreBase(AgentPoolStore):
 
     def _opened(self, state: PoolState) -> PoolState:
         if state.config is None:
-            raise self._not_opened()
+            raise self._not_opened(state.pool_id)
         return state
 
     def _write(self, pool_id: str, payload: Any) -> AgentPoolStoreCursor:
@@ -328,7 +342,7 @@ class StoreBase(AgentPoolStore):
             if state.config is None:
                 return make(PoolOpened, (config,))
             if state.config != config:
-                raise self._config_conflict()
+                raise self._config_conflict(pool_id)
             return None  # equal config: nothing to append
 
         with self._lock:
@@ -337,7 +351,7 @@ class StoreBase(AgentPoolStore):
                 self._append(pool_id, build)
                 state = self._read_state(pool_id)
             elif state.config != config:
-                raise self._config_conflict()
+                raise self._config_conflict(pool_id)
             snapshot = state.snapshot()
         assert snapshot is not None
         return snapshot
@@ -347,7 +361,7 @@ class StoreBase(AgentPoolStore):
         with self._lock:
             snapshot = self._read_state(pool_id).snapshot()
         if snapshot is None:
-            raise self._not_opened()
+            raise self._not_opened(pool_id)
         return snapshot
 
     def record_pool_created(self, pool_id: str) -> AgentPoolStoreCursor:
@@ -365,9 +379,7 @@ class StoreBase(AgentPoolStore):
         def build(state: PoolState) -> Any:
             member = self._opened(state).members.get(run_id)
             if member is None:
-                raise AgentError(
-                    AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.NOT_RETRYABLE, NOT_A_MEMBER
-                )
+                raise not_a_member(pool_id, run_id)
             return make(MemberLeft, (member,))
 
         left: tuple[AgentPoolMember, AgentPoolStoreCursor] = self._submit(pool_id, build, _left)

@@ -346,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except AgentError as error:
-        print(f"fastpool {args.command}: error: {error.message}", file=sys.stderr)
+        print(f"fastpool {args.command}: error: {error.detail}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 from . import _schema
-from ._base import check_id, check_type
+from ._base import check_id, check_type, not_a_member
 from ._compat import engine
 from .enums import (
     AgentErrorKind,
@@ -106,7 +106,6 @@ __all__ = ["AgentRuntime", "AgentPool"]
 make = engine.make  # the compiled constructor for the classes it has plans for
 _new, _set = object.__new__, object.__setattr__
 
-NOT_A_MEMBER = "run is not a member of this agent pool"
 FINGERPRINT = "runtime.package.fingerprint.agent_pool"
 REDACTION = "redaction.agent_pool.default"
 JOURNAL_BACKED = "journal_backed"
@@ -592,6 +591,7 @@ class AgentPool:
                 AgentErrorKind.INVALID_STATE_TRANSITION,
                 RetryClassification.NOT_RETRYABLE,
                 "wake registration run_id must match condition run_id",
+                ids={"pool_id": self._pool_id, "run_id": run_id, "condition_run_id": condition.run_id},
             )
         found = self._store.wake_registration(self._pool_id, condition.idempotency_key)
         if found is None:
@@ -668,12 +668,15 @@ class AgentPool:
             RetryClassification.NOT_RETRYABLE,
             f"wake condition {condition_id!r} is {stored.registration.status.value}: only a registered wake "
             "can be cancelled (strict=True)",
+            ids={"pool_id": self._pool_id, "condition_id": condition_id},
         )
 
     def _stored_wake(self, condition_id: str) -> AgentPoolStoredWake:
         stored = self._store.wake(self._pool_id, condition_id)
         if stored is None:
-            raise AgentError.contract_violation("wake condition is not registered")
+            error = AgentError.contract_violation("wake condition is not registered")
+            error.ids = {"pool_id": self._pool_id, "condition_id": condition_id}
+            raise error
         return stored
 
     def _trigger_wakes(self, envelope: EventEnvelope) -> None:
@@ -804,7 +807,7 @@ class AgentPool:
     def _member(self, run_id: str) -> AgentPoolMember:
         member = self._store.member(self._pool_id, run_id)
         if member is None:
-            raise AgentError(AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.NOT_RETRYABLE, NOT_A_MEMBER)
+            raise not_a_member(self._pool_id, run_id)
         return member
 
     def _journal(self, run_id: str) -> RunJournal:

@@ -75,6 +75,6 @@ class InMemoryAgentPoolStore(StoreBase):
     def _allocate_event_sequence(self, pool_id: str) -> int:
         pool = self._pools.get(pool_id)
         if pool is None or pool.state.config is None:
-            raise self._not_opened()
+            raise self._not_opened(pool_id)
         pool.event_sequence += 1
         return pool.event_sequence
