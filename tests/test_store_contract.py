@@ -999,3 +999,37 @@ def test_valid_unusual_ids_are_accepted(store: Any) -> None:
     assert store.snapshot(pool_id).members == (member("run 🙂"),)
     assert store.leave_member(pool_id, "run 🙂")[1].sequence == 3
     assert cursors(store, pool_id) == [1, 2, 3]
+
+
+# ------------------------------------------------------------------------- deleting
+
+
+def test_delete_pool_removes_it_and_it_reads_as_never_opened(stores: StoreCase, store: Any) -> None:
+    store.open_pool(POOL, CONFIG)
+    store.join_member(POOL, member("run.a", topics=("topic.a",)))
+    store.record_message(POOL, message("msg.1"), receipt("msg.1"))
+    assert store.next_event_sequence(POOL) == 1
+    store.open_pool(OTHER_POOL, CONFIG)
+    # Warm every cache of the reading side, so that the deletion has something to invalidate.
+    assert store.message_receipt(POOL, "key.msg.1") == receipt("msg.1")
+    assert len(cursors(store)) == 3 and store.snapshot(POOL).cursor.sequence == 3
+
+    assert store.delete_pool(POOL) == (3, 3, 1)
+
+    with pytest.raises(AgentError) as raised:
+        store.snapshot(POOL)
+    assert raised.value.pool_id == POOL and raised.value.kind is AgentErrorKind.HOST_CONFIGURATION_NEEDED
+    with pytest.raises(AgentError):
+        store.join_member(POOL, member("run.b"))
+    assert store.message_receipt(POOL, "key.msg.1") is None
+    assert (store.members(POOL), store.member(POOL, "run.a"), store.topics(POOL)) == ((), None, ())
+    assert cursors(store) == []
+    assert store.delete_pool(POOL) == (0, 0, None)  # again: nothing there, not an error
+    # Opened again, it starts afresh: cursor 1, event sequence 1; the other pool is untouched.
+    assert store.open_pool(POOL, OTHER_CONFIG).cursor.sequence == 1
+    assert store.join_member(POOL, member("run.b")).sequence == 2
+    assert [m.run_id for m in store.members(POOL)] == ["run.b"]
+    assert store.next_event_sequence(POOL) == 1
+    assert cursors(store, OTHER_POOL) == [1]
+    if stores.durable:
+        assert stores.raw_counts() == (3, 1)

@@ -261,6 +261,11 @@ class StoreBase(AgentPoolStore):
         (record count, last sequence, event sequence)."""
         raise NotImplementedError
 
+    def _delete_pool(self, pool_id: str) -> tuple[int, int, int | None]:
+        """``delete_pool`` (self._lock held): remove the pool in one transaction, forget its
+        cached state, and return (record count, last sequence, event sequence) as they were."""
+        raise NotImplementedError
+
     def _stream(self, pool_id: str, after: int = 0) -> Generator[AgentPoolStoreRecord, None, None]:
         """The pool's records after ``after``, opened or not, decoded one row at a time."""
         with closing(self._stream_rows(pool_id, after)) as rows:
@@ -649,6 +654,31 @@ class StoreBase(AgentPoolStore):
         pool_id = check_id(pool_id, "pool_id")
         with self._lock:
             return self._allocate_event_sequence(pool_id)
+
+    def delete_pool(self, pool_id: str) -> tuple[int, int, int | None]:
+        """Remove the pool: its records, its event sequence (and fastpool's index entries), in one transaction.
+
+        Returns what was removed: ``(record count, last sequence, event sequence or None)``;
+        ``(0, 0, None)`` if there was no such pool (deleting twice is not an error). Beyond the
+        Rust contract (``AgentPoolStore`` has no delete).
+
+        Afterwards the pool reads as never opened, for this store object and, from their next
+        call, for every other one on the same file or schema (other processes included):
+        ``snapshot`` and writes raise ``HOST_CONFIGURATION_NEEDED``, lookups return ``None``,
+        ``watch`` yields nothing; ``open_pool`` starts it anew at cursor 1 and its event sequence
+        at 1. A ``follow`` of the pool yields nothing more of what was deleted. A Rust host that
+        still has the pool cached is not told: delete only pools no Rust host is using
+        (docs/hosts.md).
+
+        >>> from fastpool import AgentPoolStoreConfig, InMemoryAgentPoolStore
+        >>> store = InMemoryAgentPoolStore()
+        >>> _ = store.open_pool("pool.a", AgentPoolStoreConfig())
+        >>> store.delete_pool("pool.a"), store.members("pool.a"), store.delete_pool("pool.a")
+        ((1, 1, None), (), (0, 0, None))
+        """
+        pool_id = check_id(pool_id, "pool_id")
+        with self._lock:
+            return self._delete_pool(pool_id)
 
 
 # Every store object of this process, so that a fork() child can disable the ones it inherits.
