@@ -109,3 +109,34 @@ def test_a_readonly_store_cannot_delete(tmp_path: Path) -> None:
         reader.delete_pool(POOL)
     with SqliteAgentPoolStore(path, readonly=True) as reader:
         assert reader.snapshot(POOL).cursor.sequence == 2
+
+
+@pytest.mark.parametrize("consistency", ["linearizable", "notified"])
+def test_postgres_store_objects_forget_a_pool_another_deleted(pg_server: Any, pg_schema: str, consistency: str) -> None:
+    from fastpool import PostgresAgentPoolStore
+
+    def open_() -> PostgresAgentPoolStore:
+        return PostgresAgentPoolStore(pg_server.conninfo, schema=pg_schema, consistency=consistency)
+
+    with open_() as deleter, open_() as host:
+        fill(deleter, 5)  # type: ignore[arg-type]
+        host.members(POOL)  # starts the listener of a notified store
+        assert host.snapshot(POOL).cursor.sequence == 6
+        assert host.next_event_sequence(POOL) == 1
+        epoch = host._notices.epoch
+        assert deleter.delete_pool(POOL) == (6, 6, 1)
+        if consistency == "notified":
+            # The deletion's notification makes the host's caches unknown (the mode's documented lag).
+            with host._notices.changed:
+                assert host._notices.changed.wait_for(lambda: host._notices.epoch != epoch, timeout=10)
+        assert host.members(POOL) == ()
+        with pytest.raises(AgentError) as raised:
+            host.next_event_sequence(POOL)
+        assert raised.value.kind is AgentErrorKind.HOST_CONFIGURATION_NEEDED
+        deleter.open_pool(POOL, OTHER_CONFIG)
+        for n in range(10):
+            deleter.join_member(POOL, member(f"new.{n}"))
+        # The host's next write (the fast path, at its cached cursor) lands after the new pool's last record.
+        assert host.join_member(POOL, member("run.host")).sequence == 12
+        assert [m.run_id for m in host.members(POOL)] == [*(f"new.{n}" for n in range(10)), "run.host"]
+        assert host.next_event_sequence(POOL) == 1

@@ -102,6 +102,8 @@ def test_records_are_the_exact_wire_text_in_tables_of_the_sqlite_shape(pg: PgTar
         ("agent_pool_records", "seq", "bigint"),
         ("agent_pool_records", "kind", "text"),
         ("agent_pool_records", "payload_json", "text"),
+        ("fastpool_drops", "id", "integer"),
+        ("fastpool_drops", "count", "bigint"),
         ("fastpool_meta", "key", "text"),
         ("fastpool_meta", "value", "text"),
     ]
