@@ -29,10 +29,10 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, overload
 
 from . import _schema
-from ._base import check_id, check_type, not_a_member
+from ._base import NOT_A_MEMBER, check_id, check_type, not_a_member
 from ._compat import engine
 from .enums import (
     AgentErrorKind,
@@ -359,14 +359,29 @@ class AgentPool:
         self._wakes.wrote(store.join_member(pool_id, member))
         self._lifecycle(member, AgentPoolLifecycleStatus.RUN_JOINED, EventKind.AGENT_POOL_RUN_JOINED)
 
-    def leave_run(self, run_id: str) -> AgentPoolMember:
+    @overload
+    def leave_run(self, run_id: str, *, missing_ok: Literal[False] = False) -> AgentPoolMember: ...
+
+    @overload
+    def leave_run(self, run_id: str, *, missing_ok: bool) -> AgentPoolMember | None: ...
+
+    def leave_run(self, run_id: str, *, missing_ok: bool = False) -> AgentPoolMember | None:
         """Remove the run from the pool and return its member (as its latest join stored it).
 
         Journals and publishes ``agent_pool_run_left``. A run that is not a member raises the
-        store's ``AgentError`` INVALID_STATE_TRANSITION and writes nothing. The run's wakes
+        store's ``AgentError`` INVALID_STATE_TRANSITION and writes nothing; with
+        ``missing_ok=True`` it returns ``None`` instead (two hosts removing one run: the check
+        is made in the store's write transaction, so one of them removes it). The run's wakes
         stay as they are.
         """
-        member, cursor = self._store.leave_member(self._pool_id, run_id)
+        if type(missing_ok) is not bool:
+            raise InvalidInput(f"missing_ok: expected a bool, got {type(missing_ok).__name__}")
+        try:
+            member, cursor = self._store.leave_member(self._pool_id, run_id)
+        except AgentError as error:
+            if missing_ok and error.message == NOT_A_MEMBER and error.kind is AgentErrorKind.INVALID_STATE_TRANSITION:
+                return None
+            raise
         self._wakes.wrote(cursor)
         self._lifecycle(member, AgentPoolLifecycleStatus.RUN_LEFT, EventKind.AGENT_POOL_RUN_LEFT)
         return member
