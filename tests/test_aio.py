@@ -1130,3 +1130,13 @@ def test_calls_while_another_thread_holds_the_store_do_not_block_the_loop(kind: 
     # may take it first. The write's commit is seen by a read made after it returned.
     assert cursor == AgentPoolStoreCursor.new(2) and receipt in (None, writer_receipt(0))
     assert after == writer_receipt(0)
+
+
+def test_delete_pool_as_a_coroutine(kind: str, tmp_path: Path) -> None:
+    async def main() -> tuple[Any, Any]:
+        async with AsyncAgentPoolStore(make_store(kind, tmp_path / "pools.sqlite")) as store:
+            await store.open_pool(POOL, CONFIG)
+            removed = await store.delete_pool(POOL)
+            return removed, await store.members(POOL)
+
+    assert asyncio.run(main()) == ((1, 1, None), ())
