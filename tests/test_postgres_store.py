@@ -246,7 +246,7 @@ def test_fastpool_imports_without_psycopg_and_says_what_to_install() -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == (
-        "HostConfigurationNeeded postgres agent pool store needs psycopg 3: pip install 'fastpool[postgres]'"
+        "HostConfigurationNeeded postgres agent pool store needs psycopg 3: pip install -e '.[postgres]' in a checkout"
     )
 
 

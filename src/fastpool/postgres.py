@@ -144,7 +144,7 @@ def _driver() -> ModuleType:
         import psycopg
     except ImportError as error:
         raise AgentError.host_configuration_needed(
-            "postgres agent pool store needs psycopg 3: pip install 'fastpool[postgres]'"
+            "postgres agent pool store needs psycopg 3: pip install -e '.[postgres]' in a checkout"
         ) from error
     return psycopg
 
