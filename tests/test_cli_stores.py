@@ -152,7 +152,10 @@ def test_sqlite_to_sqlite_copies_the_rust_fixture_byte_for_byte(cli: Run, tmp_pa
 
 def test_copy_of_one_pool(cli: Run, source: Path, pg: PgTarget) -> None:
     code, out, _ = cli("copy", str(source), pg.conninfo, "--dst-schema", pg.schema, "--pool", NEVER)
-    assert code == 0 and out.splitlines() == [COPIED[NEVER], f"1 pool copied from {source} to {pg.conninfo} (schema {pg.schema})"]
+    assert code == 0 and out.splitlines() == [
+        COPIED[NEVER],
+        f"1 pool copied from {source} to {pg.conninfo} (schema {pg.schema})",
+    ]
     records, _ = sqlite_rows(source)
     assert pg_rows(pg) == ([row for row in records if row[0] == NEVER], [])
     code, out, err = cli("copy", str(source), pg.conninfo, "--dst-schema", pg.schema, "--pool", "pool.unknown")

@@ -225,7 +225,9 @@ def test_leave_run_missing_ok_when_another_host_removed_the_run_first(tmp_path: 
     path = tmp_path / "pools.sqlite"
     with SqliteAgentPoolStore(path, engine=engine) as first, SqliteAgentPoolStore(path, engine=engine) as second:
         hosts = [
-            AgentPool(POOL, runtime=AgentRuntime(journal=InMemoryRunJournal(), event_bus=InMemoryAgentEventBus()), store=s)
+            AgentPool(
+                POOL, runtime=AgentRuntime(journal=InMemoryRunJournal(), event_bus=InMemoryAgentEventBus()), store=s
+            )
             for s in (first, second)
         ]
         hosts[0].join_run(AgentPoolMember(run_id="run.a", agent_id="agent.a"))
@@ -239,6 +241,11 @@ def test_leave_run_missing_ok_when_another_host_removed_the_run_first(tmp_path: 
         with pytest.raises(AgentError) as raised:
             hosts[1].leave_run("run.a")
         assert raised.value.run_id == "run.a"
-        assert [r.payload.TYPE for r in second.watch(POOL)] == ["pool_opened", "pool_created", "member_joined", "member_left"]
+        assert [r.payload.TYPE for r in second.watch(POOL)] == [
+            "pool_opened",
+            "pool_created",
+            "member_joined",
+            "member_left",
+        ]
         with pytest.raises(AgentError, match="missing_ok"):
             hosts[1].leave_run("run.a", missing_ok=1)  # type: ignore[call-overload]

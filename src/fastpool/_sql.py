@@ -87,7 +87,9 @@ POINT_KEYS_OF_POOL = "SELECT kind, key, seq FROM fastpool_point_keys WHERE pool_
 # delete_pool: one counter for the file, raised by every deletion, so that a store object whose
 # probe saw a commit can tell that cached states may hold records no longer there (deleting
 # is not an append: catching up after the cached cursor would not notice it).
-DROPS_TABLE = "CREATE TABLE IF NOT EXISTS fastpool_drops (id INTEGER PRIMARY KEY CHECK (id = 0), count INTEGER NOT NULL)"
+DROPS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS fastpool_drops (id INTEGER PRIMARY KEY CHECK (id = 0), count INTEGER NOT NULL)"
+)
 DROPS = "SELECT count FROM fastpool_drops"
 COUNT_DROP = (
     "INSERT INTO fastpool_drops (id, count) VALUES (0, 1) ON CONFLICT (id) DO UPDATE SET count = count + 1 "

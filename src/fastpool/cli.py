@@ -444,7 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     copy = commands.add_parser("copy", help="copy pools between stores byte for byte (SQLite, PostgreSQL)")
     copy.add_argument("src", help="the store to copy from: a file, sqlite:///path or postgresql://")
-    copy.add_argument("dst", help="the store to copy to, created if missing; a pool it already has is never written into")
+    copy.add_argument(
+        "dst", help="the store to copy to, created if missing; a pool it already has is never written into"
+    )
     copy.add_argument("--pool", help="copy this pool only")
     copy.add_argument("--src-schema", metavar="NAME", help="SRC's schema, if it is postgresql:// (default public)")
     copy.add_argument("--dst-schema", metavar="NAME", help="DST's schema, if it is postgresql:// (default public)")

@@ -650,7 +650,9 @@ class PostgresAgentPoolStore(StoreBase):
             if "fastpool_drops" in tables:
                 self._drops = _int(session.run(f"SELECT {_DROPS}".format(s=self._quoted).encode()).get_value(0, 0))
             else:
-                self._statements.update((name, text.format(s=self._quoted).encode()) for name, text in _WITHOUT_DROPS.items())
+                self._statements.update(
+                    (name, text.format(s=self._quoted).encode()) for name, text in _WITHOUT_DROPS.items()
+                )
         except self._error as error:
             raise self._failed(error) from error
 
