@@ -22,7 +22,7 @@ from fastpool.benchmarking import workload
 POOL = "pool.deleted"
 
 
-def fill(store: SqliteAgentPoolStore, count: int) -> None:
+def fill(store: Any, count: int) -> None:
     store.open_pool(POOL, CONFIG)
     for n in range(count):
         store.join_member(POOL, member(f"run.{n}"))
@@ -119,7 +119,7 @@ def test_postgres_store_objects_forget_a_pool_another_deleted(pg_server: Any, pg
         return PostgresAgentPoolStore(pg_server.conninfo, schema=pg_schema, consistency=consistency)
 
     with open_() as deleter, open_() as host:
-        fill(deleter, 5)  # type: ignore[arg-type]
+        fill(deleter, 5)
         host.members(POOL)  # starts the listener of a notified store
         assert host.snapshot(POOL).cursor.sequence == 6
         assert host.next_event_sequence(POOL) == 1
@@ -140,3 +140,22 @@ def test_postgres_store_objects_forget_a_pool_another_deleted(pg_server: Any, pg
         assert host.join_member(POOL, member("run.host")).sequence == 12
         assert [m.run_id for m in host.members(POOL)] == [*(f"new.{n}" for n in range(10)), "run.host"]
         assert host.next_event_sequence(POOL) == 1
+
+
+def test_a_postgres_schema_from_before_delete_pool(pg_server: Any, pg_schema: str) -> None:
+    """Without fastpool_drops: a readonly store reads it as it is; a writer adds the table."""
+    import psycopg
+
+    from fastpool import PostgresAgentPoolStore
+
+    with PostgresAgentPoolStore(pg_server.conninfo, schema=pg_schema) as store:
+        fill(store, 1)
+    with psycopg.connect(pg_server.conninfo, autocommit=True) as connection:
+        connection.execute(f'DROP TABLE "{pg_schema}".fastpool_drops')
+    with PostgresAgentPoolStore(pg_server.conninfo, schema=pg_schema, readonly=True) as reader:
+        assert reader.snapshot(POOL).cursor.sequence == 2
+        with pytest.raises(AgentError):
+            reader.next_event_sequence(POOL)
+    with PostgresAgentPoolStore(pg_server.conninfo, schema=pg_schema) as writer:
+        assert writer.delete_pool(POOL) == (2, 2, None)
+        assert writer.members(POOL) == ()

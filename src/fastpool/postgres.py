@@ -123,11 +123,14 @@ _PREPARED = {
     b"fastpool_count_drop": "INSERT INTO {s}.fastpool_drops (id, count) VALUES (0, 1) "
     "ON CONFLICT (id) DO UPDATE SET count = {s}.fastpool_drops.count + 1 RETURNING count",
 }
-# A schema without fastpool_drops (made by the Rust crate), read by a readonly store that may
-# not create it: nothing was ever deleted there through fastpool.
+# A schema from a fastpool before delete_pool, opened by a readonly store (which creates nothing):
+# no fastpool_drops, so no pool was ever deleted there. The same parameters, the counter unused.
 _WITHOUT_DROPS = {
     b"fastpool_rows": "SELECT seq, kind, payload_json FROM {s}.agent_pool_records WHERE pool_id = $1::text "
     "AND seq > $2::bigint AND $4::bigint IS NOT NULL ORDER BY seq LIMIT $3::bigint",
+    b"fastpool_next_event": "INSERT INTO {s}.agent_pool_event_seq (pool_id, seq) "
+    "SELECT $1::text, 1 WHERE $2::bigint IS NOT NULL "
+    "ON CONFLICT (pool_id) DO UPDATE SET seq = {s}.agent_pool_event_seq.seq + 1 RETURNING seq",
 }
 
 
@@ -645,7 +648,9 @@ class PostgresAgentPoolStore(StoreBase):
                         f"this fastpool reads version {SCHEMA_VERSION}: upgrade fastpool"
                     )
             if "fastpool_drops" not in tables and not self._readonly:
-                session.run(_DROPS_TABLE.format(s=self._quoted).encode())  # a schema from before delete_pool
+                # A schema from before delete_pool; one creator at a time, as for a new schema.
+                lock = f"SELECT pg_advisory_xact_lock({_key('fastpool schema', self._schema)})"
+                session.run(f"BEGIN; {lock}; {_DROPS_TABLE.format(s=self._quoted)}; COMMIT".encode())
                 tables.add("fastpool_drops")
             if "fastpool_drops" in tables:
                 self._drops = _int(session.run(f"SELECT {_DROPS}".format(s=self._quoted).encode()).get_value(0, 0))
