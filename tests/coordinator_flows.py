@@ -244,7 +244,7 @@ class Replay:
                     "result",
                     host_name,
                     err_json=self.dumps(error),
-                    display=str(error),
+                    display=error.display,
                     kind=error.kind.value,
                     retry=error.retry.value,
                 )

@@ -113,6 +113,7 @@ WRITES = frozenset(
     {
         "open_pool",
         "record_pool_created",
+        "delete_pool",
         "join_member",
         "leave_member",
         "record_message",

@@ -1194,3 +1194,13 @@ def test_writes_cancelled_by_wait_for_at_random_leave_every_later_call_answering
     done, snapshot = asyncio.run(main())
     stored = {stored.message.idempotency_key for stored in snapshot.messages}
     assert done <= stored
+
+
+def test_delete_pool_as_a_coroutine(kind: str, tmp_path: Path) -> None:
+    async def main() -> tuple[Any, Any]:
+        async with AsyncAgentPoolStore(make_store(kind, tmp_path / "pools.sqlite")) as store:
+            await store.open_pool(POOL, CONFIG)
+            removed = await store.delete_pool(POOL)
+            return removed, await store.members(POOL)
+
+    assert asyncio.run(main()) == ((1, 1, None), ())

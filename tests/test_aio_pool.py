@@ -133,3 +133,14 @@ def test_open_and_wrap_check_their_arguments() -> None:
     asyncio.run(main())
     with pytest.raises(InvalidInput, match="pool: expected an AgentPool"):
         AsyncAgentPool(object())  # type: ignore[arg-type]
+
+
+def test_leave_run_missing_ok(store: Any) -> None:
+    async def main() -> tuple[Any, Any]:
+        async with await AsyncAgentPool.open(POOL, runtime=runtime(), store=store) as pool:
+            await pool.join_run(AgentPoolMember(run_id="run.a", agent_id="agent"))
+            left = await pool.leave_run("run.a")
+            return left, await pool.leave_run("run.a", missing_ok=True)
+
+    left, again = asyncio.run(main())
+    assert (left.run_id, again) == ("run.a", None)

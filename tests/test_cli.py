@@ -188,13 +188,15 @@ def test_inspect_marks_a_pool_never_opened(unopened: Path) -> None:
     assert len(marked) == 1 and marked[0].startswith(NEVER + " "), out
     done = fastpool_cli("inspect", str(unopened), NEVER)
     assert done.returncode == 1 and done.stdout == "", "a pool never opened has no snapshot"
-    assert done.stderr == "fastpool inspect: error: sqlite agent pool store has not opened this pool\n"
+    assert done.stderr == (
+        f"fastpool inspect: error: sqlite agent pool store has not opened this pool (pool_id={NEVER!r})\n"
+    )
 
 
 def test_inspect_pool_prints_the_snapshot_as_json(flow: Path, made: Path) -> None:
     golden = expected_flow()
     for pool_id in (BULK, "pool.flow"):
-        text = ok("inspect", str(flow), pool_id)
+        text = ok("inspect", str(flow), pool_id, "--json")
         assert text.endswith("\n") and text.count("\n") == 1
         with reading(flow) as store:
             snapshot = wire.encode(store.snapshot(pool_id))
@@ -202,7 +204,53 @@ def test_inspect_pool_prints_the_snapshot_as_json(flow: Path, made: Path) -> Non
         assert text.rstrip("\n") == snapshot == golden[pool_id]["snapshot_json"], "byte for byte, as Rust writes it"
     for pool_id in MADE:
         with reading(made) as store:
-            assert ok("inspect", str(made), pool_id).rstrip("\n") == wire.encode(store.snapshot(pool_id))
+            assert ok("inspect", str(made), pool_id, "--json").rstrip("\n") == wire.encode(store.snapshot(pool_id))
+
+
+def test_inspect_pool_prints_a_summary_a_person_reads(flow: Path) -> None:
+    assert ok("inspect", str(flow), "pool.flow").splitlines() == [
+        f"pool 'pool.flow' in {flow}",
+        "  cursor 9, 9 records (5.0 kB of JSON), event sequence 8, created",
+        "  records:  member_joined 2, pool_created 1, pool_opened 1, run_message 3, wake 2",
+        "  messages: 2 (delivered 1, failed 1)",
+        "  wakes:    1 (triggered 1)",
+        "  members:  2: run.a (agent.a), run.b (agent.b)",
+        "  topics:   0",
+    ]
+    done = fastpool_cli("inspect", str(flow), "--json")
+    assert done.returncode == 1 and "name the POOL" in done.stderr
+
+
+def test_watch_and_export_filter_by_type_run_and_status(flow: Path) -> None:
+    def kinds_and_statuses(*args: str) -> list[tuple[str, str | None]]:
+        found = []
+        for line in ok(*args).splitlines():
+            payload = json.loads(line)["payload"]
+            stored = payload.get("stored", {})
+            status = (stored.get("receipt") or stored.get("registration") or {}).get("status")
+            found.append((payload["type"], status))
+        return found
+
+    assert kinds_and_statuses("watch", str(flow), "pool.flow", "--type", "wake") == [
+        ("wake", "registered"),
+        ("wake", "triggered"),
+    ]
+    assert kinds_and_statuses("watch", str(flow), "pool.flow", "--status", "delivered", "--status", "failed") == [
+        ("run_message", "delivered"),
+        ("run_message", "failed"),
+    ]
+    members = [json.loads(line)["payload"] for line in ok("export", str(flow), "--run", "run.b").splitlines()]
+    assert members and all("run.b" in json.dumps(payload) for payload in members)
+    assert ok("export", str(flow), "--pool", "pool.flow", "--type", "pool_opened", "--run", "run.a") == ""
+    bad = fastpool_cli("watch", str(flow), "pool.flow", "--type", "message")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_help_describes_every_argument() -> None:
+    for command in ("inspect", "watch", "verify", "export", "copy", "drop"):
+        text = ok(command, "--help")
+        described = re.findall(r"^  (db|pool|src|dst) +(\S.*)$", text, re.M)
+        assert described and all(help_text for _, help_text in described), (command, text)
 
 
 # -------------------------------------------------------------------- watch
@@ -500,7 +548,9 @@ def test_read_commands_on_a_non_database_file(name: str, tmp_path: Path) -> None
 def test_inspect_of_an_unopened_pool_is_an_error(flow: Path) -> None:
     done = fastpool_cli("inspect", str(flow), "pool.unknown")
     assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr == "fastpool inspect: error: sqlite agent pool store has not opened this pool\n"
+    assert done.stderr == (
+        "fastpool inspect: error: sqlite agent pool store has not opened this pool (pool_id='pool.unknown')\n"
+    )
 
 
 # -------------------------------------------------------------------- demo
@@ -648,3 +698,26 @@ def test_progress_goes_to_a_terminal_only(flow: Path) -> None:
     assert done.returncode == 0
     assert b"verify: 209/209" in shown, shown
     assert done.stdout.decode("utf-8").splitlines() == ["2 pools, 209 records: clean"], "progress never goes to stdout"
+
+
+# -------------------------------------------------------------------- drop and verify's counts
+
+
+def test_drop_deletes_one_pool_and_says_what_it_removed(made: Path, tmp_path: Path) -> None:
+    with SqliteAgentPoolStore(made) as store:
+        assert store.next_event_sequence("pool.a") == 1
+    out = ok("drop", str(made), "pool.a")
+    assert out == f"pool 'pool.a': 3 records, cursor 3, event sequence 1: dropped from {made}\n"
+    assert "pool.a" not in parse_table(ok("inspect", str(made)))
+    again = fastpool_cli("drop", str(made), "pool.a")
+    assert again.returncode == 1
+    assert again.stderr == f"fastpool drop: error: {made}: no records of pool 'pool.a'; nothing was dropped\n"
+    missing = tmp_path / "missing.sqlite"
+    assert fastpool_cli("drop", str(missing), "pool.a").returncode == 1 and not missing.exists()
+
+
+def test_verify_counts_in_the_singular_too(tmp_path: Path) -> None:
+    path = tmp_path / "one.sqlite"
+    with SqliteAgentPoolStore(path) as store:
+        store.open_pool("pool.one", AgentPoolStoreConfig())
+    assert ok("verify", str(path)).splitlines()[-1] == "1 pool, 1 record: clean"

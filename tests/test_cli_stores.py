@@ -127,7 +127,7 @@ def test_round_trip_sqlite_postgres_sqlite_is_byte_identical(
     before = digest(source)
     code, out, err = cli("copy", str(source), pg.conninfo, "--dst-schema", pg.schema)
     assert (code, err) == (0, "")
-    assert out.splitlines() == [*COPIED.values(), f"3 pools copied from {source} to {pg.conninfo}"]
+    assert out.splitlines() == [*COPIED.values(), f"3 pools copied from {source} to {pg.conninfo} (schema {pg.schema})"]
     assert pg_rows(pg) == sqlite_rows(source)
     back = tmp_path / "back" / "pools.sqlite"
     code, out, err = cli("copy", pg.conninfo, f"sqlite://{back}", "--src-schema", pg.schema)
@@ -157,7 +157,10 @@ def test_sqlite_to_sqlite_copies_the_rust_fixture_byte_for_byte(cli: Run, tmp_pa
 
 def test_copy_of_one_pool(cli: Run, source: Path, pg: PgTarget) -> None:
     code, out, _ = cli("copy", str(source), pg.conninfo, "--dst-schema", pg.schema, "--pool", NEVER)
-    assert code == 0 and out.splitlines() == [COPIED[NEVER], f"1 pool copied from {source} to {pg.conninfo}"]
+    assert code == 0 and out.splitlines() == [
+        COPIED[NEVER],
+        f"1 pool copied from {source} to {pg.conninfo} (schema {pg.schema})",
+    ]
     records, _ = sqlite_rows(source)
     assert pg_rows(pg) == ([row for row in records if row[0] == NEVER], [])
     code, out, err = cli("copy", str(source), pg.conninfo, "--dst-schema", pg.schema, "--pool", "pool.unknown")
@@ -354,8 +357,10 @@ def test_copy_refuses_memory_a_missing_source_and_a_missing_pool(cli: Run, tmp_p
 
 READS = [
     ("inspect",),
-    ("inspect", "pool.flow"),
-    ("inspect", BULK),
+    ("inspect", "pool.flow", "--json"),
+    ("inspect", BULK, "--json"),
+    ("watch", "pool.flow", "--type", "run_message", "--status", "delivered"),
+    ("export", "--run", "run.a"),
     ("watch", "pool.flow"),
     ("watch", BULK, "--from", "150"),
     ("export",),
@@ -365,10 +370,14 @@ READS = [
 
 def test_read_commands_print_on_postgres_what_they_print_for_the_file(cli: Run, pg: PgTarget) -> None:
     fill(pg, FLOW)
+    targets = [(str(FLOW),), (pg.conninfo, "--schema", pg.schema)]
     for command, *rest in READS:
         on_file = cli(command, str(FLOW), *rest)
         on_postgres = cli(command, pg.conninfo, *rest, "--schema", pg.schema)
         assert on_postgres == on_file and on_file[0] == 0 and on_file[1], (command, *rest)
+    # The summary names the store it read, and is otherwise the same.
+    summary = [cli("inspect", target, "pool.flow", *schema)[1].splitlines() for target, *schema in targets]
+    assert summary[0][0] == f"pool 'pool.flow' in {FLOW}" and summary[0][1:] == summary[1][1:]
     assert cli("verify", str(FLOW))[1:] == ("2 pools, 209 records: clean\n", "")
     assert cli("verify", pg.conninfo, "--schema", pg.schema) == (
         0,
@@ -394,7 +403,8 @@ def test_a_pool_never_opened_on_postgres(cli: Run, source: Path, pg: PgTarget) -
         "3 pools, 212 records: 1 problem",
     ]
     code, out, err = cli("inspect", pg.conninfo, NEVER, "--schema", pg.schema)
-    assert (code, out, err) == (1, "", "fastpool inspect: error: postgres agent pool store has not opened this pool\n")
+    assert (code, out) == (1, "")
+    assert err == f"fastpool inspect: error: postgres agent pool store has not opened this pool (pool_id={NEVER!r})\n"
 
 
 def test_verify_lists_every_bad_record_on_postgres(cli: Run, pg: PgTarget) -> None:
@@ -576,3 +586,12 @@ def test_a_file_name_sqlite_cannot_open_is_one_error_line(cli: Run, tmp_path: Pa
         assert (code, out) == (1, ""), args
         assert err.startswith(f"fastpool {args[0]}: error: path: not valid Unicode text"), err
     assert sorted(os.listdir(tmp_path)) == ["a\udcffb.sqlite"], "nothing created"
+
+
+def test_drop_on_postgres(cli: Run, pg: PgTarget) -> None:
+    fill(pg, FLOW)
+    code, out, err = cli("drop", pg.conninfo, "pool.flow", "--schema", pg.schema)
+    assert (code, err) == (0, "")
+    assert out == f"pool 'pool.flow': 9 records, cursor 9, event sequence 8: dropped from {pg.conninfo}\n"
+    assert [row[0] for row in pg.query("SELECT DISTINCT pool_id FROM agent_pool_records")] == [BULK]
+    assert pg.query("SELECT count(*) FROM agent_pool_event_seq WHERE pool_id = 'pool.flow'") == [(0,)]

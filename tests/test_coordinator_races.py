@@ -218,3 +218,34 @@ def test_a_strict_cancel_that_loses_to_a_trigger_is_refused(stores: Any) -> None
         b.pool.cancel_wake("w.2")
     assert [r for r in record_kinds(stores[0]) if r[0] == "w.2"] == [("w.2", "registered"), ("w.2", "triggered")]
     assert Counter(b.kinds())["wake_condition_cancelled"] == 1  # journaled and published before it lost
+
+
+def test_leave_run_missing_ok_when_another_host_removed_the_run_first(tmp_path: Path, engine: Any) -> None:
+    """Two hosts removing one run: the second one's missing_ok=True returns None and writes nothing."""
+    path = tmp_path / "pools.sqlite"
+    with SqliteAgentPoolStore(path, engine=engine) as first, SqliteAgentPoolStore(path, engine=engine) as second:
+        hosts = [
+            AgentPool(
+                POOL, runtime=AgentRuntime(journal=InMemoryRunJournal(), event_bus=InMemoryAgentEventBus()), store=s
+            )
+            for s in (first, second)
+        ]
+        hosts[0].join_run(AgentPoolMember(run_id="run.a", agent_id="agent.a"))
+        assert hosts[1].members()[0].run_id == "run.a"  # the second host has seen the member
+        assert hosts[0].leave_run("run.a").run_id == "run.a"
+        bus = hosts[1].runtime.event_bus
+        assert isinstance(bus, InMemoryAgentEventBus)
+        published = len(bus.frames)
+        assert hosts[1].leave_run("run.a", missing_ok=True) is None
+        assert len(bus.frames) == published  # no run_left of its own
+        with pytest.raises(AgentError) as raised:
+            hosts[1].leave_run("run.a")
+        assert raised.value.run_id == "run.a"
+        assert [r.payload.TYPE for r in second.watch(POOL)] == [
+            "pool_opened",
+            "pool_created",
+            "member_joined",
+            "member_left",
+        ]
+        with pytest.raises(AgentError, match="missing_ok"):
+            hosts[1].leave_run("run.a", missing_ok=1)  # type: ignore[call-overload]

@@ -133,3 +133,18 @@ def test_the_concepts_examples_run() -> None:
     path = Path(__file__).parent.parent / "docs" / "concepts.md"
     result = doctest.testfile(str(path), module_relative=False)
     assert result.failed == 0 and result.attempted >= 10, result
+
+
+def test_the_hosts_guide_examples_run(pg_server: Any) -> None:
+    """docs/hosts.md, its PostgreSQL examples on the test server (``URL``), its copy and drop through the CLI."""
+    path = Path(__file__).parent.parent / "docs" / "hosts.md"
+    result = doctest.testfile(str(path), module_relative=False, globs={"URL": pg_server.conninfo})
+    assert result.failed == 0 and result.attempted >= 15, result
+
+
+def test_the_package_docstring_is_an_overview_that_points_to_the_pages() -> None:
+    text = inspect.getdoc(fastpool)
+    assert text is not None and len(text.splitlines()) <= 20
+    root = Path(__file__).parent.parent
+    for page in ("README.md", "docs/concepts.md", "docs/hosts.md"):
+        assert page in text and (root / page).is_file(), page

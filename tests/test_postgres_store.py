@@ -102,6 +102,8 @@ def test_records_are_the_exact_wire_text_in_tables_of_the_sqlite_shape(pg: PgTar
         ("agent_pool_records", "seq", "bigint"),
         ("agent_pool_records", "kind", "text"),
         ("agent_pool_records", "payload_json", "text"),
+        ("fastpool_drops", "id", "integer"),
+        ("fastpool_drops", "count", "bigint"),
         ("fastpool_meta", "key", "text"),
         ("fastpool_meta", "value", "text"),
     ]
@@ -244,7 +246,7 @@ def test_fastpool_imports_without_psycopg_and_says_what_to_install() -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == (
-        "HostConfigurationNeeded postgres agent pool store needs psycopg 3: pip install 'fastpool[postgres]'"
+        "HostConfigurationNeeded postgres agent pool store needs psycopg 3: pip install -e '.[postgres]' in a checkout"
     )
 
 

@@ -97,10 +97,16 @@ def rust_error_json(case: str) -> str:
     raise LookupError(case)
 
 
-def assert_error(error: BaseException, kind: AgentErrorKind, retry: RetryClassification, message: str) -> None:
+def assert_error(
+    error: BaseException, kind: AgentErrorKind, retry: RetryClassification, message: str, **ids: str
+) -> None:
+    """The error as Rust's (``display``), and ``str()`` naming ``ids`` after it."""
     assert type(error) is AgentError, f"expected a plain AgentError, got {type(error).__name__}: {error!r}"
     assert (error.kind, error.retry, error.message, error.variant) == (kind, retry, message, "Classified")
-    assert str(error) == f"{kind.value}: {message}"
+    assert error.display == f"{kind.value}: {message}"
+    assert error.ids == ids
+    named = ", ".join(f"{key}={value!r}" for key, value in ids.items())
+    assert str(error) == (f"{error.display} ({named})" if ids else error.display)
 
 
 def cursors(store: Any, pool_id: str = POOL, after: Any = None) -> list[int]:
@@ -212,6 +218,7 @@ def test_open_pool_with_different_config_is_a_conflict(stores: StoreCase, store:
         AgentErrorKind.INVALID_STATE_TRANSITION,
         RetryClassification.REPAIR_NEEDED,
         stores.message(CONFLICT),
+        pool_id=POOL,
     )
     if stores.sqlite:
         assert wire.encode(raised.value) == rust_error_json("sqlite_open_pool_config_conflict")
@@ -276,6 +283,7 @@ def test_unopened_pool_snapshot_and_writes_fail_closed(
             AgentErrorKind.HOST_CONFIGURATION_NEEDED,
             RetryClassification.HOST_CONFIGURATION_NEEDED,
             stores.message(NOT_OPENED),
+            pool_id=POOL,
         )
     if stores.sqlite:
         assert wire.encode(raised.value) == rust_error_json("sqlite_snapshot_unopened")
@@ -327,7 +335,12 @@ def test_leave_member_of_a_non_member_is_an_error_and_writes_nothing(stores: Sto
         with pytest.raises(AgentError) as raised:
             store.leave_member(POOL, run_id)
         assert_error(
-            raised.value, AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.NOT_RETRYABLE, NOT_A_MEMBER
+            raised.value,
+            AgentErrorKind.INVALID_STATE_TRANSITION,
+            RetryClassification.NOT_RETRYABLE,
+            NOT_A_MEMBER,
+            pool_id=POOL,
+            run_id=run_id,
         )
     if stores.sqlite:
         assert wire.encode(raised.value) == rust_error_json("sqlite_leave_member_not_member")
@@ -986,3 +999,37 @@ def test_valid_unusual_ids_are_accepted(store: Any) -> None:
     assert store.snapshot(pool_id).members == (member("run 🙂"),)
     assert store.leave_member(pool_id, "run 🙂")[1].sequence == 3
     assert cursors(store, pool_id) == [1, 2, 3]
+
+
+# ------------------------------------------------------------------------- deleting
+
+
+def test_delete_pool_removes_it_and_it_reads_as_never_opened(stores: StoreCase, store: Any) -> None:
+    store.open_pool(POOL, CONFIG)
+    store.join_member(POOL, member("run.a", topics=("topic.a",)))
+    store.record_message(POOL, message("msg.1"), receipt("msg.1"))
+    assert store.next_event_sequence(POOL) == 1
+    store.open_pool(OTHER_POOL, CONFIG)
+    # Warm every cache of the reading side, so that the deletion has something to invalidate.
+    assert store.message_receipt(POOL, "key.msg.1") == receipt("msg.1")
+    assert len(cursors(store)) == 3 and store.snapshot(POOL).cursor.sequence == 3
+
+    assert store.delete_pool(POOL) == (3, 3, 1)
+
+    with pytest.raises(AgentError) as raised:
+        store.snapshot(POOL)
+    assert raised.value.pool_id == POOL and raised.value.kind is AgentErrorKind.HOST_CONFIGURATION_NEEDED
+    with pytest.raises(AgentError):
+        store.join_member(POOL, member("run.b"))
+    assert store.message_receipt(POOL, "key.msg.1") is None
+    assert (store.members(POOL), store.member(POOL, "run.a"), store.topics(POOL)) == ((), None, ())
+    assert cursors(store) == []
+    assert store.delete_pool(POOL) == (0, 0, None)  # again: nothing there, not an error
+    # Opened again, it starts afresh: cursor 1, event sequence 1; the other pool is untouched.
+    assert store.open_pool(POOL, OTHER_CONFIG).cursor.sequence == 1
+    assert store.join_member(POOL, member("run.b")).sequence == 2
+    assert [m.run_id for m in store.members(POOL)] == ["run.b"]
+    assert store.next_event_sequence(POOL) == 1
+    assert cursors(store, OTHER_POOL) == [1]
+    if stores.durable:
+        assert stores.raw_counts() == (3, 1)

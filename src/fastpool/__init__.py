@@ -1,16 +1,18 @@
-"""fastpool: a durable, SQLite-backed agent-pool store, file-compatible with the Rust crate.
+"""fastpool: a durable agent-pool store on SQLite (one machine) or PostgreSQL (several),
+file-compatible with the Rust crate ``agent-sdk-store-sqlite``.
 
-The public names of SPEC §2-§5 and §8 are exported here: the stores (``SqliteAgentPoolStore``,
-``InMemoryAgentPoolStore``, their contract ``AgentPoolStore``), the coordinator ``AgentPool``
-with its ``AgentRuntime`` and ports (``RunJournal``, ``AgentEventBus`` and their in-memory
-implementations), the model's value classes and enums (the event and journal records
-included), and ``AgentError``. Besides those: the id types (``AgentPoolId``, ``RunId`` ...) are
-``NewType`` aliases of ``str`` for annotations, every id being checked by ``validate_id``'s
-rule; ``ANY`` is the ``EventFilter`` set that matches every value; ``RunAddressTarget`` and
-``AgentPoolStoreRecordPayload`` are the unions of the address targets and record payloads;
-``USE_EXTENSIONS`` says whether the compiled engine is loaded; ``ChunkedTuple`` is the
-immutable sequence a snapshot's ``messages`` and ``wakes`` are (equal to the tuple of its
-items). ``fastpool.aio`` holds the asyncio wrapper. What pools, cursors, receipts and wakes are: docs/concepts.md.
+Open a store with ``open_store(target)`` (a path or ``sqlite:///…``, ``postgresql://…``,
+``memory:``) and coordinate a pool's runs with ``AgentPool``; ``fastpool.aio`` has the asyncio
+forms, ``fastpool.wire`` the Rust JSON, and the ``fastpool`` command inspects, copies and drops
+pools. Every failure is an ``AgentError``.
+
+Read on (in the source tree):
+
+* README.md: install, a synopsis that runs, the command line, benchmarks;
+* docs/concepts.md: pools, records, cursors, receipts, wakes, errors and when to retry;
+* docs/hosts.md: processes sharing a file, PostgreSQL, moving and deleting pools;
+* the API reference: ``bash docs/build_api.sh`` (each public name's docstring, as ``help(name)``
+  shows it).
 """
 
 from __future__ import annotations

@@ -128,6 +128,16 @@ def key_reused(owner: str, key: str, id_name: str, recorded: str, given: str) ->
     )
 
 
+def not_a_member(pool_id: str, run_id: str) -> AgentError:
+    """Rust's error for a run that is not (or no longer) a member, naming both."""
+    return AgentError(
+        AgentErrorKind.INVALID_STATE_TRANSITION,
+        RetryClassification.NOT_RETRYABLE,
+        NOT_A_MEMBER,
+        ids={"pool_id": pool_id, "run_id": run_id},
+    )
+
+
 def check_cursor(cursor: Any) -> int:
     if cursor is None:
         return 0
@@ -261,6 +271,11 @@ class StoreBase(AgentPoolStore):
         (record count, last sequence, event sequence)."""
         raise NotImplementedError
 
+    def _delete_pool(self, pool_id: str) -> tuple[int, int, int | None]:
+        """``delete_pool`` (self._lock held): remove the pool in one transaction, forget its
+        cached state, and return (record count, last sequence, event sequence) as they were."""
+        raise NotImplementedError
+
     def _stream(self, pool_id: str, after: int = 0) -> Generator[AgentPoolStoreRecord, None, None]:
         """The pool's records after ``after``, opened or not, decoded one row at a time."""
         with closing(self._stream_rows(pool_id, after)) as rows:
@@ -298,18 +313,22 @@ class StoreBase(AgentPoolStore):
 
     # -- the contract ------------------------------------------------------------------
 
-    def _not_opened(self) -> AgentError:
+    # The messages are Rust's, byte for byte; the ids name the pool beside them (str(error)).
+
+    def _not_opened(self, pool_id: str) -> AgentError:
         return AgentError(
             AgentErrorKind.HOST_CONFIGURATION_NEEDED,
             RetryClassification.HOST_CONFIGURATION_NEEDED,
             f"{self._name} has not opened this pool",
+            ids={"pool_id": pool_id},
         )
 
-    def _config_conflict(self) -> AgentError:
+    def _config_conflict(self, pool_id: str) -> AgentError:
         return AgentError(
             AgentErrorKind.INVALID_STATE_TRANSITION,
             RetryClassification.REPAIR_NEEDED,
             f"{self._name} config conflicts with existing pool",
+            ids={"pool_id": pool_id},
         )
 
     def _pool_exists(self, pool_id: str) -> InvalidInput:
@@ -317,7 +336,7 @@ class StoreBase(AgentPoolStore):
 
     def _opened(self, state: PoolState) -> PoolState:
         if state.config is None:
-            raise self._not_opened()
+            raise self._not_opened(state.pool_id)
         return state
 
     def _write(self, pool_id: str, payload: Any) -> AgentPoolStoreCursor:
@@ -338,7 +357,7 @@ class StoreBase(AgentPoolStore):
             if state.config is None:
                 return make(PoolOpened, (config,))
             if state.config != config:
-                raise self._config_conflict()
+                raise self._config_conflict(pool_id)
             return None  # equal config: nothing to append
 
         with self._lock:
@@ -347,7 +366,7 @@ class StoreBase(AgentPoolStore):
                 self._append(pool_id, build)
                 state = self._read_state(pool_id)
             elif state.config != config:
-                raise self._config_conflict()
+                raise self._config_conflict(pool_id)
             snapshot = state.snapshot()
         assert snapshot is not None
         return snapshot
@@ -357,7 +376,7 @@ class StoreBase(AgentPoolStore):
         with self._lock:
             snapshot = self._read_state(pool_id).snapshot()
         if snapshot is None:
-            raise self._not_opened()
+            raise self._not_opened(pool_id)
         return snapshot
 
     def record_pool_created(self, pool_id: str) -> AgentPoolStoreCursor:
@@ -375,9 +394,7 @@ class StoreBase(AgentPoolStore):
         def build(state: PoolState) -> Any:
             member = self._opened(state).members.get(run_id)
             if member is None:
-                raise AgentError(
-                    AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.NOT_RETRYABLE, NOT_A_MEMBER
-                )
+                raise not_a_member(pool_id, run_id)
             return make(MemberLeft, (member,))
 
         left: tuple[AgentPoolMember, AgentPoolStoreCursor] = self._submit(pool_id, build, _left)
@@ -647,6 +664,31 @@ class StoreBase(AgentPoolStore):
         pool_id = check_id(pool_id, "pool_id")
         with self._lock:
             return self._allocate_event_sequence(pool_id)
+
+    def delete_pool(self, pool_id: str) -> tuple[int, int, int | None]:
+        """Remove the pool: its records, its event sequence (and fastpool's index entries), in one transaction.
+
+        Returns what was removed: ``(record count, last sequence, event sequence or None)``;
+        ``(0, 0, None)`` if there was no such pool (deleting twice is not an error). Beyond the
+        Rust contract (``AgentPoolStore`` has no delete).
+
+        Afterwards the pool reads as never opened, for this store object and, from their next
+        call, for every other one on the same file or schema (other processes included):
+        ``snapshot`` and writes raise ``HOST_CONFIGURATION_NEEDED``, lookups return ``None``,
+        ``watch`` yields nothing; ``open_pool`` starts it anew at cursor 1 and its event sequence
+        at 1. A ``follow`` of the pool yields nothing more of what was deleted. A Rust host that
+        still has the pool cached is not told: delete only pools no Rust host is using
+        (docs/hosts.md).
+
+        >>> from fastpool import AgentPoolStoreConfig, InMemoryAgentPoolStore
+        >>> store = InMemoryAgentPoolStore()
+        >>> _ = store.open_pool("pool.a", AgentPoolStoreConfig())
+        >>> store.delete_pool("pool.a"), store.members("pool.a"), store.delete_pool("pool.a")
+        ((1, 1, None), (), (0, 0, None))
+        """
+        pool_id = check_id(pool_id, "pool_id")
+        with self._lock:
+            return self._delete_pool(pool_id)
 
 
 # Every store object of this process, so that a fork() child can disable the ones it inherits.

@@ -90,7 +90,27 @@ POINT_MARKS = "SELECT pool_id, seq FROM fastpool_point_marks ORDER BY pool_id"
 POOL_LASTS = "SELECT pool_id, MAX(seq) FROM agent_pool_records GROUP BY pool_id"
 POINT_KEYS_OF_POOL = "SELECT kind, key, seq FROM fastpool_point_keys WHERE pool_id = ? ORDER BY kind, key"
 
-SCHEMA = (*RUST_TABLES, META_TABLE, *POINT_TABLES)
+# delete_pool: one counter for the file, raised by every deletion, so that a store object whose
+# probe saw a commit can tell that cached states may hold records no longer there (deleting
+# is not an append: catching up after the cached cursor would not notice it).
+DROPS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS fastpool_drops (id INTEGER PRIMARY KEY CHECK (id = 0), count INTEGER NOT NULL)"
+)
+DROPS = "SELECT count FROM fastpool_drops"
+COUNT_DROP = (
+    "INSERT INTO fastpool_drops (id, count) VALUES (0, 1) ON CONFLICT (id) DO UPDATE SET count = count + 1 "
+    "RETURNING count"
+)
+DELETE_POOL = (
+    "DELETE FROM agent_pool_records WHERE pool_id = ?",
+    "DELETE FROM agent_pool_event_seq WHERE pool_id = ?",
+)
+DELETE_POINT_ENTRIES = (
+    "DELETE FROM fastpool_point_keys WHERE pool_id = ?",
+    "DELETE FROM fastpool_point_marks WHERE pool_id = ?",
+)
+
+SCHEMA = (*RUST_TABLES, META_TABLE, *POINT_TABLES, DROPS_TABLE)
 MARK_SCHEMA_VERSION = "INSERT OR IGNORE INTO fastpool_meta (key, value) VALUES ('schema_version', ?)"
 SCHEMA_VERSION_OF_FILE = "SELECT value FROM fastpool_meta WHERE key = 'schema_version'"
 TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"

@@ -422,6 +422,10 @@ class AsyncAgentPoolStore:
         """The coroutine form of ``AgentPoolStore.next_event_sequence``."""
         return await self._call(self.store.next_event_sequence, pool_id, write=True)
 
+    async def delete_pool(self, pool_id: str) -> tuple[int, int, int | None]:
+        """The coroutine form of ``delete_pool`` (on a worker, as every write that is not an append)."""
+        return await self._call(self.store.delete_pool, pool_id, write=True)
+
     def follow(
         self,
         pool_id: str,

@@ -23,7 +23,7 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from ._shielded import CancelledCalls
 from .coordinator import AgentPool, AgentRuntime
@@ -131,9 +131,15 @@ class AsyncAgentPool:
         """The coroutine form of ``AgentPool.join_run``."""
         await self._call(self.pool.join_run, member)
 
-    async def leave_run(self, run_id: str) -> AgentPoolMember:
+    @overload
+    async def leave_run(self, run_id: str, *, missing_ok: Literal[False] = False) -> AgentPoolMember: ...
+
+    @overload
+    async def leave_run(self, run_id: str, *, missing_ok: bool) -> AgentPoolMember | None: ...
+
+    async def leave_run(self, run_id: str, *, missing_ok: bool = False) -> AgentPoolMember | None:
         """The coroutine form of ``AgentPool.leave_run``."""
-        return await self._call(self.pool.leave_run, run_id)
+        return await self._call(lambda: self.pool.leave_run(run_id, missing_ok=missing_ok))
 
     async def members(self) -> tuple[AgentPoolMember, ...]:
         """The coroutine form of ``AgentPool.members``."""

@@ -19,7 +19,8 @@ import itertools
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -29,8 +30,9 @@ from ._base import Row
 from ._compat import USE_EXTENSIONS
 from ._env import no_extensions_set
 from ._open import backend_of
-from .enums import AgentErrorKind, RetryClassification
+from .enums import AgentErrorKind, MessageStatus, RetryClassification, WakeRegistrationStatus
 from .errors import AgentError, InvalidInput
+from .model import AgentPoolSnapshot, AgentPoolStoreRecord
 from .postgres import PostgresAgentPoolStore
 from .sqlite import SqliteAgentPoolStore
 
@@ -38,6 +40,9 @@ Store = SqliteAgentPoolStore | PostgresAgentPoolStore
 
 _FOLLOW_POLL = 0.1  # seconds between checks for new records in watch --follow
 _FILE_CHECK = 1.0  # seconds without records after which watch --follow checks its file is still there
+_KINDS = ("pool_opened", "pool_created", "member_joined", "member_left", "run_message", "wake")
+_STATUSES = tuple(dict.fromkeys(status.value for status in (*MessageStatus, *WakeRegistrationStatus)))
+_LISTED = 20  # members or topics named in inspect's summary; the rest are counted
 
 
 def _progress(label: str) -> Callable[[int, int], None] | None:
@@ -112,9 +117,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    if args.json and args.pool is None:
+        raise InvalidInput("--json: prints one pool's whole state: name the POOL")
     with _open(args.db, args.schema, readonly=True) as store:
         if args.pool is not None:
-            _write_line(wire.encode(store.snapshot(args.pool)))
+            snapshot = store.snapshot(args.pool)
+            lines = [wire.encode(snapshot)] if args.json else _summary(store, snapshot, _shown(args.db))
+            for line in lines:
+                _write_line(line)
             return 0
         pools = store.pools()
         unopened = store._unopened_pools()
@@ -127,6 +137,91 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _summary(store: Store, snapshot: AgentPoolSnapshot, where: str) -> Iterator[str]:
+    """What a person reads of a pool: its extent, records by kind, messages and wakes by status,
+    members and topics; the records are counted as stored (streamed), up to the snapshot's cursor."""
+    pool_id = snapshot.pool_id
+    last = snapshot.cursor.sequence if snapshot.cursor is not None else 0
+    kinds: Counter[str] = Counter()
+    size = 0
+    with closing(store._stream_rows(pool_id)) as rows:
+        for sequence, kind, text in rows:
+            if sequence > last:
+                break
+            kinds[kind] += 1
+            size += 0 if text is None else len(text.encode("utf-8"))
+    events = store._event_sequence(pool_id)
+    yield f"pool {pool_id!r} in {where}"
+    yield (
+        f"  cursor {last}, {_count(kinds.total(), 'record')} ({_bytes(size)} of JSON), "
+        f"event sequence {'none' if events is None else events}, {'created' if snapshot.created else 'not created'}"
+    )
+    yield "  records:  " + (", ".join(f"{kind} {kinds[kind]}" for kind in sorted(kinds)) or "none")
+    yield "  messages: " + _by_status(stored.receipt.status.value for stored in snapshot.messages)
+    yield "  wakes:    " + _by_status(stored.registration.status.value for stored in snapshot.wakes)
+    yield "  members:  " + _listed([f"{member.run_id} ({member.agent_id})" for member in snapshot.members])
+    yield "  topics:   " + _listed(list(snapshot.topics))
+
+
+def _count(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _bytes(size: int) -> str:
+    if size < 1000:
+        return f"{size} bytes"
+    return f"{size / 1000:.1f} kB" if size < 1_000_000 else f"{size / 1_000_000:.1f} MB"
+
+
+def _by_status(statuses: Iterable[str]) -> str:
+    counted = Counter(statuses)
+    if not counted:
+        return "0"
+    return f"{counted.total()} (" + ", ".join(f"{status} {counted[status]}" for status in sorted(counted)) + ")"
+
+
+def _listed(names: list[str]) -> str:
+    if not names:
+        return "0"
+    more = f", and {len(names) - _LISTED} more" if len(names) > _LISTED else ""
+    return f"{len(names)}: " + ", ".join(names[:_LISTED]) + more
+
+
+def _record_filter(args: argparse.Namespace) -> Callable[[AgentPoolStoreRecord], bool]:
+    """watch's and export's ``--type``, ``--run`` and ``--status``: a record is printed if it passes all given."""
+    kinds, run, statuses = set(args.type or ()), args.run, set(args.status or ())
+
+    def passes(record: AgentPoolStoreRecord) -> bool:
+        payload = record.payload
+        if kinds and payload.TYPE not in kinds:
+            return False
+        if run is not None and run not in _runs_of(payload):
+            return False
+        return not statuses or _status_of(payload) in statuses
+
+    return passes
+
+
+def _runs_of(payload: object) -> set[str]:
+    """The runs a record is about: a member's run; a message's sender, addressee and recipients; a wake's run."""
+    member = getattr(payload, "member", None)
+    if member is not None:
+        return {member.run_id}
+    stored = getattr(payload, "stored", None)
+    message = getattr(stored, "message", None)
+    if message is not None:
+        addressed = getattr(message.to.target, "run_id", None)
+        return {message.from_, *stored.receipt.delivered_to, *([addressed] if addressed else [])}  # type: ignore[union-attr]
+    condition = getattr(stored, "condition", None)
+    return set() if condition is None else {condition.run_id}
+
+
+def _status_of(payload: object) -> str | None:
+    stored = getattr(payload, "stored", None)
+    receipt = getattr(stored, "receipt", None) or getattr(stored, "registration", None)
+    return None if receipt is None else str(receipt.status.value)
+
+
 def _watch(args: argparse.Namespace) -> int:
     backend, location = _target(args.db, args.schema)
     held = None  # a descriptor of the file: its inode number cannot be reused while it is open
@@ -136,17 +231,20 @@ def _watch(args: argparse.Namespace) -> int:
                 held = os.open(location, os.O_RDONLY)
             _require_records(store, args.db, args.pool)
             after = args.from_
+            passes = _record_filter(args)
             with closing(store._stream(args.pool, after)) as records:  # closed before the store
                 for record in records:
-                    _write_line(wire.encode(record))
+                    if passes(record):
+                        _write_line(wire.encode(record))
                     after = record.cursor.sequence
             while args.follow:
                 sys.stdout.flush()
                 # Back here after each quiet spell: a file deleted underneath (its open inode
                 # is still readable) or replaced would never show another record.
                 for record in store._follow(args.pool, after, _FOLLOW_POLL, _FILE_CHECK, every_record=True):
-                    _write_line(wire.encode(record))
-                    sys.stdout.flush()
+                    if passes(record):
+                        _write_line(wire.encode(record))
+                        sys.stdout.flush()
                     after = record.cursor.sequence
                 if held is not None and not _still_there(location, held):
                     raise AgentError.host_configuration_needed(
@@ -173,10 +271,12 @@ def _export(args: argparse.Namespace) -> int:
         if args.pool is not None:
             _require_records(store, args.db, args.pool)
         pools = [args.pool] if args.pool is not None else [pool_id for pool_id, _, _ in store.pools()]
+        passes = _record_filter(args)
         for pool_id in pools:
             with closing(store._stream(pool_id)) as records:
                 for record in records:
-                    _write_line(wire.encode(record))
+                    if passes(record):
+                        _write_line(wire.encode(record))
     return 0
 
 
@@ -195,7 +295,7 @@ def _verify(args: argparse.Namespace) -> int:
         _write_line(NO_INTEGRITY_CHECK)
     count = len(report.problems or ())
     verdict = "clean" if report.clean else f"{count} problem{'s' if count > 1 else ''}"
-    _write_line(f"{report.pools} pools, {report.records} records: {verdict}")
+    _write_line(f"{_count(report.pools, 'pool')}, {_count(report.records, 'record')}: {verdict}")
     return 0 if report.clean else 1
 
 
@@ -265,7 +365,8 @@ def _copy_pools(
                 f"where {source_name} holds {_extent(expected)}",
             )
         _write_line(f"pool {pool_id!r}: {_extent(found)}: copied and verified")
-    done_line = f"{len(listed)} pool{'' if len(listed) == 1 else 's'} copied from {source_name} to {target_name}"
+    into = f"{target_name} (schema {target.schema})" if isinstance(target, PostgresAgentPoolStore) else target_name
+    done_line = f"{len(listed)} pool{'' if len(listed) == 1 else 's'} copied from {source_name} to {into}"
     _write_line(f"{done_line} ({len(skipped)} already there)" if resume else done_line)
 
 
@@ -305,6 +406,18 @@ def _extent(extent: tuple[int, int, int | None]) -> str:
     count, last, events = extent
     sequence = "none" if events is None else str(events)
     return f"{count} record{'' if count == 1 else 's'}, cursor {last}, event sequence {sequence}"
+
+
+def _drop(args: argparse.Namespace) -> int:
+    backend, location = _target(args.db, args.schema)
+    if backend == "sqlite" and not Path(location).is_file():
+        raise InvalidInput(f"{args.db}: no such database file")  # drop never creates a file
+    with _open(args.db, args.schema, readonly=False) as store:
+        removed = store.delete_pool(args.pool)
+    if removed == (0, 0, None):
+        raise InvalidInput(f"{_shown(args.db)}: no records of pool {args.pool!r}; nothing was dropped")
+    _write_line(f"pool {args.pool!r}: {_extent(removed)}: dropped from {_shown(args.db)}")
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -365,34 +478,39 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--messages", type=_at_least(0), default=600, help="messages to send (default 600)")
     demo.set_defaults(handler=_demo)
 
-    inspect = commands.add_parser("inspect", help="list pools, or print one pool's snapshot as JSON")
-    inspect.add_argument("db")
-    inspect.add_argument("pool", nargs="?")
+    inspect = commands.add_parser("inspect", help="list pools, or summarise one pool (--json: its whole state)")
+    _db_argument(inspect)
+    inspect.add_argument("pool", nargs="?", help="the pool to summarise (default: list every pool)")
+    inspect.add_argument("--json", action="store_true", help="print the pool's snapshot as one JSON line")
     _schema_option(inspect)
     inspect.set_defaults(handler=_inspect)
 
     watch = commands.add_parser("watch", help="print a pool's records as JSON lines")
-    watch.add_argument("db")
-    watch.add_argument("pool")
+    _db_argument(watch)
+    watch.add_argument("pool", help="the pool whose records to print")
     watch.add_argument("--from", dest="from_", type=_at_least(0), default=0, metavar="N", help="records after N")
     watch.add_argument("--follow", action="store_true", help="keep printing records appended later")
+    _filter_options(watch)
     _schema_option(watch)
     watch.set_defaults(handler=_watch)
 
     verify = commands.add_parser("verify", help="check the file and every record; exit 1 if anything is wrong")
-    verify.add_argument("db")
+    _db_argument(verify)
     _schema_option(verify)
     verify.set_defaults(handler=_verify)
 
     export = commands.add_parser("export", help="print records as JSON lines (pool, cursor, payload)")
-    export.add_argument("db")
-    export.add_argument("--pool")
+    _db_argument(export)
+    export.add_argument("--pool", help="this pool's records only (default: every pool's)")
+    _filter_options(export)
     _schema_option(export)
     export.set_defaults(handler=_export)
 
     copy = commands.add_parser("copy", help="copy pools between stores byte for byte (SQLite, PostgreSQL)")
-    copy.add_argument("src")
-    copy.add_argument("dst", help="created if missing; a pool it already has is never written into")
+    copy.add_argument("src", help="the store to copy from: a file, sqlite:///path or postgresql://")
+    copy.add_argument(
+        "dst", help="the store to copy to, created if missing; a pool it already has is never written into"
+    )
     copy.add_argument("--pool", help="copy this pool only")
     copy.add_argument(
         "--resume",
@@ -402,7 +520,25 @@ def build_parser() -> argparse.ArgumentParser:
     copy.add_argument("--src-schema", metavar="NAME", help="SRC's schema, if it is postgresql:// (default public)")
     copy.add_argument("--dst-schema", metavar="NAME", help="DST's schema, if it is postgresql:// (default public)")
     copy.set_defaults(handler=_copy)
+
+    drop = commands.add_parser("drop", help="delete one pool (records, index entries, event sequence); asks nothing")
+    _db_argument(drop)
+    drop.add_argument("pool", help="the pool to delete")
+    _schema_option(drop)
+    drop.set_defaults(handler=_drop)
     return parser
+
+
+def _db_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument("db", help="the store: a file, sqlite:///path or postgresql://… (see --schema)")
+
+
+def _filter_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--type", action="append", choices=_KINDS, help="records of this kind (repeatable)")
+    command.add_argument("--run", metavar="RUN_ID", help="records about this run (member, sender, recipient, wake)")
+    command.add_argument(
+        "--status", action="append", choices=_STATUSES, help="messages and wakes in this status (repeatable)"
+    )
 
 
 def _schema_option(command: argparse.ArgumentParser) -> None:
@@ -415,7 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except AgentError as error:
-        print(f"fastpool {args.command}: error: {error.message}", file=sys.stderr)
+        print(f"fastpool {args.command}: error: {error.detail}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

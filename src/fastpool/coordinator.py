@@ -29,10 +29,10 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, overload
 
 from . import _schema
-from ._base import check_id, check_type
+from ._base import NOT_A_MEMBER, check_id, check_type, not_a_member
 from ._compat import engine
 from .enums import (
     AgentErrorKind,
@@ -106,7 +106,6 @@ __all__ = ["AgentRuntime", "AgentPool"]
 make = engine.make  # the compiled constructor for the classes it has plans for
 _new, _set = object.__new__, object.__setattr__
 
-NOT_A_MEMBER = "run is not a member of this agent pool"
 FINGERPRINT = "runtime.package.fingerprint.agent_pool"
 REDACTION = "redaction.agent_pool.default"
 JOURNAL_BACKED = "journal_backed"
@@ -360,14 +359,29 @@ class AgentPool:
         self._wakes.wrote(store.join_member(pool_id, member))
         self._lifecycle(member, AgentPoolLifecycleStatus.RUN_JOINED, EventKind.AGENT_POOL_RUN_JOINED)
 
-    def leave_run(self, run_id: str) -> AgentPoolMember:
+    @overload
+    def leave_run(self, run_id: str, *, missing_ok: Literal[False] = False) -> AgentPoolMember: ...
+
+    @overload
+    def leave_run(self, run_id: str, *, missing_ok: bool) -> AgentPoolMember | None: ...
+
+    def leave_run(self, run_id: str, *, missing_ok: bool = False) -> AgentPoolMember | None:
         """Remove the run from the pool and return its member (as its latest join stored it).
 
         Journals and publishes ``agent_pool_run_left``. A run that is not a member raises the
-        store's ``AgentError`` INVALID_STATE_TRANSITION and writes nothing. The run's wakes
+        store's ``AgentError`` INVALID_STATE_TRANSITION and writes nothing; with
+        ``missing_ok=True`` it returns ``None`` instead (two hosts removing one run: the check
+        is made in the store's write transaction, so one of them removes it). The run's wakes
         stay as they are.
         """
-        member, cursor = self._store.leave_member(self._pool_id, run_id)
+        if type(missing_ok) is not bool:
+            raise InvalidInput(f"missing_ok: expected a bool, got {type(missing_ok).__name__}")
+        try:
+            member, cursor = self._store.leave_member(self._pool_id, run_id)
+        except AgentError as error:
+            if missing_ok and error.message == NOT_A_MEMBER and error.kind is AgentErrorKind.INVALID_STATE_TRANSITION:
+                return None
+            raise
         self._wakes.wrote(cursor)
         self._lifecycle(member, AgentPoolLifecycleStatus.RUN_LEFT, EventKind.AGENT_POOL_RUN_LEFT)
         return member
@@ -592,6 +606,7 @@ class AgentPool:
                 AgentErrorKind.INVALID_STATE_TRANSITION,
                 RetryClassification.NOT_RETRYABLE,
                 "wake registration run_id must match condition run_id",
+                ids={"pool_id": self._pool_id, "run_id": run_id, "condition_run_id": condition.run_id},
             )
         found = self._store.wake_registration(self._pool_id, condition.idempotency_key)
         if found is None:
@@ -668,12 +683,15 @@ class AgentPool:
             RetryClassification.NOT_RETRYABLE,
             f"wake condition {condition_id!r} is {stored.registration.status.value}: only a registered wake "
             "can be cancelled (strict=True)",
+            ids={"pool_id": self._pool_id, "condition_id": condition_id},
         )
 
     def _stored_wake(self, condition_id: str) -> AgentPoolStoredWake:
         stored = self._store.wake(self._pool_id, condition_id)
         if stored is None:
-            raise AgentError.contract_violation("wake condition is not registered")
+            error = AgentError.contract_violation("wake condition is not registered")
+            error.ids = {"pool_id": self._pool_id, "condition_id": condition_id}
+            raise error
         return stored
 
     def _trigger_wakes(self, envelope: EventEnvelope) -> None:
@@ -804,7 +822,7 @@ class AgentPool:
     def _member(self, run_id: str) -> AgentPoolMember:
         member = self._store.member(self._pool_id, run_id)
         if member is None:
-            raise AgentError(AgentErrorKind.INVALID_STATE_TRANSITION, RetryClassification.NOT_RETRYABLE, NOT_A_MEMBER)
+            raise not_a_member(self._pool_id, run_id)
         return member
 
     def _journal(self, run_id: str) -> RunJournal:

@@ -10,6 +10,7 @@ read. That deferred import is the package's one tie upwards (tests/test_imports.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .enums import AgentErrorKind, RetryClassification
@@ -29,11 +30,17 @@ VARIANTS = (MISSING_REQUIRED_FIELD, CONTRACT_VIOLATION, HOST_CONFIGURATION_NEEDE
 class AgentError(Exception):
     """Every failure of the store API: a kind, a retry class and a message.
 
-    ``str(error)`` is the Rust ``Display`` text.
+    ``message`` is Rust's, byte for byte, and so is ``wire.encode(error)``. The ids of what
+    failed (``ids``: ``pool_id``, ``run_id``, ...) are fastpool's own: never encoded nor
+    compared, they show in ``str(error)``, which is the Rust ``Display`` text (``display``)
+    followed by them.
 
     >>> error = AgentError(AgentErrorKind.TIMEOUT, RetryClassification.RETRYABLE, "slow")
     >>> str(error), error.variant
     ('Timeout: slow', 'Classified')
+    >>> error = AgentError(AgentErrorKind.TIMEOUT, RetryClassification.RETRYABLE, "slow", ids={"pool_id": "team"})
+    >>> str(error), error.display, error.pool_id
+    ("Timeout: slow (pool_id='team')", 'Timeout: slow', 'team')
     >>> AgentError.contract_violation("broken").retry
     RetryClassification.REPAIR_NEEDED
     """
@@ -51,6 +58,7 @@ class AgentError(Exception):
         *,
         context: ErrorContext | None = None,
         causal_ids: CausalIds | None = None,
+        ids: Mapping[str, str] | None = None,
     ) -> None:
         try:
             self.kind = AgentErrorKind(kind)
@@ -63,6 +71,7 @@ class AgentError(Exception):
         self.variant = CLASSIFIED
         self._context = context
         self._causal_ids = causal_ids
+        self.ids: dict[str, str] = dict(ids) if ids else {}
         super().__init__(self.message)
 
     @classmethod
@@ -113,7 +122,30 @@ class AgentError(Exception):
             self._causal_ids = CausalIds()
         return self._causal_ids
 
+    @property
+    def pool_id(self) -> str | None:
+        """The pool the error is about, if it names one (``ids["pool_id"]``)."""
+        return self.ids.get("pool_id")
+
+    @property
+    def run_id(self) -> str | None:
+        """The run the error is about, if it names one (``ids["run_id"]``)."""
+        return self.ids.get("run_id")
+
+    @property
+    def detail(self) -> str:
+        """The message followed by the ids, as the command line prints an error."""
+        return self.message + self._named()
+
+    def _named(self) -> str:
+        return f" ({', '.join(f'{key}={value!r}' for key, value in self.ids.items())})" if self.ids else ""
+
     def __str__(self) -> str:
+        return self.display + self._named()
+
+    @property
+    def display(self) -> str:
+        """The Rust ``Display`` text: ``str(error)`` without the ids."""
         if self.variant == CLASSIFIED:
             return f"{self.kind.value}: {self.message}"
         if self.variant == CONTRACT_VIOLATION:
@@ -140,6 +172,7 @@ class AgentError(Exception):
         return (
             _rebuild,
             (type(self), self.variant, self.kind, self.retry, self.message, self._context, self._causal_ids),
+            {"ids": self.ids},
         )
 
 
@@ -155,11 +188,20 @@ def _rebuild(
 class InvalidInput(AgentError, ValueError):
     """Bad arguments or bad JSON: kind ``INVALID_STATE_TRANSITION``, retry ``NOT_RETRYABLE``.
 
-    The message names the field and the rule that failed.
+    The message names the field and the rule that failed; ``str()`` says ``invalid input``
+    (``display`` keeps the kind, as Rust would print the error).
+
+    >>> str(InvalidInput("pool_id: empty"))
+    'invalid input: pool_id: empty'
     """
 
     def __init__(
-        self, message: str, *, context: ErrorContext | None = None, causal_ids: CausalIds | None = None
+        self,
+        message: str,
+        *,
+        context: ErrorContext | None = None,
+        causal_ids: CausalIds | None = None,
+        ids: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(
             AgentErrorKind.INVALID_STATE_TRANSITION,
@@ -167,7 +209,12 @@ class InvalidInput(AgentError, ValueError):
             message,
             context=context,
             causal_ids=causal_ids,
+            ids=ids,
         )
 
+    def __str__(self) -> str:
+        text = super().__str__()
+        return "invalid input" + text[len(self.kind.value) :] if self.variant == CLASSIFIED else text
+
     def __reduce__(self) -> Any:
-        return (InvalidInput, (self.message,))
+        return (InvalidInput, (self.message,), {"ids": self.ids})

@@ -111,7 +111,7 @@ def validate_id(value: object) -> str:
     >>> validate_id("")
     Traceback (most recent call last):
     ...
-    fastpool.errors.InvalidInput: InvalidStateTransition: identifier is empty
+    fastpool.errors.InvalidInput: invalid input: identifier is empty
     """
     if not isinstance(value, str):
         raise InvalidInput(f"identifier must be a str, not {type(value).__name__}")

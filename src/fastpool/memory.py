@@ -62,6 +62,13 @@ class InMemoryAgentPoolStore(StoreBase):
         records = self._pools[pool_id].records
         return records[after:] if limit < 0 else records[after : after + limit]
 
+    def _delete_pool(self, pool_id: str) -> tuple[int, int, int | None]:
+        pool = self._pools.pop(pool_id, None)
+        if pool is None:
+            return 0, 0, None
+        self._appended += 1  # wakes follow() loops, which then find the pool unopened
+        return len(pool.records), pool.state.cursor, pool.event_sequence or None
+
     def _change_token(self) -> object:
         return self._appended
 
@@ -75,6 +82,6 @@ class InMemoryAgentPoolStore(StoreBase):
     def _allocate_event_sequence(self, pool_id: str) -> int:
         pool = self._pools.get(pool_id)
         if pool is None or pool.state.config is None:
-            raise self._not_opened()
+            raise self._not_opened(pool_id)
         pool.event_sequence += 1
         return pool.event_sequence

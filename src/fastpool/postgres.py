@@ -57,6 +57,12 @@ _KEEPALIVES = {"keepalives": "1", "keepalives_idle": "5", "keepalives_interval":
 
 # Statements, with {s} the quoted schema. pool_id is COLLATE "C": byte order, which for
 # UTF-8 is Python's str order (SPEC §5.2 sorts that way), and the cheapest comparison.
+# delete_pool raises this counter; reads and appends carry the value they know, so that a cache
+# made before a deletion is noticed (a deletion is not an append: no row past the cursor shows it).
+_DROPS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS {s}.fastpool_drops (id int PRIMARY KEY CHECK (id = 0), count bigint NOT NULL)"
+)
+_DROPS = "(SELECT coalesce(max(count), 0) FROM {s}.fastpool_drops)"
 _TABLES = (
     """CREATE TABLE IF NOT EXISTS {s}.agent_pool_records (
         pool_id text COLLATE "C" NOT NULL,
@@ -68,17 +74,21 @@ _TABLES = (
         pool_id text COLLATE "C" PRIMARY KEY,
         seq bigint NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS {s}.fastpool_meta (key text PRIMARY KEY, value text NOT NULL)",
+    _DROPS_TABLE,
 )
 _PREPARED = {
-    b"fastpool_rows": "SELECT seq, kind, payload_json FROM {s}.agent_pool_records "
-    "WHERE pool_id = $1::text AND seq > $2::bigint ORDER BY seq LIMIT $3::bigint",
+    # The rows while the drops counter is $4; else one row (-1, 'fastpool_drops', the counter).
+    b"fastpool_rows": "(SELECT seq, kind, payload_json FROM {s}.agent_pool_records "
+    f"WHERE pool_id = $1::text AND seq > $2::bigint AND {_DROPS} = $4::bigint ORDER BY seq LIMIT $3::bigint) "
+    f"UNION ALL (SELECT -1, 'fastpool_drops', {_DROPS}::text WHERE {_DROPS} <> $4::bigint)",
     # One statement: lock, append only if nothing lies past the cached cursor. Its snapshot
     # predates the lock, so a record committed while it waited shows as a primary-key
     # violation instead of a row: either way nothing is appended.
     b"fastpool_append": "WITH locked AS (SELECT pg_advisory_xact_lock($5::bigint)) "
     "INSERT INTO {s}.agent_pool_records (pool_id, seq, kind, payload_json) "
     "SELECT $1::text, $2::bigint, $3::text, $4::text FROM locked WHERE NOT EXISTS "
-    "(SELECT 1 FROM {s}.agent_pool_records WHERE pool_id = $1::text AND seq >= $2::bigint) RETURNING seq",
+    "(SELECT 1 FROM {s}.agent_pool_records WHERE pool_id = $1::text AND seq >= $2::bigint) "
+    f"AND {_DROPS} = $6::bigint RETURNING seq",
     # Inside a transaction that holds the pool's lock and has caught up.
     b"fastpool_append_locked": "INSERT INTO {s}.agent_pool_records (pool_id, seq, kind, payload_json) "
     "VALUES ($1::text, $2::bigint, $3::text, $4::text)",
@@ -88,7 +98,8 @@ _PREPARED = {
     # transaction holds NOTIFY's cluster-wide lock until its commit is done.
     b"fastpool_notify": "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1::text, $2::text) "
     "FROM {s}.agent_pool_records WHERE pool_id = $3::text AND seq = $4::bigint",
-    b"fastpool_next_event": "INSERT INTO {s}.agent_pool_event_seq (pool_id, seq) VALUES ($1::text, 1) "
+    b"fastpool_next_event": "INSERT INTO {s}.agent_pool_event_seq (pool_id, seq) "
+    f"SELECT $1::text, 1 WHERE {_DROPS} = $2::bigint "
     "ON CONFLICT (pool_id) DO UPDATE SET seq = {s}.agent_pool_event_seq.seq + 1 RETURNING seq",
     b"fastpool_pools": "SELECT pool_id, count(*), max(seq) FROM {s}.agent_pool_records "
     'GROUP BY pool_id ORDER BY pool_id COLLATE "C"',
@@ -106,7 +117,25 @@ _PREPARED = {
     "FROM {s}.agent_pool_records WHERE pool_id = $1::text",
     b"fastpool_notify_copied": "SELECT pg_notify($1::text, $2::text)",
     b"fastpool_version": "SELECT value FROM {s}.fastpool_meta WHERE key = 'schema_version'",
+    # delete_pool, under the pool's lock: what the pool held, then remove it and count the deletion.
+    b"fastpool_delete_records": "DELETE FROM {s}.agent_pool_records WHERE pool_id = $1::text",
+    b"fastpool_delete_event_seq": "DELETE FROM {s}.agent_pool_event_seq WHERE pool_id = $1::text RETURNING seq",
+    b"fastpool_count_drop": "INSERT INTO {s}.fastpool_drops (id, count) VALUES (0, 1) "
+    "ON CONFLICT (id) DO UPDATE SET count = {s}.fastpool_drops.count + 1 RETURNING count",
 }
+# A schema from a fastpool before delete_pool, opened by a readonly store (which creates nothing):
+# no fastpool_drops, so no pool was ever deleted there. The same parameters, the counter unused.
+_WITHOUT_DROPS = {
+    b"fastpool_rows": "SELECT seq, kind, payload_json FROM {s}.agent_pool_records WHERE pool_id = $1::text "
+    "AND seq > $2::bigint AND $4::bigint IS NOT NULL ORDER BY seq LIMIT $3::bigint",
+    b"fastpool_next_event": "INSERT INTO {s}.agent_pool_event_seq (pool_id, seq) "
+    "SELECT $1::text, 1 WHERE $2::bigint IS NOT NULL "
+    "ON CONFLICT (pool_id) DO UPDATE SET seq = {s}.agent_pool_event_seq.seq + 1 RETURNING seq",
+}
+
+
+class _Dropped(Exception):
+    """A read found the drops counter changed: every cached state was forgotten; start again."""
 
 
 _SQLSTATE = 67  # PG_DIAG_SQLSTATE: a result's error field
@@ -119,7 +148,7 @@ def _driver() -> ModuleType:
         import psycopg
     except ImportError as error:
         raise AgentError.host_configuration_needed(
-            "postgres agent pool store needs psycopg 3: pip install 'fastpool[postgres]'"
+            "postgres agent pool store needs psycopg 3: pip install -e '.[postgres]' in a checkout"
         ) from error
     return psycopg
 
@@ -301,7 +330,9 @@ class _Notices:
             heads = self.heads
             for payload in payloads:
                 sequence, _, pool_id = payload.decode("utf-8").partition(":")
-                if sequence.isdigit() and int(sequence) > heads.get(pool_id, 0):
+                if sequence == "drop":
+                    self.epoch += 1  # a pool was deleted: no cache is vouched for any more
+                elif sequence.isdigit() and int(sequence) > heads.get(pool_id, 0):
                     heads[pool_id] = int(sequence)
             self.count += len(payloads)
             self.changed.notify_all()
@@ -456,6 +487,7 @@ class PostgresAgentPoolStore(StoreBase):
             setup.append("SET default_transaction_read_only = on")
         self._setup = "; ".join(setup).encode()
         self._states: dict[str, _Cached] = {}
+        self._drops = 0  # fastpool_drops' counter as this store last read it (_configure reads it)
         self._session: _Session | None = None
         self._notices = _Notices()
         self._listener: _Listener | None = None
@@ -510,7 +542,7 @@ class PostgresAgentPoolStore(StoreBase):
             with self._lock:
                 session = self._db()
                 try:
-                    page = self._rows(session, pool_id, after, _PAGE)
+                    page = self._rows_again(session, pool_id, after, _PAGE)
                 except self._error as error:
                     raise self._failed(error) from error
             for sequence, kind, text in page:
@@ -654,6 +686,7 @@ class PostgresAgentPoolStore(StoreBase):
                     "COMMIT",
                 ]
                 session.run("; ".join(statements).encode())
+                tables.add("fastpool_drops")
             elif "fastpool_meta" in tables:
                 rows = _column(session.call(b"fastpool_version", ()))
                 version = _text(rows[0]) if rows else str(SCHEMA_VERSION)
@@ -662,6 +695,17 @@ class PostgresAgentPoolStore(StoreBase):
                         f"postgres agent pool store schema has fastpool schema version {version!r}; "
                         f"this fastpool reads version {SCHEMA_VERSION}: upgrade fastpool"
                     )
+            if "fastpool_drops" not in tables and not self._readonly:
+                # A schema from before delete_pool; one creator at a time, as for a new schema.
+                lock = f"SELECT pg_advisory_xact_lock({_key('fastpool schema', self._schema)})"
+                session.run(f"BEGIN; {lock}; {_DROPS_TABLE.format(s=self._quoted)}; COMMIT".encode())
+                tables.add("fastpool_drops")
+            if "fastpool_drops" in tables:
+                self._drops = _int(session.run(f"SELECT {_DROPS}".format(s=self._quoted).encode()).get_value(0, 0))
+            else:
+                self._statements.update(
+                    (name, text.format(s=self._quoted).encode()) for name, text in _WITHOUT_DROPS.items()
+                )
         except self._error as error:
             raise self._failed(error) from error
 
@@ -675,14 +719,26 @@ class PostgresAgentPoolStore(StoreBase):
 
     # -- reading -------------------------------------------------------------------------------
 
+    def _rows_again(self, session: _Session, pool_id: str, after: int, limit: int = -1) -> list[tuple[int, str, bytes]]:
+        """``_rows`` for a caller that keeps no state: after a deletion, asked again."""
+        try:
+            return self._rows(session, pool_id, after, limit)
+        except _Dropped:
+            return self._rows(session, pool_id, after, limit)
+
     def _rows(self, session: _Session, pool_id: str, after: int, limit: int = -1) -> list[tuple[int, str, bytes]]:
         params = [
             pool_id.encode(),
             str(min(after, _MAX_SEQUENCE)).encode(),
             str(_MAX_SEQUENCE if limit < 0 else limit).encode(),
+            str(self._drops).encode(),
         ]
         result = session.call(b"fastpool_rows", params)
         get = result.get_value
+        if result.ntuples and get(0, 0) == b"-1":
+            self._drops = _int(get(0, 2))
+            self._states.clear()  # a pool was deleted since: any cached state may hold records gone
+            raise _Dropped
         # Inline, not _int/_text: a cold read decodes every row of the pool here.
         return [(int(get(i, 0)), get(i, 1).decode(), get(i, 2)) for i in range(result.ntuples)]  # type: ignore[arg-type,union-attr,misc]
 
@@ -707,7 +763,12 @@ class PostgresAgentPoolStore(StoreBase):
         if cached is None:
             cached = _Cached(self._new_state(pool_id))
         try:
-            self._engine.replay_rows(cached.state, self._rows(session, pool_id, cached.state.cursor))
+            try:
+                rows = self._rows(session, pool_id, cached.state.cursor)
+            except _Dropped:
+                cached = _Cached(self._new_state(pool_id))
+                rows = self._rows(session, pool_id, 0)
+            self._engine.replay_rows(cached.state, rows)
         except self._error as error:
             raise self._failed(error) from error
         except AgentError:
@@ -759,6 +820,7 @@ class PostgresAgentPoolStore(StoreBase):
             payload.TYPE.encode(),
             self._engine.dumps(payload).encode(),
             str(_key(self._schema, pool_id)).encode(),
+            str(self._drops).encode(),  # a pool deleted since this cache was made: no append here
         ]
         try:
             appended = session.notifying(b"fastpool_append", params, self._notice(pool, number)).ntuples == 1
@@ -775,7 +837,11 @@ class PostgresAgentPoolStore(StoreBase):
         state = self._new_state(pool_id) if cached is None else cached.state
         try:
             session.run(b"BEGIN; SELECT pg_advisory_xact_lock(%d)" % _key(self._schema, pool_id))
-            rows = self._rows(session, pool_id, state.cursor)
+            try:
+                rows = self._rows(session, pool_id, state.cursor)
+            except _Dropped:
+                state = self._new_state(pool_id)
+                rows = self._rows(session, pool_id, 0)
             try:
                 self._engine.replay_rows(state, rows)
             finally:
@@ -816,17 +882,47 @@ class PostgresAgentPoolStore(StoreBase):
     def _records_after(self, pool_id: str, after: int, limit: int = -1) -> list[AgentPoolStoreRecord]:
         session = self._db()
         try:
-            rows = self._rows(session, pool_id, after, limit)
+            rows = self._rows_again(session, pool_id, after, limit)
         except self._error as error:
             raise self._failed(error) from error
         return list(self._decode_records(pool_id, rows))
 
     def _allocate_event_sequence(self, pool_id: str) -> int:
         cached = self._states.get(pool_id)
-        # Opened is final (records are only ever appended): a cached open needs no round trip.
+        # A cached open needs no round trip: the statement allocates nothing if a pool was deleted since.
         if cached is None or cached.state.config is None:
             self._opened(self._read_state(pool_id))
-        return _int(self._call(b"fastpool_next_event", [pool_id.encode()]).get_value(0, 0))
+        while True:
+            result = self._call(b"fastpool_next_event", [pool_id.encode(), str(self._drops).encode()])
+            if result.ntuples:
+                return _int(result.get_value(0, 0))
+            self._opened(self._synced_state(pool_id, None))  # reads the new counter, forgets the caches
+
+    def _delete_pool(self, pool_id: str) -> tuple[int, int, int | None]:
+        pool = pool_id.encode()
+        session = self._db()
+        try:
+            # The pool's lock, as a write takes it: no record is appended to it meanwhile.
+            session.run(b"BEGIN; SELECT pg_advisory_xact_lock(%d)" % _key(self._schema, pool_id))
+            extent = session.call(b"fastpool_extent", [pool])
+            count, last, events = _int(extent.get_value(0, 0)), _int(extent.get_value(0, 1)), extent.get_value(0, 2)
+            drops = None
+            if count or events is not None:
+                session.call(b"fastpool_delete_records", [pool])
+                session.call(b"fastpool_delete_event_seq", [pool])
+                drops = _int(session.call(b"fastpool_count_drop", ()).get_value(0, 0))
+                # Delivered at the commit: notified readers stop trusting their caches.
+                session.call(b"fastpool_notify_copied", [self._channel_param, b"drop:" + pool])
+            session.run(b"COMMIT")
+        except self._error as error:
+            raise self._failed(error) from error
+        except BaseException:
+            self._reset()
+            raise
+        if drops is not None:
+            self._drops = drops
+            self._states.clear()
+        return count, last, None if events is None else _int(events)
 
     def _change_token(self) -> object:
         self._db()

@@ -485,6 +485,7 @@ class SqliteAgentPoolStore(StoreBase):
         # token starts a new generation, so each pool catches up once on its next use.
         self._sync: object = _NEVER
         self._generation = 0
+        self._drops: object = None  # fastpool_drops' count as of the sync point (None: not read yet)
         self._reset_group()
         self._db: apsw.Connection | None = None
         self._busy = _BusyWait(busy_timeout)
@@ -622,6 +623,47 @@ class SqliteAgentPoolStore(StoreBase):
             except apsw.Error as error:
                 raise translate(error) from error
         return int(count), int(last or 0), None if events is None else int(events)  # type: ignore[arg-type]
+
+    def _delete_pool(self, pool_id: str) -> tuple[int, int, int | None]:
+        db = self._connection()
+        write = self._write_boundary(db)
+        try:
+            with write:
+                count, last, events = db.execute(_sql.POOL_EXTENT, (pool_id,)).fetchall()[0]
+                if count or events is not None:
+                    for statement in _sql.DELETE_POOL:
+                        db.execute(statement, (pool_id,))
+                    if {"fastpool_point_keys", "fastpool_point_marks"} <= {row[0] for row in db.execute(_sql.TABLES)}:
+                        for statement in _sql.DELETE_POINT_ENTRIES:
+                            db.execute(statement, (pool_id,))
+                    db.execute(_sql.DROPS_TABLE)
+                    self._drops = db.execute(_sql.COUNT_DROP).fetchall()[0][0]
+        except BaseException:
+            if write.began:
+                _end(db)  # an interrupt on entering the boundary's exit skips it
+            self._drops = None  # maybe rolled back: read again
+            raise
+        if self._batch is not None:
+            self._batch.add(pool_id)  # inside transaction(): a rollback forgets the pool again
+        self._forget_cached()
+        return int(count), int(last or 0), None if events is None else int(events)  # type: ignore[arg-type]
+
+    def _forget_cached(self) -> None:
+        """Drop every cached state: a pool was deleted, so a cached cursor may point past records gone."""
+        self._states.clear()
+        self._point_states.clear()
+        self._points.clear()
+        self._recent.forget()
+
+    def _check_drops(self) -> None:
+        """After another connection's commit: if it deleted a pool, forget what was cached."""
+        try:
+            drops = self._connection().execute(_sql.DROPS).get or 0  # one value: cheaper than fetchall
+        except apsw.SQLError:
+            drops = 0  # no fastpool_drops table: nothing was ever deleted here
+        if drops != self._drops:
+            self._drops = drops
+            self._forget_cached()
 
     def __enter__(self) -> SqliteAgentPoolStore:
         return self
@@ -790,9 +832,11 @@ class SqliteAgentPoolStore(StoreBase):
     def _point_state(self, pool_id: str) -> PointState | None:
         """The pool's point state, caught up; ``None`` where it is read by a full replay."""
         db = self._connection()
-        point = self._point_states.get(pool_id)
         try:
             token = self._probe.token()
+            if token != self._sync:
+                self._resync()  # first forgets every cached state if a pool was deleted meanwhile
+            point = self._point_states.get(pool_id)
             if point is None:
                 point = self._points.state(db, self._engine, self._name, pool_id)
                 if point is None:
@@ -822,6 +866,8 @@ class SqliteAgentPoolStore(StoreBase):
         try:
             self._resync()  # the token is read before the rows: a commit in between shows next time
             generation = self._generation
+            if self._states.get(pool_id) is not cached:
+                cached = None  # forgotten by _resync: a pool was deleted, so this state may be stale
             if cached is None:
                 self._point_states.pop(pool_id, None)
                 cached = _Cached(self._new_state(pool_id))
@@ -842,6 +888,7 @@ class SqliteAgentPoolStore(StoreBase):
         if token != self._sync:
             self._sync = token
             self._generation += 1
+            self._check_drops()
         return token
 
     def _advance(self, before: object) -> None:
