@@ -138,6 +138,7 @@ from .model import (
 from .postgres import PostgresAgentPoolStore  # psycopg is imported only when one is constructed
 from .protocol import AgentPoolStore
 from .sqlite import SqliteAgentPoolStore
+from .surfaces import SqliteEventArchive, SqliteRunJournal
 
 __version__ = "0.1.0"
 
@@ -153,6 +154,8 @@ __all__ = [
     "AgentPoolStore",
     "open_store",
     "SqliteAgentPoolStore",
+    "SqliteEventArchive",
+    "SqliteRunJournal",
     "PostgresAgentPoolStore",
     "InMemoryAgentPoolStore",
     # the coordinator

@@ -1,0 +1,111 @@
+"""The connection the surfaces share: one APSW connection, one lock, one error boundary.
+
+Rust opens a new connection per call and runs each statement on its own; fastpool keeps one
+connection per ``SurfaceDb`` (WAL, the pool store's busy handler) and runs every call that
+reads then writes in one ``BEGIN IMMEDIATE`` transaction (``sqlite._Write``), so two writers,
+threads or processes, cannot both pass a check. Several surfaces (a bundle's) share one
+``SurfaceDb``; a store that later commits its records with theirs hands its connection and
+lock to ``SurfaceDb(db, lock)``.
+
+SQLite's errors leave as Rust words them (``sqlite store error: <message>``,
+``RECOVERY_REPAIR_NEEDED``/``RETRYABLE``), here and only here.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import apsw
+
+from .._sqlite_errors import PREFIX
+from ..enums import AgentErrorKind, RetryClassification
+from ..errors import AgentError
+from ..sqlite import _BusyWait, _Write, enable_wal
+
+__all__ = ["SurfaceDb", "sqlite_error", "to_i64", "to_u64"]
+
+T = TypeVar("T")
+_U64 = 2**64
+
+
+def to_i64(value: int) -> int:
+    """A ``u64`` as Rust's ``as i64`` binds it (2^63 and above wrap to negative)."""
+    return value - _U64 if value >= 2**63 else value
+
+
+def to_u64(value: int) -> int:
+    """An ``i64`` read back as Rust's ``as u64`` reinterprets it."""
+    return value + _U64 if value < 0 else value
+
+
+def sqlite_error(error: BaseException) -> AgentError:
+    """Rust's ``sqlite_error``: any SQLite failure, retryable after repair."""
+    return AgentError(
+        AgentErrorKind.RECOVERY_REPAIR_NEEDED, RetryClassification.RETRYABLE, f"sqlite store error: {error}"
+    )
+
+
+class SurfaceDb:
+    """An APSW connection, the lock its users share, and the surfaces' transaction boundary."""
+
+    def __init__(
+        self, db: apsw.Connection, lock: threading.RLock | None = None, busy: _BusyWait | None = None
+    ) -> None:
+        self.db = db
+        self.lock = lock if lock is not None else threading.RLock()
+        self._busy = busy
+        self._created: set[str] = set()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> SurfaceDb:
+        """Open or create the file at ``path`` (missing parent directories are created) in WAL mode."""
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            db = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)
+        except (apsw.Error, OSError) as error:
+            raise sqlite_error(error) from error
+        busy = _BusyWait(busy_timeout)
+        db.set_busy_handler(busy)
+        try:
+            enable_wal(db, busy_timeout)
+            db.execute("PRAGMA synchronous=NORMAL")
+        except apsw.Error as error:
+            db.close()
+            raise sqlite_error(error) from error
+        return cls(db, busy=busy)
+
+    def create(self, schema: str) -> None:
+        """Run a surface's ``CREATE ... IF NOT EXISTS`` text (once per connection)."""
+        if schema not in self._created:
+            self.write(lambda db: db.execute(schema))
+            self._created.add(schema)
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Every row of one statement (a single statement needs no transaction to be consistent)."""
+        with self.lock:
+            try:
+                return self.db.execute(sql, params).fetchall()
+            except apsw.Error as error:
+                raise sqlite_error(error) from error
+
+    def write(self, body: Callable[[apsw.Connection], T]) -> T:
+        """Run ``body(connection)`` in one ``BEGIN IMMEDIATE`` transaction: committed if it returns,
+        rolled back if it raises."""
+        with self.lock:
+            try:
+                with _Write(self.db, True, False, self._busy):
+                    return body(self.db)
+            except AgentError as error:
+                cause = error.__cause__
+                if isinstance(cause, apsw.Error) and error.message.startswith(PREFIX):
+                    raise sqlite_error(cause) from cause  # _Write words it as the pool store
+                raise
+
+    def close(self) -> None:
+        """Close the connection; closing twice is harmless."""
+        with self.lock:
+            self.db.close()
