@@ -17,6 +17,11 @@ import fastpool
 CLASSES: dict[str, Any] = {
     "run_journal": fastpool.SqliteRunJournal,
     "event_archive": fastpool.SqliteEventArchive,
+    "checkpoint": fastpool.SqliteCheckpointStore,
+    "content": fastpool.SqliteContentStore,
+    "tool_execution": fastpool.SqliteToolExecutionStore,
+    "provider_arguments": fastpool.SqliteProviderArgumentStore,
+    "bundle": fastpool.SqliteStoreBundle,
 }
 CASES = list(all_scenarios(list(CLASSES)))
 

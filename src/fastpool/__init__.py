@@ -138,7 +138,15 @@ from .model import (
 from .postgres import PostgresAgentPoolStore  # psycopg is imported only when one is constructed
 from .protocol import AgentPoolStore
 from .sqlite import SqliteAgentPoolStore
-from .surfaces import SqliteEventArchive, SqliteRunJournal
+from .surfaces import (
+    SqliteCheckpointStore,
+    SqliteContentStore,
+    SqliteEventArchive,
+    SqliteProviderArgumentStore,
+    SqliteRunJournal,
+    SqliteStoreBundle,
+    SqliteToolExecutionStore,
+)
 
 __version__ = "0.1.0"
 
@@ -154,8 +162,13 @@ __all__ = [
     "AgentPoolStore",
     "open_store",
     "SqliteAgentPoolStore",
+    "SqliteCheckpointStore",
+    "SqliteContentStore",
     "SqliteEventArchive",
+    "SqliteProviderArgumentStore",
     "SqliteRunJournal",
+    "SqliteStoreBundle",
+    "SqliteToolExecutionStore",
     "PostgresAgentPoolStore",
     "InMemoryAgentPoolStore",
     # the coordinator

@@ -9,6 +9,20 @@ from __future__ import annotations
 
 from ._db import SurfaceDb
 from .archive import SqliteEventArchive
+from .bundle import SqliteStoreBundle
+from .checkpoint import SqliteCheckpointStore
+from .content import SqliteContentStore
 from .journal import SqliteRunJournal
+from .provider_arguments import SqliteProviderArgumentStore
+from .tool_execution import SqliteToolExecutionStore
 
-__all__ = ["SqliteEventArchive", "SqliteRunJournal", "SurfaceDb"]
+__all__ = [
+    "SqliteCheckpointStore",
+    "SqliteContentStore",
+    "SqliteEventArchive",
+    "SqliteProviderArgumentStore",
+    "SqliteRunJournal",
+    "SqliteStoreBundle",
+    "SqliteToolExecutionStore",
+    "SurfaceDb",
+]

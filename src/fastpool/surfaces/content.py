@@ -1,0 +1,97 @@
+"""``SqliteContentStore``: Rust's content store and resolver (table ``content``), one row per
+content id; its failures are ``ContentResolutionError``s, as in Rust."""
+
+from __future__ import annotations
+
+import hashlib
+
+from .. import wire
+from ..errors import AgentError
+from ..model import PolicyRef
+from ..store_model import (
+    ContentReference,
+    ContentResolutionError,
+    ContentResolutionPolicy,
+    ContentResolveRequest,
+    ResolvedContent,
+)
+from . import _sql
+from ._base import Surface
+
+__all__ = ["SqliteContentStore"]
+
+
+class SqliteContentStore(Surface):
+    """A ``ContentStore`` and ``ContentResolver`` in an SQLite file, shared with Rust hosts.
+
+    A stored ref replaces the one with the same ``content_id`` whatever its version. A
+    successful resolve answers with the *stored* ref; an error carries the request's ref and
+    the policy's ``policy_refs``.
+    """
+
+    SCHEMA = _sql.CONTENT_SCHEMA
+
+    def put_content(self, content_ref: ContentReference, bytes: bytes) -> None:
+        """Store ``bytes`` under ``content_ref.content_id``.
+
+        Raises ``ContentResolutionError`` ``storage_unavailable`` if the file cannot be written.
+        """
+        row = (content_ref.content_id, wire.encode(content_ref), bytes, len(bytes))
+        try:
+            self._db.write(lambda db: db.execute(_sql.CONTENT_PUT, row))
+        except AgentError:
+            raise ContentResolutionError("storage_unavailable", content_ref, ()) from None
+
+    def store_resolved_content(self, content_ref: ContentReference, bytes: bytes) -> None:
+        """``put_content`` (Rust's ``ContentResolver`` spelling)."""
+        self.put_content(content_ref, bytes)
+
+    def resolve(self, request: ContentResolveRequest, policy: ContentResolutionPolicy) -> ResolvedContent:
+        """The stored content ``request`` names, as ``policy`` allows.
+
+        Raises ``ContentResolutionError``, checked in Rust's order: ``version_mismatch`` (the
+        request contradicts its own ref), ``missing``, ``storage_unavailable`` (unreadable file,
+        table or stored ref), then, for raw content only, ``max_bytes_exceeded`` and
+        ``hash_mismatch`` (the stored ref's ``content_hash`` is not ``sha256:`` + lowercase hex).
+        """
+        requested, refs = request.content_ref, policy.policy_refs
+
+        def fail(kind: str) -> ContentResolutionError:
+            return ContentResolutionError(kind, requested, refs)
+
+        if request.requested_version != requested.version:
+            raise fail("version_mismatch")
+        try:
+            rows = self._db.rows(_sql.CONTENT_GET, (requested.content_id,))
+        except AgentError:
+            raise fail("storage_unavailable") from None
+        if not rows:
+            raise fail("missing")
+        stored_json, data = rows[0]
+        try:
+            stored = wire.decode(ContentReference, stored_json)
+        except AgentError:
+            raise fail("storage_unavailable") from None
+        if not policy.allow_raw_content:
+            return _resolved(stored, None, refs)
+        if len(data) > policy.max_bytes:
+            raise fail("max_bytes_exceeded")
+        expected = stored.content_hash
+        if policy.require_hash_match and expected is not None:
+            if expected != "sha256:" + hashlib.sha256(data).hexdigest():
+                raise fail("hash_mismatch")
+        return _resolved(stored, data, refs)
+
+    def __repr__(self) -> str:
+        return "SqliteContentStore()"
+
+
+def _resolved(stored: ContentReference, data: bytes | None, refs: tuple[PolicyRef, ...]) -> ResolvedContent:
+    return ResolvedContent(
+        content_ref=stored,
+        mime=stored.mime,
+        bytes=None if data is None else tuple(data),
+        redacted_summary=stored.redacted_summary,
+        policy_refs=refs,
+        raw_content_included=data is not None,
+    )
