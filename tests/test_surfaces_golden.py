@@ -6,13 +6,16 @@ The rule is in ``surfaces_golden.py``. CI runs this file on both engines (once w
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from surfaces_golden import all_scenarios, run_scenario
+from surfaces_golden import SURFACES, all_scenarios, dump_table, run_scenario
 
 import fastpool
+from fastpool import wire
 
 CLASSES: dict[str, Any] = {
     "run_journal": fastpool.SqliteRunJournal,
@@ -31,3 +34,69 @@ def test_golden_scenario(surface: str, name: str, lines: list[dict[str, Any]], t
     checked = run_scenario(CLASSES, lines, tmp_path)
     expected = sum(line["line"] in ("result", "error", "row", "pragma") for line in lines)
     assert checked == expected
+
+
+RUST_TABLES = [
+    "run_journal_records",
+    "checkpoints",
+    "content",
+    "event_archive_frames",
+    "sqlite_sequence",
+    "provider_arguments",
+    "tool_execution_records",
+    "agent_pool_records",
+    "agent_pool_event_seq",
+    "sqlite_master",
+]
+
+
+@pytest.fixture
+def rust_file(tmp_path: Path) -> Path:
+    """A copy of the file the Rust build wrote (opening it switches it to WAL)."""
+    path = tmp_path / "bundle.sqlite"
+    shutil.copyfile(SURFACES / "bundle.sqlite", path)
+    return path
+
+
+def test_fastpool_reads_the_file_rust_wrote(rust_file: Path) -> None:
+    before = {table: dump_table(rust_file, table) for table in RUST_TABLES}
+    with fastpool.SqliteStoreBundle.open(rust_file) as bundle:
+        for row in before["run_journal_records"]:
+            columns = dict(row)
+            (record,) = [
+                r
+                for r in bundle.journal().records_for_run(columns["run_id"])
+                if r.journal_seq == columns["journal_seq"]
+            ]
+            assert wire.encode(record) == columns["record_json"]
+        frames = bundle.event_archive().frames_after(None)
+        assert [wire.encode(frame) for frame in frames] == [dict(row)["frame_json"] for row in before["event_archive_frames"]]
+        for row in before["tool_execution_records"]:
+            columns = dict(row)
+            records = bundle.tool_execution().records_for_run(columns["run_id"])
+            assert columns["record_json"] in [wire.encode(record) for record in records]
+        for row in before["checkpoints"]:
+            columns = dict(row)
+            loaded = bundle.checkpoints().load_at_or_before(columns["run_id"], f"journal.{columns['latest_journal_seq']}")
+            assert loaded is not None and wire.encode(loaded) == columns["checkpoint_json"]
+        for row in before["provider_arguments"]:
+            columns = dict(row)
+            value = bundle.provider_arguments().load_provider_arguments_json(columns["content_ref"])
+            assert value == json.loads(columns["raw_arguments"])
+        pools = {dict(row)["pool_id"] for row in before["agent_pool_records"]}
+        for pool_id in pools:
+            assert bundle.agent_pool().snapshot(pool_id).cursor.sequence == len(before["agent_pool_records"])
+    assert {table: dump_table(rust_file, table) for table in RUST_TABLES} == before  # read, nothing changed
+
+
+def test_fastpool_writes_rusts_schema_text(rust_file: Path, tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh.sqlite"
+    fastpool.SqliteStoreBundle.open(fresh).close()
+    assert dump_table(fresh, "sqlite_master") == dump_table(rust_file, "sqlite_master")
+    # Each surface alone creates exactly its part of Rust's schema, statement for statement.
+    rust_sql = {dict(row)["name"]: dict(row)["sql"] for row in dump_table(rust_file, "sqlite_master")}
+    for cls in CLASSES.values():
+        path = tmp_path / f"{cls.__name__}.sqlite"
+        cls.open(path).close()
+        for row in dump_table(path, "sqlite_master"):
+            assert dict(row)["sql"] == rust_sql[dict(row)["name"]]
