@@ -138,6 +138,27 @@ from .model import (
 from .postgres import PostgresAgentPoolStore  # psycopg is imported only when one is constructed
 from .protocol import AgentPoolStore
 from .sqlite import SqliteAgentPoolStore
+from .store_model import (
+    CheckpointPrunePolicy,
+    CheckpointPruneReport,
+    CheckpointSaveOutcome,
+    ContentReference,
+    ContentResolutionError,
+    ContentResolutionPolicy,
+    ContentResolveRequest,
+    PendingSideEffect,
+    PolicyAllow,
+    PolicyDecision,
+    PolicyDeny,
+    PolicyOutcome,
+    PolicyReason,
+    ResolvedContent,
+    RunCheckpoint,
+    SidecarRef,
+    ToolCallRecord,
+    ToolExecutionStoreCursor,
+    ToolExecutionStoreRecord,
+)
 from .surfaces import (
     SqliteCheckpointStore,
     SqliteContentStore,
@@ -288,4 +309,24 @@ __all__ = [
     "WakeRecord",
     "JournalRecordPayload",
     "JournalRecord",
+    # the other stores' records (checkpoints, content, tool executions)
+    "PendingSideEffect",
+    "RunCheckpoint",
+    "CheckpointSaveOutcome",
+    "CheckpointPrunePolicy",
+    "CheckpointPruneReport",
+    "ContentReference",
+    "ContentResolveRequest",
+    "ContentResolutionPolicy",
+    "ResolvedContent",
+    "ContentResolutionError",
+    "SidecarRef",
+    "PolicyReason",
+    "PolicyAllow",
+    "PolicyDeny",
+    "PolicyDecision",
+    "PolicyOutcome",
+    "ToolCallRecord",
+    "ToolExecutionStoreRecord",
+    "ToolExecutionStoreCursor",
 ]
