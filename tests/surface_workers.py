@@ -106,7 +106,10 @@ def job_tool_execution(path: str, worker: int, count: int) -> list[Any]:
 def job_provider_arguments(path: str, worker: int, count: int) -> list[Any]:
     """Every worker stores the same texts (one row each) and one of its own."""
     with fastpool.SqliteProviderArgumentStore.open(path) as store:
-        refs = [store.store_provider_arguments("provider.mp", f"call.{worker}", "tool", f'{{"n":{n}}}') for n in range(count)]
+        refs = [
+            store.store_provider_arguments("provider.mp", f"call.{worker}", "tool", f'{{"n":{n}}}')
+            for n in range(count)
+        ]
         refs.append(store.store_provider_arguments("provider.mp", "own", "tool", f'{{"worker":{worker}}}'))
         return refs
 

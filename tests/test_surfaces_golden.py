@@ -70,14 +70,18 @@ def test_fastpool_reads_the_file_rust_wrote(rust_file: Path) -> None:
             ]
             assert wire.encode(record) == columns["record_json"]
         frames = bundle.event_archive().frames_after(None)
-        assert [wire.encode(frame) for frame in frames] == [dict(row)["frame_json"] for row in before["event_archive_frames"]]
+        assert [wire.encode(frame) for frame in frames] == [
+            dict(row)["frame_json"] for row in before["event_archive_frames"]
+        ]
         for row in before["tool_execution_records"]:
             columns = dict(row)
             records = bundle.tool_execution().records_for_run(columns["run_id"])
             assert columns["record_json"] in [wire.encode(record) for record in records]
         for row in before["checkpoints"]:
             columns = dict(row)
-            loaded = bundle.checkpoints().load_at_or_before(columns["run_id"], f"journal.{columns['latest_journal_seq']}")
+            loaded = bundle.checkpoints().load_at_or_before(
+                columns["run_id"], f"journal.{columns['latest_journal_seq']}"
+            )
             assert loaded is not None and wire.encode(loaded) == columns["checkpoint_json"]
         for row in before["provider_arguments"]:
             columns = dict(row)

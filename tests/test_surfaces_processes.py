@@ -23,7 +23,9 @@ WORKERS, COUNT = 4, 60
 def run_job(path: Path, job: str, surface: Any) -> list[list[Any]]:
     """Create the surface's tables, run ``job`` in ``WORKERS`` processes at once; each one's answers."""
     surface.open(path).close()
-    reports = run_workers(surface_workers.mp_surface_job, [(str(path), job, worker, COUNT) for worker in range(WORKERS)])
+    reports = run_workers(
+        surface_workers.mp_surface_job, [(str(path), job, worker, COUNT) for worker in range(WORKERS)]
+    )
     assert [report["errors"] for report in reports] == [[]] * WORKERS
     return [report["answers"] for report in reports]
 
@@ -49,7 +51,9 @@ def test_archive_positions_are_unique_and_gap_free(tmp_path: Path) -> None:
         assert positions == sorted(positions, key=lambda p: int(p.removeprefix("archive.")))
     with fastpool.SqliteEventArchive.open(path) as archive:
         frames = archive.frames_after(None)
-    assert [frame.archive_cursor.position for frame in frames] == [f"archive.{n}" for n in range(1, WORKERS * COUNT + 1)]
+    assert [frame.archive_cursor.position for frame in frames] == [
+        f"archive.{n}" for n in range(1, WORKERS * COUNT + 1)
+    ]
 
 
 def test_checkpoint_prune_keeps_exactly_the_latest(tmp_path: Path) -> None:
@@ -65,7 +69,9 @@ def test_checkpoint_prune_keeps_exactly_the_latest(tmp_path: Path) -> None:
         latest = store.load_latest(surface_workers.RUN)
         assert latest is not None
         assert latest.covers_journal_seq == max(covers for covers, _, _ in reports)
-        remaining = store.prune(surface_workers.RUN, fastpool.CheckpointPrunePolicy(prune_covered_before=0, preserve_latest_terminal=False))
+        remaining = store.prune(
+            surface_workers.RUN, fastpool.CheckpointPrunePolicy(prune_covered_before=0, preserve_latest_terminal=False)
+        )
     assert sum(pruned for _, pruned, _ in reports) + remaining.retained_count == WORKERS * COUNT
 
 
@@ -98,4 +104,6 @@ def test_provider_argument_upserts_keep_one_row_per_text(tmp_path: Path) -> None
     with fastpool.SqliteProviderArgumentStore.open(path) as store:
         for worker, refs_of_worker in enumerate(answers):
             assert store.load_provider_arguments_json(refs_of_worker[-1]) == {"worker": worker}
-            assert [store.load_provider_arguments_json(ref) for ref in refs_of_worker[:-1]] == [{"n": n} for n in range(COUNT)]
+            assert [store.load_provider_arguments_json(ref) for ref in refs_of_worker[:-1]] == [
+                {"n": n} for n in range(COUNT)
+            ]

@@ -26,7 +26,7 @@ from ..enums import AgentErrorKind, RetryClassification
 from ..errors import AgentError
 from ..sqlite import _BusyWait, _Write, enable_wal
 
-__all__ = ["SurfaceDb", "sqlite_error", "to_i64", "to_u64"]
+__all__ = ["SurfaceDb", "sqlite_error", "to_i64", "to_u64", "integer"]
 
 T = TypeVar("T")
 _U64 = 2**64
@@ -42,6 +42,13 @@ def to_u64(value: int) -> int:
     return value + _U64 if value < 0 else value
 
 
+def integer(db: apsw.Connection, sql: str, params: Sequence[Any] = ()) -> int:
+    """The one integer a ``COUNT``/``MAX`` statement returns."""
+    value = db.execute(sql, params).fetchall()[0][0]
+    assert isinstance(value, int)
+    return value
+
+
 def sqlite_error(error: BaseException) -> AgentError:
     """Rust's ``sqlite_error``: any SQLite failure, retryable after repair."""
     return AgentError(
@@ -52,9 +59,7 @@ def sqlite_error(error: BaseException) -> AgentError:
 class SurfaceDb:
     """An APSW connection, the lock its users share, and the surfaces' transaction boundary."""
 
-    def __init__(
-        self, db: apsw.Connection, lock: threading.RLock | None = None, busy: _BusyWait | None = None
-    ) -> None:
+    def __init__(self, db: apsw.Connection, lock: threading.RLock | None = None, busy: _BusyWait | None = None) -> None:
         self.db = db
         self.lock = lock if lock is not None else threading.RLock()
         self._busy = busy

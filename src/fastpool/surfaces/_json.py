@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from .._schema import OPT, R, Model
+from .._schema import OPT, Model, R
 
 __all__ = ["syntax_error", "data_error", "parse_value", "dumps_value"]
 

@@ -22,9 +22,7 @@ ON run_journal_records(run_id, record_id);
 """
 JOURNAL_EXISTING = "SELECT journal_seq FROM run_journal_records WHERE run_id = ?1 AND record_id = ?2"
 JOURNAL_LATEST = "SELECT COALESCE(MAX(journal_seq), 0) FROM run_journal_records WHERE run_id = ?1"
-JOURNAL_INSERT = (
-    "INSERT INTO run_journal_records (run_id, journal_seq, record_id, record_json) VALUES (?1, ?2, ?3, ?4)"
-)
+JOURNAL_INSERT = "INSERT INTO run_journal_records (run_id, journal_seq, record_id, record_json) VALUES (?1, ?2, ?3, ?4)"
 JOURNAL_FOR_RUN = "SELECT record_json FROM run_journal_records WHERE run_id = ?1 ORDER BY journal_seq ASC"
 
 # ---------------------------------------------------------------- event archive (event_archive.rs)
@@ -59,9 +57,7 @@ CHECKPOINT_SAVE = (
 )
 # The same query as Rust's, so that a tie on the covered sequence breaks the same way (the
 # index scanned backwards: the row written last wins).
-CHECKPOINT_LATEST = (
-    "SELECT checkpoint_json FROM checkpoints WHERE run_id = ?1 ORDER BY latest_journal_seq DESC LIMIT 1"
-)
+CHECKPOINT_LATEST = "SELECT checkpoint_json FROM checkpoints WHERE run_id = ?1 ORDER BY latest_journal_seq DESC LIMIT 1"
 CHECKPOINT_AT_OR_BEFORE = (
     "SELECT checkpoint_json FROM checkpoints WHERE run_id = ?1 AND latest_journal_seq <= ?2 "
     "ORDER BY latest_journal_seq DESC LIMIT 1"

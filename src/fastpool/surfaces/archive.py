@@ -13,6 +13,7 @@ from ..model import ArchiveCursor, CompiledEventFilter, EventFrame
 from . import _sql
 from ._base import Surface
 from ._codec import decode_all
+from ._db import integer
 
 __all__ = ["SqliteEventArchive", "ARCHIVE_ID"]
 
@@ -48,7 +49,7 @@ class SqliteEventArchive(Surface):
         event_id = frame.event.envelope.event_id
 
         def append(db: apsw.Connection) -> ArchiveCursor:
-            (seq,) = db.execute(_sql.ARCHIVE_NEXT).fetchall()[0]
+            seq = integer(db, _sql.ARCHIVE_NEXT)
             cursor = frame.archive_cursor or ArchiveCursor(
                 archive_id=ARCHIVE_ID, position=f"archive.{seq}", event_id=event_id
             )
@@ -66,9 +67,7 @@ class SqliteEventArchive(Surface):
     def replay_filtered_from_cursor(self, filter: CompiledEventFilter, cursor: ArchiveCursor) -> list[EventFrame]:
         """``frames_after(cursor)`` whose envelope ``filter``'s criteria match (Rust returns them as
         an ``AgentEventStream``)."""
-        return [
-            frame for frame in self.frames_after(cursor) if envelope_matches(filter.criteria, frame.event.envelope)
-        ]
+        return [frame for frame in self.frames_after(cursor) if envelope_matches(filter.criteria, frame.event.envelope)]
 
     def __repr__(self) -> str:
         return "SqliteEventArchive()"

@@ -13,7 +13,7 @@ from ..store_model import CheckpointPrunePolicy, CheckpointPruneReport, Checkpoi
 from . import _sql
 from ._base import Surface
 from ._codec import decode_stored
-from ._db import to_i64
+from ._db import integer, to_i64
 
 __all__ = ["SqliteCheckpointStore"]
 
@@ -88,7 +88,7 @@ class SqliteCheckpointStore(Surface):
             latest = _latest(db, run_id)
             keep = None if latest is None else latest.checkpoint_id
             prunable = db.execute(_sql.CHECKPOINT_PRUNABLE, (run_id, to_i64(policy.prune_covered_before))).fetchall()
-            (before,) = db.execute(_sql.CHECKPOINT_COUNT, (run_id,)).fetchall()[0]
+            before = integer(db, _sql.CHECKPOINT_COUNT, (run_id,))
             deleted = 0
             for (checkpoint_id,) in prunable:
                 if policy.preserve_latest_terminal and checkpoint_id == keep:

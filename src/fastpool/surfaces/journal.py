@@ -22,7 +22,7 @@ from ..model import JournalRecord
 from . import _sql
 from ._base import Surface
 from ._codec import decode_all
-from ._db import to_i64, to_u64
+from ._db import integer, to_i64, to_u64
 
 __all__ = ["SqliteRunJournal"]
 
@@ -55,7 +55,7 @@ class SqliteRunJournal(Surface):
             existing = db.execute(_sql.JOURNAL_EXISTING, (record.run_id, record.record_id)).fetchall()
             if existing:
                 return f"journal.{existing[0][0]}"  # Rust prints the stored i64 as it is
-            (latest,) = db.execute(_sql.JOURNAL_LATEST, (record.run_id,)).fetchall()[0]
+            latest = integer(db, _sql.JOURNAL_LATEST, (record.run_id,))
             if record.journal_seq <= to_u64(latest):
                 raise _journal_error("journal_seq must be strictly increasing for a run journal")
             db.execute(_sql.JOURNAL_INSERT, (record.run_id, to_i64(record.journal_seq), record.record_id, text))

@@ -11,7 +11,7 @@ from ..store_model import ToolExecutionStoreCursor, ToolExecutionStoreRecord
 from . import _sql
 from ._base import Surface
 from ._codec import decode_all, decode_stored
-from ._db import to_i64
+from ._db import integer, to_i64
 
 __all__ = ["SqliteToolExecutionStore", "journal_sequence_for_cursor"]
 
@@ -60,8 +60,7 @@ class SqliteToolExecutionStore(Surface):
 
         def put(db: apsw.Connection) -> ToolExecutionStoreCursor:
             db.execute(_sql.TOOL_PUT, row)
-            (count,) = db.execute(_sql.TOOL_COUNT, (record.run_id,)).fetchall()[0]
-            return ToolExecutionStoreCursor(sequence=count)
+            return ToolExecutionStoreCursor(sequence=integer(db, _sql.TOOL_COUNT, (record.run_id,)))
 
         return self._db.write(put)
 
