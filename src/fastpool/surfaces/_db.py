@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,7 +62,8 @@ class SurfaceDb:
 
     def __init__(self, db: apsw.Connection, lock: threading.RLock | None = None, busy: _BusyWait | None = None) -> None:
         self.db = db
-        self.lock = lock if lock is not None else threading.RLock()
+        # Re-entrant: a store that shares its connection holds its lock around several surfaces' calls.
+        self.lock: AbstractContextManager[Any] = lock if lock is not None else threading.RLock()
         self._busy = busy
         self._created: set[str] = set()
 
