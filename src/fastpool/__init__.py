@@ -160,6 +160,13 @@ from .store_model import (
     ToolExecutionStoreRecord,
 )
 from .surfaces import (
+    PostgresCheckpointStore,
+    PostgresContentStore,
+    PostgresEventArchive,
+    PostgresProviderArgumentStore,
+    PostgresRunJournal,
+    PostgresStoreBundle,
+    PostgresToolExecutionStore,
     SqliteCheckpointStore,
     SqliteContentStore,
     SqliteEventArchive,
@@ -167,6 +174,7 @@ from .surfaces import (
     SqliteRunJournal,
     SqliteStoreBundle,
     SqliteToolExecutionStore,
+    open_bundle,
 )
 
 __version__ = "0.1.0"
@@ -191,6 +199,14 @@ __all__ = [
     "SqliteStoreBundle",
     "SqliteToolExecutionStore",
     "PostgresAgentPoolStore",
+    "PostgresCheckpointStore",
+    "PostgresContentStore",
+    "PostgresEventArchive",
+    "PostgresProviderArgumentStore",
+    "PostgresRunJournal",
+    "PostgresStoreBundle",
+    "PostgresToolExecutionStore",
+    "open_bundle",
     "InMemoryAgentPoolStore",
     # the coordinator
     "AgentPool",

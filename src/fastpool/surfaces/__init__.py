@@ -1,22 +1,39 @@
-"""The Rust crate's other SQLite surfaces, byte-compatible with it, one module per surface.
+"""The Rust crate's other stores, byte-compatible with it, one module per surface.
 
-Each class has ``open(path)``, Rust's method and parameter names, and model classes for
-arguments and results; a Rust host and fastpool share one file both ways (same tables, same
-JSON). Unlike Rust, a call that reads then writes is one transaction.
+Each surface's logic is written once (``RunJournalSurface`` …) over a database; its SQLite
+class (``SqliteRunJournal`` …) shares files with Rust hosts both ways (same tables, same
+JSON), its PostgreSQL twin (``PostgresRunJournal`` …) keeps the same contract in a schema.
+Unlike Rust, a call that reads then writes is one transaction.
 """
 
 from __future__ import annotations
 
 from ._db import SurfaceDb
-from .archive import SqliteEventArchive
-from .bundle import SqliteStoreBundle
-from .checkpoint import SqliteCheckpointStore
-from .content import SqliteContentStore
-from .journal import SqliteRunJournal
-from .provider_arguments import SqliteProviderArgumentStore
-from .tool_execution import SqliteToolExecutionStore
+from .archive import EventArchiveSurface, PostgresEventArchive, SqliteEventArchive
+from .bundle import PostgresStoreBundle, SqliteStoreBundle, StoreBundle, open_bundle
+from .checkpoint import CheckpointStoreSurface, PostgresCheckpointStore, SqliteCheckpointStore
+from .content import ContentStoreSurface, PostgresContentStore, SqliteContentStore
+from .journal import PostgresRunJournal, RunJournalSurface, SqliteRunJournal
+from .provider_arguments import (
+    PostgresProviderArgumentStore,
+    ProviderArgumentStoreSurface,
+    SqliteProviderArgumentStore,
+)
+from .tool_execution import PostgresToolExecutionStore, SqliteToolExecutionStore, ToolExecutionStoreSurface
 
 __all__ = [
+    "CheckpointStoreSurface",
+    "ContentStoreSurface",
+    "EventArchiveSurface",
+    "PostgresCheckpointStore",
+    "PostgresContentStore",
+    "PostgresEventArchive",
+    "PostgresProviderArgumentStore",
+    "PostgresRunJournal",
+    "PostgresStoreBundle",
+    "PostgresToolExecutionStore",
+    "ProviderArgumentStoreSurface",
+    "RunJournalSurface",
     "SqliteCheckpointStore",
     "SqliteContentStore",
     "SqliteEventArchive",
@@ -24,5 +41,8 @@ __all__ = [
     "SqliteRunJournal",
     "SqliteStoreBundle",
     "SqliteToolExecutionStore",
+    "StoreBundle",
     "SurfaceDb",
+    "ToolExecutionStoreSurface",
+    "open_bundle",
 ]

@@ -26,8 +26,9 @@ from .._sqlite_errors import PREFIX
 from ..enums import AgentErrorKind, RetryClassification
 from ..errors import AgentError
 from ..sqlite import _BusyWait, _Write, enable_wal
+from . import _sql
 
-__all__ = ["SurfaceDb", "sqlite_error", "to_i64", "to_u64", "integer"]
+__all__ = ["SurfaceDb", "sqlite_error", "to_i64", "to_u64"]
 
 T = TypeVar("T")
 _U64 = 2**64
@@ -43,13 +44,6 @@ def to_u64(value: int) -> int:
     return value + _U64 if value < 0 else value
 
 
-def integer(db: apsw.Connection, sql: str, params: Sequence[Any] = ()) -> int:
-    """The one integer a ``COUNT``/``MAX`` statement returns."""
-    value = db.execute(sql, params).fetchall()[0][0]
-    assert isinstance(value, int)
-    return value
-
-
 def sqlite_error(error: BaseException) -> AgentError:
     """Rust's ``sqlite_error``: any SQLite failure, retryable after repair."""
     return AgentError(
@@ -60,7 +54,11 @@ def sqlite_error(error: BaseException) -> AgentError:
 class SurfaceDb:
     """An APSW connection, the lock its users share, and the surfaces' transaction boundary."""
 
-    def __init__(self, db: apsw.Connection, lock: threading.RLock | None = None, busy: _BusyWait | None = None) -> None:
+    sql = _sql
+
+    def __init__(
+        self, db: apsw.Connection, lock: AbstractContextManager[Any] | None = None, busy: _BusyWait | None = None
+    ) -> None:
         self.db = db
         # Re-entrant: a store that shares its connection holds its lock around several surfaces' calls.
         self.lock: AbstractContextManager[Any] = lock if lock is not None else threading.RLock()
@@ -85,11 +83,11 @@ class SurfaceDb:
             raise sqlite_error(error) from error
         return cls(db, busy=busy)
 
-    def create(self, schema: str) -> None:
-        """Run a surface's ``CREATE ... IF NOT EXISTS`` text (once per connection)."""
-        if schema not in self._created:
-            self.write(lambda db: db.execute(schema))
-            self._created.add(schema)
+    def create(self, name: str) -> None:
+        """Run the ``CREATE ... IF NOT EXISTS`` text of surface ``name`` (once per connection)."""
+        if name not in self._created:
+            self.write(lambda run: run(_sql.SCHEMAS[name], ()))
+            self._created.add(name)
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Every row of one statement (a single statement needs no transaction to be consistent)."""
@@ -99,18 +97,21 @@ class SurfaceDb:
             except apsw.Error as error:
                 raise sqlite_error(error) from error
 
-    def write(self, body: Callable[[apsw.Connection], T]) -> T:
-        """Run ``body(connection)`` in one ``BEGIN IMMEDIATE`` transaction: committed if it returns,
-        rolled back if it raises."""
+    def write(self, body: Callable[[Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]], T]) -> T:
+        """Run ``body(run)`` in one ``BEGIN IMMEDIATE`` transaction (``run(sql, params)`` returns a
+        statement's rows): committed if it returns, rolled back if it raises."""
         with self.lock:
             try:
                 with _Write(self.db, True, False, self._busy):
-                    return body(self.db)
+                    return body(self._run)
             except AgentError as error:
                 cause = error.__cause__
                 if isinstance(cause, apsw.Error) and error.message.startswith(PREFIX):
                     raise sqlite_error(cause) from cause  # _Write words it as the pool store
                 raise
+
+    def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return self.db.execute(sql, params).fetchall()
 
     def close(self) -> None:
         """Close the connection; closing twice is harmless."""

@@ -1,4 +1,5 @@
-"""Every SQL text of the Rust crate's other surfaces, one section per surface.
+"""Every SQL text of the surfaces on SQLite, one section per surface (``_pg_sql`` has the
+same names for PostgreSQL; ``?N`` is the N-th parameter in both).
 
 The ``*_SCHEMA`` texts are the crate's own ``SCHEMA`` constants, byte for byte (SQLite keeps
 each statement's text in ``sqlite_master``, so a file fastpool creates reads as Rust's). The
@@ -64,7 +65,7 @@ CHECKPOINT_AT_OR_BEFORE = (
 )
 CHECKPOINT_PRUNABLE = "SELECT checkpoint_id FROM checkpoints WHERE run_id = ?1 AND latest_journal_seq < ?2"
 CHECKPOINT_COUNT = "SELECT COUNT(*) FROM checkpoints WHERE run_id = ?1"
-CHECKPOINT_DELETE = "DELETE FROM checkpoints WHERE run_id = ?1 AND checkpoint_id = ?2"
+CHECKPOINT_DELETE = "DELETE FROM checkpoints WHERE run_id = ?1 AND checkpoint_id = ?2 RETURNING checkpoint_id"
 
 # ---------------------------------------------------------------- content (content.rs)
 
@@ -156,3 +157,14 @@ CREATE TABLE IF NOT EXISTS agent_pool_event_seq (
                      seq INTEGER NOT NULL
                  );
 """
+
+#: Each surface's CREATE text by the name its class gives (``Surface.NAME``).
+SCHEMAS = {
+    "journal": JOURNAL_SCHEMA,
+    "archive": ARCHIVE_SCHEMA,
+    "checkpoint": CHECKPOINT_SCHEMA,
+    "content": CONTENT_SCHEMA,
+    "tool_execution": TOOL_SCHEMA,
+    "provider_arguments": PROVIDER_SCHEMA,
+    "agent_pool": AGENT_POOL_SCHEMA,
+}

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import re
 
-import apsw
-
 from .. import wire
 from ..errors import AgentError
 from ..store_model import CheckpointPrunePolicy, CheckpointPruneReport, CheckpointSaveOutcome, RunCheckpoint
-from . import _sql
-from ._base import Surface
+from ._base import PostgresSurface, Run, SqliteSurface, Surface, integer
 from ._codec import decode_stored
-from ._db import integer, to_i64
+from ._db import to_i64
 
-__all__ = ["SqliteCheckpointStore"]
+__all__ = ["SqliteCheckpointStore", "PostgresCheckpointStore"]
 
 # Rust's u64 parser: an optional "+", ASCII digits, nothing else.
 _U64 = re.compile(r"\+?[0-9]+")
@@ -30,19 +27,18 @@ def _cursor_seq(cursor: str) -> int:
     return int(text)
 
 
-def _latest(db: apsw.Connection, run_id: str) -> RunCheckpoint | None:
-    rows = db.execute(_sql.CHECKPOINT_LATEST, (run_id,)).fetchall()
+def _first(rows: list[tuple[str, ...]]) -> RunCheckpoint | None:
     return decode_stored(RunCheckpoint, rows[0][0]) if rows else None
 
 
-class SqliteCheckpointStore(Surface):
-    """A ``CheckpointStore`` in an SQLite file, shared with Rust hosts.
+class CheckpointStoreSurface(Surface):
+    """A ``CheckpointStore`` on a database (table ``checkpoints``).
 
     The column ``latest_journal_seq`` holds the checkpoint's ``covers_journal_seq`` (signed: a
     seq of 2^63 or more is stored negative and sorts first, as in Rust).
     """
 
-    SCHEMA = _sql.CHECKPOINT_SCHEMA
+    NAME = "checkpoint"
 
     def save(self, checkpoint: RunCheckpoint, latest_journal_seq: int) -> CheckpointSaveOutcome:
         """Store ``checkpoint`` (replacing one of the same run and id).
@@ -55,7 +51,8 @@ class SqliteCheckpointStore(Surface):
             )
         row = (checkpoint.run_id, checkpoint.checkpoint_id, to_i64(checkpoint.covers_journal_seq))
         text = wire.encode(checkpoint)
-        self._db.write(lambda db: db.execute(_sql.CHECKPOINT_SAVE, (*row, text)))
+        sql = self._sql.CHECKPOINT_SAVE
+        self._db.write(lambda run: run(sql, (*row, text)))
         terminal = (
             not checkpoint.pending_side_effects
             and not checkpoint.pending_approvals
@@ -69,13 +66,11 @@ class SqliteCheckpointStore(Surface):
 
     def load_latest(self, run_id: str) -> RunCheckpoint | None:
         """The run's checkpoint with the highest covered seq (on a tie, the one written last)."""
-        rows = self._db.rows(_sql.CHECKPOINT_LATEST, (run_id,))
-        return decode_stored(RunCheckpoint, rows[0][0]) if rows else None
+        return _first(self._db.rows(self._sql.CHECKPOINT_LATEST, (run_id,)))
 
     def load_at_or_before(self, run_id: str, cursor: str) -> RunCheckpoint | None:
         """The latest checkpoint covering at most ``cursor``'s seq (a cursor that does not parse: 0)."""
-        rows = self._db.rows(_sql.CHECKPOINT_AT_OR_BEFORE, (run_id, to_i64(_cursor_seq(cursor))))
-        return decode_stored(RunCheckpoint, rows[0][0]) if rows else None
+        return _first(self._db.rows(self._sql.CHECKPOINT_AT_OR_BEFORE, (run_id, to_i64(_cursor_seq(cursor)))))
 
     def prune(self, run_id: str, policy: CheckpointPrunePolicy) -> CheckpointPruneReport:
         """Delete the run's checkpoints covering less than ``policy.prune_covered_before``.
@@ -84,17 +79,18 @@ class SqliteCheckpointStore(Surface):
         rule), and named in the report even if nothing was pruned.
         """
 
-        def prune(db: apsw.Connection) -> CheckpointPruneReport:
-            latest = _latest(db, run_id)
+        sql = self._sql
+
+        def prune(run: Run) -> CheckpointPruneReport:
+            latest = _first(run(sql.CHECKPOINT_LATEST, (run_id,)))
             keep = None if latest is None else latest.checkpoint_id
-            prunable = db.execute(_sql.CHECKPOINT_PRUNABLE, (run_id, to_i64(policy.prune_covered_before))).fetchall()
-            before = integer(db, _sql.CHECKPOINT_COUNT, (run_id,))
+            prunable = run(sql.CHECKPOINT_PRUNABLE, (run_id, to_i64(policy.prune_covered_before)))
+            before = integer(run, sql.CHECKPOINT_COUNT, (run_id,))
             deleted = 0
             for (checkpoint_id,) in prunable:
                 if policy.preserve_latest_terminal and checkpoint_id == keep:
                     continue
-                db.execute(_sql.CHECKPOINT_DELETE, (run_id, checkpoint_id))
-                deleted += db.changes()
+                deleted += len(run(sql.CHECKPOINT_DELETE, (run_id, checkpoint_id)))
             return CheckpointPruneReport(
                 run_id=run_id,
                 pruned_count=deleted,
@@ -104,5 +100,11 @@ class SqliteCheckpointStore(Surface):
 
         return self._db.write(prune)
 
-    def __repr__(self) -> str:
-        return "SqliteCheckpointStore()"
+
+class SqliteCheckpointStore(CheckpointStoreSurface, SqliteSurface):
+    """A checkpoint store in an SQLite file, shared with Rust hosts (``CheckpointStoreSurface``)."""
+
+
+class PostgresCheckpointStore(CheckpointStoreSurface, PostgresSurface):
+    """A checkpoint store in a PostgreSQL schema (``CheckpointStoreSurface``; a tie on the
+    covered sequence goes to the checkpoint saved last, as in SQLite)."""

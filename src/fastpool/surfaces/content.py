@@ -15,21 +15,20 @@ from ..store_model import (
     ContentResolveRequest,
     ResolvedContent,
 )
-from . import _sql
-from ._base import Surface
+from ._base import PostgresSurface, SqliteSurface, Surface
 
-__all__ = ["SqliteContentStore"]
+__all__ = ["SqliteContentStore", "PostgresContentStore"]
 
 
-class SqliteContentStore(Surface):
-    """A ``ContentStore`` and ``ContentResolver`` in an SQLite file, shared with Rust hosts.
+class ContentStoreSurface(Surface):
+    """A ``ContentStore`` and ``ContentResolver`` on a database (table ``content``).
 
     A stored ref replaces the one with the same ``content_id`` whatever its version. A
     successful resolve answers with the *stored* ref; an error carries the request's ref and
     the policy's ``policy_refs``.
     """
 
-    SCHEMA = _sql.CONTENT_SCHEMA
+    NAME = "content"
 
     def put_content(self, content_ref: ContentReference, bytes: bytes) -> None:
         """Store ``bytes`` under ``content_ref.content_id``.
@@ -37,8 +36,9 @@ class SqliteContentStore(Surface):
         Raises ``ContentResolutionError`` ``storage_unavailable`` if the file cannot be written.
         """
         row = (content_ref.content_id, wire.encode(content_ref), bytes, len(bytes))
+        sql = self._sql.CONTENT_PUT
         try:
-            self._db.write(lambda db: db.execute(_sql.CONTENT_PUT, row))
+            self._db.write(lambda run: run(sql, row))
         except AgentError:
             raise ContentResolutionError("storage_unavailable", content_ref, ()) from None
 
@@ -62,7 +62,7 @@ class SqliteContentStore(Surface):
         if request.requested_version != requested.version:
             raise fail("version_mismatch")
         try:
-            rows = self._db.rows(_sql.CONTENT_GET, (requested.content_id,))
+            rows = self._db.rows(self._sql.CONTENT_GET, (requested.content_id,))
         except AgentError:
             raise fail("storage_unavailable") from None
         if not rows:
@@ -70,6 +70,7 @@ class SqliteContentStore(Surface):
         stored_json, data = rows[0]
         try:
             stored = wire.decode(ContentReference, stored_json)
+            data = bytes(data)  # PostgreSQL may hand a bytea as a memoryview
         except AgentError:
             raise fail("storage_unavailable") from None
         if not policy.allow_raw_content:
@@ -82,8 +83,13 @@ class SqliteContentStore(Surface):
                 raise fail("hash_mismatch")
         return _resolved(stored, data, refs)
 
-    def __repr__(self) -> str:
-        return "SqliteContentStore()"
+
+class SqliteContentStore(ContentStoreSurface, SqliteSurface):
+    """A content store in an SQLite file, shared with Rust hosts (``ContentStoreSurface``)."""
+
+
+class PostgresContentStore(ContentStoreSurface, PostgresSurface):
+    """A content store in a PostgreSQL schema (``ContentStoreSurface``)."""
 
 
 def _resolved(stored: ContentReference, data: bytes | None, refs: tuple[PolicyRef, ...]) -> ResolvedContent:

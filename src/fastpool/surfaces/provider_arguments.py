@@ -7,17 +7,16 @@ import hashlib
 from typing import Any
 
 from ..errors import AgentError
-from . import _sql
-from ._base import Surface
+from ._base import PostgresSurface, SqliteSurface, Surface
 from ._json import parse_value
 
-__all__ = ["SqliteProviderArgumentStore"]
+__all__ = ["SqliteProviderArgumentStore", "PostgresProviderArgumentStore"]
 
 
-class SqliteProviderArgumentStore(Surface):
-    """A ``ProviderArgumentStore`` in an SQLite file, shared with Rust hosts."""
+class ProviderArgumentStoreSurface(Surface):
+    """A ``ProviderArgumentStore`` on a database (table ``provider_arguments``)."""
 
-    SCHEMA = _sql.PROVIDER_SCHEMA
+    NAME = "provider_arguments"
 
     def store_provider_arguments(
         self, provider_ref: str, call_id: str, canonical_tool_name: str, raw_arguments: str
@@ -28,7 +27,8 @@ class SqliteProviderArgumentStore(Surface):
         digest = hashlib.sha256(raw_arguments.encode("utf-8", "surrogatepass")).hexdigest()
         content_ref = f"content.provider_arguments.{digest[:24]}"
         row = (content_ref, provider_ref, call_id, canonical_tool_name, raw_arguments)
-        self._db.write(lambda db: db.execute(_sql.PROVIDER_PUT, row))
+        sql = self._sql.PROVIDER_PUT
+        self._db.write(lambda run: run(sql, row))
         return content_ref
 
     def load_provider_arguments_json(self, content_ref: str) -> Any:
@@ -36,7 +36,7 @@ class SqliteProviderArgumentStore(Surface):
 
         Raises ``AgentError`` (contract violation) for an unknown ref or text that is not JSON.
         """
-        rows = self._db.rows(_sql.PROVIDER_GET, (content_ref,))
+        rows = self._db.rows(self._sql.PROVIDER_GET, (content_ref,))
         if not rows:
             raise AgentError.contract_violation("provider argument content ref is missing")
         try:
@@ -44,5 +44,10 @@ class SqliteProviderArgumentStore(Surface):
         except ValueError as error:
             raise AgentError.contract_violation(f"stored provider arguments are not valid JSON: {error}") from None
 
-    def __repr__(self) -> str:
-        return "SqliteProviderArgumentStore()"
+
+class SqliteProviderArgumentStore(ProviderArgumentStoreSurface, SqliteSurface):
+    """A provider argument store in an SQLite file, shared with Rust hosts (``ProviderArgumentStoreSurface``)."""
+
+
+class PostgresProviderArgumentStore(ProviderArgumentStoreSurface, PostgresSurface):
+    """A provider argument store in a PostgreSQL schema (``ProviderArgumentStoreSurface``)."""

@@ -3,17 +3,14 @@
 
 from __future__ import annotations
 
-import apsw
-
 from .. import wire
 from ..errors import AgentError
 from ..store_model import ToolExecutionStoreCursor, ToolExecutionStoreRecord
-from . import _sql
-from ._base import Surface
+from ._base import PostgresSurface, Run, SqliteSurface, Surface, integer
 from ._codec import decode_all, decode_stored
-from ._db import integer, to_i64
+from ._db import to_i64
 
-__all__ = ["SqliteToolExecutionStore", "journal_sequence_for_cursor"]
+__all__ = ["SqliteToolExecutionStore", "PostgresToolExecutionStore", "journal_sequence_for_cursor"]
 
 _UNSUPPORTED = "tool execution cursor range uses an unsupported journal cursor"
 
@@ -37,14 +34,14 @@ def _bound(cursor: str | None) -> int | None:
     return to_i64(seq)
 
 
-class SqliteToolExecutionStore(Surface):
-    """A ``ToolExecutionStore`` in an SQLite file, shared with Rust hosts.
+class ToolExecutionStoreSurface(Surface):
+    """A ``ToolExecutionStore`` on a database (table ``tool_execution_records``).
 
     Sequences are bound as Rust's ``i64`` (``u64::MAX`` is -1; a stored seq of 2^63 or more is
     negative, sorts first and is never "after").
     """
 
-    SCHEMA = _sql.TOOL_SCHEMA
+    NAME = "tool_execution"
 
     def put_tool_execution_record(self, record: ToolExecutionStoreRecord) -> ToolExecutionStoreCursor:
         """Store ``record`` (replacing one of the same run, tool call and seq); return the run's
@@ -58,32 +55,34 @@ class SqliteToolExecutionStore(Surface):
             wire.encode(record),
         )
 
-        def put(db: apsw.Connection) -> ToolExecutionStoreCursor:
-            db.execute(_sql.TOOL_PUT, row)
-            return ToolExecutionStoreCursor(sequence=integer(db, _sql.TOOL_COUNT, (record.run_id,)))
+        sql = self._sql
+
+        def put(run: Run) -> ToolExecutionStoreCursor:
+            run(sql.TOOL_PUT, row)
+            return ToolExecutionStoreCursor(sequence=integer(run, sql.TOOL_COUNT, (record.run_id,)))
 
         return self._db.write(put)
 
     def records_for_run(self, run_id: str) -> list[ToolExecutionStoreRecord]:
         """The run's records by journal seq."""
-        return decode_all(ToolExecutionStoreRecord, self._db.rows(_sql.TOOL_FOR_RUN, (run_id,)))
+        return decode_all(ToolExecutionStoreRecord, self._db.rows(self._sql.TOOL_FOR_RUN, (run_id,)))
 
     def record_for_tool_call(self, run_id: str, tool_call_id: str) -> ToolExecutionStoreRecord | None:
         """The tool call's record with the highest journal seq."""
-        rows = self._db.rows(_sql.TOOL_FOR_CALL, (run_id, tool_call_id))
+        rows = self._db.rows(self._sql.TOOL_FOR_CALL, (run_id, tool_call_id))
         return decode_stored(ToolExecutionStoreRecord, rows[0][0]) if rows else None
 
     def records_for_idempotency_key(self, idempotency_key: str) -> list[ToolExecutionStoreRecord]:
         """The records with this key, across runs (by run id, then journal seq)."""
-        return decode_all(ToolExecutionStoreRecord, self._db.rows(_sql.TOOL_FOR_KEY, (idempotency_key,)))
+        return decode_all(ToolExecutionStoreRecord, self._db.rows(self._sql.TOOL_FOR_KEY, (idempotency_key,)))
 
     def records_for_effect_id(self, effect_id: str) -> list[ToolExecutionStoreRecord]:
         """The records of this effect, across runs (by run id, then journal seq)."""
-        return decode_all(ToolExecutionStoreRecord, self._db.rows(_sql.TOOL_FOR_EFFECT, (effect_id,)))
+        return decode_all(ToolExecutionStoreRecord, self._db.rows(self._sql.TOOL_FOR_EFFECT, (effect_id,)))
 
     def records_after_journal_seq(self, run_id: str, journal_seq: int) -> list[ToolExecutionStoreRecord]:
         """The run's records after ``journal_seq`` (compared as ``i64``)."""
-        return decode_all(ToolExecutionStoreRecord, self._db.rows(_sql.TOOL_AFTER, (run_id, to_i64(journal_seq))))
+        return decode_all(ToolExecutionStoreRecord, self._db.rows(self._sql.TOOL_AFTER, (run_id, to_i64(journal_seq))))
 
     def records_in_journal_cursor_range(
         self, run_id: str, after: str | None, through: str | None
@@ -94,7 +93,12 @@ class SqliteToolExecutionStore(Surface):
         a ``u64``.
         """
         bounds = (run_id, _bound(after), _bound(through))
-        return decode_all(ToolExecutionStoreRecord, self._db.rows(_sql.TOOL_RANGE, bounds))
+        return decode_all(ToolExecutionStoreRecord, self._db.rows(self._sql.TOOL_RANGE, bounds))
 
-    def __repr__(self) -> str:
-        return "SqliteToolExecutionStore()"
+
+class SqliteToolExecutionStore(ToolExecutionStoreSurface, SqliteSurface):
+    """A tool-execution store in an SQLite file, shared with Rust hosts (``ToolExecutionStoreSurface``)."""
+
+
+class PostgresToolExecutionStore(ToolExecutionStoreSurface, PostgresSurface):
+    """A tool-execution store in a PostgreSQL schema (``ToolExecutionStoreSurface``)."""
