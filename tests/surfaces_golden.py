@@ -94,13 +94,43 @@ def dump_table(path: Path, table: str) -> list[list[tuple[str, Any]]]:
     return [[(name, v.hex() if isinstance(v, bytes) else v) for name, v in zip(names, row)] for row in rows]
 
 
-class Runner:
-    """Plays one scenario's lines in a directory of its own."""
+class SqliteTarget:
+    """Where a scenario's ``store.sqlite`` lives: a file in the test's directory."""
 
-    def __init__(self, classes: dict[str, Any], directory: Path) -> None:
-        self.classes = classes
+    def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.path = directory / "store.sqlite"
+
+    def open(self, cls: Any, name: str) -> Any:
+        self.path = self.directory / Path(name).name
+        return cls.open(self.path)
+
+    def dump(self, table: str, columns: list[str]) -> list[list[tuple[str, Any]]]:
+        return dump_table(self.path, table)
+
+    def pragma(self, name: str) -> Any:
+        db = apsw.Connection(str(self.path))
+        try:
+            return db.execute(f"PRAGMA {name}").fetchall()[0][0]
+        finally:
+            db.close()
+
+    def host_sql(self, sql: str) -> None:
+        db = apsw.Connection(str(self.path))
+        try:
+            for statement in sql.split(";"):
+                if statement.strip():
+                    db.execute(statement).fetchall()
+        finally:
+            db.close()
+
+
+class Runner:
+    """Plays one scenario's lines on a target (``SqliteTarget``, or a PostgreSQL schema)."""
+
+    def __init__(self, classes: dict[str, Any], target: Any) -> None:
+        self.classes = classes
+        self.target = target
         self.opened: list[Any] = []
         self.obj: Any = None
         self.outcome: tuple[str, Any] = ("none", None)
@@ -138,39 +168,25 @@ class Runner:
                     index += 1
                     block.append(lines[index])
                 expected_rows = [list(row["columns"].items()) for row in block]
-                assert dump_table(self.path, line["table"]) == expected_rows, line["table"]
+                assert self.target.dump(line["table"], list(line["columns"])) == expected_rows, line["table"]
                 self.checked += len(block)
             elif kind == "pragma":
-                db = apsw.Connection(str(self.path))
-                try:
-                    value = db.execute(f"PRAGMA {line['name']}").fetchall()[0][0]
-                finally:
-                    db.close()
-                assert value == line["value"], line["name"]
+                assert self.target.pragma(line["name"]) == line["value"], line["name"]
                 self.checked += 1
             elif kind == "note" and line["text"].startswith(HOST_SQL):
-                self.host_sql(line["text"].removeprefix(HOST_SQL))
+                sql = line["text"].removeprefix(HOST_SQL)
+                if "journal_mode" in sql:
+                    self.close()  # leaving WAL needs the file to itself (Rust adapters hold no connection)
+                self.target.host_sql(sql)
             index += 1
         return self.checked
-
-    def host_sql(self, sql: str) -> None:
-        if "journal_mode" in sql:
-            self.close()  # leaving WAL needs the file to itself (Rust adapters hold no connection)
-        db = apsw.Connection(str(self.path))
-        try:
-            for statement in sql.split(";"):
-                if statement.strip():
-                    db.execute(statement).fetchall()
-        finally:
-            db.close()
 
     def call(self, line: dict[str, Any]) -> None:
         args = json.loads(line["args_json"])
         method: str = line["method"]
         try:
             if method.endswith("open"):
-                self.path = self.directory / Path(args["path"]).name
-                self.obj = self.classes[line["surface"]].open(self.path)
+                self.obj = self.target.open(self.classes[line["surface"]], args["path"])
                 self.opened.append(self.obj)
                 self.outcome = ("ok", None)
                 return
@@ -198,9 +214,9 @@ class Runner:
         self.checked += 1
 
 
-def run_scenario(classes: dict[str, Any], lines: list[dict[str, Any]], directory: Path) -> int:
-    """Play a scenario; the number of lines checked."""
-    runner = Runner(classes, directory)
+def run_scenario(classes: dict[str, Any], lines: list[dict[str, Any]], target: Any) -> int:
+    """Play a scenario on ``target``; the number of lines checked."""
+    runner = Runner(classes, target)
     try:
         return runner.play(lines)
     finally:
@@ -211,3 +227,25 @@ def all_scenarios(surfaces: list[str]) -> Iterator[tuple[str, str, list[dict[str
     for surface in surfaces:
         for name, lines in scenarios(surface):
             yield surface, name, lines
+
+
+def checked_lines(lines: list[dict[str, Any]]) -> int:
+    """How many lines of a scenario the runner checks."""
+    return sum(line["line"] in ("result", "error", "row", "pragma") for line in lines)
+
+
+#: SQLite's own: what a PostgreSQL twin has no counterpart for.
+SQLITE_ONLY_TABLES = ("sqlite_master", "sqlite_sequence")
+
+
+def portable_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A scenario as any backend plays it: up to its storage-failure tail (SQL run on the
+    SQLite file), without pragmas and SQLite's own tables."""
+    kept = []
+    for line in lines:
+        if line["line"] == "note" and line["text"].startswith(HOST_SQL):
+            break
+        if line["line"] == "pragma" or (line["line"] == "row" and line["table"] in SQLITE_ONLY_TABLES):
+            continue
+        kept.append(line)
+    return kept

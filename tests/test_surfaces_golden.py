@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from surfaces_golden import SURFACES, all_scenarios, dump_table, run_scenario
+from surfaces_golden import SURFACES, SqliteTarget, all_scenarios, checked_lines, dump_table, run_scenario
 
 import fastpool
 from fastpool import wire
@@ -31,9 +31,7 @@ CASES = list(all_scenarios(list(CLASSES)))
 
 @pytest.mark.parametrize(("surface", "name", "lines"), CASES, ids=[f"{s}/{n}" for s, n, _ in CASES])
 def test_golden_scenario(surface: str, name: str, lines: list[dict[str, Any]], tmp_path: Path) -> None:
-    checked = run_scenario(CLASSES, lines, tmp_path)
-    expected = sum(line["line"] in ("result", "error", "row", "pragma") for line in lines)
-    assert checked == expected
+    assert run_scenario(CLASSES, lines, SqliteTarget(tmp_path)) == checked_lines(lines)
 
 
 RUST_TABLES = [
