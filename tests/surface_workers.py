@@ -1,5 +1,6 @@
-"""Worker processes for test_surfaces_processes.py: each opens a surface on one file and runs a
-job that reads then writes, ``count`` times, at once with the others.
+"""Worker processes for test_surfaces_processes.py: each opens a surface on one target (a file
+path, or ``(conninfo, schema)`` for PostgreSQL) and runs a job that reads then writes,
+``count`` times, at once with the others.
 
 Spawn children import this module by name. A job returns plain data per call; an error is
 reported (with what was done before it), never raised. The values are the golden fixtures'.
@@ -30,6 +31,14 @@ from fastpool.store_model import (
 RUN = "run.mp"
 
 
+def open_surface(kind: str, target: Any) -> Any:
+    """``Sqlite<kind>`` on a file path, ``Postgres<kind>`` on ``(conninfo, schema)``."""
+    if isinstance(target, (tuple, list)):
+        conninfo, schema = target
+        return getattr(fastpool, f"Postgres{kind}").open(conninfo, schema=schema)
+    return getattr(fastpool, f"Sqlite{kind}").open(target)
+
+
 @cache
 def template(surface: str, method: str, argument: str) -> str:
     """The JSON of ``argument`` in the first golden call of ``surface``'s ``method``."""
@@ -47,23 +56,23 @@ def journal_record(seq: int) -> JournalRecord:
     return record.replace(run_id=RUN, journal_seq=seq, record_id=f"journal.record.mp.{seq}")
 
 
-def job_journal(path: str, worker: int, count: int) -> list[Any]:
-    with fastpool.SqliteRunJournal.open(path) as journal:
+def job_journal(target: Any, worker: int, count: int) -> list[Any]:
+    with open_surface("RunJournal", target) as journal:
         return [journal.append(journal_record(seq)) for seq in range(1, count + 1)]
 
 
-def job_archive(path: str, worker: int, count: int) -> list[Any]:
+def job_archive(target: Any, worker: int, count: int) -> list[Any]:
     frame = wire.decode(EventFrame, template("event_archive", "append_frame", "frame"))
-    with fastpool.SqliteEventArchive.open(path) as archive:
+    with open_surface("EventArchive", target) as archive:
         return [archive.append_frame(frame).position for _ in range(count)]
 
 
-def job_checkpoint(path: str, worker: int, count: int) -> list[Any]:
+def job_checkpoint(target: Any, worker: int, count: int) -> list[Any]:
     """Save a newer checkpoint, then prune everything but the latest: one retained each time."""
     base = wire.decode(RunCheckpoint, template("checkpoint", "save", "checkpoint"))
     prune_all = CheckpointPrunePolicy(prune_covered_before=2**62, preserve_latest_terminal=True)
     reports = []
-    with fastpool.SqliteCheckpointStore.open(path) as store:
+    with open_surface("CheckpointStore", target) as store:
         for n in range(count):
             covers = n * 16 + worker + 1
             checkpoint = base.replace(run_id=RUN, checkpoint_id=f"ck.{worker}.{n}", covers_journal_seq=covers)
@@ -73,7 +82,7 @@ def job_checkpoint(path: str, worker: int, count: int) -> list[Any]:
     return reports
 
 
-def job_content(path: str, worker: int, count: int) -> list[Any]:
+def job_content(target: Any, worker: int, count: int) -> list[Any]:
     """Replace one content id with this worker's bytes and resolve it: the bytes always match
     the stored ref's hash."""
     import hashlib
@@ -82,7 +91,7 @@ def job_content(path: str, worker: int, count: int) -> list[Any]:
     policy = wire.decode(ContentResolutionPolicy, template("content", "resolve", "policy"))
     ref = wire.decode(ContentReference, template("content", "put_content", "content_ref"))
     answers = []
-    with fastpool.SqliteContentStore.open(path) as store:
+    with open_surface("ContentStore", target) as store:
         for n in range(count):
             data = f"worker {worker} version {n}".encode()
             digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -92,9 +101,9 @@ def job_content(path: str, worker: int, count: int) -> list[Any]:
     return answers
 
 
-def job_tool_execution(path: str, worker: int, count: int) -> list[Any]:
+def job_tool_execution(target: Any, worker: int, count: int) -> list[Any]:
     record = wire.decode(ToolExecutionStoreRecord, template("tool_execution", "put_tool_execution_record", "record"))
-    with fastpool.SqliteToolExecutionStore.open(path) as store:
+    with open_surface("ToolExecutionStore", target) as store:
         return [
             store.put_tool_execution_record(
                 record.replace(run_id=RUN, tool_call_id=f"tool.call.{worker}", journal_seq=n + 1)
@@ -103,9 +112,9 @@ def job_tool_execution(path: str, worker: int, count: int) -> list[Any]:
         ]
 
 
-def job_provider_arguments(path: str, worker: int, count: int) -> list[Any]:
+def job_provider_arguments(target: Any, worker: int, count: int) -> list[Any]:
     """Every worker stores the same texts (one row each) and one of its own."""
-    with fastpool.SqliteProviderArgumentStore.open(path) as store:
+    with open_surface("ProviderArgumentStore", target) as store:
         refs = [
             store.store_provider_arguments("provider.mp", f"call.{worker}", "tool", f'{{"n":{n}}}')
             for n in range(count)
@@ -114,7 +123,7 @@ def job_provider_arguments(path: str, worker: int, count: int) -> list[Any]:
         return refs
 
 
-JOBS: dict[str, Callable[[str, int, int], list[Any]]] = {
+JOBS: dict[str, Callable[[Any, int, int], list[Any]]] = {
     "journal": job_journal,
     "archive": job_archive,
     "checkpoint": job_checkpoint,
@@ -124,12 +133,12 @@ JOBS: dict[str, Callable[[str, int, int], list[Any]]] = {
 }
 
 
-def mp_surface_job(path: str, job: str, worker: int, count: int, barrier: Any, results: Any) -> None:
+def mp_surface_job(target: Any, job: str, worker: int, count: int, barrier: Any, results: Any) -> None:
     """Run ``JOBS[job]`` once the others are ready; report its answers or its error."""
     report = _identity() | {"worker": worker, "answers": [], "errors": []}
     try:
         barrier.wait(timeout=30)
-        report["answers"] = JOBS[job](path, worker, count)
+        report["answers"] = JOBS[job](target, worker, count)
     except BaseException as error:
         barrier.abort()
         report["errors"].append(_error_data(error))
