@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 from surfaces_golden import SURFACES, SqliteTarget, all_scenarios, checked_lines, dump_table, run_scenario
+from test_cli import ok
 
 import fastpool
 from fastpool import wire
+from fastpool.surfaces._sql import TABLES as SURFACE_TABLES
 
 CLASSES: dict[str, Any] = {
     "run_journal": fastpool.SqliteRunJournal,
@@ -102,3 +104,13 @@ def test_fastpool_writes_rusts_schema_text(rust_file: Path, tmp_path: Path) -> N
         cls.open(path).close()
         for row in dump_table(path, "sqlite_master"):
             assert dict(row)["sql"] == rust_sql[dict(row)["name"]]
+
+
+def test_inspect_lists_the_other_tables(rust_file: Path) -> None:
+    """``fastpool inspect`` lists the pools, then each other table of the crate with its rows."""
+    lines = ok("inspect", str(rust_file)).splitlines()
+    at = lines.index("1 pool")
+    assert lines[at + 1].split() == ["table", "rows"] and lines[-1] == "6 other tables"
+    shown = {table: int(rows) for table, rows in (line.split() for line in lines[at + 2 : -1])}
+    assert list(shown) == list(SURFACE_TABLES)
+    assert shown == {table: len(dump_table(rust_file, table)) for table in SURFACE_TABLES}

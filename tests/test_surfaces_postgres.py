@@ -11,8 +11,10 @@ import psycopg
 import pytest
 from pg_server import PostgresServer
 from surfaces_golden import ROW_ORDER, all_scenarios, checked_lines, portable_lines, run_scenario
+from test_cli import ok
 
 import fastpool
+from fastpool.surfaces._sql import TABLES as SURFACE_TABLES
 
 CLASSES: dict[str, Any] = {
     "run_journal": fastpool.PostgresRunJournal,
@@ -63,3 +65,14 @@ def test_open_bundle_picks_the_backend(pg_server: PostgresServer, pg_schema: str
             assert isinstance(bundle.checkpoints(), fastpool.SqliteCheckpointStore)
     with pytest.raises(fastpool.InvalidInput):
         fastpool.open_bundle("memory:")
+
+
+def test_inspect_lists_the_other_tables_of_a_schema(pg_server: PostgresServer, pg_schema: str) -> None:
+    with fastpool.PostgresStoreBundle.open(pg_server.conninfo, schema=pg_schema) as bundle:
+        bundle.provider_arguments().store_provider_arguments("provider.a", "call.1", "tool", "{}")
+        bundle.provider_arguments().store_provider_arguments("provider.a", "call.2", "tool", "[]")
+    lines = ok("inspect", pg_server.conninfo, "--schema", pg_schema).splitlines()
+    at = lines.index("0 pools")
+    shown = {table: int(rows) for table, rows in (line.split() for line in lines[at + 2 : -1])}
+    assert list(shown) == list(SURFACE_TABLES)
+    assert shown == {table: 2 if table == "provider_arguments" else 0 for table in SURFACE_TABLES}

@@ -121,7 +121,23 @@ def _inspect(args: argparse.Namespace) -> int:
             mark = "  never opened" if pool_id in unopened else ""
             _write_line(f"{pool_id:<{width}}  {count:>8}  {last:>8}{mark}")
         _write_line(f"{len(pools)} pool{'' if len(pools) == 1 else 's'}")
+    _inspect_surfaces(args)
     return 0
+
+
+def _inspect_surfaces(args: argparse.Namespace) -> None:
+    """After the pools: the Rust crate's other tables on the same database, if it has any."""
+    from .surfaces._inventory import table_rows
+
+    backend, location = _target(args.db, args.schema)
+    tables = table_rows(backend, location, args.schema or "public")
+    if not tables:
+        return
+    width = max(len(table) for table, _ in tables)
+    _write_line(f"{'table':<{width}}  {'rows':>8}")
+    for table, rows in tables:
+        _write_line(f"{table:<{width}}  {rows:>8}")
+    _write_line(f"{len(tables)} other table{'' if len(tables) == 1 else 's'}")
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -301,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--messages", type=_at_least(0), default=600, help="messages to send (default 600)")
     demo.set_defaults(handler=_demo)
 
-    inspect = commands.add_parser("inspect", help="list pools, or print one pool's snapshot as JSON")
+    inspect = commands.add_parser(
+        "inspect", help="list pools (and the other stores' tables), or print one pool's snapshot as JSON"
+    )
     inspect.add_argument("db")
     inspect.add_argument("pool", nargs="?")
     _schema_option(inspect)

@@ -130,3 +130,5 @@ SCHEMAS = {
     "tool_execution": TOOL_SCHEMA,
     "provider_arguments": PROVIDER_SCHEMA,
 }
+
+PG_TABLES_PRESENT = "SELECT tablename::text FROM pg_tables WHERE schemaname = ?1"

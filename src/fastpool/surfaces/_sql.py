@@ -168,3 +168,14 @@ SCHEMAS = {
     "provider_arguments": PROVIDER_SCHEMA,
     "agent_pool": AGENT_POOL_SCHEMA,
 }
+
+#: The surfaces' tables, in the order the bundle creates them (what ``fastpool inspect`` lists).
+TABLES = (
+    "run_journal_records",
+    "checkpoints",
+    "content",
+    "event_archive_frames",
+    "provider_arguments",
+    "tool_execution_records",
+)
+SQLITE_TABLES_PRESENT = "SELECT name FROM sqlite_master WHERE type = 'table'"
