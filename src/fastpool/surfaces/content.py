@@ -70,9 +70,9 @@ class ContentStoreSurface(Surface):
         stored_json, data = rows[0]
         try:
             stored = wire.decode(ContentReference, stored_json)
-            data = bytes(data)  # PostgreSQL may hand a bytea as a memoryview
         except AgentError:
             raise fail("storage_unavailable") from None
+        data = bytes(data)  # PostgreSQL may hand a bytea as a memoryview
         if not policy.allow_raw_content:
             return _resolved(stored, None, refs)
         if len(data) > policy.max_bytes:
