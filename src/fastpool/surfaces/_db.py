@@ -4,8 +4,8 @@ Rust opens a new connection per call and runs each statement on its own; fastpoo
 connection per ``SurfaceDb`` (WAL, the pool store's busy handler) and runs every call that
 reads then writes in one ``BEGIN IMMEDIATE`` transaction (``sqlite._Write``), so two writers,
 threads or processes, cannot both pass a check. Several surfaces (a bundle's) share one
-``SurfaceDb``; a store that later commits its records with theirs hands its connection and
-lock to ``SurfaceDb(db, lock)``.
+``SurfaceDb``; a store hands its connection and lock to ``SurfaceDb(db, lock)``, and a
+surface call made inside that store's ``transaction()`` joins it (one commit for both).
 
 SQLite's errors leave as Rust words them (``sqlite store error: <message>``,
 ``RECOVERY_REPAIR_NEEDED``/``RETRYABLE``), here and only here.
@@ -57,9 +57,15 @@ class SurfaceDb:
     sql = _sql
 
     def __init__(
-        self, db: apsw.Connection, lock: AbstractContextManager[Any] | None = None, busy: _BusyWait | None = None
+        self,
+        db: apsw.Connection,
+        lock: AbstractContextManager[Any] | None = None,
+        busy: _BusyWait | None = None,
+        *,
+        owned: bool = False,
     ) -> None:
         self.db = db
+        self._owned = owned  # a connection shared by its owner (a store) is the owner's to close
         # Re-entrant: a store that shares its connection holds its lock around several surfaces' calls.
         self.lock: AbstractContextManager[Any] = lock if lock is not None else threading.RLock()
         self._busy = busy
@@ -81,7 +87,7 @@ class SurfaceDb:
         except apsw.Error as error:
             db.close()
             raise sqlite_error(error) from error
-        return cls(db, busy=busy)
+        return cls(db, busy=busy, owned=True)
 
     def create(self, name: str) -> None:
         """Run the ``CREATE ... IF NOT EXISTS`` text of surface ``name`` (once per connection)."""
@@ -101,8 +107,11 @@ class SurfaceDb:
         """Run ``body(run)`` in one ``BEGIN IMMEDIATE`` transaction (``run(sql, params)`` returns a
         statement's rows): committed if it returns, rolled back if it raises."""
         with self.lock:
+            # Inside the sharer's own transaction (store.transaction()): join it, so its commit
+            # or rollback takes these statements with its own.
+            begin = self.db.getautocommit()
             try:
-                with _Write(self.db, True, False, self._busy):
+                with _Write(self.db, begin, False, self._busy):
                     return body(self._run)
             except AgentError as error:
                 cause = error.__cause__
@@ -114,6 +123,7 @@ class SurfaceDb:
         return self.db.execute(sql, params).fetchall()
 
     def close(self) -> None:
-        """Close the connection; closing twice is harmless."""
-        with self.lock:
-            self.db.close()
+        """Close the connection if this ``SurfaceDb`` opened it; closing twice is harmless."""
+        if self._owned:
+            with self.lock:
+                self.db.close()
