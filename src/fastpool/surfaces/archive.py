@@ -1,5 +1,5 @@
-"""``SqliteEventArchive``: Rust's event archive (table ``event_archive_frames``), one global
-archive per file, its ``MAX(seq)+1`` and insert in one transaction."""
+"""The event archive: Rust's table ``event_archive_frames``, one global archive per database, its
+``MAX(seq)+1`` and insert in one transaction; ``SqliteEventArchive`` and ``PostgresEventArchive``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ..model import ArchiveCursor, CompiledEventFilter, EventFrame
 from ._base import PostgresSurface, Run, SqliteSurface, Surface, integer
 from ._codec import decode_all
 
-__all__ = ["SqliteEventArchive", "PostgresEventArchive", "ARCHIVE_ID"]
+__all__ = ["EventArchiveSurface", "SqliteEventArchive", "PostgresEventArchive", "ARCHIVE_ID"]
 
 #: The ``archive_id`` of the cursors the archive assigns.
 ARCHIVE_ID = "archive.sqlite.default"

@@ -1,5 +1,5 @@
-"""``SqliteCheckpointStore``: Rust's checkpoint store (table ``checkpoints``); ``prune`` is one
-transaction (Rust reads the latest, lists, counts and deletes on its own)."""
+"""The checkpoint store: Rust's table ``checkpoints``; ``prune`` is one transaction (Rust reads the
+latest, lists, counts and deletes on its own); ``SqliteCheckpointStore`` and ``PostgresCheckpointStore``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ._base import PostgresSurface, Run, SqliteSurface, Surface, integer
 from ._codec import decode_stored
 from ._db import to_i64
 
-__all__ = ["SqliteCheckpointStore", "PostgresCheckpointStore"]
+__all__ = ["CheckpointStoreSurface", "SqliteCheckpointStore", "PostgresCheckpointStore"]
 
 # Rust's u64 parser: an optional "+", ASCII digits, nothing else.
 _U64 = re.compile(r"\+?[0-9]+")

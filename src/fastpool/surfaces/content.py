@@ -1,5 +1,5 @@
-"""``SqliteContentStore``: Rust's content store and resolver (table ``content``), one row per
-content id; its failures are ``ContentResolutionError``s, as in Rust."""
+"""The content store and resolver: Rust's table ``content``, one row per content id, failures as
+``ContentResolutionError``s; ``SqliteContentStore`` and ``PostgresContentStore``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ..store_model import (
 )
 from ._base import PostgresSurface, SqliteSurface, Surface
 
-__all__ = ["SqliteContentStore", "PostgresContentStore"]
+__all__ = ["ContentStoreSurface", "SqliteContentStore", "PostgresContentStore"]
 
 
 class ContentStoreSurface(Surface):

@@ -1,4 +1,5 @@
-"""``SqliteRunJournal``: Rust's run journal (table ``run_journal_records``), atomic per append.
+"""The run journal: Rust's table ``run_journal_records``, atomic per append; ``SqliteRunJournal`` and
+``PostgresRunJournal``.
 
 >>> import tempfile, pathlib
 >>> from fastpool import AgentPool, AgentRuntime, AgentPoolMember, InMemoryAgentEventBus
@@ -21,7 +22,7 @@ from ._base import PostgresSurface, Run, SqliteSurface, Surface, integer
 from ._codec import decode_all
 from ._db import to_i64, to_u64
 
-__all__ = ["SqliteRunJournal", "PostgresRunJournal"]
+__all__ = ["RunJournalSurface", "SqliteRunJournal", "PostgresRunJournal"]
 
 
 def _journal_error(message: str) -> AgentError:

@@ -1,5 +1,5 @@
-"""``SqliteProviderArgumentStore``: Rust's raw provider argument store (table
-``provider_arguments``), content-addressed by the SHA-256 of the raw text."""
+"""The raw provider argument store: Rust's table ``provider_arguments``, content-addressed by the
+SHA-256 of the raw text; ``SqliteProviderArgumentStore`` and ``PostgresProviderArgumentStore``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from ..errors import AgentError
 from ._base import PostgresSurface, SqliteSurface, Surface
 from ._json import parse_value
 
-__all__ = ["SqliteProviderArgumentStore", "PostgresProviderArgumentStore"]
+__all__ = ["ProviderArgumentStoreSurface", "SqliteProviderArgumentStore", "PostgresProviderArgumentStore"]
 
 
 class ProviderArgumentStoreSurface(Surface):

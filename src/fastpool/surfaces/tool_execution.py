@@ -1,5 +1,5 @@
-"""``SqliteToolExecutionStore``: Rust's tool-execution projection (table
-``tool_execution_records``); a put and its row count are one transaction."""
+"""The tool-execution projection: Rust's table ``tool_execution_records``, a put and its row count
+in one transaction; ``SqliteToolExecutionStore`` and ``PostgresToolExecutionStore``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,12 @@ from ._base import PostgresSurface, Run, SqliteSurface, Surface, integer
 from ._codec import decode_all, decode_stored
 from ._db import to_i64
 
-__all__ = ["SqliteToolExecutionStore", "PostgresToolExecutionStore", "journal_sequence_for_cursor"]
+__all__ = [
+    "ToolExecutionStoreSurface",
+    "SqliteToolExecutionStore",
+    "PostgresToolExecutionStore",
+    "journal_sequence_for_cursor",
+]
 
 _UNSUPPORTED = "tool execution cursor range uses an unsupported journal cursor"
 
