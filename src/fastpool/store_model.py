@@ -34,6 +34,11 @@ __all__ = [
     "PolicyReason",
     "PolicyAllow",
     "PolicyDeny",
+    "ToolRequestModification",
+    "PolicyModify",
+    "ResumePolicy",
+    "PolicyDefer",
+    "PolicyInterrupt",
     "PolicyDecision",
     "PolicyOutcome",
     "ToolCallRecord",
@@ -245,8 +250,49 @@ class PolicyDeny(Model):
     reason: PolicyReason
 
 
-PolicyDecision = Union[PolicyAllow, PolicyDeny]
-"""A policy decision (serde's external tagging: ``{"Allow":{...}}``)."""
+class ToolRequestModification(Model):
+    """How a policy modified a tool request."""
+
+    _plain_serde = True
+    redacted_summary: str
+    policy_refs: tuple[PolicyRef, ...] = ()
+
+
+class PolicyModify(Model):
+    """Decision ``Modify``."""
+
+    TAG: ClassVar[str] = "Modify"
+    _tag_key = None
+    modification: ToolRequestModification
+
+
+class ResumePolicy(Model):
+    """When a deferred decision resumes."""
+
+    _plain_serde = True
+    resume_after_ms: U64Int | None = None
+    reason: PolicyReason
+
+
+class PolicyDefer(Model):
+    """Decision ``Defer``."""
+
+    TAG: ClassVar[str] = "Defer"
+    _tag_key = None
+    resume_policy: ResumePolicy
+
+
+class PolicyInterrupt(Model):
+    """Decision ``Interrupt``."""
+
+    TAG: ClassVar[str] = "Interrupt"
+    _tag_key = None
+    reason: PolicyReason
+
+
+PolicyDecision = Union[PolicyAllow, PolicyDeny, PolicyModify, PolicyDefer, PolicyInterrupt]
+"""A policy decision (serde's external tagging: ``{"Allow":{...}}``). Rust's ``Ask`` (an approval
+request) is not modelled: a record holding one does not decode."""
 
 
 class PolicyOutcome(Model):
@@ -273,8 +319,8 @@ class ToolCallRecord(Model):
     canonical_tool_name: str
     namespace: str
     source: SourceRef
-    destination: DestinationRef | None = None
-    executor_ref: str
+    destination: DestinationRef
+    executor_ref: str | None = None
     policy_refs: tuple[PolicyRef, ...] = ()
     sidecar_refs: tuple[SidecarRef, ...] = ()
     effect_class: str
@@ -283,13 +329,19 @@ class ToolCallRecord(Model):
     retention: RetentionClass
     requested_args_refs: tuple[str, ...] = ()
     redacted_args_summary: str
+    original_redacted_args_summary: str | None = None
+    patched_redacted_args_summary: str | None = None
     result_content_refs: tuple[str, ...] = ()
     redacted_result_summary: str | None = None
+    original_redacted_result_summary: str | None = None
+    patched_redacted_result_summary: str | None = None
+    hook_id: str | None = None
     idempotency_key: IdempotencyKey | None = None
     status: str
     policy_outcome: PolicyOutcome | None = None
     effect_intent: EffectIntent | None = None
     effect_result: EffectResult | None = None
+    unsafe_pending_reason: str | None = None
 
 
 class ToolExecutionStoreRecord(Model):
