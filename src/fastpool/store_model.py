@@ -55,6 +55,7 @@ class PendingSideEffect(Model):
     effect_id: EntityId
     intent_record_id: str
     idempotency_key: IdempotencyKey | None = None
+    dedupe_key: str | None = None
     unsafe_pending_reason: str
 
 
