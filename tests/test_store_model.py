@@ -59,7 +59,7 @@ def test_content_resolution_error_is_an_agent_error_with_rusts_json() -> None:
         '"producer_ref":{"kind":"run","id":"run.a","privacy":"content_refs_only"},'
         '"source_ref":{"kind":"host","id":"source.a","trust":"host_provided","privacy":"content_refs_only"},'
         '"privacy_class":"content_refs_only","retention_class":"run_scoped","trust_class":"host_provided",'
-        '"redacted_summary":"a"}',
+        '"resolver_ref":"adapter.sqlite.content","redacted_summary":"a"}',
     )
     error = ContentResolutionError("storage_unavailable", ref, ())
     assert str(error) == "content resolution failed: StorageUnavailable"

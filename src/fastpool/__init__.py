@@ -139,6 +139,7 @@ from .postgres import PostgresAgentPoolStore  # psycopg is imported only when on
 from .protocol import AgentPoolStore
 from .sqlite import SqliteAgentPoolStore
 from .store_model import (
+    ArtifactRef,
     CheckpointPrunePolicy,
     CheckpointPruneReport,
     CheckpointSaveOutcome,
@@ -336,6 +337,7 @@ __all__ = [
     "CheckpointSaveOutcome",
     "CheckpointPrunePolicy",
     "CheckpointPruneReport",
+    "ArtifactRef",
     "ContentReference",
     "ContentResolveRequest",
     "ContentResolutionPolicy",

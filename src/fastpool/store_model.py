@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Union
 
 from ._schema import Model, U32Int, U64Int, to_plain
-from .enums import AgentErrorKind, PrivacyClass, RetentionClass, RetryClassification
+from .enums import AgentErrorKind, PrivacyClass, RetentionClass, RetryClassification, TrustClass
 from .errors import AgentError
 from .ids import EntityId, IdempotencyKey, JournalCursor, RunId
 from .model import DestinationRef, EffectIntent, EffectResult, EntityRef, PolicyRef, SourceRef
@@ -25,6 +25,7 @@ __all__ = [
     "CheckpointSaveOutcome",
     "CheckpointPrunePolicy",
     "CheckpointPruneReport",
+    "ArtifactRef",
     "ContentReference",
     "ContentResolveRequest",
     "ContentResolutionPolicy",
@@ -106,6 +107,26 @@ class CheckpointPruneReport(Model):
 # ---------------------------------------------------------------- content
 
 
+class ArtifactRef(Model):
+    """The artifact a content item belongs to."""
+
+    _plain_serde = True
+    artifact_id: str
+    version: str
+    scope: str
+    storage_ref: str
+    mime: str | None = None
+    size_bytes: U64Int | None = None
+    content_hash: str | None = None
+    producer_ref: EntityRef
+    source_ref: SourceRef
+    destination_ref: DestinationRef | None = None
+    privacy_class: PrivacyClass
+    retention_class: RetentionClass
+    trust_class: TrustClass
+    redacted_summary: str
+
+
 class ContentReference(Model):
     """Rust ``content::ContentRef``, the struct that describes stored content.
 
@@ -117,7 +138,7 @@ class ContentReference(Model):
     content_id: str
     version: str
     kind: str
-    artifact_ref: str | None = None
+    artifact_ref: ArtifactRef | None = None
     scope: str
     producer_ref: EntityRef
     source_ref: SourceRef
@@ -127,8 +148,8 @@ class ContentReference(Model):
     content_hash: str | None = None
     privacy_class: PrivacyClass
     retention_class: RetentionClass
-    trust_class: str
-    resolver_ref: str | None = None
+    trust_class: TrustClass
+    resolver_ref: str
     redacted_summary: str
 
 
