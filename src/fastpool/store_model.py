@@ -189,15 +189,18 @@ class ResolvedContent(Model):
     raw_content_included: bool
 
 
-# Rust ContentResolutionErrorKind (snake_case) -> its Debug name and what to_agent_error() retries.
+# Rust ContentResolutionErrorKind (snake_case) -> its Debug name; to_agent_error() retries
+# missing after repair, storage_unavailable at once, nothing else.
 _RESOLUTION_KINDS = {
     "missing": ("Missing", RetryClassification.REPAIR_NEEDED),
-    "version_mismatch": ("VersionMismatch", RetryClassification.NOT_RETRYABLE),
+    "expired": ("Expired", RetryClassification.NOT_RETRYABLE),
+    "permission_denied": ("PermissionDenied", RetryClassification.NOT_RETRYABLE),
     "storage_unavailable": ("StorageUnavailable", RetryClassification.RETRYABLE),
-    "max_bytes_exceeded": ("MaxBytesExceeded", RetryClassification.NOT_RETRYABLE),
+    "version_mismatch": ("VersionMismatch", RetryClassification.NOT_RETRYABLE),
     "hash_mismatch": ("HashMismatch", RetryClassification.NOT_RETRYABLE),
-    "policy_denied": ("PolicyDenied", RetryClassification.NOT_RETRYABLE),
-    "privacy_denied": ("PrivacyDenied", RetryClassification.NOT_RETRYABLE),
+    "unsupported_mime": ("UnsupportedMime", RetryClassification.NOT_RETRYABLE),
+    "raw_content_not_allowed": ("RawContentNotAllowed", RetryClassification.NOT_RETRYABLE),
+    "max_bytes_exceeded": ("MaxBytesExceeded", RetryClassification.NOT_RETRYABLE),
 }
 
 
