@@ -129,13 +129,34 @@ class _Parser:
                 if escape not in _ESCAPES:
                     raise self.fail("invalid escape")
                 if escape == ord("u"):
-                    digits = data[self.index : self.index + 4]
-                    for digit in digits:
-                        self.index += 1
-                        if chr(digit) not in "0123456789abcdefABCDEF":
-                            raise self.fail("invalid escape")
-                    if len(digits) < 4:
-                        raise self.fail("EOF while parsing a string")
+                    self.unicode_escape()
+
+    def hex_escape(self) -> int:
+        """The four hex digits after ``\\u``."""
+        digits = self.data[self.index : self.index + 4]
+        for digit in digits:
+            self.index += 1
+            if chr(digit) not in "0123456789abcdefABCDEF":
+                raise self.fail("invalid escape")
+        if len(digits) < 4:
+            raise self.fail("EOF while parsing a string")
+        return int(digits, 16)
+
+    def unicode_escape(self) -> None:
+        """serde_json's rule: a low surrogate alone, or a high one not followed by ``\\u`` and a
+        low one, is an error."""
+        first = self.hex_escape()
+        if 0xDC00 <= first <= 0xDFFF:
+            raise self.fail("lone leading surrogate in hex escape")
+        if 0xD800 <= first <= 0xDBFF:
+            for expected in b"\\u":
+                if self.index >= len(self.data):
+                    raise self.fail("EOF while parsing a string")
+                if self.data[self.index] != expected:
+                    raise self.fail("unexpected end of hex escape")
+                self.index += 1
+            if not 0xDC00 <= self.hex_escape() <= 0xDFFF:
+                raise self.fail("lone leading surrogate in hex escape")
 
     def number(self, first: int) -> None:
         data = self.data
