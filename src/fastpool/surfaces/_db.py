@@ -13,8 +13,10 @@ SQLite's errors leave as Rust words them (``sqlite store error: <message>``,
 
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -22,13 +24,14 @@ from typing import Any, TypeVar
 
 import apsw
 
+from .._base import _InheritedLock
 from .._sqlite_errors import PREFIX
 from ..enums import AgentErrorKind, RetryClassification
 from ..errors import AgentError
 from ..sqlite import _BusyWait, _Write, enable_wal
 from . import _sql
 
-__all__ = ["SurfaceDb", "sqlite_error", "to_i64", "to_u64"]
+__all__ = ["SurfaceDb", "sqlite_error", "to_i64", "to_u64", "keep_out_of_forks"]
 
 T = TypeVar("T")
 _U64 = 2**64
@@ -51,6 +54,32 @@ def sqlite_error(error: BaseException) -> AgentError:
     )
 
 
+# Every surface connection of this process, opened or shared: a fork() child must not use them.
+_live: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def keep_out_of_forks(db: Any) -> None:
+    """Make a fork() child refuse ``db`` (its ``lock`` raises) and never close its connection."""
+    _live.add(db)
+
+
+def _disable_inherited() -> None:
+    message = (
+        f"surface store was opened in process {os.getppid()} and cannot be used after fork(): "
+        f"open a new one in this process (pid {os.getpid()})"
+    )
+    for db in list(_live):
+        db.lock = _InheritedLock(message)
+        db._owned = False
+        # SQLite and libpq forbid using a connection across fork(), closing included: one
+        # reference more than anyone holds keeps it from being garbage-collected here.
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(db.connection))
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_disable_inherited)
+
+
 class SurfaceDb:
     """An APSW connection, the lock its users share, and the surfaces' transaction boundary."""
 
@@ -70,6 +99,7 @@ class SurfaceDb:
         self.lock: AbstractContextManager[Any] = lock if lock is not None else threading.RLock()
         self._busy = busy
         self._created: set[str] = set()
+        keep_out_of_forks(self)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> SurfaceDb:
@@ -118,6 +148,11 @@ class SurfaceDb:
                 if isinstance(cause, apsw.Error) and error.message.startswith(PREFIX):
                     raise sqlite_error(cause) from cause  # _Write words it as the pool store
                 raise
+
+    @property
+    def connection(self) -> apsw.Connection:
+        """The APSW connection."""
+        return self.db
 
     def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self.db.execute(sql, params).fetchall()

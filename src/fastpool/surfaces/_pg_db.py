@@ -21,6 +21,7 @@ from ..enums import AgentErrorKind
 from ..errors import AgentError, InvalidInput
 from ..postgres import _check_schema_name, _connect, _driver, _key, _quote
 from . import _pg_sql
+from ._db import keep_out_of_forks
 
 if TYPE_CHECKING:
     from psycopg import Connection
@@ -51,7 +52,8 @@ class PgSurfaceDb:
         self._error = error
         self._texts: dict[str, tuple[str, tuple[int, ...]]] = {}
         self._created: set[str] = set()
-        self.lock = threading.RLock()
+        self._owned = True
+        self.lock: Any = threading.RLock()
 
     @classmethod
     def open(cls, conninfo: str, *, schema: str = "public") -> PgSurfaceDb:
@@ -68,6 +70,7 @@ class PgSurfaceDb:
         except psycopg.Error as error:
             raise pg_error(error, login=True) from error
         db = cls(connection, schema, psycopg.Error)
+        keep_out_of_forks(db)
         db.write(lambda run: run(f"CREATE SCHEMA IF NOT EXISTS {db._quoted}", ()))
         return db
 
@@ -111,7 +114,13 @@ class PgSurfaceDb:
             except self._error as error:
                 raise pg_error(error) from error
 
+    @property
+    def connection(self) -> Connection[Any]:
+        """The psycopg connection."""
+        return self._connection
+
     def close(self) -> None:
-        """Close the connection; closing twice is harmless."""
-        with self.lock:
-            self._connection.close()
+        """Close the connection; closing twice is harmless (and a fork() child leaves it alone)."""
+        if self._owned:
+            with self.lock:
+                self._connection.close()
