@@ -76,3 +76,27 @@ def test_inspect_lists_the_other_tables_of_a_schema(pg_server: PostgresServer, p
     shown = {table: int(rows) for table, rows in (line.split() for line in lines[at + 2 : -1])}
     assert list(shown) == list(SURFACE_TABLES)
     assert shown == {table: 2 if table == "provider_arguments" else 0 for table in SURFACE_TABLES}
+
+
+def test_a_write_waiting_past_busy_timeout_fails_retryable(pg_server: PostgresServer, pg_schema: str) -> None:
+    """Another host holds the schema's surface lock: the write gives up after busy_timeout."""
+    from fastpool.surfaces._pg_db import PgSurfaceDb
+    from fastpool.surfaces.archive import ARCHIVE_ID
+
+    archive = fastpool.PostgresEventArchive(PgSurfaceDb.open(pg_server.conninfo, schema=pg_schema, busy_timeout=0.2))
+    assert archive.frames_after(None) == []  # the tables exist, nothing in them
+    with psycopg.connect(pg_server.conninfo) as other, other.transaction():
+        other.execute("SELECT pg_advisory_xact_lock(%s)", [archive._db._lock_key])
+        cursor = fastpool.ArchiveCursor(archive_id=ARCHIVE_ID, position="archive.1")
+        with pytest.raises(fastpool.AgentError) as caught:
+            archive.append_frame(_frame().replace(archive_cursor=cursor))
+    assert caught.value.retry is fastpool.RetryClassification.RETRYABLE
+    assert caught.value.message.startswith("postgres store error: ")
+    assert archive.frames_after(None) == []
+    archive.close()
+
+
+def _frame() -> fastpool.EventFrame:
+    from surface_workers import template
+
+    return fastpool.wire.decode(fastpool.EventFrame, template("event_archive", "append_frame", "frame"))

@@ -56,8 +56,12 @@ class PgSurfaceDb:
         self.lock: Any = threading.RLock()
 
     @classmethod
-    def open(cls, conninfo: str, *, schema: str = "public") -> PgSurfaceDb:
-        """Connect (autocommit: each write opens its own transaction) to ``schema``, created if missing."""
+    def open(cls, conninfo: str, *, schema: str = "public", busy_timeout: float = 5.0) -> PgSurfaceDb:
+        """Connect (autocommit: each write opens its own transaction) to ``schema``, created if missing.
+
+        A write that waits longer than ``busy_timeout`` seconds for the schema's lock fails
+        ``RETRYABLE`` and writes nothing (as on SQLite).
+        """
         if not isinstance(conninfo, str):
             raise InvalidInput(f"conninfo: expected a connection string, got {type(conninfo).__name__}")
         schema = _check_schema_name(schema)
@@ -65,6 +69,7 @@ class PgSurfaceDb:
         try:
             options = psycopg.conninfo.conninfo_to_dict(conninfo)
             connection = _connect(psycopg, options, {"connect_timeout": "10", "application_name": "fastpool"})
+            connection.execute(f"SET lock_timeout = '{max(1, round(busy_timeout * 1000))}ms'")
         except psycopg.ProgrammingError as error:
             raise InvalidInput(f"conninfo: {error}") from None
         except psycopg.Error as error:
