@@ -134,6 +134,7 @@ def _inspect(args: argparse.Namespace) -> int:
             mark = "  never opened" if pool_id in unopened else ""
             _write_line(f"{pool_id:<{width}}  {count:>8}  {last:>8}{mark}")
         _write_line(f"{len(pools)} pool{'' if len(pools) == 1 else 's'}")
+    _inspect_surfaces(args)
     return 0
 
 
@@ -220,6 +221,21 @@ def _status_of(payload: object) -> str | None:
     stored = getattr(payload, "stored", None)
     receipt = getattr(stored, "receipt", None) or getattr(stored, "registration", None)
     return None if receipt is None else str(receipt.status.value)
+
+
+def _inspect_surfaces(args: argparse.Namespace) -> None:
+    """After the pools: the Rust crate's other tables on the same database, if it has any."""
+    from .surfaces._inventory import table_rows
+
+    backend, location = _target(args.db, args.schema)
+    tables = table_rows(backend, location, args.schema or "public")
+    if not tables:
+        return
+    width = max(len(table) for table, _ in tables)
+    _write_line(f"{'table':<{width}}  {'rows':>8}")
+    for table, rows in tables:
+        _write_line(f"{table:<{width}}  {rows:>8}")
+    _write_line(f"{len(tables)} other table{'' if len(tables) == 1 else 's'}")
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -478,7 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--messages", type=_at_least(0), default=600, help="messages to send (default 600)")
     demo.set_defaults(handler=_demo)
 
-    inspect = commands.add_parser("inspect", help="list pools, or summarise one pool (--json: its whole state)")
+    inspect = commands.add_parser(
+        "inspect", help="list pools (and the other stores' tables), or summarise one pool (--json: its whole state)"
+    )
     _db_argument(inspect)
     inspect.add_argument("pool", nargs="?", help="the pool to summarise (default: list every pool)")
     inspect.add_argument("--json", action="store_true", help="print the pool's snapshot as one JSON line")

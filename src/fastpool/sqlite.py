@@ -95,6 +95,26 @@ def check_path(path: str | os.PathLike[str]) -> None:
         ) from None
 
 
+def enable_wal(db: apsw.Connection, busy_timeout: float) -> None:
+    """Put the file in WAL mode (a read-only file keeps the mode it is in)."""
+    # One pragma per call: APSW stops a multi-statement execute at the first row.
+    # Switching to WAL upgrades a read transaction to a write, and SQLite answers BUSY at
+    # once, without calling the busy handler (deadlock avoidance), while another
+    # connection writes a file not yet in WAL mode (two processes creating one new file
+    # at once): retry here, within busy_timeout.
+    wait, attempts = _BusyWait(busy_timeout), 0
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL").fetchall()
+            return
+        except apsw.ReadOnlyError:
+            return  # a read-only file still serves reads in the mode it is in
+        except apsw.BusyError:
+            if not wait(attempts):
+                raise
+            attempts += 1
+
+
 def _writable(path: str) -> bool:
     """Whether this process may write ``path`` (by its modes and its mount; opens nothing)."""
     return os.access(path, os.W_OK, effective_ids=os.access in os.supports_effective_ids)
@@ -712,22 +732,7 @@ class SqliteAgentPoolStore(StoreBase):
                 self._check_schema_version(db)
             self._points = PointIndex(PointIndex.version_of(db, tables), True)
             return
-        # One pragma per call: APSW stops a multi-statement execute at the first row.
-        # Switching to WAL upgrades a read transaction to a write, and SQLite answers BUSY at
-        # once, without calling the busy handler (deadlock avoidance), while another
-        # connection writes a file not yet in WAL mode (two processes creating one new file
-        # at once): retry here, within busy_timeout.
-        wait, attempts = _BusyWait(self._busy_timeout), 0
-        while True:
-            try:
-                db.execute("PRAGMA journal_mode=WAL").fetchall()
-                break
-            except apsw.ReadOnlyError:
-                break  # a read-only file still serves reads in the mode it is in
-            except apsw.BusyError:
-                if not wait(attempts):
-                    raise
-                attempts += 1
+        enable_wal(db, self._busy_timeout)
         db.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
         level = db.execute("PRAGMA synchronous").fetchall()[0][0]
         if level != _SYNCHRONOUS[self._synchronous]:

@@ -23,6 +23,7 @@ from ._compat import engine
 from ._schema import UNION, Model, Spec, union_spec
 from .errors import VARIANTS, AgentError, InvalidInput
 from .model import AgentPoolStoreRecordPayload, CausalIds, ErrorContext
+from .store_model import ContentResolutionError
 
 __all__ = ["encode", "decode", "decode_payload", "dumps", "loads"]
 
@@ -35,7 +36,10 @@ def dumps(obj: Any) -> bytes:
 
 
 def encode(obj: Any) -> str:
-    """The compact serde_json text of a model object or an ``AgentError``."""
+    """The compact serde_json text of a model object or an ``AgentError`` (a
+    ``ContentResolutionError``: its own struct, as Rust's)."""
+    if isinstance(obj, ContentResolutionError):
+        return orjson.dumps(obj.to_plain()).decode("utf-8")
     if isinstance(obj, AgentError):
         return orjson.dumps(_error_plain(obj)).decode("utf-8")
     try:
