@@ -990,7 +990,7 @@ def test_with_the_pragma_probe_every_call_runs_on_a_worker(tmp_path: Path) -> No
     async def main() -> None:
         inner = SqliteAgentPoolStore(tmp_path / "pragma.sqlite")
         assert inner._db is not None
-        inner._probe = PragmaProbe(inner._db)
+        inner._cache.probe = PragmaProbe(inner._db)
         async with AsyncAgentPoolStore(inner) as store:
             await store.open_pool(POOL, CONFIG)
             reads, writes = spy_threads(inner, "message_receipt"), spy_threads(inner, "record_message")
@@ -1023,7 +1023,7 @@ def test_tasks_writes_share_one_group_commit_each_with_its_own_outcome(tmp_path:
                 calls = [store.record_message(POOL, writer_message(n), writer_receipt(n)) for n in range(15)]
                 calls.insert(7, store.leave_member(POOL, "run.never-joined"))
                 writes = [asyncio.ensure_future(call) for call in calls]
-                while len(inner._queue) < len(writes):
+                while len(inner._group._queue) < len(writes):
                     await asyncio.sleep(0.001)
             outcomes = await asyncio.gather(*writes, return_exceptions=True)
             return outcomes, await store.snapshot(POOL)
@@ -1141,12 +1141,12 @@ def test_a_write_cancelled_after_its_group_finished_does_not_hang_later_calls(tm
         async with AsyncAgentPoolStore(SqliteAgentPoolStore(tmp_path / "race.sqlite")) as store:
             await store.open_pool(POOL, CONFIG)
             inner = store.store
-            inner._last_group = 2  # queue on the loop (a lone writer would not)
+            inner._group._last_group = 2  # queue on the loop (a lone writer would not)
             with lock_held_by_another_thread(inner):
                 write = asyncio.ensure_future(store.record_message(POOL, writer_message(0), writer_receipt(0)))
                 await asyncio.sleep(0.05)  # queued, its worker waiting for the store's lock
                 sink = store._sink
-                assert sink is not None and len(inner._queue) == 1
+                assert sink is not None and len(inner._group._queue) == 1
             deadline = time.monotonic() + 10
             while not sink._done and time.monotonic() < deadline:  # the loop does not run meanwhile
                 time.sleep(0.001)

@@ -89,10 +89,10 @@ class Queued:
         self.threads.append(thread)
         thread.start()
         if index == 0:
-            wait_until(lambda: self.store._leading)
-            self.alone = not self.store._queue
+            wait_until(lambda: self.store._group._leading)
+            self.alone = not self.store._group._queue
         else:
-            wait_until(lambda: len(self.store._queue) == index + 1 - self.alone)
+            wait_until(lambda: len(self.store._group._queue) == index + 1 - self.alone)
 
     def join(self) -> list[tuple[str, Any]]:
         for thread in self.threads:

@@ -101,7 +101,7 @@ def test_a_new_store_answers_point_reads_without_replaying_the_pool(pool: Any, e
     with SqliteAgentPoolStore(path, engine=engine) as store:
         assert answers(store, keys) == replayed(path, engine, keys)
         assert store.watch(POOL, RECORDS - 3) and len(list(store.watch(POOL, RECORDS - 3))) == 3
-        assert POOL not in store._states  # no full state was built
+        assert POOL not in store._cache.states  # no full state was built
         assert store.snapshot(POOL).cursor.sequence == RECORDS  # the full replay, when asked for
 
 
@@ -110,7 +110,7 @@ def test_a_readonly_store_reads_the_index(pool: Any, engine: Any) -> None:
     keys = lookups(info)[::5]
     with SqliteAgentPoolStore(path, readonly=True, engine=engine) as store:
         assert answers(store, keys) == replayed(path, engine, keys)
-        assert POOL not in store._states
+        assert POOL not in store._cache.states
 
 
 @pytest.mark.parametrize("count", [BATCH // 4, 3 * BATCH])
@@ -124,7 +124,7 @@ def test_records_a_rust_host_appended_give_the_answers_of_a_full_replay(pool: An
         assert answers(warm, keys) == expected  # caught up through the change probe
     with SqliteAgentPoolStore(path, engine=engine) as cold:
         assert answers(cold, keys) == expected
-        assert POOL not in cold._states
+        assert POOL not in cold._cache.states
     # A fastpool writer then indexes the foreign records from their JSON, in its batches.
     with SqliteAgentPoolStore(path, engine=engine) as writer:
         for n in range(BATCH + 1):

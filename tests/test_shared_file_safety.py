@@ -288,7 +288,7 @@ def test_a_store_forked_with_a_group_commit_queued_refuses_writes_and_the_parent
             for count, writer in enumerate(writers):
                 writer.start()  # the first waits for the lock alone, the others queue behind it
                 deadline = time.monotonic() + 10
-                while not store._leading or len(store._queue) < count:
+                while not store._group._leading or len(store._group._queue) < count:
                     assert time.monotonic() < deadline, "the write did not queue"
                     time.sleep(0.001)
             assert forked_child_answer(store, path, 1, child_write) == 0

@@ -766,7 +766,7 @@ def test_own_writes_rotating_over_many_pools_query_nothing(
     pools = [f"pool.{n:03}" for n in range(300)]
     with SqliteAgentPoolStore(path) as store:
         if probe == "pragma":  # the probe where there is no WAL-index to read
-            store._probe = PragmaProbe(connection_of(store))
+            store._cache.probe = PragmaProbe(connection_of(store))
         for pool_id in pools:
             store.open_pool(pool_id, CONFIG)
         queried = count_catch_ups(store, monkeypatch)
@@ -794,7 +794,7 @@ def test_another_writer_between_own_writes_to_many_pools_is_seen_in_every_pool(
     pools = [f"pool.{n:02}" for n in range(40)]
     with SqliteAgentPoolStore(path) as store, SqliteAgentPoolStore(path) as other:
         if probe == "pragma":
-            store._probe = PragmaProbe(connection_of(store))
+            store._cache.probe = PragmaProbe(connection_of(store))
         for pool_id in pools:
             store.open_pool(pool_id, CONFIG)
         queried = count_catch_ups(store, monkeypatch)
@@ -1060,7 +1060,7 @@ def test_close_inside_a_transaction_rolls_back_and_raises_an_agent_error(path: P
 
 def cached(store: SqliteAgentPoolStore) -> list[str]:
     """The pools the store holds a state for, least recently used first."""
-    return list(store._states)
+    return list(store._cache.states)
 
 
 def test_the_cache_keeps_the_most_recently_used_pools(path: Path) -> None:

@@ -118,15 +118,15 @@ def run_group(
     is armed in thread ``inject``."""
     outcomes: dict[int, tuple[str, Any]] = {}
     threads = []
-    store._last_group = len(calls) if last_group is None else last_group
+    store._group._last_group = len(calls) if last_group is None else last_group
     queued_by: set[int] = set()  # the threads whose write was queued
-    queued = store._queued
+    queued = store._group._queued
 
     def spy(request: Any, leads: bool) -> None:
         queued(request, leads)
         queued_by.add(threading.get_ident())
 
-    store._queued = spy  # type: ignore[method-assign]
+    store._group._queued = spy  # type: ignore[method-assign]
     try:
         with store._lock:
             for index, call in enumerate(calls):
@@ -134,11 +134,12 @@ def run_group(
                 thread = thread_of(lambda call=call: call(store), outcomes, index, armed)
                 threads.append(thread)
                 deadline = time.monotonic() + WAIT
-                while thread.ident not in queued_by and thread.is_alive() and not (index == 0 and store._leading):
+                group = store._group
+                while thread.ident not in queued_by and thread.is_alive() and not (index == 0 and group._leading):
                     assert time.monotonic() < deadline, "a write never queued"
                     time.sleep(0.0005)
     finally:
-        del store._queued
+        del store._group._queued
     for thread in threads:
         thread.join(WAIT)
         assert not thread.is_alive(), "a write of the group never returned (the store is wedged)"
@@ -304,8 +305,10 @@ def test_a_sigint_timer_under_racing_writers_never_wedges_the_store(
     previous = signal.signal(signal.SIGALRM, signal.default_int_handler)
     try:
         for n in range(400):
-            signal.setitimer(signal.ITIMER_REAL, rng.uniform(0.00001, 0.0003))
             try:
+                # Armed inside the try: a timer this short can go off before the write starts
+                # (the main thread may hand the GIL to a writer as setitimer returns).
+                signal.setitimer(signal.ITIMER_REAL, rng.uniform(0.00001, 0.0003))
                 store.record_message(POOL, message(f"main.{n}"), receipt(f"main.{n}"))
                 time.sleep(0.0005)  # the timer goes off by now, if not in the write
             except KeyboardInterrupt:

@@ -50,6 +50,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ._base import _FOLLOW_BATCH, NeedsWorker, StoreBase, check_cursor, loop_call
+from ._group_commit import LoopRequest
 from ._shielded import CancelledCalls
 from .errors import AgentError, InvalidInput
 from .model import (
@@ -65,7 +66,7 @@ from .model import (
     WakeCondition,
     WakeRegistration,
 )
-from .sqlite import SqliteAgentPoolStore, _LoopRequest
+from .sqlite import SqliteAgentPoolStore
 
 __all__ = ["AsyncAgentPoolStore"]
 
@@ -90,13 +91,13 @@ class _Sink:
         self.loop = loop
         self._store = store
         self._executor = executor
-        self._done: deque[_LoopRequest] = deque()  # appended by workers, emptied on the loop
+        self._done: deque[LoopRequest] = deque()  # appended by workers, emptied on the loop
         self._woken = False
 
     def future(self) -> asyncio.Future[Any]:
         return self.loop.create_future()
 
-    def done(self, request: _LoopRequest) -> None:
+    def done(self, request: LoopRequest) -> None:
         self._done.append(request)
         if not self._woken:
             self._woken = True
@@ -122,7 +123,7 @@ class _Sink:
                 assert request.result is not None
                 future.set_result(request.shape(*request.result))
 
-    def lead(self, request: _LoopRequest) -> None:
+    def lead(self, request: LoopRequest) -> None:
         try:
             self._executor.submit(self._store._lead_on_worker, request)
         except RuntimeError:  # the wrapper is closed, its workers gone: a thread for this group
@@ -265,7 +266,7 @@ class AsyncAgentPoolStore:
         if its lock is free), else on a worker."""
         if not self._cancelled and _transaction.get() is None:
             outcome = self._on_loop(function, args, False)
-            if isinstance(outcome, _LoopRequest):
+            if isinstance(outcome, LoopRequest):
                 return await self._settle_queued(outcome)  # type: ignore[no-any-return]
             if outcome is not _WORKER:
                 return outcome  # type: ignore[no-any-return]
@@ -307,7 +308,7 @@ class AsyncAgentPoolStore:
             return await future
         return await self._cancelled.shielded(future)
 
-    async def _settle_queued(self, request: _LoopRequest) -> Any:
+    async def _settle_queued(self, request: LoopRequest) -> Any:
         """A queued write's outcome. Cancelled, the caller stops waiting (its future is
         cancelled), but the write runs on: a new future takes its outcome, for ``_cancelled``."""
         try:

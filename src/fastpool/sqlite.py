@@ -7,168 +7,46 @@ cached state that catches up incrementally: a change probe (``_probe``) tells in
 under a microsecond whether any connection committed since the state was last synced,
 and only rows past the cached cursor are ever read. A store's own writes are applied
 to its cache after commit without re-reading.
+
+The store is thin over modules with one job each: ``_sqlite_file`` opens the file (pragmas,
+tables, read-only and immutable modes), ``_sqlite_write`` is the write boundary (the one
+place a transaction begins and ends, SQLite's errors translated there), ``_group_commit``
+schedules concurrent writes into shared transactions, and ``_cache`` keeps the pools'
+states and says when one is current.
 """
 
 from __future__ import annotations
 
-import copy
 import ctypes
 import os
-import threading
-import time
 import weakref
-from _thread import allocate_lock as _new_lock
-from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 import apsw
 
 from . import _sql
 from ._base import Build, NeedsWorker, Row, Shape, StoreBase, check_id, check_options, loop_call
+from ._cache import Cached, SyncedCache
+from ._group_commit import GroupCommit, LoopRequest, Request
 from ._point_reads import PointIndex, PointState, RecentRecords, Untrusted
 from ._pool_state import PoolState
 from ._probe import ChangeProbe, NoProbe, open_probe, release_dropped
 from ._sql import SCHEMA_VERSION
 from ._sqlite_errors import NAME, PREFIX, translate
+from ._sqlite_file import SYNCHRONOUS, Unchanged, check_path, configure, open_readonly
+from ._sqlite_write import BusyWait, Write, end, in_transaction
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError, InvalidInput
 from .model import AgentPoolStoreRecord
 
 __all__ = ["SqliteAgentPoolStore", "SCHEMA_VERSION"]
 
-T = TypeVar("T")
-_SYNCHRONOUS = {"normal": 1, "full": 2}
 _MAX_SEQUENCE = 2**63 - 1  # the largest SQLite integer
 _ROW_OVERHEAD = 1024  # bytes of a record row besides the payload: pool_id (<= 512), seq, kind, header
-_NEVER = object()  # the sync point of a store that has not read the probe yet
-# Writes per group at most: a group holds the store's lock (and reads) until it commits.
-_GROUP_LIMIT = 64
-_GATHER_MAX = 0.002  # seconds a leader waits at most for the writers of the last group
-
-
-class _BusyWait:
-    """Retry a locked database quickly until ``timeout`` seconds have passed.
-
-    SQLite's own busy timeout sleeps 1, 2, 5, 10 ... 100 ms between tries, which leaves
-    the lock idle most of the time when several processes write at once; short,
-    gently growing sleeps hand the lock over within tens of microseconds. While
-    ``fail_fast`` is set SQLite is told at once (a write's ``BEGIN IMMEDIATE`` waits in
-    ``_Write``, which catches up on other writers' records meanwhile).
-    """
-
-    __slots__ = ("timeout", "started", "fail_fast")
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self.started = 0.0
-        self.fail_fast = False
-
-    def __call__(self, prior_calls: int) -> bool:
-        if self.fail_fast:
-            return False
-        now = time.monotonic()
-        if prior_calls == 0:
-            self.started = now
-        elif now - self.started >= self.timeout:
-            return False  # give up: SQLITE_BUSY becomes a RETRYABLE AgentError
-        time.sleep(min(0.0005, 0.00002 * (1 + prior_calls)))
-        return True
-
-
-def check_path(path: str | os.PathLike[str]) -> None:
-    """A path SQLite can open: text without NUL that encodes as UTF-8 (SQLite's file names are
-    UTF-8, so a lone surrogate, as ``os.fsdecode`` gives for undecodable bytes, is refused)."""
-    text = os.fspath(path)
-    if not isinstance(text, str):
-        raise InvalidInput(f"path: expected a text path, got {type(text).__name__}")
-    if "\0" in text:
-        raise InvalidInput(f"path: contains a NUL character: {text!r}")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput(
-            f"path: not valid Unicode text (a lone surrogate), which SQLite cannot open: {text!r}"
-        ) from None
-
-
-def enable_wal(db: apsw.Connection, busy_timeout: float) -> None:
-    """Put the file in WAL mode (a read-only file keeps the mode it is in)."""
-    # One pragma per call: APSW stops a multi-statement execute at the first row.
-    # Switching to WAL upgrades a read transaction to a write, and SQLite answers BUSY at
-    # once, without calling the busy handler (deadlock avoidance), while another
-    # connection writes a file not yet in WAL mode (two processes creating one new file
-    # at once): retry here, within busy_timeout.
-    wait, attempts = _BusyWait(busy_timeout), 0
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode=WAL").fetchall()
-            return
-        except apsw.ReadOnlyError:
-            return  # a read-only file still serves reads in the mode it is in
-        except apsw.BusyError:
-            if not wait(attempts):
-                raise
-            attempts += 1
-
-
-def _writable(path: str) -> bool:
-    """Whether this process may write ``path`` (by its modes and its mount; opens nothing)."""
-    return os.access(path, os.W_OK, effective_ids=os.access in os.supports_effective_ids)
-
-
-def _size(path: str) -> int | None:
-    """A file's size, None if there is none; ``os.stat`` only (SPEC §6: no descriptor is opened)."""
-    try:
-        return os.stat(path).st_size
-    except FileNotFoundError:
-        return None
-
-
-class _Unchanged:
-    """The change probe of a file opened ``immutable=1``, which also guards it.
-
-    Immutable tells SQLite that nothing can change the file: it takes no locks and never
-    looks at a -wal, so it would answer from a file changing under it (stale or torn). A
-    readonly store opens a file so only where this user cannot write it; another user
-    still may. So ``token()`` (on every read, and again after each read of the file) checks
-    with ``os.stat`` that the file is as it was at open (device, inode, size, times: to the
-    file system's time stamp granularity) and that no -wal has frames, and fails
-    HOST_CONFIGURATION_NEEDED from the first time it is not.
-    """
-
-    __slots__ = ("_path", "_seen")
-    may_wait = False  # two os.stat calls
-
-    def __init__(self, path: str) -> None:
-        self._path = path
-        self._seen = self._stat()  # taken before SQLite first reads the file
-
-    def _stat(self) -> tuple[object, ...]:
-        try:
-            found = os.stat(self._path)
-        except FileNotFoundError:
-            return ()
-        wal = self._path + "-wal"
-        frames = os.access(wal, os.F_OK) and bool(_size(wal))  # access() raises nothing when there is none
-        return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns, frames
-
-    def token(self) -> object:
-        if self._stat() != self._seen:
-            raise AgentError.host_configuration_needed(
-                f"sqlite agent pool store file {self._path!r} changed after this read-only store opened it "
-                "immutable (another user wrote to it): open the store again"
-            )
-        return 0
-
-    def only_own_commit(self, before: object, after: object) -> bool:
-        return False  # an immutable connection never commits
-
-    def release(self) -> None:
-        pass
 
 
 def _parts(value: Any) -> list[tuple[str, Any]]:
@@ -199,249 +77,6 @@ def _bulk_field(payload: Any) -> str:
             return path.removeprefix(".") or payload.TYPE
         step, value = heavy[0]
         path += step
-
-
-def open_readonly(path: str | os.PathLike[str]) -> tuple[apsw.Connection, _Unchanged | None]:
-    """The connection of a ``readonly=True`` store (and of ``fastpool verify``), and the guard if it is immutable.
-
-    SQLite reads a WAL file through its -wal and -shm, creating them if missing, and only
-    a connection that can write removes them when it closes last. So: a connection that
-    could write (but is kept from it) where this user can write; SQLite's read-only one
-    where it creates nothing; else, with no transaction outside the database file, the
-    file opened immutable; else a HOST_CONFIGURATION_NEEDED error saying what to change.
-    """
-    path = os.path.realpath(path)  # where SQLite puts the -wal and -shm, past symlinks
-    folder = os.path.dirname(path)
-    folder_writable = _writable(folder)
-    if folder_writable and _writable(path):
-        db = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
-        db.execute("PRAGMA query_only = ON")
-        return db, None
-    wal, shm = _size(path + "-wal"), os.path.exists(path + "-shm")
-    if not folder_writable or (wal is not None and shm):
-        db = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
-        try:
-            db.execute("SELECT count(*) FROM sqlite_master").fetchall()
-            return db, None
-        except (apsw.CantOpenError, apsw.ReadOnlyError):
-            db.close()  # a WAL file without its -shm (or a hot journal): see below
-            if wal and shm:
-                raise
-    if wal:
-        why = "this user could not remove again" if folder_writable else "this user cannot create"
-        raise AgentError.host_configuration_needed(
-            f"sqlite agent pool store file {path!r} cannot be read read-only: {path + '-wal'!r} holds "
-            f"transactions not yet checkpointed into it, and reading them needs {path + '-shm'!r}, which {why}; "
-            f"make {folder!r} and the file writable for this user, or checkpoint the file "
-            "(open and close it once read-write)"
-        )
-    if os.path.exists(path + "-journal"):
-        raise AgentError.host_configuration_needed(
-            f"sqlite agent pool store file {path!r} cannot be read read-only: {path + '-journal'!r} belongs "
-            "to a transaction in progress or interrupted; once it is gone (a read-write open rolls "
-            "an interrupted one back), open the store again"
-        )
-    unchanged = _Unchanged(path)
-    uri = Path(path).as_uri() + "?immutable=1"
-    return apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI), unchanged
-
-
-def _end(db: apsw.Connection) -> None:
-    """Roll back the connection's open transaction, if any: what every handler of an exception
-    inside a write does, wherever it landed (closed, closing rolled it back)."""
-    try:
-        if not db.getautocommit():
-            db.execute("ROLLBACK")
-    except apsw.ConnectionClosedError:
-        pass
-
-
-def _in_transaction(db: apsw.Connection, readonly: bool, work: Callable[[], T]) -> T:
-    """``work()`` in one write transaction of its own (see ``_Write``)."""
-    try:
-        with _Write(db, True, readonly):
-            return work()
-    except BaseException:
-        _end(db)  # an interrupt on entering the boundary's exit skips it
-        raise
-
-
-class _Write:
-    """One write's transaction boundary, the one place a store begins, commits and rolls back.
-
-    ``BEGIN IMMEDIATE`` (``BEGIN`` for a readonly store, whose query_only connection refuses
-    the former; its INSERT then fails read-only after the contract's own checks) unless
-    ``begin`` is false (inside ``transaction()``, which owns the boundary); ``COMMIT`` when
-    the block ends normally; ``ROLLBACK`` on any exception, a failed ``COMMIT`` included;
-    SQLite's errors leave it as ``AgentError``. ``committed`` tells whether the ``COMMIT``
-    went through, also when an exception (an interrupt) landed right after it.
-
-    An exception can land wherever CPython checks for a signal: on entering a function and
-    after a C call returns. So ``__enter__`` rolls back itself if one lands after its ``BEGIN``,
-    and, since one landing on entering ``__exit__`` skips it whole, each caller's handler ends
-    the transaction too (``_end``).
-
-    With ``catch_up``, a ``BEGIN IMMEDIATE`` that finds the write lock taken calls it
-    (outside any transaction) before each new try, on ``busy``'s schedule: the records other
-    writers commit meanwhile are read while waiting, not while holding the lock after them.
-    """
-
-    __slots__ = ("db", "began", "committed", "_statement", "_busy", "_catch_up")
-
-    def __init__(
-        self,
-        db: apsw.Connection,
-        begin: bool,
-        readonly: bool,
-        busy: _BusyWait | None = None,
-        catch_up: Callable[[], object] | None = None,
-    ) -> None:
-        self.db = db
-        self.began = begin
-        self.committed = False
-        self._statement = "BEGIN" if readonly else "BEGIN IMMEDIATE"
-        self._busy = busy
-        self._catch_up = None if readonly else catch_up
-
-    def __enter__(self) -> _Write:
-        if self.began:
-            try:
-                if self._catch_up is None:
-                    self.db.execute(self._statement)
-                else:
-                    self._begin_catching_up()
-            except BaseException as error:
-                _end(self.db)  # an interrupt right after BEGIN returned
-                if isinstance(error, apsw.Error):
-                    raise translate(error) from error
-                raise
-        return self
-
-    def _begin_catching_up(self) -> None:
-        busy, catch_up, attempts = self._busy, self._catch_up, 0
-        assert busy is not None and catch_up is not None
-        while True:
-            busy.fail_fast = True
-            try:
-                self.db.execute(self._statement)
-                return
-            except apsw.BusyError:
-                busy.fail_fast = False
-                if not busy(attempts):
-                    raise  # busy_timeout has passed
-                attempts += 1
-            finally:
-                busy.fail_fast = False
-            catch_up()
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
-        if self.began:
-            if error is None:
-                try:
-                    self.db.execute("COMMIT")
-                except apsw.Error as failed:
-                    error = failed
-                except BaseException:
-                    self.committed = self.db.getautocommit()  # an interrupt once COMMIT had returned
-                    _end(self.db)
-                    raise
-                else:
-                    self.committed = True
-                    return
-            _end(self.db)
-        if isinstance(error, apsw.Error):
-            raise translate(error) from error
-
-
-class _Request:
-    """One write queued for a group commit by a thread: its pool and payload builder, then
-    its outcome.
-
-    A thread that does not lead waits on ``waiter``, released once the outcome is in, or
-    with ``leads`` set for the thread to lead the next group itself. ``promote`` and
-    ``finish`` may be called again after an interrupt: each acts once.
-    """
-
-    __slots__ = ("pool_id", "build", "result", "error", "waiter", "leads", "finished")
-
-    def __init__(self, pool_id: str, build: Build) -> None:
-        self.pool_id = pool_id
-        self.build = build
-        self.result: tuple[Any, int] | None = None
-        self.error: BaseException | None = None
-        self.waiter: Any = None
-        self.leads = False
-        self.finished = False
-
-    def queue_behind(self) -> None:
-        """Queued behind a group in flight: the thread will wait (see ``wait``)."""
-        self.waiter = _new_lock()
-        self.waiter.acquire()
-
-    def wait(self) -> bool:
-        """Until the outcome is in (False) or the thread is to lead the next group (True)."""
-        self.waiter.acquire()
-        return self.leads
-
-    def finish(self) -> None:
-        if not self.finished and self.waiter is not None and not self.leads:  # else its thread is the leader
-            self.finished = True
-            self.waiter.release()
-
-    def promote(self) -> None:
-        if not self.leads:
-            self.leads = True
-            self.waiter.release()
-
-    def outcome(self) -> tuple[Any, int]:
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result
-
-
-class _LoopRequest(_Request):
-    """A write queued by a method running on an event loop (``fastpool.aio``): the loop does
-    not wait; ``sink`` takes the outcome, shaped into the method's result by ``shape``, and
-    finds a worker thread when the write is to lead a group."""
-
-    __slots__ = ("shape", "sink", "future", "resolved")
-
-    def __init__(self, pool_id: str, build: Build, shape: Shape, sink: Any) -> None:  # the hot path: no super()
-        self.pool_id = pool_id
-        self.build = build
-        self.result = None
-        self.error = None
-        self.waiter = None
-        self.leads = False
-        self.finished = False
-        self.shape = shape
-        self.sink = sink
-        self.future = sink.future()  # made now, on the loop's thread
-        self.resolved = False  # the loop has taken the outcome (set on the loop's thread)
-
-    def queue_behind(self) -> None:
-        pass
-
-    def finish(self) -> None:
-        if not self.finished:
-            self.sink.done(self)  # twice after an interrupt in it: the loop takes the outcome once
-            self.finished = True
-
-    def promote(self) -> None:
-        if not self.leads:
-            self.sink.lead(self)
-            self.leads = True
-
-
-class _Cached:
-    """A pool's state and the store's generation it was last caught up in (-1: never)."""
-
-    __slots__ = ("state", "generation")
-
-    def __init__(self, state: PoolState) -> None:
-        self.state = state
-        self.generation = -1
 
 
 class SqliteAgentPoolStore(StoreBase):
@@ -486,7 +121,7 @@ class SqliteAgentPoolStore(StoreBase):
         if not isinstance(path, (str, os.PathLike)):
             raise InvalidInput(f"path: expected a str or os.PathLike, got {type(path).__name__}")
         check_path(path)
-        if synchronous not in _SYNCHRONOUS:
+        if synchronous not in SYNCHRONOUS:
             raise InvalidInput(f"synchronous: expected 'normal' or 'full', got {synchronous!r}")
         if type(busy_timeout) not in (int, float) or not 0 <= busy_timeout < 2**31 / 1000:
             raise InvalidInput(f"busy_timeout: expected seconds as a non-negative number, got {busy_timeout!r}")
@@ -496,21 +131,14 @@ class SqliteAgentPoolStore(StoreBase):
         self._synchronous = synchronous
         self._readonly = readonly
         self._busy_timeout = busy_timeout
-        # Least recently used first; a warm read moves its pool to the end.
-        self._states: OrderedDict[str, _Cached] = OrderedDict()
-        self._max_cached_pools = max_cached_pools
+        # The pools' states, with the change probe and the sync point that tell when one is current.
+        self._cache = SyncedCache(max_cached_pools)
         self._batch: set[str] | None = None  # pools written inside an open transaction()
-        # One sync point for every cached pool: the probe token as of which a state caught
-        # up in the current generation is known current. Own commits advance it; any other
-        # token starts a new generation, so each pool catches up once on its next use.
-        self._sync: object = _NEVER
-        self._generation = 0
         self._drops: object = None  # fastpool_drops' count as of the sync point (None: not read yet)
-        self._reset_group()
+        self._group = GroupCommit(self._lock, PREFIX)
         self._db: apsw.Connection | None = None
-        self._busy = _BusyWait(busy_timeout)
-        self._probe: ChangeProbe = NoProbe()
-        self._unchanged: _Unchanged | None = None  # the guard of a file opened immutable
+        self._busy = BusyWait(busy_timeout)
+        self._unchanged: Unchanged | None = None  # the guard of a file opened immutable
         self._points = PointIndex(None, readonly)  # replaced by the file's once it is open
         self._point_states: dict[str, PointState] = {}  # big pools read without a full replay
         self._recent = RecentRecords()  # short watch tails
@@ -523,11 +151,11 @@ class SqliteAgentPoolStore(StoreBase):
                 flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
                 self._db = apsw.Connection(str(self._path), flags=flags)
             self._db.set_busy_handler(self._busy)
-            self._configure(self._db)
-            self._probe = self._unchanged or open_probe(self._db)
+            self._points = configure(self._db, str(self._path), readonly, synchronous, busy_timeout)
+            self._cache.probe = self._unchanged or open_probe(self._db)
             # Longer JSON is refused before SQLite would (its TooBigError is the backstop).
             self._max_text = self._db.limit(apsw.SQLITE_LIMIT_LENGTH, -1) - _ROW_OVERHEAD
-            self._dropped = weakref.finalize(self, release_dropped, self._db, self._probe)
+            self._dropped = weakref.finalize(self, release_dropped, self._db, self._cache.probe)
             self._dropped.atexit = False  # at exit the process gives everything back anyway
         except (apsw.Error, OSError) as error:
             self._close_connection()
@@ -556,7 +184,7 @@ class SqliteAgentPoolStore(StoreBase):
         with self._lock:
             if self._dropped is not None:
                 self._dropped.detach()
-            probe, self._probe = self._probe, NoProbe()
+            probe, self._cache.probe = self._cache.probe, NoProbe()
             self._close_connection()
             probe.release()  # after SQLite has let go of the file (see _probe)
 
@@ -565,7 +193,7 @@ class SqliteAgentPoolStore(StoreBase):
         pool_id = check_id(pool_id, "pool_id")
         with self._lock:
             self._connection()
-            self._states.pop(pool_id, None)
+            self._cache.states.pop(pool_id, None)
             self._point_states.pop(pool_id, None)
             self._recent.forget(pool_id)
 
@@ -590,7 +218,7 @@ class SqliteAgentPoolStore(StoreBase):
         """
         with self._lock:
             db = self._connection()
-            return _in_transaction(db, self._readonly, lambda: self._points.build(db))
+            return in_transaction(db, self._readonly, lambda: self._points.build(db))
 
     # -- inspection and copy (the CLI shows every record in the file, where reads show none of a pool never opened)
 
@@ -635,8 +263,8 @@ class SqliteAgentPoolStore(StoreBase):
 
         with self._lock:
             db = self._connection()
-            _in_transaction(db, self._readonly, append)
-            self._states.pop(pool_id, None)
+            in_transaction(db, self._readonly, append)
+            self._cache.states.pop(pool_id, None)
             self._recent.forget(pool_id)
             try:
                 count, last, events = db.execute(_sql.POOL_EXTENT, (pool_id,)).fetchall()[0]
@@ -660,7 +288,7 @@ class SqliteAgentPoolStore(StoreBase):
                     self._drops = db.execute(_sql.COUNT_DROP).fetchall()[0][0]
         except BaseException:
             if write.began:
-                _end(db)  # an interrupt on entering the boundary's exit skips it
+                end(db)  # an interrupt on entering the boundary's exit skips it
             self._drops = None  # maybe rolled back: read again
             raise
         if self._batch is not None:
@@ -670,7 +298,7 @@ class SqliteAgentPoolStore(StoreBase):
 
     def _forget_cached(self) -> None:
         """Drop every cached state: a pool was deleted, so a cached cursor may point past records gone."""
-        self._states.clear()
+        self._cache.states.clear()
         self._point_states.clear()
         self._points.clear()
         self._recent.forget()
@@ -695,23 +323,15 @@ class SqliteAgentPoolStore(StoreBase):
         state = "closed" if self._db is None else "open"
         return f"SqliteAgentPoolStore({str(self._path)!r}, {state})"
 
-    def _reset_group(self) -> None:
-        self._queue: list[_Request] = []  # writes waiting for the next group, in arrival order
-        self._queue_lock = threading.Lock()
-        self._leading: object = None  # the write whose thread leads (or is about to lead) a group
-        self._gate: Any = None  # held while a leader waits for company (see _gather)
-        self._last_group, self._last_took = 1, 0.0  # the last group's size and seconds
-
     def _after_fork_in_child(self, parent_pid: int) -> None:
         super()._after_fork_in_child(parent_pid)
         if self._dropped is not None:
             self._dropped.detach()  # collecting it here must not close the parent's connection
-        self._probe = NoProbe()
-        self._states = OrderedDict()
+        self._cache = SyncedCache(self._cache.bound)  # no probe: the parent's is never read here
         self._point_states = {}
         self._recent = RecentRecords()
         self._batch = None
-        self._reset_group()  # parent threads' writes: never to be woken here
+        self._group = GroupCommit(self._lock, PREFIX)  # parent threads' writes: never to be woken here
         if self._db is not None:
             # SQLite forbids using a connection across fork(), closing included (a close
             # would roll back a transaction some parent thread has open, in the shared
@@ -719,56 +339,7 @@ class SqliteAgentPoolStore(StoreBase):
             # garbage-collected, and so closed, in this process.
             ctypes.pythonapi.Py_IncRef(ctypes.py_object(self._db))
 
-    # -- set-up --------------------------------------------------------------------------
-
-    def _configure(self, db: apsw.Connection) -> None:
-        tables = {row[0] for row in db.execute(_sql.TABLES)}
-        if self._readonly:
-            if not {"agent_pool_records", "agent_pool_event_seq"} <= tables:
-                raise AgentError.host_configuration_needed(
-                    f"sqlite agent pool store file {str(self._path)!r} has no agent pool tables"
-                )
-            if "fastpool_meta" in tables:
-                self._check_schema_version(db)
-            self._points = PointIndex(PointIndex.version_of(db, tables), True)
-            return
-        enable_wal(db, self._busy_timeout)
-        db.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
-        level = db.execute("PRAGMA synchronous").fetchall()[0][0]
-        if level != _SYNCHRONOUS[self._synchronous]:
-            raise AgentError.host_configuration_needed(
-                f"sqlite agent pool store could not set synchronous={self._synchronous}"
-            )
-        if not {"agent_pool_records", "agent_pool_event_seq"} <= tables:
-            # A new file: create the Rust crate's tables and fastpool's format marker.
-            with _Write(db, True, False):
-                for statement in _sql.SCHEMA:
-                    db.execute(statement)
-                db.execute(_sql.MARK_SCHEMA_VERSION, (str(SCHEMA_VERSION),))
-                db.execute(_sql.MARK_POINT_INDEX, (_sql.POINT_INDEX_VERSION,))
-            tables = {row[0] for row in db.execute(_sql.TABLES)}
-        elif "fastpool_meta" in tables:
-            self._check_schema_version(db)
-        version = PointIndex.version_of(db, tables)
-        if version is None and "fastpool_meta" in tables:
-            with _Write(db, True, False):
-                for statement in _sql.START_POINT_INDEX:
-                    db.execute(statement)
-                db.execute(_sql.MARK_POINT_INDEX, (_sql.POINT_INDEX_VERSION,))
-            version = _sql.POINT_INDEX_VERSION
-        self._points = PointIndex(version, False)
-
-    @staticmethod
-    def _check_schema_version(db: apsw.Connection) -> None:
-        rows = db.execute(_sql.SCHEMA_VERSION_OF_FILE).fetchall()
-        version = rows[0][0] if rows else str(SCHEMA_VERSION)
-        if not (isinstance(version, str) and version.isdigit()) or int(version) > SCHEMA_VERSION:
-            raise AgentError(
-                AgentErrorKind.HOST_CONFIGURATION_NEEDED,
-                RetryClassification.HOST_CONFIGURATION_NEEDED,
-                f"sqlite agent pool store file has fastpool schema version {version!r}; "
-                f"this fastpool reads version {SCHEMA_VERSION}: upgrade fastpool",
-            )
+    # -- the connection -------------------------------------------------------------------
 
     def _check_unchanged(self) -> None:
         """After reading a file opened immutable: fail if it may have changed meanwhile."""
@@ -777,7 +348,7 @@ class SqliteAgentPoolStore(StoreBase):
 
     def _close_connection(self) -> None:
         db, self._db = self._db, None
-        self._states.clear()
+        self._cache.states.clear()
         self._point_states.clear()
         self._points.clear()
         self._recent.forget()
@@ -796,39 +367,39 @@ class SqliteAgentPoolStore(StoreBase):
     # -- backend primitives (called with self._lock held) ----------------------------------
 
     def _read_state(self, pool_id: str) -> PoolState:
-        cached = self._states.get(pool_id)
-        # The hot path: a state caught up since the last commit of another connection.
-        if cached is not None and cached.generation == self._generation and self._probe.token() == self._sync:
-            self._states.move_to_end(pool_id)
-            return cached.state
-        return self._synced_state(pool_id, cached)
+        state = self._cache.current(pool_id)
+        if state is not None:
+            return state  # the hot path: caught up since the last commit of another connection
+        return self._synced_state(pool_id, self._cache.states.get(pool_id))
 
     def _answer(self, pool_id: str, field: str, key: str) -> Any:
-        cached = self._states.get(pool_id)
-        if cached is None:
-            if loop_call.sink is not None:
-                raise NeedsWorker  # a point read queries the file: on a worker thread
-            point = self._point_state(pool_id)
-            if point is not None:
-                try:
-                    return point.answer(self._connection(), self._engine, field, key)
-                except Untrusted:
-                    pass  # the index is damaged: the full replay answers
-                except apsw.SQLError:
-                    self._points.usable = False  # its tables were dropped meanwhile: replay from here on
-                except apsw.Error as error:
-                    raise translate(error) from error
-                finally:
-                    self._check_unchanged()
-        elif cached.generation == self._generation and self._probe.token() == self._sync:
-            self._states.move_to_end(pool_id)
+        cache = self._cache
+        cached = cache.states.get(pool_id)
+        # SyncedCache.current inlined: the warm read's one call, which costs 4 % of it.
+        if cached is not None and cached.generation == cache.generation and cache.probe.token() == cache.sync:
+            cache.states.move_to_end(pool_id)
             state = cached.state
-            return None if state.config is None else getattr(state, field).get(key)
-        state = self._read_state(pool_id)
+        else:
+            if cached is None:
+                if loop_call.sink is not None:
+                    raise NeedsWorker  # a point read queries the file: on a worker thread
+                point = self._point_state(pool_id)
+                if point is not None:
+                    try:
+                        return point.answer(self._connection(), self._engine, field, key)
+                    except Untrusted:
+                        pass  # the index is damaged: the full replay answers
+                    except apsw.SQLError:
+                        self._points.usable = False  # its tables were dropped meanwhile: replay from here on
+                    except apsw.Error as error:
+                        raise translate(error) from error
+                    finally:
+                        self._check_unchanged()
+            state = self._read_state(pool_id)
         return None if state.config is None else getattr(state, field).get(key)
 
     def _is_opened(self, pool_id: str) -> bool:
-        if pool_id not in self._states:
+        if pool_id not in self._cache.states:
             point = self._point_state(pool_id)
             if point is not None:
                 return point.tail.config is not None
@@ -838,8 +409,8 @@ class SqliteAgentPoolStore(StoreBase):
         """The pool's point state, caught up; ``None`` where it is read by a full replay."""
         db = self._connection()
         try:
-            token = self._probe.token()
-            if token != self._sync:
+            token = self._cache.probe.token()
+            if token != self._cache.sync:
                 self._resync()  # first forgets every cached state if a pool was deleted meanwhile
             point = self._point_states.get(pool_id)
             if point is None:
@@ -847,7 +418,7 @@ class SqliteAgentPoolStore(StoreBase):
                 if point is None:
                     return None
                 self._point_states[pool_id] = point
-                if len(self._point_states) > self._max_cached_pools:
+                if len(self._point_states) > self._cache.bound:
                     del self._point_states[next(iter(self._point_states))]
             elif point.token != token:
                 self._points.catch_up(db, self._engine, point)
@@ -864,46 +435,38 @@ class SqliteAgentPoolStore(StoreBase):
         point.token = token
         return point
 
-    def _synced_state(self, pool_id: str, cached: _Cached | None) -> PoolState:
+    def _synced_state(self, pool_id: str, cached: Cached | None) -> PoolState:
         if loop_call.sink is not None:
             raise NeedsWorker  # the rows are read on a worker thread
         db = self._connection()
         try:
             self._resync()  # the token is read before the rows: a commit in between shows next time
-            generation = self._generation
-            if self._states.get(pool_id) is not cached:
+            generation = self._cache.generation
+            if self._cache.states.get(pool_id) is not cached:
                 cached = None  # forgotten by _resync: a pool was deleted, so this state may be stale
             if cached is None:
                 self._point_states.pop(pool_id, None)
-                cached = _Cached(self._new_state(pool_id))
+                cached = Cached(self._new_state(pool_id))
             self._catch_up(db, cached.state)
         except apsw.Error as error:
             raise translate(error) from error
         finally:
             # Progress made before a corrupt row is kept, so a later call resumes after it.
             if cached is not None and cached.state.cursor:
-                self._keep(pool_id, cached)
+                self._cache.keep(pool_id, cached)
         cached.generation = generation
         return cached.state
 
     def _resync(self) -> object:
-        """The probe's token; if it is not the sync point, another connection has committed
-        since: it becomes the sync point, in a new generation (every cached pool stale)."""
-        token = self._probe.token()
-        if token != self._sync:
-            self._sync = token
-            self._generation += 1
+        """The probe's token, now the sync point; in a new generation (another connection has
+        committed since), first forget every cached state if that commit deleted a pool."""
+        cache = self._cache
+        if cache.resync():
             self._check_drops()
-        return token
+        return cache.sync
 
     def _advance(self, before: object) -> None:
-        """After this connection's COMMIT: ``before`` is the sync point read inside the write
-        transaction. If that commit is the only one since, every cached state is still
-        current (the pools it wrote were updated in memory) and the sync point moves on;
-        otherwise the next call starts a new generation."""
-        after = self._probe.token()
-        if after != before and self._probe.only_own_commit(before, after):
-            self._sync = after
+        self._cache.advance(before)  # after this connection's COMMIT (see SyncedCache.advance)
 
     def _catch_up(self, db: apsw.Connection, state: PoolState) -> None:
         rows = db.cursor()
@@ -920,22 +483,22 @@ class SqliteAgentPoolStore(StoreBase):
         if batch is None:
             # Catch up on other writers' records before taking the write lock, so that
             # inside it only the few records committed in between remain to be read.
-            state, generation = self._read_state(pool_id), self._generation
+            state, generation = self._read_state(pool_id), self._cache.generation
         else:
             batch.add(pool_id)  # inside store.transaction(): a rollback forgets every pool it touched
         written = None
         try:
             with self._write_boundary(db, lambda: self._read_state(pool_id)):
                 before = self._resync()  # no other connection commits until this one does
-                if state is not None and self._generation != generation:
+                if state is not None and self._cache.generation != generation:
                     state = None  # another connection committed meanwhile: read the state again
                 payload, sequence = self._insert(db, pool_id, build, state)
                 written = payload
         except BaseException:
             if batch is None:
-                _end(db)  # an interrupt on entering the boundary's exit skips it
+                end(db)  # an interrupt on entering the boundary's exit skips it
                 if written is not None:
-                    self._states.pop(pool_id, None)  # applied, but maybe not committed
+                    self._cache.states.pop(pool_id, None)  # applied, but maybe not committed
             raise
         if batch is None:
             self._advance(before)
@@ -968,10 +531,10 @@ class SqliteAgentPoolStore(StoreBase):
         try:
             db.execute(_sql.INSERT, (pool_id, sequence, payload.TYPE, text))
             state.apply(payload, sequence)
-            self._remember(pool_id, state)
+            self._cache.remember(pool_id, state)
         except BaseException:
             if db.total_changes() != changes:  # the record is in: take it out again
-                self._states.pop(pool_id, None)
+                self._cache.states.pop(pool_id, None)
                 self._undo_insert(db, pool_id, sequence)
             raise
         return payload, sequence
@@ -983,167 +546,20 @@ class SqliteAgentPoolStore(StoreBase):
             if not db.getautocommit():
                 db.execute(_sql.UNDO_INSERT, (pool_id, sequence))
         except BaseException:
-            _end(db)
+            end(db)
             raise
 
-    # -- group commit --------------------------------------------------------------------------
-    #
-    # Interrupts: an exception (a signal handler's) can land wherever CPython checks for one,
-    # on entering a function and after a C call returns. Each step below either leaves the
-    # queue as it was or is repaired by a handler of its caller, and the steps a handler
-    # repeats act once: the group is taken from the queue with no call in between, ``_leading``
-    # names the write whose thread leads (a lone writer's ``build``), so a repeated hand-over
-    # acts only if its caller still leads, and ``promote`` and ``finish`` act once each.
+    # -- group commit (the scheduler is ``_group_commit.GroupCommit``; these run its writes) ------
 
     def _submit(self, pool_id: str, build: Build, shape: Shape) -> Any:
-        """A write method's append: in a group of its own if no other writer is about,
-        else in the next group (leading it if no group is in flight). On an event loop's
-        thread (``loop_call``) the write is queued, and the queued request returned."""
-        lock = self._lock
-        if lock._is_owned():
-            # This thread holds the lock (inside transaction(), say): a group would wait for it.
-            return shape(*self._append(pool_id, build))
-        sink = loop_call.sink
-        request: _Request | None = None
-        try:
-            with self._queue_lock:
-                leads = self._leading is None
-                if leads and self._last_group == 1 and sink is None:
-                    self._leading = build  # alone: no writer beside this one lately
-                else:
-                    request = _Request(pool_id, build) if sink is None else _LoopRequest(pool_id, build, shape, sink)
-                    self._queued(request, leads)
-            if request is None:
-                # Its own transaction, without a queue; writes that arrive meanwhile queue for the next group.
-                with lock:
-                    done = shape(*self._append(pool_id, build))
-                self._hand_over(build)
-                return done
-            if sink is not None:
-                if leads:
-                    sink.lead(request)
-                return request
-            if not leads:
-                leads = request.wait()  # with the outcome, or to lead the next group
-            if leads:
-                self._lead(request)
-            return shape(*request.outcome())
-        except BaseException:
-            if request is None:
-                self._hand_over(build)
-            else:
-                self._withdraw(request)
-            raise
+        """A write method's append, through the group commit (see ``GroupCommit.submit``)."""
+        return self._group.submit(self, pool_id, build, shape)
 
-    def _queued(self, request: _Request, leads: bool) -> None:
-        """Queue a write (the queue's lock held); one queued behind a group in flight may
-        complete the company a gathering leader waits for."""
-        queue = self._queue
-        if leads:
-            request.leads = True
-            queue.append(request)
-            self._leading = request
-            return
-        request.queue_behind()
-        queue.append(request)
-        if self._gate is not None and len(queue) >= self._last_group:
-            gate, self._gate = self._gate, None
-            gate.release()
+    def _lead_on_worker(self, request: LoopRequest) -> None:
+        """Lead groups for writes made on an event loop (see ``GroupCommit.lead_on_worker``)."""
+        self._group.lead_on_worker(self, request)
 
-    def _withdraw(self, request: _Request) -> None:
-        """The thread of a queued write leaves on an exception: a write still queued never runs
-        (one taken into a group runs, and the next read tells), and its lead passes on."""
-        with self._queue_lock:
-            if request in self._queue:
-                self._queue.remove(request)
-            if self._leading is request:
-                self._pass_lead()
-
-    def _lead_on_worker(self, request: _LoopRequest) -> None:
-        """Lead groups for writes made on an event loop, one after the other while the next
-        write to lead is also one (a thread's write leads its own group)."""
-        next_: _Request | None = request
-        while isinstance(next_, _LoopRequest):
-            next_ = self._lead(next_, keep=True)
-
-    def _lead(self, own: _Request, keep: bool = False) -> _Request | None:
-        """Run the queued writes (``own`` first) as one group once the store's lock is free,
-        wake their threads (or tell their loops), and hand the lead to the first write queued
-        meanwhile; with ``keep``, return that write if it was made on a loop, to lead it here."""
-        group: list[_Request] = []
-        try:
-            handled = False
-            try:
-                self._gather()
-                with self._lock:
-                    with self._queue_lock:  # taken with no call in between: an interrupt loses none
-                        group = self._queue[:_GROUP_LIMIT]
-                        del self._queue[:_GROUP_LIMIT]
-                    started = time.perf_counter()
-                    self._commit_group(group)
-                    self._last_group, self._last_took = len(group), time.perf_counter() - started
-                handled = True
-            except BaseException as error:
-                if not group and isinstance(error, AgentError):  # the lock refused (a store inherited
-                    with self._queue_lock:  # through fork): every queued write fails
-                        group = self._queue[:]
-                        del self._queue[:]
-                self._fail(group, error)
-                if not isinstance(error, AgentError):
-                    raise
-                handled = True
-            for request in group:
-                request.finish()
-            return self._hand_over(own, keep and handled)
-        except BaseException:
-            for request in group:
-                request.finish()
-            self._hand_over(own)
-            raise
-
-    def _hand_over(self, own: object, keep: bool = False) -> _Request | None:
-        """``own``'s group has ended: if it still leads, the first write queued meanwhile
-        leads the next one (returned instead if ``keep`` and it was made on a loop). With
-        ``keep`` and nothing queued, the worker first waits (as ``_gather``) for the loop's
-        tasks to write again, which they do once the loop has their outcomes: cheaper than
-        waking a worker for their group."""
-        if keep and self._last_group > 1:
-            self._gather()
-        with self._queue_lock:
-            if self._leading is not own:
-                return None  # handed over already (this is a repeat after an interrupt)
-            queue = self._queue
-            head = queue[0] if queue else None
-            if head is not None and keep and isinstance(head, _LoopRequest):
-                self._leading = head
-                return head
-            self._pass_lead()
-        return None
-
-    def _pass_lead(self) -> None:
-        """The first queued write leads next, or none (the queue's lock held)."""
-        head = self._queue[0] if self._queue else None
-        if head is not None:
-            head.promote()
-        self._leading = head
-
-    def _gather(self) -> None:
-        """Wait until as many writes are queued as the last group held, or as long as it took.
-
-        The threads of a group are woken together and most write again at once, but the
-        first of them would otherwise lead a group of one and hold the lock through its
-        commit while the rest queue behind it. A lone writer (a group of one) never waits.
-        """
-        with self._queue_lock:
-            if len(self._queue) >= self._last_group:
-                return
-            gate = self._gate = _new_lock()
-            gate.acquire()
-        gate.acquire(timeout=min(self._last_took, _GATHER_MAX))
-        with self._queue_lock:
-            self._gate = None
-
-    def _commit_group(self, group: list[_Request]) -> None:
+    def _commit_group(self, group: list[Request]) -> None:
         """One ``BEGIN IMMEDIATE`` ... ``COMMIT`` for the group's writes, in arrival order.
 
         A write whose check fails (or whose statement SQLite refuses, or that fails after its
@@ -1161,7 +577,7 @@ class SqliteAgentPoolStore(StoreBase):
                     pass
 
         db = self._connection()
-        write = _Write(db, True, self._readonly, self._busy, catch_up)
+        write = Write(db, True, self._readonly, self._busy, catch_up)
         try:
             catch_up()
             with write:
@@ -1177,16 +593,16 @@ class SqliteAgentPoolStore(StoreBase):
                     except Exception as error:
                         if db.getautocommit():
                             raise  # SQLite rolled the transaction back
-                        if pool_id not in self._states:
+                        if pool_id not in self._cache.states:
                             states.pop(pool_id, None)  # _insert forgot a state it had half applied
                         request.error = translate(error) if isinstance(error, apsw.Error) else error
         except BaseException:
-            _end(db)
+            end(db)
             if not write.committed:
                 for request in group:
                     if request.result is not None:
                         if request.result[0] is not None:
-                            self._states.pop(request.pool_id, None)  # applied, but never committed
+                            self._cache.states.pop(request.pool_id, None)  # applied, but never committed
                         request.result = None
                 self._points.clear()  # its marks may name a rolled-back batch
             raise
@@ -1195,30 +611,14 @@ class SqliteAgentPoolStore(StoreBase):
             if request.result is not None and request.result[0] is not None:
                 self._points.appended(request.pool_id, *request.result)
 
-    @staticmethod
-    def _fail(group: list[_Request], error: BaseException) -> None:
-        """Give every write of a failed group that has no outcome of its own a copy of the error
-        (a group that did not commit has none left; see ``_commit_group``)."""
-        if not isinstance(error, AgentError):
-            error = AgentError(
-                AgentErrorKind.INVALID_STATE_TRANSITION,
-                RetryClassification.RETRYABLE,
-                f"{PREFIX}the group commit holding this write was interrupted by {type(error).__name__} "
-                "in another thread before it committed: nothing of this write was stored; retry it",
-            )
-        for request in group:
-            if request.error is None and request.result is None:
-                request.error = copy.copy(error)
-                request.error.__cause__ = error.__cause__
-
     def _change_token(self) -> object:
         self._connection()
-        return self._probe.token()
+        return self._cache.probe.token()
 
     def _answers_on_loop(self) -> bool:
         # The shared-memory probe reads ~0.1 µs, the pread and os.stat ones ~1 µs; PRAGMA
         # data_version may wait for a lock (and there is no shared memory to read then).
-        return not self._probe.may_wait
+        return not self._cache.probe.may_wait
 
     def _check_length(self, payload: Any, text: str) -> None:
         length = len(text) if text.isascii() else len(text.encode("utf-8"))
@@ -1228,21 +628,6 @@ class SqliteAgentPoolStore(StoreBase):
                 f"more than the {self._max_text:,} that fit beside the rest of the row in SQLite's limit of "
                 f"{self._max_text + _ROW_OVERHEAD:,} bytes per value (SQLITE_LIMIT_LENGTH)"
             )
-
-    def _remember(self, pool_id: str, state: PoolState) -> None:
-        if pool_id not in self._states:
-            cached = _Cached(state)
-            cached.generation = self._generation
-            self._keep(pool_id, cached)
-
-    def _keep(self, pool_id: str, cached: _Cached) -> None:
-        """Cache a pool's state as the most recently used, dropping the least recently used
-        beyond the bound. A pool written inside an open transaction() may go too: the
-        connection reads its own uncommitted rows, so it rebuilds with them."""
-        self._states[pool_id] = cached
-        self._states.move_to_end(pool_id)
-        if len(self._states) > self._max_cached_pools:
-            self._states.popitem(last=False)
 
     def _records_after(self, pool_id: str, after: int, limit: int = -1) -> list[AgentPoolStoreRecord]:
         # A cursor may be any u64 (or larger int); SQLite integers stop at 2**63 - 1, and
@@ -1266,12 +651,13 @@ class SqliteAgentPoolStore(StoreBase):
 
     def _fresh_cursor(self, pool_id: str) -> int | None:
         """The pool's last sequence if a cached state knows it and nothing was committed since."""
-        token = self._probe.token()
-        cached = self._states.get(pool_id)
-        if cached is not None:
-            return cached.state.cursor if cached.generation == self._generation and token == self._sync else None
+        state = self._cache.current(pool_id)
+        if state is not None:
+            return state.cursor
+        if pool_id in self._cache.states:
+            return None
         point = self._point_states.get(pool_id)
-        return point.cursor if point is not None and point.token == token else None
+        return point.cursor if point is not None and point.token == self._cache.probe.token() else None
 
     def _allocate_event_sequence(self, pool_id: str) -> int:
         db = self._connection()
@@ -1283,7 +669,7 @@ class SqliteAgentPoolStore(StoreBase):
                 sequence: int = db.execute(_sql.NEXT_EVENT, (pool_id,)).fetchall()[0][0]  # type: ignore[assignment]
         except BaseException:
             if write.began:
-                _end(db)  # an interrupt on entering the boundary's exit skips it
+                end(db)  # an interrupt on entering the boundary's exit skips it
             raise
         if write.began:
             self._advance(before)
@@ -1291,9 +677,9 @@ class SqliteAgentPoolStore(StoreBase):
 
     # -- transactions ------------------------------------------------------------------------
 
-    def _write_boundary(self, db: apsw.Connection, catch_up: Callable[[], object] | None = None) -> _Write:
+    def _write_boundary(self, db: apsw.Connection, catch_up: Callable[[], object] | None = None) -> Write:
         """The boundary of one write: its own transaction, or none inside ``transaction()``."""
-        return _Write(db, self._batch is None, self._readonly, self._busy, catch_up)
+        return Write(db, self._batch is None, self._readonly, self._busy, catch_up)
 
     @contextmanager
     def transaction(self) -> Iterator[SqliteAgentPoolStore]:
@@ -1321,7 +707,7 @@ class SqliteAgentPoolStore(StoreBase):
             touched: set[str] = set()
             db = self._connection()
             try:
-                with _Write(db, True, self._readonly):
+                with Write(db, True, self._readonly):
                     before = self._resync()
                     self._batch = touched
                     try:
@@ -1335,9 +721,9 @@ class SqliteAgentPoolStore(StoreBase):
                             "sqlite agent pool store was closed inside transaction(): nothing was committed",
                         )
             except BaseException:
-                _end(db)  # an interrupt on entering the boundary's exit skips it
+                end(db)  # an interrupt on entering the boundary's exit skips it
                 for pool_id in touched:
-                    self._states.pop(pool_id, None)
+                    self._cache.states.pop(pool_id, None)
                 self._points.clear()  # its marks may name a rolled-back batch
                 self._recent.forget()  # reads inside the block saw its records
                 raise

@@ -24,9 +24,10 @@ from . import _sql
 from ._compat import engine
 from ._point_reads import PointIndex, index_entries
 from ._sqlite_errors import NAME, translate
+from ._sqlite_file import check_path, check_schema_version, open_readonly
 from .errors import AgentError, InvalidInput
 from .postgres import PostgresAgentPoolStore
-from .sqlite import SqliteAgentPoolStore, check_path, open_readonly
+from .sqlite import SqliteAgentPoolStore
 
 #: What ``fastpool verify`` says of a PostgreSQL store, where no integrity check precedes the replay.
 NO_INTEGRITY_CHECK = (
@@ -88,7 +89,7 @@ def verify(path: str | Path, progress: Callable[[int, int], None] | None = None)
             report.problems.append(Problem(None, None, "no agent_pool_records table"))
             return report
         if "fastpool_meta" in tables:
-            SqliteAgentPoolStore._check_schema_version(db)  # the refusal of every store that opens the file
+            check_schema_version(db)  # the refusal of every store that opens the file
         total: int = db.execute(_sql.COUNT_ROWS).fetchall()[0][0]  # type: ignore[assignment]
         for problem in _replay_all(db.execute(_sql.ALL_ROWS), report, total, progress, NAME):
             report.problems.append(problem)

@@ -2,7 +2,7 @@
 
 Rust opens a new connection per call and runs each statement on its own; fastpool keeps one
 connection per ``SurfaceDb`` (WAL, the pool store's busy handler) and runs every call that
-reads then writes in one ``BEGIN IMMEDIATE`` transaction (``sqlite._Write``), so two writers,
+reads then writes in one ``BEGIN IMMEDIATE`` transaction (``_sqlite_write.Write``), so two writers,
 threads or processes, cannot both pass a check. Several surfaces (a bundle's) share one
 ``SurfaceDb``; a store hands its connection and lock to ``SurfaceDb(db, lock)``, and a
 surface call made inside that store's ``transaction()`` joins it (one commit for both).
@@ -26,9 +26,10 @@ import apsw
 
 from .._base import _InheritedLock
 from .._sqlite_errors import PREFIX
+from .._sqlite_file import enable_wal
+from .._sqlite_write import BusyWait, Write, end
 from ..enums import AgentErrorKind, RetryClassification
 from ..errors import AgentError
-from ..sqlite import _BusyWait, _end, _Write, enable_wal
 from . import _sql
 
 __all__ = ["SurfaceDb", "sqlite_error", "to_i64", "to_u64", "keep_out_of_forks"]
@@ -89,7 +90,7 @@ class SurfaceDb:
         self,
         db: apsw.Connection,
         lock: AbstractContextManager[Any] | None = None,
-        busy: _BusyWait | None = None,
+        busy: BusyWait | None = None,
         *,
         owned: bool = False,
     ) -> None:
@@ -109,7 +110,7 @@ class SurfaceDb:
             db = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)
         except (apsw.Error, OSError) as error:
             raise sqlite_error(error) from error
-        busy = _BusyWait(busy_timeout)
+        busy = BusyWait(busy_timeout)
         db.set_busy_handler(busy)
         try:
             enable_wal(db, busy_timeout)
@@ -141,7 +142,7 @@ class SurfaceDb:
             # or rollback takes these statements with its own.
             begin = self.db.getautocommit()
             try:
-                with _Write(self.db, begin, False, self._busy):
+                with Write(self.db, begin, False, self._busy):
                     return body(self._run)
             except AgentError as error:
                 cause = error.__cause__
@@ -150,7 +151,7 @@ class SurfaceDb:
                 raise
             except BaseException:
                 if begin:
-                    _end(self.db)  # an interrupt on entering the boundary's exit skips it
+                    end(self.db)  # an interrupt on entering the boundary's exit skips it
                 raise
 
     @property

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import apsw
 
+from .._sqlite_file import open_readonly
 from ..postgres import _driver, _quote
-from ..sqlite import open_readonly
 from . import _pg_sql, _sql
 from ._db import sqlite_error
 
