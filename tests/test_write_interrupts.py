@@ -61,6 +61,8 @@ def file_keys(path: Path, pool_id: str = POOL) -> set[str]:
 def assert_whole(store: SqliteAgentPoolStore, reader: SqliteAgentPoolStore, path: Path, pool_id: str = POOL) -> None:
     """No transaction left, the cache equal to the file, and the store writes again."""
     no_transaction_left(path, store._db)
+    assert not store._lock._is_owned(), "the store's lock was kept"
+    assert store._leading is None and not store._queue, "a write was left queued or leading"
     reader.evict(pool_id)
     truth = reader.snapshot(pool_id)
     assert store.snapshot(pool_id) == truth, "the cached state differs from the file"
@@ -301,17 +303,25 @@ def test_a_sigint_timer_under_racing_writers_never_wedges_the_store(
     for thread in threads:
         thread.start()
     interrupted = 0
-    previous = signal.signal(signal.SIGALRM, signal.default_int_handler)
+    armed = threading.Event()  # the handler raises only inside the write's try
+
+    def interrupt(signum: int, frame: Any) -> None:
+        if armed.is_set():
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
     try:
         for n in range(400):
-            signal.setitimer(signal.ITIMER_REAL, rng.uniform(0.00001, 0.0003))
+            armed.set()
             try:
+                signal.setitimer(signal.ITIMER_REAL, rng.uniform(0.00001, 0.0003))
                 store.record_message(POOL, message(f"main.{n}"), receipt(f"main.{n}"))
                 time.sleep(0.0005)  # the timer goes off by now, if not in the write
+                armed.clear()
             except KeyboardInterrupt:
                 interrupted += 1
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+            armed.clear()
+            signal.setitimer(signal.ITIMER_REAL, 0)
     finally:
         signal.signal(signal.SIGALRM, previous)
         stop.set()
