@@ -340,3 +340,42 @@ def test_a_sigint_timer_under_racing_writers_never_wedges_the_store(
             assert isinstance(error, AgentError) and error.retry is RetryClassification.RETRYABLE, error
             assert key not in keys, f"{key} reported failed, in the file"
     assert_whole(store, reader, path)
+
+
+# -------------------------------------------------------------------- an interrupt anywhere in an asyncio write
+
+
+@pytest.mark.parametrize("queued", [False, True], ids=["alone", "queued"])
+def test_an_interrupt_anywhere_in_an_async_write_leaves_the_store_whole(
+    store: SqliteAgentPoolStore, reader: SqliteAgentPoolStore, path: Path, queued: bool
+) -> None:
+    """The event loop's thread interrupted at each point of an ``AsyncAgentPoolStore`` write:
+    ``alone``, the write runs on the loop's thread (its group of one); ``queued``, it is queued
+    from the loop for a group a worker leads, and the loop takes its outcome. The loop may die
+    of the interrupt (one raised in a callback ends ``asyncio.run``); the store never does."""
+    import asyncio
+
+    from fastpool.aio import AsyncAgentPoolStore
+
+    def run(n: int, injector: Injector) -> None:
+        wrapper = AsyncAgentPoolStore(store)
+
+        async def write() -> None:
+            store._last_group = 2 if queued else 1
+            with injector.armed():
+                await wrapper.record_message(POOL, message(f"aio.{n}"), receipt(f"aio.{n}"))
+
+        try:
+            asyncio.run(write())
+        except KeyboardInterrupt:
+            pass
+        finally:
+            wrapper._executor.shutdown(wait=True)
+            wrapper._leader.shutdown(wait=True)  # a group a worker leads ends before the checks
+
+    counter = Injector()
+    run(0, counter)
+    assert counter.seen > 10
+    for at in range(1, counter.seen + 1):
+        run(at, Injector(at))
+        assert_whole(store, reader, path)
