@@ -34,7 +34,7 @@ from ._cache import Cached, SyncedCache
 from ._group_commit import GroupCommit, LoopRequest, Request
 from ._point_reads import PointIndex, PointState, RecentRecords, Untrusted
 from ._pool_state import PoolState
-from ._probe import ChangeProbe, NoProbe, open_probe, release_dropped
+from ._probe import NoProbe, open_probe, release_dropped
 from ._sql import SCHEMA_VERSION
 from ._sqlite_errors import NAME, PREFIX, translate
 from ._sqlite_file import SYNCHRONOUS, Unchanged, check_path, configure, open_readonly
@@ -103,7 +103,7 @@ class SqliteAgentPoolStore(StoreBase):
 
     _name = NAME
     # Releases what close() does when the object is collected unclosed (set once open).
-    _dropped: weakref.finalize[[apsw.Connection, ChangeProbe], SqliteAgentPoolStore] | None = None
+    _dropped: Any = None  # a weakref.finalize: releases what close() releases once the store is collected
 
     def __init__(
         self,
