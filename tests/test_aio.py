@@ -1204,3 +1204,41 @@ def test_delete_pool_as_a_coroutine(kind: str, tmp_path: Path) -> None:
             return removed, await store.members(POOL)
 
     assert asyncio.run(main()) == ((1, 1, None), ())
+
+
+def test_a_write_through_the_loop_door_raises_queued_and_never_returns_a_request(tmp_path: Path) -> None:
+    """A write method called through a ``LoopDoor`` (as the wrapper calls it on the loop's thread)
+    returns what its signature says or raises: queued for a group commit, it raises ``Queued``
+    with the request; the door is asked to lead the group on a worker and is told the outcome."""
+    from fastpool._base import LoopDoor, Queued, loop_call
+    from fastpool._group_commit import LoopRequest
+
+    class Door:
+        def __init__(self) -> None:
+            self.led: list[Callable[[], object]] = []
+            self.done_with: list[Any] = []
+
+        def future(self) -> None:
+            return None
+
+        def done(self, request: Any) -> None:
+            self.done_with.append(request)
+
+        def lead(self, run: Callable[[], object]) -> None:
+            self.led.append(run)
+
+    door: LoopDoor = Door()
+    with SqliteAgentPoolStore(tmp_path / "door.sqlite") as store:
+        store.open_pool(POOL, CONFIG)
+        loop_call.door = door
+        try:
+            with pytest.raises(Queued) as caught:
+                store.record_message(POOL, writer_message(0), writer_receipt(0))
+        finally:
+            loop_call.door = None
+        request = caught.value.request
+        assert type(request) is LoopRequest
+        assert isinstance(door, Door) and len(door.led) == 1 and not door.done_with
+        door.led[0]()  # the worker's lead: the group commits
+        assert door.done_with == [request] and request.error is None
+        assert request.shape(*request.result).sequence == 2 == store.snapshot(POOL).cursor.sequence

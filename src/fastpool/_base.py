@@ -7,7 +7,7 @@ apply one record atomically), ``_records_after``, ``_allocate_event_sequence`` a
 may override ``_wait_for_change`` (how ``follow`` waits between checks; no lock held)
 and ``_submit`` (how a write method appends, called without the lock: the SQLite store
 groups concurrent writes into shared transactions there, and queues the writes of an
-event loop's thread without waiting; see ``loop_call``).
+event loop's thread without waiting; see ``LoopDoor``).
 A backend the command line inspects and copies (SQLite, PostgreSQL) also supplies the raw
 primitives ``_stream_rows``, ``_unopened_pools``, ``_event_sequence`` and ``_append_rows``,
 which take the lock themselves.
@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._compat import engine as default_engine
 from .enums import AgentErrorKind, RetryClassification
@@ -76,11 +76,40 @@ class NeedsWorker(Exception):
     ``loop_call`` (the caller then makes the call again on a worker thread)."""
 
 
+class Queued(Exception):  # noqa: N818 - not an error: the outcome of a write made through the door
+    """Raised by a write method called through a ``LoopDoor``, instead of waiting: the write is
+    queued for a group commit, and ``request`` (its one argument) takes its outcome
+    (``LoopDoor.done``)."""
+
+    @property
+    def request(self) -> Any:
+        return self.args[0]
+
+
+class LoopDoor(Protocol):
+    """The one door by which an event loop's thread enters a store; ``fastpool.aio`` implements
+    it, the group commit calls it.
+
+    While a store method runs through the door (``loop_call.door`` set), nothing may block
+    or do I/O: a read that would raises ``NeedsWorker``, and a write the group commit queues
+    raises ``Queued`` with its request. Every method otherwise returns what it says.
+    """
+
+    def future(self) -> Any:
+        """A new future of the loop's (called on the loop's thread) for a queued write's outcome."""
+
+    def done(self, request: Any) -> None:
+        """A queued write's outcome is in (``request.result`` or ``request.error``); any thread."""
+
+    def lead(self, run: Callable[[], object]) -> None:
+        """Call ``run`` on a worker thread: it leads the group that holds a write made on the loop."""
+
+
 class _LoopCall(threading.local):
-    """Set while a store method runs on an event loop's thread (``fastpool.aio``): ``sink``
+    """Set while a store method runs on an event loop's thread (``fastpool.aio``): ``door``
     takes the outcomes of the writes the method queues; nothing may block or do I/O."""
 
-    sink: Any = None
+    door: LoopDoor | None = None
 
 
 loop_call = _LoopCall()
@@ -300,7 +329,7 @@ class StoreBase(AgentPoolStore):
 
     def _submit(self, pool_id: str, build: Build, shape: Shape) -> Any:
         """``shape`` of ``_append``'s outcome, for a write method, which holds no lock."""
-        if loop_call.sink is None:
+        if loop_call.door is None:
             with self._lock:
                 return shape(*self._append(pool_id, build))
         if not try_lock(self._lock):

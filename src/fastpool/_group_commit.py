@@ -16,7 +16,7 @@ import time
 from _thread import allocate_lock as _new_lock
 from typing import Any, Protocol
 
-from ._base import Build, Shape, loop_call
+from ._base import Build, LoopDoor, Queued, Shape, loop_call
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError
 
@@ -76,12 +76,14 @@ class Request:
 
 class LoopRequest(Request):
     """A write queued by a method running on an event loop (``fastpool.aio``): the loop does
-    not wait; ``sink`` takes the outcome, shaped into the method's result by ``shape``, and
-    finds a worker thread when the write is to lead a group."""
+    not wait; its ``door`` takes the outcome, shaped into the method's result by ``shape``,
+    and finds a worker thread to run ``lead`` when the write is to lead a group."""
 
-    __slots__ = ("shape", "sink", "future", "resolved")
+    __slots__ = ("shape", "door", "future", "resolved", "_scheduler", "_owner")
 
-    def __init__(self, pool_id: str, build: Build, shape: Shape, sink: Any) -> None:  # the hot path: no super()
+    def __init__(  # the hot path: no super()
+        self, pool_id: str, build: Build, shape: Shape, door: LoopDoor, scheduler: GroupCommit, owner: Committer
+    ) -> None:
         self.pool_id = pool_id
         self.build = build
         self.result = None
@@ -90,22 +92,28 @@ class LoopRequest(Request):
         self.leads = False
         self.finished = False
         self.shape = shape
-        self.sink = sink
-        self.future = sink.future()  # made now, on the loop's thread
+        self.door = door
+        self.future = door.future()  # made now, on the loop's thread
         self.resolved = False  # the loop has taken the outcome (set on the loop's thread)
+        self._scheduler = scheduler
+        self._owner = owner
 
     def queue_behind(self) -> None:
         pass
 
     def finish(self) -> None:
         if not self.finished:
-            self.sink.done(self)  # twice after an interrupt in it: the loop takes the outcome once
+            self.door.done(self)  # twice after an interrupt in it: the loop takes the outcome once
             self.finished = True
 
     def promote(self) -> None:
         if not self.leads:
-            self.sink.lead(self)
+            self.door.lead(self.lead)
             self.leads = True
+
+    def lead(self) -> None:
+        """On a worker thread: lead the group of this write (and of the loop's writes queued next)."""
+        self._scheduler.lead_on_worker(self._owner, self)
 
 
 class Committer(Protocol):
@@ -147,20 +155,23 @@ class GroupCommit:
     def submit(self, owner: Committer, pool_id: str, build: Build, shape: Shape) -> Any:
         """A write method's append: in a group of its own if no other writer is about,
         else in the next group (leading it if no group is in flight). On an event loop's
-        thread (``loop_call``) the write is queued, and the queued request returned."""
+        thread (through a ``LoopDoor``) the write is queued, and ``Queued`` raised with it."""
         lock = self._lock
         if lock._is_owned():
             # This thread holds the lock (inside transaction(), say): a group would wait for it.
             return shape(*owner._append(pool_id, build))
-        sink = loop_call.sink
+        door = loop_call.door
         request: Request | None = None
         try:
             with self._queue_lock:
                 leads = self._leading is None
-                if leads and self._last_group == 1 and sink is None:
+                if leads and self._last_group == 1 and door is None:
                     self._leading = build  # alone: no writer beside this one lately
                 else:
-                    request = Request(pool_id, build) if sink is None else LoopRequest(pool_id, build, shape, sink)
+                    if door is None:
+                        request = Request(pool_id, build)
+                    else:
+                        request = LoopRequest(pool_id, build, shape, door, self, owner)
                     self._queued(request, leads)
             if request is None:
                 # Its own transaction, without a queue; writes that arrive meanwhile queue for the next group.
@@ -168,21 +179,21 @@ class GroupCommit:
                     done = shape(*owner._append(pool_id, build))
                 self._hand_over(build)
                 return done
-            if sink is not None:
+            if door is None:
+                if not leads:
+                    leads = request.wait()  # with the outcome, or to lead the next group
                 if leads:
-                    sink.lead(request)
-                return request
-            if not leads:
-                leads = request.wait()  # with the outcome, or to lead the next group
+                    self._lead(owner, request)
+                return shape(*request.outcome())
             if leads:
-                self._lead(owner, request)
-            return shape(*request.outcome())
+                door.lead(request.lead)  # type: ignore[attr-defined]  # a LoopRequest
         except BaseException:
             if request is None:
                 self._hand_over(build)
             else:
                 self._withdraw(request)
             raise
+        raise Queued(request)  # the loop does not wait: its door takes the outcome
 
     def _queued(self, request: Request, leads: bool) -> None:
         """Queue a write (the queue's lock held); one queued behind a group in flight may

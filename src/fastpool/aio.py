@@ -49,7 +49,7 @@ from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ._base import _FOLLOW_BATCH, NeedsWorker, StoreBase, check_cursor, loop_call, try_lock
+from ._base import _FOLLOW_BATCH, NeedsWorker, Queued, StoreBase, check_cursor, loop_call, try_lock
 from ._group_commit import LoopRequest
 from ._shielded import CancelledCalls
 from .errors import AgentError, InvalidInput
@@ -79,17 +79,17 @@ _transaction: contextvars.ContextVar[_Transaction | None] = contextvars.ContextV
 
 
 class _Sink:
-    """Where a group commit hands back the outcomes of writes queued from one loop.
+    """One loop's ``LoopDoor``: where a group commit hands back the outcomes of writes queued
+    from the loop.
 
     ``done`` (on the leading worker) queues an outcome and wakes the loop, once for all the
     outcomes queued before it runs; ``lead`` gives a worker thread the lead of a group.
     """
 
-    __slots__ = ("loop", "_store", "_executor", "_done", "_woken")
+    __slots__ = ("loop", "_executor", "_done", "_woken")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, store: SqliteAgentPoolStore, executor: ThreadPoolExecutor):
+    def __init__(self, loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor):
         self.loop = loop
-        self._store = store
         self._executor = executor
         self._done: deque[LoopRequest] = deque()  # appended by workers, emptied on the loop
         self._woken = False
@@ -123,11 +123,11 @@ class _Sink:
                 assert request.result is not None
                 future.set_result(request.shape(*request.result))
 
-    def lead(self, request: LoopRequest) -> None:
+    def lead(self, run: Callable[[], object]) -> None:
         try:
-            self._executor.submit(self._store._lead_on_worker, request)
+            self._executor.submit(run)
         except RuntimeError:  # the wrapper is closed, its workers gone: a thread for this group
-            threading.Thread(target=self._store._lead_on_worker, args=(request,), daemon=True).start()
+            threading.Thread(target=run, daemon=True).start()
 
 
 class _Transaction:
@@ -266,14 +266,15 @@ class AsyncAgentPoolStore:
         if its lock is free), else on a worker."""
         if not self._cancelled and _transaction.get() is None:
             outcome = self._on_loop(function, args, False)
-            if isinstance(outcome, LoopRequest):
+            if type(outcome) is LoopRequest:
                 return await self._settle_queued(outcome)  # type: ignore[no-any-return]
             if outcome is not _WORKER:
                 return outcome  # type: ignore[no-any-return]
         return await self._call(function, *args, write=True)
 
     def _on_loop(self, function: Callable[..., Any], args: tuple[Any, ...], read: bool) -> Any:
-        """``function(*args)`` on the loop's thread as a ``loop_call``, or ``_WORKER``."""
+        """``function(*args)`` on the loop's thread through its door (``loop_call``): its result,
+        the ``LoopRequest`` of a write queued for a group commit (``Queued``), or ``_WORKER``."""
         store = self.store
         if self._closed or not store._answers_on_loop():
             return _WORKER
@@ -281,14 +282,16 @@ class AsyncAgentPoolStore:
             return _WORKER  # another thread holds the store (a group committing, a transaction)
         sink = self._sink
         if sink is None or sink.loop is not asyncio.get_running_loop():
-            sink = self._sink = _Sink(asyncio.get_running_loop(), store, self._leader)  # type: ignore[arg-type]
-        loop_call.sink = sink
+            sink = self._sink = _Sink(asyncio.get_running_loop(), self._leader)
+        loop_call.door = sink
         try:
             return function(*args)
         except NeedsWorker:
             return _WORKER
+        except Queued as queued:
+            return queued.request  # dropped here: its traceback holds the frames it left
         finally:
-            loop_call.sink = None
+            loop_call.door = None
             if read:
                 store._lock.release()
 
@@ -317,7 +320,7 @@ class AsyncAgentPoolStore:
             # Still running: a new future takes the outcome. Already resolved (the loop took
             # the outcome before the task saw its cancellation): nothing is left to wait for.
             if request.future.cancelled() and not request.resolved:
-                request.future = running = request.sink.future()
+                request.future = running = request.door.future()
                 self._cancelled.keep(running)
             raise
 

@@ -31,7 +31,7 @@ import apsw
 from . import _sql
 from ._base import Build, NeedsWorker, Row, Shape, StoreBase, check_id, check_options, loop_call
 from ._cache import Cached, SyncedCache
-from ._group_commit import GroupCommit, LoopRequest, Request
+from ._group_commit import GroupCommit, Request
 from ._point_reads import PointIndex, PointState, RecentRecords, Untrusted
 from ._pool_state import PoolState
 from ._probe import NoProbe, open_probe, release_dropped
@@ -381,7 +381,7 @@ class SqliteAgentPoolStore(StoreBase):
             state = cached.state
         else:
             if cached is None:
-                if loop_call.sink is not None:
+                if loop_call.door is not None:
                     raise NeedsWorker  # a point read queries the file: on a worker thread
                 point = self._point_state(pool_id)
                 if point is not None:
@@ -436,7 +436,7 @@ class SqliteAgentPoolStore(StoreBase):
         return point
 
     def _synced_state(self, pool_id: str, cached: Cached | None) -> PoolState:
-        if loop_call.sink is not None:
+        if loop_call.door is not None:
             raise NeedsWorker  # the rows are read on a worker thread
         db = self._connection()
         try:
@@ -554,10 +554,6 @@ class SqliteAgentPoolStore(StoreBase):
     def _submit(self, pool_id: str, build: Build, shape: Shape) -> Any:
         """A write method's append, through the group commit (see ``GroupCommit.submit``)."""
         return self._group.submit(self, pool_id, build, shape)
-
-    def _lead_on_worker(self, request: LoopRequest) -> None:
-        """Lead groups for writes made on an event loop (see ``GroupCommit.lead_on_worker``)."""
-        self._group.lead_on_worker(self, request)
 
     def _commit_group(self, group: list[Request]) -> None:
         """One ``BEGIN IMMEDIATE`` ... ``COMMIT`` for the group's writes, in arrival order.
