@@ -202,6 +202,8 @@ def test_bad_arguments_are_invalid_input(pg: PgTarget) -> None:
         ({"schema": "a\nb"}, "schema"),
         ({"busy_timeout": -1}, "busy_timeout"),
         ({"readonly": 1}, "readonly"),
+        ({"max_cached_pools": 0}, "max_cached_pools"),
+        ({"max_cached_pools": True}, "max_cached_pools"),
     ]:
         with pytest.raises(InvalidInput) as raised:
             PostgresAgentPoolStore(pg.conninfo, **options)
@@ -221,6 +223,30 @@ def test_unreachable_server_is_retryable_and_a_refused_login_needs_configuration
             PostgresAgentPoolStore(conninfo)
         assert raised.value.retry == RetryClassification.HOST_CONFIGURATION_NEEDED, raised.value.message
         assert "does not exist" in raised.value.message
+
+
+def test_the_cache_keeps_the_most_recently_used_pools(pg: PgTarget) -> None:
+    """The same bound as SQLite's (one ``PoolCache``): least recently used first out; ``evict``."""
+    store = pg.store(max_cached_pools=3)
+    try:
+        for pool_id in ("pool.a", "pool.b", "pool.c"):
+            store.open_pool(pool_id, CONFIG)
+        assert list(store._cache.states) == ["pool.a", "pool.b", "pool.c"]
+        assert store.message_receipt("pool.a", "key.x") is None  # a read counts as a use
+        store.open_pool("pool.d", CONFIG)
+        assert list(store._cache.states) == ["pool.c", "pool.a", "pool.d"]
+        assert store.snapshot("pool.b").cursor.sequence == 1  # read from the database again
+        assert list(store._cache.states) == ["pool.a", "pool.d", "pool.b"]
+        store.evict("pool.d")
+        store.evict("pool.d")  # evicting a pool that is not cached is harmless
+        store.evict("pool.unknown")
+        assert list(store._cache.states) == ["pool.a", "pool.b"]
+        with pytest.raises(InvalidInput, match="pool_id"):
+            store.evict("")
+    finally:
+        store.close()
+    with pytest.raises(AgentError, match="closed"):
+        store.evict("pool.a")
 
 
 def test_a_closed_store_refuses_calls(pg: PgTarget) -> None:

@@ -32,7 +32,8 @@ from collections.abc import Generator, Iterable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ._base import Build, Row, StoreBase
+from ._base import Build, Row, StoreBase, check_id
+from ._cache import PoolCache
 from ._pg_errors import NAME, translate
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError, InvalidInput
@@ -435,7 +436,9 @@ class PostgresAgentPoolStore(StoreBase):
     seconds, a serialization failure or a lost connection fails with a ``RETRYABLE`` error
     and writes nothing; the next call reconnects. ``readonly`` refuses every write with
     ``HOST_CONFIGURATION_NEEDED`` and never creates anything. ``engine`` picks the replay
-    engine module, as for ``SqliteAgentPoolStore``.
+    engine module, as for ``SqliteAgentPoolStore``. ``max_cached_pools`` bounds the pools whose
+    state is kept in memory (least recently used first out, a use being a catch-up or a
+    write: a warm read of the notified mode does not count; ``evict`` drops one).
     """
 
     _name = NAME
@@ -448,6 +451,7 @@ class PostgresAgentPoolStore(StoreBase):
         consistency: str = "linearizable",
         readonly: bool = False,
         busy_timeout: float = 5.0,
+        max_cached_pools: int = 1024,
         engine: ModuleType | None = None,
     ) -> None:
         super().__init__(engine)
@@ -461,6 +465,8 @@ class PostgresAgentPoolStore(StoreBase):
             raise InvalidInput(f"readonly: expected a bool, got {type(readonly).__name__}")
         if type(busy_timeout) not in (int, float) or not 0 <= busy_timeout < 2**31 / 1000:
             raise InvalidInput(f"busy_timeout: expected seconds as a non-negative number, got {busy_timeout!r}")
+        if type(max_cached_pools) is not int or max_cached_pools < 1:
+            raise InvalidInput(f"max_cached_pools: expected a positive int, got {max_cached_pools!r}")
         self._psycopg = _driver()
         self._errors: ModuleType = self._psycopg.errors
         self._error: type[BaseException] = self._psycopg.Error
@@ -486,7 +492,7 @@ class PostgresAgentPoolStore(StoreBase):
         if readonly:
             setup.append("SET default_transaction_read_only = on")
         self._setup = "; ".join(setup).encode()
-        self._states: dict[str, _Cached] = {}
+        self._cache: PoolCache[_Cached] = PoolCache(max_cached_pools)  # least recently used first out
         self._drops = 0  # fastpool_drops' counter as this store last read it (_configure reads it)
         self._session: _Session | None = None
         self._notices = _Notices()
@@ -520,6 +526,14 @@ class PostgresAgentPoolStore(StoreBase):
             self._notices.changed.notify_all()  # wakes follow() loops
         with self._lock:
             self._drop_session()
+
+    def evict(self, pool_id: str) -> None:
+        """Drop the pool's cached state (if any); its next use reads it from the database again."""
+        pool_id = check_id(pool_id, "pool_id")
+        with self._lock:
+            if self._closed.is_set():
+                self._db()  # raises: the store is closed
+            self._cache.states.pop(pool_id, None)
 
     def pools(self) -> list[tuple[str, int, int]]:
         """Every pool with records in the schema: ``(pool_id, record count, last sequence)``, sorted."""
@@ -582,7 +596,7 @@ class PostgresAgentPoolStore(StoreBase):
             except BaseException:
                 self._reset()  # the pool exists, the source failed, or an interrupt: nothing written
                 raise
-            self._states.pop(pool_id, None)
+            self._cache.states.pop(pool_id, None)
             extent = self._call(b"fastpool_extent", [pool])
         events = extent.get_value(0, 2)
         return _int(extent.get_value(0, 0)), _int(extent.get_value(0, 1)), None if events is None else _int(events)
@@ -657,7 +671,7 @@ class PostgresAgentPoolStore(StoreBase):
         """After an exception that no check of fastpool raised (an interrupt, whatever a signal
         handler raises) in a call on ``pool_id``: the pool's cached state may be half applied
         or behind a commit, so the next read replays it; the connection is settled."""
-        self._states.pop(pool_id, None)
+        self._cache.states.pop(pool_id, None)
         self._reset()
 
     def _call(self, name: bytes, params: Sequence[bytes]) -> PGresult:
@@ -737,7 +751,7 @@ class PostgresAgentPoolStore(StoreBase):
         get = result.get_value
         if result.ntuples and get(0, 0) == b"-1":
             self._drops = _int(get(0, 2))
-            self._states.clear()  # a pool was deleted since: any cached state may hold records gone
+            self._cache.states.clear()  # a pool was deleted since: any cached state may hold records gone
             raise _Dropped
         # Inline, not _int/_text: a cold read decodes every row of the pool here.
         return [(int(get(i, 0)), get(i, 1).decode(), get(i, 2)) for i in range(result.ntuples)]  # type: ignore[arg-type,union-attr,misc]
@@ -745,8 +759,10 @@ class PostgresAgentPoolStore(StoreBase):
     # -- backend primitives (called with self._lock held) ----------------------------------
 
     def _read_state(self, pool_id: str) -> PoolState:
-        cached = self._states.get(pool_id)
+        cached = self._cache.states.get(pool_id)
         # The hot path of the notified mode: no notification past the cache, same listener epoch.
+        # It leaves the pool's place in the cache as it is (one lookup, as fast as before the
+        # bound): here a pool's use is its last catch-up or write.
         if (
             cached is not None
             and cached.epoch == self._notices.epoch
@@ -774,13 +790,13 @@ class PostgresAgentPoolStore(StoreBase):
         except AgentError:
             # Progress made before a corrupt row is kept, so a later call resumes after it.
             if cached.state.cursor:
-                self._states[pool_id] = cached
+                self._cache.keep(pool_id, cached)
             raise
         except BaseException:
             self._interrupted(pool_id)
             raise
         if cached.state.cursor:
-            self._states[pool_id] = cached
+            self._cache.keep(pool_id, cached)
         cached.epoch = epoch
         return cached.state
 
@@ -795,7 +811,7 @@ class PostgresAgentPoolStore(StoreBase):
 
     def _append_any(self, pool_id: str, build: Build) -> tuple[Any, int]:
         session = self._db()
-        cached = self._states.get(pool_id)
+        cached = self._cache.states.get(pool_id)
         if cached is None or not cached.contended:
             state = self._new_state(pool_id) if cached is None else cached.state
             try:
@@ -833,7 +849,7 @@ class PostgresAgentPoolStore(StoreBase):
         return appended
 
     def _append_locked(self, session: _Session, pool_id: str, build: Build) -> tuple[Any, int]:
-        cached = self._states.get(pool_id)
+        cached = self._cache.states.get(pool_id)
         state = self._new_state(pool_id) if cached is None else cached.state
         try:
             session.run(b"BEGIN; SELECT pg_advisory_xact_lock(%d)" % _key(self._schema, pool_id))
@@ -874,9 +890,10 @@ class PostgresAgentPoolStore(StoreBase):
         return [self._channel_param, number + b":" + pool, pool, number]
 
     def _remember(self, pool_id: str, state: PoolState) -> _Cached:
-        cached = self._states.get(pool_id)
+        cached = self._cache.states.get(pool_id)
         if cached is None:
-            cached = self._states[pool_id] = _Cached(state)
+            cached = _Cached(state)
+            self._cache.keep(pool_id, cached)
         return cached
 
     def _records_after(self, pool_id: str, after: int, limit: int = -1) -> list[AgentPoolStoreRecord]:
@@ -888,7 +905,7 @@ class PostgresAgentPoolStore(StoreBase):
         return list(self._decode_records(pool_id, rows))
 
     def _allocate_event_sequence(self, pool_id: str) -> int:
-        cached = self._states.get(pool_id)
+        cached = self._cache.states.get(pool_id)
         # A cached open needs no round trip: the statement allocates nothing if a pool was deleted since.
         if cached is None or cached.state.config is None:
             self._opened(self._read_state(pool_id))
@@ -921,7 +938,7 @@ class PostgresAgentPoolStore(StoreBase):
             raise
         if drops is not None:
             self._drops = drops
-            self._states.clear()
+            self._cache.states.clear()
         return count, last, None if events is None else _int(events)
 
     def _change_token(self) -> object:
