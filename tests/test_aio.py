@@ -1242,3 +1242,24 @@ def test_a_write_through_the_loop_door_raises_queued_and_never_returns_a_request
         door.led[0]()  # the worker's lead: the group commits
         assert door.done_with == [request] and request.error is None
         assert request.shape(*request.result).sequence == 2 == store.snapshot(POOL).cursor.sequence
+
+
+def test_the_conditional_writes_as_coroutines(tmp_path: Path) -> None:
+    """``record_pool_created_once`` and ``expected=``, as the sync store has them."""
+    from fastpool import MessageReceipt, MessageStatus
+
+    async def main() -> None:
+        async with AsyncAgentPoolStore(SqliteAgentPoolStore(tmp_path / "once.sqlite")) as store:
+            await store.open_pool(POOL, CONFIG)
+            created = await store.record_pool_created_once(POOL)
+            assert created is not None and created.sequence == 2
+            assert await store.record_pool_created_once(POOL) is None
+            message, accepted = writer_message(0), writer_receipt(0)
+            assert (await store.record_message_once(POOL, message, accepted))[1] is not None
+            delivered = MessageReceipt(message_id=message.message_id, status=MessageStatus.DELIVERED)
+            moved = await store.record_message_once(POOL, message, delivered, expected=accepted)
+            assert moved[0] == delivered and moved[1] is not None
+            again = await store.record_message_once(POOL, message, delivered, expected=accepted)
+            assert again == (delivered, None)  # no longer the one in effect: nothing appended
+
+    asyncio.run(main())

@@ -328,7 +328,9 @@ class StoreBase(AgentPoolStore):
         return False
 
     def _submit(self, pool_id: str, build: Build, shape: Shape) -> Any:
-        """``shape`` of ``_append``'s outcome, for a write method, which holds no lock."""
+        """``shape`` of ``_append``'s outcome, for a write method, which holds no lock; the
+        method returns it as it is (through a ``LoopDoor`` the shaped outcome is the method's
+        result, and no step of the method after this call runs)."""
         if loop_call.door is None:
             with self._lock:
                 return shape(*self._append(pool_id, build))
@@ -483,14 +485,6 @@ class StoreBase(AgentPoolStore):
     def record_message_once(
         self, pool_id: str, message: RunMessage, receipt: MessageReceipt, *, expected: MessageReceipt | None = None
     ) -> tuple[MessageReceipt, AgentPoolStoreCursor | None]:
-        """Persist the message unless its idempotency key is already recorded: an atomic dedupe.
-
-        As ``AgentPoolStore.record_message_once``. fastpool's stores also take ``expected``, a
-        receipt read under the key before: then the record is appended only if that receipt is
-        still the one in effect (compare-and-append, in the write transaction), else the one in
-        effect is returned with ``None``, whatever its message id; ``InvalidInput`` if nothing
-        is recorded under the key. ``AgentPool`` resumes an accepted delivery this way, once.
-        """
         pool_id = check_id(pool_id, "pool_id")
         check_type(message, RunMessage, "message")
         check_type(receipt, MessageReceipt, "receipt")
@@ -549,15 +543,6 @@ class StoreBase(AgentPoolStore):
         *,
         expected: WakeRegistration | None = None,
     ) -> tuple[WakeRegistration, AgentPoolStoreCursor | None]:
-        """Persist the wake unless its idempotency key is already recorded: an atomic dedupe.
-
-        As ``AgentPoolStore.record_wake_once``. fastpool's stores also take ``expected``, a
-        registration of this condition read before: then the record is appended only if the
-        wake's stored registration (by condition id) is still ``expected`` (compare-and-append
-        on its status, in the write transaction), else the stored one is returned with ``None``;
-        ``InvalidInput`` if the condition has no stored wake. ``AgentPool`` moves a wake out of
-        ``registered`` this way, so a cancel and a trigger cannot both win.
-        """
         pool_id = check_id(pool_id, "pool_id")
         check_type(condition, WakeCondition, "condition")
         check_type(compiled_filter, CompiledEventFilter, "compiled_filter")
@@ -584,25 +569,28 @@ class StoreBase(AgentPoolStore):
         return woke
 
     def record_pool_created_once(self, pool_id: str) -> AgentPoolStoreCursor | None:
-        """Mark the pool created unless it already is: check and append in one write transaction.
-
-        Returns the new ``PoolCreated`` record's cursor, or ``None`` if the pool was created
-        already (nothing appended), so hosts racing to create one pool write one record.
-        Raises as ``record_pool_created`` does on a pool not opened.
-        """
         pool_id = check_id(pool_id, "pool_id")
-        created: tuple[Any, AgentPoolStoreCursor | None] = self._append_once(pool_id, _created, _POOL_CREATED, None)
-        return created[1]
+        cursor: AgentPoolStoreCursor | None
+        cursor = self._append_once(pool_id, _created, _POOL_CREATED, None, cursor_only=True)
+        return cursor
 
     def _append_once(
-        self, pool_id: str, in_effect: Callable[[PoolState], Any], payload: Any, given: Any, settled: bool = True
+        self,
+        pool_id: str,
+        in_effect: Callable[[PoolState], Any],
+        payload: Any,
+        given: Any,
+        settled: bool = True,
+        cursor_only: bool = False,
     ) -> Any:
         """Append ``payload`` unless ``in_effect(state)`` finds a record under its idempotency key.
 
         Returns what was found and ``None``, or ``given`` and the new record's cursor if
-        ``payload`` was appended. The check runs again inside the write transaction, so two
-        writers with one key append one record. ``settled``: what ``in_effect`` finds stays
-        found, so the cached state may answer without the write lock.
+        ``payload`` was appended (with ``cursor_only``, the cursor alone: the result is the
+        shaped outcome, as through a ``LoopDoor``, where no step after ``_submit`` runs).
+        The check runs again inside the write transaction, so two writers with one key
+        append one record. ``settled``: what ``in_effect`` finds stays found, so the cached
+        state may answer without the write lock.
         """
         found = None
 
@@ -611,8 +599,11 @@ class StoreBase(AgentPoolStore):
             found = in_effect(self._opened(state))
             return None if found is not None else payload
 
-        def shape(appended: Any, sequence: int) -> tuple[Any, AgentPoolStoreCursor | None]:
-            return (found, None) if appended is None else (given, make(AgentPoolStoreCursor, (sequence,)))
+        def shape(appended: Any, sequence: int) -> Any:
+            cursor = None if appended is None else make(AgentPoolStoreCursor, (sequence,))
+            if cursor_only:
+                return cursor
+            return (found, None) if cursor is None else (given, cursor)
 
         # A key once recorded stays recorded: a retry is answered without the write lock,
         # from the cached state if the store's lock is free (else the write checks it).
@@ -622,7 +613,7 @@ class StoreBase(AgentPoolStore):
                 if state.config is not None:
                     found = in_effect(state)
                     if found is not None:
-                        return found, None
+                        return None if cursor_only else (found, None)
             except NeedsWorker:
                 pass  # on an event loop, a state to catch up first: the write checks it
             finally:

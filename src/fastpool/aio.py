@@ -352,6 +352,10 @@ class AsyncAgentPoolStore:
         """The coroutine form of ``AgentPoolStore.record_pool_created``."""
         return await self._write(self.store.record_pool_created, pool_id)
 
+    async def record_pool_created_once(self, pool_id: str) -> AgentPoolStoreCursor | None:
+        """The coroutine form of ``AgentPoolStore.record_pool_created_once``."""
+        return await self._write(self.store.record_pool_created_once, pool_id)
+
     async def join_member(self, pool_id: str, member: AgentPoolMember) -> AgentPoolStoreCursor:
         """The coroutine form of ``AgentPoolStore.join_member``."""
         return await self._write(self.store.join_member, pool_id, member)
@@ -385,10 +389,13 @@ class AsyncAgentPoolStore:
         return await self._write(self.store.record_message, pool_id, message, receipt)
 
     async def record_message_once(
-        self, pool_id: str, message: RunMessage, receipt: MessageReceipt
+        self, pool_id: str, message: RunMessage, receipt: MessageReceipt, *, expected: MessageReceipt | None = None
     ) -> tuple[MessageReceipt, AgentPoolStoreCursor | None]:
         """The coroutine form of ``AgentPoolStore.record_message_once``."""
-        return await self._write(self.store.record_message_once, pool_id, message, receipt)
+        if expected is None:
+            return await self._write(self.store.record_message_once, pool_id, message, receipt)
+        once = partial(self.store.record_message_once, expected=expected)
+        return await self._write(once, pool_id, message, receipt)
 
     async def wake_registration(self, pool_id: str, idempotency_key: str) -> WakeRegistration | None:
         """The coroutine form of ``AgentPoolStore.wake_registration``."""
@@ -414,9 +421,14 @@ class AsyncAgentPoolStore:
         condition: WakeCondition,
         compiled_filter: CompiledEventFilter,
         registration: WakeRegistration,
+        *,
+        expected: WakeRegistration | None = None,
     ) -> tuple[WakeRegistration, AgentPoolStoreCursor | None]:
         """The coroutine form of ``AgentPoolStore.record_wake_once``."""
-        return await self._write(self.store.record_wake_once, pool_id, condition, compiled_filter, registration)
+        if expected is None:
+            return await self._write(self.store.record_wake_once, pool_id, condition, compiled_filter, registration)
+        once = partial(self.store.record_wake_once, expected=expected)
+        return await self._write(once, pool_id, condition, compiled_filter, registration)
 
     async def watch(self, pool_id: str, cursor: AgentPoolStoreCursor | int | None = None) -> list[AgentPoolStoreRecord]:
         """The records after ``cursor``, as a list (read in one go, like the sync ``watch``)."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterator
-from typing import Any, Literal, Protocol, overload
+from typing import Any, Literal, overload
 
 from . import _schema
 from ._base import NOT_A_MEMBER, check_id, check_type, not_a_member
@@ -99,7 +99,7 @@ from .model import (
     WakeRecorded,
     WakeRegistration,
 )
-from .protocol import AgentPoolStore
+from .protocol import CONDITIONAL_WRITES, AgentPoolStore
 
 __all__ = ["AgentRuntime", "AgentPool"]
 
@@ -135,26 +135,6 @@ _EFFECT_ENDS = {
     MessageStatus.TIMED_OUT: EffectTerminalStatus.TIMED_OUT,
     MessageStatus.CANCELLED: EffectTerminalStatus.CANCELLED,
 }
-
-
-class _AtomicStore(AgentPoolStore, Protocol):
-    """What the coordinator needs beyond the protocol: the conditional writes of fastpool's stores."""
-
-    def record_pool_created_once(self, pool_id: str) -> AgentPoolStoreCursor | None: ...
-
-    def record_message_once(
-        self, pool_id: str, message: RunMessage, receipt: MessageReceipt, *, expected: MessageReceipt | None = None
-    ) -> tuple[MessageReceipt, AgentPoolStoreCursor | None]: ...
-
-    def record_wake_once(
-        self,
-        pool_id: str,
-        condition: WakeCondition,
-        compiled_filter: CompiledEventFilter,
-        registration: WakeRegistration,
-        *,
-        expected: WakeRegistration | None = None,
-    ) -> tuple[WakeRegistration, AgentPoolStoreCursor | None]: ...
 
 
 class AgentRuntime:
@@ -296,13 +276,13 @@ class AgentPool:
         )
         if store is None:
             store = InMemoryAgentPoolStore()
-        for name in ("record_pool_created_once", "record_message_once", "record_wake_once"):
+        for name in CONDITIONAL_WRITES:
             if not callable(getattr(store, name, None)):
                 raise InvalidInput(f"store: expected a fastpool store (with {name}), got {type(store).__name__}")
         snapshot = store.open_pool(pool_id, config)
         self._pool_id = pool_id
         self._runtime = runtime
-        self._store: _AtomicStore = store  # type: ignore[assignment]
+        self._store = store
         self._strict = strict
         # The config is fixed by the pool's first open_pool: reading it again could only repeat it.
         self._config = AgentPoolStoreConfig(

@@ -1,4 +1,5 @@
-"""``AgentPoolStore``: the contract both stores implement (SPEC §5.1)."""
+"""``AgentPoolStore``: the contract every store implements, written once (the async wrapper
+follows it method by method: ``tests/test_contract_surface.py`` fails where it differs)."""
 
 from __future__ import annotations
 
@@ -19,20 +20,26 @@ from .model import (
     WakeRegistration,
 )
 
-__all__ = ["AgentPoolStore"]
+__all__ = ["AgentPoolStore", "CONDITIONAL_WRITES"]
+
+#: The writes that check and append in one transaction, which ``AgentPool`` builds on.
+CONDITIONAL_WRITES = ("record_pool_created_once", "record_message_once", "record_wake_once")
 
 
 @runtime_checkable
 class AgentPoolStore(Protocol):
     """A durable store of agent pools: members, run messages, wakes and their records.
 
-    Rules every method follows (SPEC §5.2): ids are plain ``str`` and are validated (a bad
+    Rules every method follows: ids are plain ``str`` and are validated (a bad
     argument raises ``InvalidInput``, and nothing is written); every write appends exactly
     one record and returns its cursor (per pool: 1, 2, 3 ... with no gaps, also across
     processes); on a pool that was never opened ``snapshot`` and every write raise
     ``AgentError`` ``HOST_CONFIGURATION_NEEDED`` while the lookups return ``None``; a storage
     failure is an ``AgentError`` whose ``retry`` says what to do (see docs/concepts.md).
-    ``SqliteAgentPoolStore`` and ``InMemoryAgentPoolStore`` implement it.
+    ``SqliteAgentPoolStore``, ``PostgresAgentPoolStore`` and ``InMemoryAgentPoolStore``
+    implement it. Beyond the Rust crate's trait it has the conditional writes
+    (``CONDITIONAL_WRITES``: ``record_pool_created_once`` and ``expected=``), which
+    ``AgentPool`` builds on.
     """
 
     def open_pool(self, pool_id: str, config: AgentPoolStoreConfig) -> AgentPoolSnapshot:
@@ -61,6 +68,15 @@ class AgentPoolStore(Protocol):
         ``snapshot().created`` is true once any such record exists. Opening a pool does not
         mark it created; a host (as the Rust coordinator does on the first join) calls this
         when ``created`` is false.
+        """
+        ...
+
+    def record_pool_created_once(self, pool_id: str) -> AgentPoolStoreCursor | None:
+        """Mark the pool created unless it already is: check and append in one write transaction.
+
+        Returns the new ``PoolCreated`` record's cursor, or ``None`` if the pool was created
+        already (nothing appended), so hosts racing to create one pool write one record.
+        Raises as ``record_pool_created`` does on a pool not opened.
         """
         ...
 
@@ -113,7 +129,7 @@ class AgentPoolStore(Protocol):
         ...
 
     def record_message_once(
-        self, pool_id: str, message: RunMessage, receipt: MessageReceipt
+        self, pool_id: str, message: RunMessage, receipt: MessageReceipt, *, expected: MessageReceipt | None = None
     ) -> tuple[MessageReceipt, AgentPoolStoreCursor | None]:
         """Persist the message unless its idempotency key is already recorded: an atomic dedupe.
 
@@ -125,6 +141,12 @@ class AgentPoolStore(Protocol):
         key already recorded for another message id raises ``InvalidInput`` naming the key
         and both ids; on a pool not opened it raises as ``record_message`` does. A call that
         raises writes nothing.
+
+        ``expected``, a receipt read under the key before: then the record is appended only
+        if that receipt is still the one in effect (compare-and-append, in the write
+        transaction), else the one in effect is returned with ``None``, whatever its message
+        id; ``InvalidInput`` if nothing is recorded under the key. ``AgentPool`` resumes an
+        accepted delivery this way, once.
         """
         ...
 
@@ -159,6 +181,8 @@ class AgentPoolStore(Protocol):
         condition: WakeCondition,
         compiled_filter: CompiledEventFilter,
         registration: WakeRegistration,
+        *,
+        expected: WakeRegistration | None = None,
     ) -> tuple[WakeRegistration, AgentPoolStoreCursor | None]:
         """Persist the wake unless its idempotency key is already recorded: an atomic dedupe.
 
@@ -166,6 +190,13 @@ class AgentPoolStore(Protocol):
         the registration in effect under the key and ``None``. ``registration.condition_id``
         must be ``condition.condition_id``; a key already recorded for another condition id
         raises ``InvalidInput`` naming the key and both ids.
+
+        ``expected``, a registration of this condition read before: then the record is
+        appended only if the wake's stored registration (by condition id) is still
+        ``expected`` (compare-and-append on its status, in the write transaction), else the
+        stored one is returned with ``None``; ``InvalidInput`` if the condition has no stored
+        wake. ``AgentPool`` moves a wake out of ``registered`` this way, so a cancel and a
+        trigger cannot both win.
         """
         ...
 
