@@ -8,7 +8,9 @@ pools. Every failure is an ``AgentError``.
 
 Read on (in the source tree):
 
-* README.md: install, a synopsis that runs, the command line, benchmarks;
+* README.md: install, a synopsis that runs, and where to read next (the command line,
+  the coordinator, running it for real, benchmarks: docs/cli.md, docs/coordinator.md,
+  docs/operations.md, docs/benchmarks.md);
 * docs/concepts.md: pools, records, cursors, receipts, wakes, errors and when to retry;
 * docs/hosts.md: processes sharing a file, PostgreSQL, moving and deleting pools;
 * the API reference: ``bash docs/build_api.sh`` (each public name's docstring, as ``help(name)``

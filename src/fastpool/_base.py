@@ -1,16 +1,17 @@
 """What both stores share: argument checks and the contract's rules, written once.
 
-A backend supplies five primitives, each called with the store's lock held:
-``_read_state`` (the pool's cached state, caught up), ``_append`` (check, append and
-apply one record atomically), ``_records_after``, ``_allocate_event_sequence`` and
-``_change_token`` (a value that changes whenever anything is appended anywhere), and
-may override ``_wait_for_change`` (how ``follow`` waits between checks; no lock held)
-and ``_submit`` (how a write method appends, called without the lock: the SQLite store
-groups concurrent writes into shared transactions there, and queues the writes of an
-event loop's thread without waiting; see ``LoopDoor``).
-A backend the command line inspects and copies (SQLite, PostgreSQL) also supplies the raw
-primitives ``_stream_rows``, ``_unopened_pools``, ``_event_sequence`` and ``_append_rows``,
-which take the lock themselves.
+A backend plugs in through fifteen hooks. Six it must supply, each called with the store's
+lock held: ``_read_state`` (the pool's cached state, caught up), ``_append`` (check, append
+and apply one record atomically), ``_records_after``, ``_allocate_event_sequence``,
+``_change_token`` (a value that changes whenever anything is appended anywhere) and
+``_delete_pool``. Five it may override: ``_answer`` and ``_is_opened`` (a lookup answered
+without the whole state: SQLite's point reads), ``_answers_on_loop`` (whether a cached read
+may run on an event loop's thread), ``_wait_for_change`` (how ``follow`` waits between
+checks; no lock held) and ``_submit`` (how a write method appends, called without the lock:
+the SQLite store groups concurrent writes into shared transactions there, and queues the
+writes made through a ``LoopDoor`` without waiting). A backend the command line inspects
+and copies (SQLite, PostgreSQL) also supplies four raw ones, ``_stream_rows``,
+``_unopened_pools``, ``_event_sequence`` and ``_append_rows``, which take the lock themselves.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def check_same_id(field: str, part: Any, part_name: str, record: Any, record_nam
 
 
 def key_reused(owner: str, key: str, id_name: str, recorded: str, given: str) -> InvalidInput:
-    """A ``*_once`` write whose idempotency key already names another record (COORDINATOR §7 item 10)."""
+    """A ``*_once`` write whose idempotency key already names another record (a key never names two records)."""
     return InvalidInput(
         f"{owner}.idempotency_key: {key!r} is already recorded for {id_name} {recorded!r}; "
         f"this {owner} has {id_name} {given!r}"

@@ -3,7 +3,7 @@
 A snapshot's ``messages`` and ``wakes`` are ``ChunkedTuple``s so that successive snapshots
 share structure: after one record changed, the next snapshot's sequence is a new tuple of
 chunk references in which only the changed chunk is new (``_pool_state`` builds them), so a
-snapshot costs work proportional to what changed, not to the pool (SPEC §6).
+snapshot costs work proportional to what changed, not to the pool.
 """
 
 from __future__ import annotations

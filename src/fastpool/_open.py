@@ -1,4 +1,4 @@
-"""``open_store``: one entry point that picks the backend from what the target names (SPEC §5.5)."""
+"""``open_store``: one entry point that picks the backend from what the target names."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError
 
-#: How the PostgreSQL store names itself in its errors (SPEC §5.4).
+#: How the PostgreSQL store names itself in its errors.
 NAME = "postgres agent pool store"
 PREFIX = f"{NAME} failure: "
 

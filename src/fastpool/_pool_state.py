@@ -1,5 +1,5 @@
 # cython: language_level=3, annotation_typing=False
-"""A pool's state replayed from its records: the one text of record application (SPEC §1).
+"""A pool's state replayed from its records: the one text of record application.
 
 Both engines apply records through this ``PoolState``. The pure-Python engine imports this
 module as it is; setup.py also compiles this same file into ``fastpool._pool_state_c`` for

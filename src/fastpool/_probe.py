@@ -8,7 +8,7 @@ frame count and salts change on every commit, so equal bytes mean nothing new. R
 kept mapping costs ~0.1 µs, against ~3 µs for ``PRAGMA data_version``, which is the
 fallback wherever there is no shared WAL-index to read (not WAL, in-memory database).
 
-Why reading the mapping cannot break SQLite's locking (SPEC §6):
+Why reading the mapping cannot break SQLite's locking:
 
 * **No descriptor is ever closed while SQLite may hold locks through another one.** On
   POSIX, closing *any* descriptor of a file drops *every* fcntl lock the process holds on

@@ -26,7 +26,7 @@ ID, STR, BOOL, U64, U32, NONZERO, ENUM, MODEL, SEQ, OPT, FILTERSET, UNION = rang
 # A serde enum tagged otherwise than by "type" (the compiled engine leaves it to the twin):
 # Spec(TAGGED, (key, {tag: class})), key None for serde's default external tagging.
 TAGGED = 12
-# Wire marks (REFERENCE §0): R always written and required; E a Vec omitted when empty
+# Wire marks (serde's attributes): R always written and required; E a Vec omitted when empty
 # (absent -> ()); O an Option omitted when None; N an Option always written (null).
 R, E, O, N = "R", "E", "O", "N"
 

@@ -1,6 +1,6 @@
 """Every SQL text of the SQLite store, its tools and its benchmarks, in one place.
 
-The two tables are the Rust crate's (SPEC §5.3), byte for byte in meaning; ``fastpool_meta``
+The two tables are the Rust crate's , byte for byte in meaning; ``fastpool_meta``
 is fastpool's own format marker, and the ``fastpool_point_*`` tables are the point-read index
 (``_point_reads``).
 """

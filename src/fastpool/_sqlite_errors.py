@@ -1,7 +1,7 @@
 """The one place where APSW (SQLite) exceptions become ``AgentError``s.
 
 The kind stays ``INVALID_STATE_TRANSITION`` and the message keeps the Rust prefix;
-the retry class says what the caller can do about the cause (SPEC §5.2).
+the retry class says what the caller can do about the cause.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import apsw
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError, InvalidInput
 
-#: How the SQLite store names itself in its errors (SPEC §5.2).
+#: How the SQLite store names itself in its errors.
 NAME = "sqlite agent pool store"
 PREFIX = f"{NAME} failure: "
 

@@ -1,12 +1,12 @@
-"""The ``fastpool`` command line (SPEC §7); also ``python -m fastpool``.
+"""The ``fastpool`` command line; also ``python -m fastpool``.
 
 JSON output is ``fastpool.wire``'s; errors print one line on stderr and exit non-zero,
 never a traceback; progress goes to stderr, and only on a terminal. The read commands are
 inspection tools: they show every record in the file, also those of a pool that was never
 opened (the Rust store appends ``pool_created`` to any pool), which the store's reads hide
-(SPEC §5.2), and they stream, so memory stays flat whatever the file's size.
+(as the contract sorts), and they stream, so memory stays flat whatever the file's size.
 
-Every ``DB`` is any target ``open_store`` opens (SPEC §5.5): a path or ``sqlite:///path``,
+Every ``DB`` is any target ``open_store`` opens: a path or ``sqlite:///path``,
 ``postgresql://…`` (``--schema``, default public), and for ``demo`` also ``memory:``. The
 commands go through the same store primitives on both backends (``_stream_rows``,
 ``_unopened_pools``, ``_event_sequence``, ``_append_rows``); reads open ``readonly=True``.

@@ -1,4 +1,4 @@
-"""The Rust enum catalogs (REFERENCE.md §3, §4, §5.5, §6.7, §7, §8), in declaration order.
+"""The Rust enum catalogs, in their declaration order.
 
 Every enum is ``str``-valued: the value is the wire string, so a member compares equal to
 it and encodes as it. Members are the UPPER_SNAKE form of the Rust variant.
@@ -406,7 +406,7 @@ class RetryClassification(WireEnum):
     HOST_CONFIGURATION_NEEDED = "HostConfigurationNeeded"
 
 
-#: ``EventKind::is_terminal()`` (REFERENCE.md §8.3).
+#: ``EventKind::is_terminal()`` (as Rust's).
 TERMINAL_EVENT_KINDS: frozenset[EventKind] = frozenset(
     {
         EventKind.RUN_COMPLETED,

@@ -1,7 +1,8 @@
-"""``AgentError``, the one exception type of the store API (SPEC §2.2, REFERENCE §3).
+"""``AgentError``, the one exception type of the store API (the Rust crate's, field for field).
 
-Both replay engines and every backend raise these; SQLite errors are translated
-into them in one place (``fastpool._sqlite_errors``).
+Both replay engines and every backend raise these; each backend translates its driver's
+errors into them at its own boundary, one module each (``fastpool._sqlite_errors`` for
+SQLite, used by its write boundary ``_sqlite_write``; ``fastpool._pg_errors`` for PostgreSQL).
 
 This module sits below the model (every model class needs ``InvalidInput``), and an error's
 ``context`` and ``causal_ids`` are model objects: the two properties import them when first

@@ -1,4 +1,4 @@
-"""Typed identifiers and the Rust validation rule (REFERENCE.md §2).
+"""Typed identifiers and the Rust validation rule.
 
 Ids are plain ``str`` at the API; the ``NewType`` aliases exist for annotations (type
 checkers see them as ``str``).

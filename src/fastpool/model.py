@@ -1,4 +1,4 @@
-"""The value classes the store persists (SPEC §3, REFERENCE §3.3-§7).
+"""The value classes the store persists, field for field as the Rust crate's structs.
 
 Fields are declared in Rust declaration order, which is the wire order; construction
 is by keyword (``RunMessage.from_`` is the wire key ``from``). Every instance is
@@ -458,7 +458,7 @@ class SubscriberQueueConfig(Model):
     overflow: SubscriberOverflowPolicy = SubscriberOverflowPolicy.DROP_NON_TERMINAL
 
 
-# Filter sets in declaration order with the index field each one fills (REFERENCE §6.2).
+# Filter sets in declaration order with the index field each one fills (as Rust's).
 _INDEX_FIELDS = (
     ("run_ids", EventIndexField.RUN_ID),
     ("session_ids", EventIndexField.SESSION_ID),
@@ -662,11 +662,11 @@ class AgentPoolStoreRecord(Model):
     payload: AgentPoolStoreRecordPayload
 
 
-# ---------------------------------------------------------------- events and journal records (COORDINATOR.md §2.2)
+# ---------------------------------------------------------------- events and journal records (the coordinator's)
 #
 # What the coordinator publishes and journals, in the field order and serde attributes of
-# agent-sdk-core's records. ``session_id`` appears in no golden flow; it sits after ``run_id``
-# ("run, session and agent", COORDINATOR.md §3.2). Rust's ``u16`` versions are ``U32Int``
+# agent-sdk-core's records. ``session_id`` appears in no recorded Rust flow; it sits after ``run_id``
+# ("run, session and agent", as the Rust coordinator names them). Rust's ``u16`` versions are ``U32Int``
 # here (decoding accepts up to 2**32 - 1 where serde stops at 65,535).
 
 

@@ -57,7 +57,7 @@ _CONNECT_TIMEOUT = "10"  # seconds, unless the conninfo says otherwise
 _KEEPALIVES = {"keepalives": "1", "keepalives_idle": "5", "keepalives_interval": "2", "keepalives_count": "3"}
 
 # Statements, with {s} the quoted schema. pool_id is COLLATE "C": byte order, which for
-# UTF-8 is Python's str order (SPEC §5.2 sorts that way), and the cheapest comparison.
+# UTF-8 is Python's str order (the contract sorts that way), and the cheapest comparison.
 # delete_pool raises this counter; reads and appends carry the value they know, so that a cache
 # made before a deletion is noticed (a deletion is not an append: no row past the cursor shows it).
 _DROPS_TABLE = (

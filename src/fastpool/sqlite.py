@@ -87,7 +87,7 @@ class SqliteAgentPoolStore(StoreBase):
     file's write lock fails with a ``RETRYABLE`` error and writes nothing. ``readonly``
     opens an existing file and never writes a record (every write then fails with
     ``HOST_CONFIGURATION_NEEDED``); on read-only media or in a directory this user cannot
-    write it reads a cleanly closed file as immutable (README, "Read-only users").
+    write it reads a cleanly closed file as immutable (docs/operations.md, "Read-only users").
     ``max_cached_pools`` bounds the pools whose state is kept in memory (least recently
     used first out; ``evict`` drops one). ``engine``
     picks the replay engine module (``fastpool._replay`` or ``fastpool._replay_py``;

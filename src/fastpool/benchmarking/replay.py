@@ -1,6 +1,6 @@
 """``fastpool bench``'s replay rows beside T5's: cold replay of the Rust bench mix
 (``rust_mix.py``) against its raw scan + ``orjson.loads`` floor, the first ``snapshot``
-after a cold replay (T11), a ``snapshot`` right after one appended record (SPEC §6's last
+after a cold replay (T11), a ``snapshot`` right after one appended record (the targets' last
 bullet, issue 16: ≤ 20 µs at 50k messages) and the bytes its cached state holds (T8, with
 ``held_bytes``, which the bench mix's T8 row uses too). ``runner.py`` calls ``measure`` and
 ``verdicts``.

@@ -1,4 +1,4 @@
-"""``fastpool bench``: the SPEC §6 targets T1-T9, measured side by side in one process
+"""``fastpool bench``: the performance targets T1-T9, measured side by side in one process
 (``--db postgresql://…``: T12 instead, ``postgres.py``); the bounds are ``targets.py``'s.
 
 Systems: fastpool with the compiled engine (``c``) and the pure twin (``py``), the seed's
@@ -489,7 +489,7 @@ class Bench:
         self.results.add("AIO", AIO_READ, 0, system, read)
 
 
-# -- throughput workloads (SPEC §6 T1m, T9; issue 16's async store); their bounds are targets.py's
+# -- throughput workloads (T1m, T9; the async store); their bounds are targets.py's
 T1M_POOLS = 300
 T9_WRITERS = 16  # threads, and aio tasks
 AIO_TASKS = 50

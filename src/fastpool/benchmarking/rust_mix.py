@@ -1,4 +1,4 @@
-"""The Rust bench mix (RUST_BENCH.md, "Record mix"): the records the Rust store was measured on.
+"""The Rust bench mix: the records the Rust store's own benchmark was measured on.
 
 Record ``j`` (1-based after ``pool_opened``) is chosen by ``j mod 20``: 0-4 a ``member_joined``
 (64 run ids re-joining, 16 agents, one permission policy ref, a shard topic and

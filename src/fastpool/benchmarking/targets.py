@@ -1,4 +1,4 @@
-"""SPEC §6's performance targets, T1–T12: the one table ``fastpool bench`` and ``benches/`` read.
+"""fastpool's performance targets, T1–T12: the one table ``fastpool bench`` and ``benches/`` read.
 
 Each ``Goal`` is one bound of a target: a figure is at most (``≤``) or at least (``≥``) a
 limit, in a unit or as a ratio to a reference measured in the same run. Every bound of SPEC's

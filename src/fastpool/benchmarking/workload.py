@@ -1,6 +1,6 @@
 """A realistic agent-pool workload: the model objects a host records, and pools filled with them.
 
-The mix follows how the Rust ``AgentPool`` coordinator drives a store (REFERENCE §9): the
+The mix follows how the Rust ``AgentPool`` coordinator drives a store: the
 pool is opened and marked created, runs join (with topics, some with a policy ref);
 messages go run→run, to an agent, a topic or the whole pool, each recorded ``accepted``
 then ``delivered``; runs suspend on wakes with a compiled filter, recorded ``registered``
