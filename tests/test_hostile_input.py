@@ -324,6 +324,7 @@ METHODS: dict[str, list[Arg]] = {
     ],
     "snapshot": [POOL],
     "record_pool_created": [POOL],
+    "record_pool_created_once": [POOL],
     "join_member": [POOL, model_arg("member", AgentPoolMember, st.one_of(members(), st.just(BIG_MEMBER)))],
     "leave_member": [POOL, id_arg("run_id", "run.a")],
     "message_receipt": [POOL, id_arg("idempotency_key", "key.m.1")],
@@ -401,7 +402,9 @@ def test_every_protocol_method_is_covered() -> None:
     protocol = {name for name in vars(fastpool.AgentPoolStore) if not name.startswith("_")}
     assert protocol == set(METHODS)
     for name, args in METHODS.items():
-        parameters = list(inspect.signature(getattr(fastpool.AgentPoolStore, name)).parameters)[1:]
+        # The positional ones: keyword-only options (expected=) are test_conditional_writes'.
+        signature = inspect.signature(getattr(fastpool.AgentPoolStore, name))
+        parameters = [p.name for p in signature.parameters.values() if p.kind is not p.KEYWORD_ONLY][1:]
         assert parameters == [arg.name for arg in args], name
 
 
@@ -552,6 +555,11 @@ def test_hostile_arguments(
         after = observer.state(pool_id)
         if method in APPENDS:
             check_written(store, method, str(pool_id), values, result)
+        elif method == "record_pool_created_once":
+            if result is None:
+                assert after == before, "a call on a created pool changed the store"
+            else:
+                check_written(store, "record_pool_created", str(pool_id), values, result)
         elif method in APPENDS_ONCE:
             in_effect, cursor = result
             if cursor is None:
