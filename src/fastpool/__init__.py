@@ -21,6 +21,7 @@ from . import wire
 from ._chunked import ChunkedTuple
 from ._compat import USE_EXTENSIONS
 from ._open import open_store
+from .runtime import DatabaseRuntime, open_runtime
 from ._schema import ANY, AnyType
 from .coordinator import AgentPool, AgentRuntime
 from .enums import (
@@ -177,6 +178,7 @@ from .surfaces import (
     PostgresToolExecutionStore,
     SqliteCheckpointStore,
     SqliteContentStore,
+    ArchiveEventBus,
     SqliteEventArchive,
     SqliteProviderArgumentStore,
     SqliteRunJournal,
@@ -198,10 +200,13 @@ __all__ = [
     # stores
     "AgentPoolStore",
     "open_store",
+    "open_runtime",
+    "DatabaseRuntime",
     "SqliteAgentPoolStore",
     "SqliteCheckpointStore",
     "SqliteContentStore",
     "SqliteEventArchive",
+    "ArchiveEventBus",
     "SqliteProviderArgumentStore",
     "SqliteRunJournal",
     "SqliteStoreBundle",

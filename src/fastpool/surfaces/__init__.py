@@ -11,6 +11,7 @@ from __future__ import annotations
 from ._db import SurfaceDb
 from .archive import EventArchiveSurface, PostgresEventArchive, SqliteEventArchive
 from .bundle import PostgresStoreBundle, SqliteStoreBundle, StoreBundle, open_bundle
+from .event_bus import ArchiveEventBus
 from .checkpoint import CheckpointStoreSurface, PostgresCheckpointStore, SqliteCheckpointStore
 from .content import ContentStoreSurface, PostgresContentStore, SqliteContentStore
 from .journal import PostgresRunJournal, RunJournalSurface, SqliteRunJournal
@@ -22,6 +23,7 @@ from .provider_arguments import (
 from .tool_execution import PostgresToolExecutionStore, SqliteToolExecutionStore, ToolExecutionStoreSurface
 
 __all__ = [
+    "ArchiveEventBus",
     "CheckpointStoreSurface",
     "ContentStoreSurface",
     "EventArchiveSurface",
