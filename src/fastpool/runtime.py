@@ -56,9 +56,7 @@ def open_runtime(target: str | os.PathLike[str], **options: Any) -> AgentRuntime
         return AgentRuntime(journal=InMemoryRunJournal(), event_bus=InMemoryAgentEventBus(), store=store)
     try:
         if isinstance(store, SqliteAgentPoolStore):
-            # The store's connection and lock: a surface call inside store.transaction() joins it.
-            db: Database = SurfaceDb(store._connection(), store._lock)
-            return DatabaseRuntime(store, db, SqliteRunJournal(db), SqliteEventArchive(db))
+            return DatabaseRuntime.on_store(store)
         assert isinstance(store, PostgresAgentPoolStore)
         from .surfaces._pg_db import PgSurfaceDb  # psycopg is needed only here
 
@@ -89,6 +87,14 @@ class DatabaseRuntime(AgentRuntime):
         self._db = db
         # One transaction per call needs the journal and bus on the store's connection (SQLite).
         self.atomic = isinstance(store, SqliteAgentPoolStore)
+
+    @classmethod
+    def on_store(cls, store: SqliteAgentPoolStore) -> DatabaseRuntime:
+        """A runtime on an open SQLite store's file, sharing its connection and lock (closing the
+        runtime closes the store)."""
+        # A surface call inside store.transaction() joins it: one commit for the three.
+        db = SurfaceDb(store._connection(), store._lock)
+        return cls(store, db, SqliteRunJournal(db), SqliteEventArchive(db))
 
     def next_journal_seq(self) -> int:
         """The database's next journal sequence (see the class docstring)."""
