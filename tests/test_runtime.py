@@ -8,6 +8,7 @@ one delivered per message in store, journal and archive); wake matching by index
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -44,6 +45,7 @@ from fastpool import (
     open_runtime,
     wire,
 )
+from fastpool.aio import AsyncAgentPool
 from fastpool.events import cursor_scope
 from fastpool.surfaces.event_bus import encode_frame
 
@@ -255,3 +257,29 @@ def test_kill_during_sends_then_retry_leaves_each_send_whole(engine: Any, tmp_pa
     assert store == expected
     assert journal == expected
     assert archive == expected
+
+
+def test_async_wait_wake_holds_no_thread_per_waiter(engine: Any, target: tuple[str, dict[str, str]]) -> None:
+    """Twenty waiters on one wrapper, woken by another host's send; the threads are the wrapper's workers."""
+    with open_target(target, engine) as first, open_target(target, engine) as second:
+        pool_a = joined(first)
+        pool_b = AgentPool("pool.a", runtime=second)
+        conditions = [f"w.{n}" for n in range(20)]
+        for condition_id in conditions:
+            pool_b.suspend_until("run.b", wake_on(condition_id, EventKind.RUN_MESSAGE_DELIVERED))
+
+        async def main() -> list[Any]:
+            async with AsyncAgentPool(pool_b) as waiting:
+                assert (await waiting.wait_wake("w.0", timeout=0)).status is WakeRegistrationStatus.REGISTERED
+                before = threading.active_count()
+                waits = [asyncio.ensure_future(waiting.wait_wake(c, timeout=60)) for c in conditions]
+                await asyncio.sleep(0.2)
+                threads = threading.active_count() - before
+                await asyncio.get_running_loop().run_in_executor(None, pool_a.send, message(1))
+                woken = await asyncio.gather(*waits)
+                assert threads <= 2  # the wrapper's two workers at most, however many waiters
+                return woken
+
+        woken = asyncio.run(main())
+        assert {registration.status for registration in woken} == {WakeRegistrationStatus.TRIGGERED}
+        assert [registration.condition_id for registration in woken] == conditions

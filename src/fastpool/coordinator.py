@@ -768,10 +768,9 @@ class AgentPool:
         LISTEN), so nothing is read while nothing is committed. ``timeout`` in seconds
         (``None``: no limit). No stored wake raises ``AgentError.contract_violation``.
         """
-        if timeout is not None and (type(timeout) not in (int, float) or not timeout >= 0):
-            raise InvalidInput(f"timeout: expected a non-negative number of seconds or None, got {timeout!r}")
+        check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
-        cursor, registration = self._wait_start(condition_id)
+        cursor, registration = self.wait_start(condition_id)
         while registration.status is WakeRegistrationStatus.REGISTERED:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -779,15 +778,16 @@ class AgentPool:
             # A follow ends after its timeout without a record: slices keep the deadline.
             for record in self._store.follow(self._pool_id, cursor, timeout=_slice(remaining)):
                 cursor = record.cursor
-                registration = _wake_change(record, condition_id) or registration
+                registration = wake_change(record, condition_id) or registration
                 if registration.status is not WakeRegistrationStatus.REGISTERED:
                     return registration
                 if deadline is not None and time.monotonic() >= deadline:
                     break
         return registration
 
-    def _wait_start(self, condition_id: str) -> tuple[AgentPoolStoreCursor | None, WakeRegistration]:
-        """The pool's cursor, then the wake's registration: a change after the cursor is in ``follow``."""
+    def wait_start(self, condition_id: str) -> tuple[AgentPoolStoreCursor | None, WakeRegistration]:
+        """The pool's cursor, then the wake's registration: a later change is in ``follow`` after the cursor
+        (where ``wait_wake`` and ``AsyncAgentPool.wait_wake`` start)."""
         cursor = self._store.snapshot(self._pool_id).cursor
         return cursor, self._stored_wake(condition_id).registration
 
@@ -1137,7 +1137,13 @@ def _slice(remaining: float | None) -> float | None:
     return None if remaining is None else min(remaining, _WAIT_SLICE)
 
 
-def _wake_change(record: AgentPoolStoreRecord, condition_id: str) -> WakeRegistration | None:
+def check_timeout(timeout: Any) -> None:
+    """A ``wait_wake`` timeout: ``None`` or a non-negative number of seconds (NaN fails too)."""
+    if timeout is not None and (type(timeout) not in (int, float) or not timeout >= 0):
+        raise InvalidInput(f"timeout: expected a non-negative number of seconds or None, got {timeout!r}")
+
+
+def wake_change(record: AgentPoolStoreRecord, condition_id: str) -> WakeRegistration | None:
     """The registration ``record`` stores for ``condition_id``, if it is such a record."""
     payload = record.payload
     if type(payload) is WakeRecorded and payload.stored.condition.condition_id == condition_id:
