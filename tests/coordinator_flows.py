@@ -40,11 +40,11 @@ from fastpool import (
     InMemoryAgentPoolStore,
     InMemoryRunJournal,
     MessageStatus,
-    open_runtime,
     PolicyRef,
     RunMessage,
     SqliteAgentPoolStore,
     WakeCondition,
+    open_runtime,
 )
 from fastpool._schema import ENUM, Spec
 
@@ -343,9 +343,13 @@ class Replay:
         try:
             journal = db.execute("SELECT journal_seq, record_json FROM run_journal_records ORDER BY journal_seq")
             lines = [{"line": "journal", "cursor": f"journal.{seq}", "record_json": text} for seq, text in journal]
-            for seq, event_id, text in db.execute("SELECT seq, event_id, frame_json FROM event_archive_frames ORDER BY seq"):
+            for seq, event_id, text in db.execute(
+                "SELECT seq, event_id, frame_json FROM event_archive_frames ORDER BY seq"
+            ):
                 kind = orjson.loads(text)["event"]["envelope"]["event_kind"]
-                lines.append({"line": "event", "event_seq": seq, "event_id": event_id, "kind": kind, "frame_json": text})
+                lines.append(
+                    {"line": "event", "event_seq": seq, "event_id": event_id, "kind": kind, "frame_json": text}
+                )
         finally:
             db.close()
         return lines

@@ -563,7 +563,9 @@ def demo_figures(out: str) -> dict[str, Any]:
     sends = re.search(r"^(\d+) sends: (\d+) deduplicated by idempotency key", out, re.M)
     cursor = re.search(r"cursor (\d+)$", out, re.M)
     speed = re.search(
-        r"^(\d+) coordinator calls \(\d+ journal records, \d+ events on the \w+\) in [\d.]+ s: ([\d,]+) calls/s$", out, re.M
+        r"^(\d+) coordinator calls \(\d+ journal records, \d+ events on the \w+\) in [\d.]+ s: ([\d,]+) calls/s$",
+        out,
+        re.M,
     )
     assert sends and cursor and speed, out
     assert int(speed.group(2).replace(",", "")) > 0

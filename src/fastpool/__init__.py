@@ -21,7 +21,6 @@ from . import wire
 from ._chunked import ChunkedTuple
 from ._compat import USE_EXTENSIONS
 from ._open import open_store
-from .runtime import DatabaseRuntime, open_runtime
 from ._schema import ANY, AnyType
 from .coordinator import AgentPool, AgentRuntime
 from .enums import (
@@ -140,6 +139,7 @@ from .model import (
 )
 from .postgres import PostgresAgentPoolStore  # psycopg is imported only when one is constructed
 from .protocol import AgentPoolStore
+from .runtime import DatabaseRuntime, open_runtime
 from .sqlite import SqliteAgentPoolStore
 from .store_model import (
     ArtifactRef,
@@ -169,6 +169,7 @@ from .store_model import (
     ToolRequestModification,
 )
 from .surfaces import (
+    ArchiveEventBus,
     PostgresCheckpointStore,
     PostgresContentStore,
     PostgresEventArchive,
@@ -178,7 +179,6 @@ from .surfaces import (
     PostgresToolExecutionStore,
     SqliteCheckpointStore,
     SqliteContentStore,
-    ArchiveEventBus,
     SqliteEventArchive,
     SqliteProviderArgumentStore,
     SqliteRunJournal,

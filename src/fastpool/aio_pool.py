@@ -191,7 +191,6 @@ class AsyncAgentPool:
         """The frames ``AgentPool.subscribe`` yields, as a list."""
         return await self._call(lambda: list(self.pool.subscribe(filter, cursor)))
 
-
     async def wait_wake(self, condition_id: str, timeout: float | None = None) -> WakeRegistration:
         """``AgentPool.wait_wake`` on the loop: the wake's registration once it leaves ``registered``.
 
@@ -211,6 +210,7 @@ class AsyncAgentPool:
             return registration
         finally:
             self._waiters.remove(condition_id, future)
+
 
 class _Waiters:
     """The wakes awaited through one ``AsyncAgentPool``, and the task that watches for them.

@@ -26,13 +26,12 @@ True
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
-import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from . import _schema
@@ -145,7 +144,16 @@ _EFFECT_ENDS = {
 
 
 class _AtomicStore(AgentPoolStore, Protocol):
-    """What the coordinator needs beyond the protocol: the conditional writes of fastpool's stores."""
+    """What the coordinator needs beyond the protocol: the conditional writes of fastpool's stores, ``follow``."""
+
+    def follow(
+        self,
+        pool_id: str,
+        cursor: AgentPoolStoreCursor | int | None = None,
+        *,
+        poll_interval: float = 0.05,
+        timeout: float | None = None,
+    ) -> Iterator[AgentPoolStoreRecord]: ...
 
     def record_pool_created_once(self, pool_id: str) -> AgentPoolStoreCursor | None: ...
 
@@ -302,8 +310,7 @@ class _Wakes:
 def _transition(method: Callable[Concatenate[AgentPool, _P], _T]) -> Callable[Concatenate[AgentPool, _P], _T]:
     """Run a call that writes inside the runtime's transaction: one commit on a durable runtime."""
 
-    @functools.wraps(method)
-    def call(self: AgentPool, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    def call(self: AgentPool, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         runtime = self._runtime
         if not runtime.atomic:
             return method(self, *args, **kwargs)
@@ -314,6 +321,7 @@ def _transition(method: Callable[Concatenate[AgentPool, _P], _T]) -> Callable[Co
             self._wakes.forget()  # it noted writes that were rolled back
             raise
 
+    functools.update_wrapper(call, method)
     return call
 
 
@@ -433,7 +441,6 @@ class AgentPool:
     @overload
     def leave_run(self, run_id: str, *, missing_ok: bool) -> AgentPoolMember | None: ...
 
-    @_transition
     def leave_run(self, run_id: str, *, missing_ok: bool = False) -> AgentPoolMember | None:
         """Remove the run from the pool and return its member (as its latest join stored it).
 
@@ -443,6 +450,10 @@ class AgentPool:
         is made in the store's write transaction, so one of them removes it). The run's wakes
         stay as they are.
         """
+        return self._leave_run(run_id, missing_ok)
+
+    @_transition
+    def _leave_run(self, run_id: str, missing_ok: bool) -> AgentPoolMember | None:
         if type(missing_ok) is not bool:
             raise InvalidInput(f"missing_ok: expected a bool, got {type(missing_ok).__name__}")
         try:

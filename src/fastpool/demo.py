@@ -20,11 +20,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ._open import open_store
-from .runtime import open_runtime
 from .coordinator import AgentPool
 from .enums import EventKind, MessageStatus, WakeRegistrationStatus
 from .memory import InMemoryAgentPoolStore
 from .model import AgentPoolMember, EventFilter, PolicyRef, RunAddress, RunMessage, WakeCondition
+from .runtime import open_runtime
 
 POOL = "pool.demo"
 AGENTS = ("agent.planner", "agent.worker", "agent.critic")

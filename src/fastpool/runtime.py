@@ -117,9 +117,3 @@ class DatabaseRuntime(AgentRuntime):
                 return
             with store.transaction():
                 yield store
-
-    def close(self) -> None:
-        """Close the surfaces' connection (PostgreSQL's own), then the store."""
-        self._db.close()
-        if self.store is not None:
-            self.store.close()

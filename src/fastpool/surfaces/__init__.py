@@ -11,9 +11,9 @@ from __future__ import annotations
 from ._db import SurfaceDb
 from .archive import EventArchiveSurface, PostgresEventArchive, SqliteEventArchive
 from .bundle import PostgresStoreBundle, SqliteStoreBundle, StoreBundle, open_bundle
-from .event_bus import ArchiveEventBus
 from .checkpoint import CheckpointStoreSurface, PostgresCheckpointStore, SqliteCheckpointStore
 from .content import ContentStoreSurface, PostgresContentStore, SqliteContentStore
+from .event_bus import ArchiveEventBus
 from .journal import PostgresRunJournal, RunJournalSurface, SqliteRunJournal
 from .provider_arguments import (
     PostgresProviderArgumentStore,

@@ -90,6 +90,7 @@ class ArchiveEventBus:
         _check_queue(filter)
         criteria = filter.criteria
         sql = self._sql
+        lookups: list[tuple[str, tuple[str, ...]]]
         if isinstance(criteria.kinds, tuple):
             lookups = [(sql.ARCHIVE_BY_KIND, (kind.value,)) for kind in criteria.kinds]
         elif isinstance(criteria.run_ids, tuple):
