@@ -251,7 +251,7 @@ def test_copy_killed_mid_copy_is_finished_with_resume(cli: Run, pg: PgTarget, tm
     assert out.splitlines() == [
         *(f"pool 'pool.{n:02d}': already at {pg.conninfo}, equal up to cursor 51: skipped" for n in range(3)),
         *(f"pool 'pool.{n:02d}': 51 records, cursor 51, event sequence 1: copied and verified" for n in range(3, 8)),
-        f"5 pools copied from {source} to {pg.conninfo} (3 already there)",
+        f"5 pools copied from {source} to {pg.conninfo} (schema {pg.schema}) (3 already there)",
     ]
     assert pg_rows(pg) == sqlite_rows(source), "every pool at DST equals the source"
 
@@ -261,13 +261,14 @@ def test_resume_refuses_a_pool_that_differs(cli: Run, backend: str, pg: PgTarget
     """A pool at DST with a record the source lacks, or short of one it has, is never skipped."""
     path = tmp_path / "dst.sqlite"
     target, options = (str(path), []) if backend == "sqlite" else (pg.conninfo, ["--dst-schema", pg.schema])
+    shown = target if backend == "sqlite" else f"{target} (schema {pg.schema})"
     source = tmp_path / "src.sqlite"
     many_pools(source, 3, 5)
     assert cli("copy", str(source), target, *options, "--pool", "pool.01")[0] == 0
     code, out, err = cli("copy", str(source), target, *options, "--resume")
-    assert code == 0 and out.splitlines()[-1] == f"2 pools copied from {source} to {target} (1 already there)"
+    assert code == 0 and out.splitlines()[-1] == f"2 pools copied from {source} to {shown} (1 already there)"
     code, out, err = cli("copy", str(source), target, *options, "--resume")
-    assert code == 0 and out.splitlines()[-1] == f"0 pools copied from {source} to {target} (3 already there)"
+    assert code == 0 and out.splitlines()[-1] == f"0 pools copied from {source} to {shown} (3 already there)"
     store = SqliteAgentPoolStore(path) if backend == "sqlite" else pg.store()
     with store:
         store.record_message("pool.01", message("extra"), receipt("extra"))  # DST has one more

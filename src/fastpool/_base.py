@@ -148,6 +148,18 @@ def check_cursor(cursor: Any) -> int:
     raise InvalidInput(f"cursor: expected AgentPoolStoreCursor, a non-negative int or None, got {cursor!r}")
 
 
+def try_lock(lock: Any) -> bool:
+    """``lock.acquire(blocking=False)`` (of an ``RLock``), also when an interrupt lands right
+    after it took the lock: that lock is given back, not kept for good."""
+    owned = lock._is_owned()
+    try:
+        return bool(lock.acquire(blocking=False))
+    except BaseException:
+        if not owned and lock._is_owned():
+            lock.release()
+        raise
+
+
 class _InheritedLock:
     """The lock of a store object inherited through ``fork()``: entering it raises.
 
@@ -291,7 +303,7 @@ class StoreBase(AgentPoolStore):
         if loop_call.sink is None:
             with self._lock:
                 return shape(*self._append(pool_id, build))
-        if not self._lock.acquire(blocking=False):
+        if not try_lock(self._lock):
             raise NeedsWorker  # on an event loop, with the lock taken: wait for it on a worker
         try:
             return shape(*self._append(pool_id, build))
@@ -575,7 +587,7 @@ class StoreBase(AgentPoolStore):
 
         # A key once recorded stays recorded: a retry is answered without the write lock,
         # from the cached state if the store's lock is free (else the write checks it).
-        if settled and self._lock.acquire(blocking=False):
+        if settled and try_lock(self._lock):
             try:
                 state = self._read_state(pool_id)
                 if state.config is not None:

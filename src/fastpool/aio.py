@@ -49,7 +49,7 @@ from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ._base import _FOLLOW_BATCH, NeedsWorker, StoreBase, check_cursor, loop_call
+from ._base import _FOLLOW_BATCH, NeedsWorker, StoreBase, check_cursor, loop_call, try_lock
 from ._shielded import CancelledCalls
 from .errors import AgentError, InvalidInput
 from .model import (
@@ -276,7 +276,7 @@ class AsyncAgentPoolStore:
         store = self.store
         if self._closed or not store._answers_on_loop():
             return _WORKER
-        if read and not store._lock.acquire(blocking=False):
+        if read and not try_lock(store._lock):
             return _WORKER  # another thread holds the store (a group committing, a transaction)
         sink = self._sink
         if sink is None or sink.loop is not asyncio.get_running_loop():

@@ -468,7 +468,7 @@ class SqliteAgentPoolStore(StoreBase):
 
     _name = NAME
     # Releases what close() does when the object is collected unclosed (set once open).
-    _dropped: weakref.finalize[[apsw.Connection, ChangeProbe], SqliteAgentPoolStore] | None = None
+    _dropped: Any = None  # a weakref.finalize: releases what close() releases once the store is collected
 
     def __init__(
         self,
