@@ -131,6 +131,18 @@ def test_memory_target_gives_in_memory_ports() -> None:
         assert joined(runtime).store is runtime.store
 
 
+def test_closing_the_runtime_closes_its_store_journal_and_bus(engine: Any, target: tuple[str, dict[str, str]]) -> None:
+    with open_target(target, engine) as runtime:
+        pool = joined(runtime)
+    for call in (
+        lambda: pool.members(),
+        lambda: runtime.journal.records_for_run("run.a"),  # type: ignore[union-attr]
+        lambda: runtime.event_bus.frames,  # type: ignore[union-attr]
+    ):
+        with pytest.raises(AgentError):
+            call()
+
+
 def test_two_hosts_share_one_bus_and_unique_journal_sequences(engine: Any, target: tuple[str, dict[str, str]]) -> None:
     with open_target(target, engine) as first, open_target(target, engine) as second:
         assert isinstance(first, DatabaseRuntime) and isinstance(first.event_bus, ArchiveEventBus)
