@@ -130,6 +130,43 @@ cdef object _decode_value(_Value plan, value):
                 found = PyDict_GetItemWithError(plan.tags, <object>found)
                 if found is not NULL:
                     return _decode_model(<_Model>found, value)
+    elif plan.kind == K_TAGGED:
+        return _decode_tagged(plan, value)
+    raise _Mismatch
+
+
+cdef object _decode_tagged(_Value plan, value):
+    """``_replay_py._decode_internal`` and ``_decode_external`` on their valid path."""
+    cdef PyObject *found
+    cdef _Model model
+    if plan.tag_key is not None:
+        if type(value) is dict:
+            found = PyDict_GetItemWithError(value, plan.tag_key)
+            if found is not NULL and type(<object>found) is str:
+                found = PyDict_GetItemWithError(plan.tags, <object>found)
+                if found is not NULL:
+                    return _decode_model(<_Model>found, value)
+        raise _Mismatch
+    if type(value) is str:
+        tag, content = value, None
+    elif type(value) is dict and PyDict_Size(value) == 1:
+        ((tag, content),) = (<dict>value).items()
+    else:
+        raise _Mismatch
+    found = PyDict_GetItemWithError(plan.tags, tag)
+    if found is NULL:
+        raise _Mismatch
+    model = <_Model>found
+    form = plan.forms[model]
+    if form == FPV_UNIT:
+        if content is None:
+            return _make(model, ())
+    elif type(value) is str:
+        pass  # a variant with content named alone
+    elif form == FPV_NEWTYPE:
+        return _make(model, (_decode_value((<_Field>model.fields[0]).value, content),))
+    else:
+        return _decode_model(model, content)
     raise _Mismatch
 
 
@@ -245,12 +282,52 @@ cdef object _read_value(_Value plan, _Text *t):
     elif plan.kind == K_UNION:
         if _take(t, c"{") and _take_key(t, "type", 4):
             return _read_members(<_Model>_read_choice(plan, t), t, True)
+    elif plan.kind == K_TAGGED:
+        return _read_tagged(plan, t)
+    raise _Mismatch
+
+
+cdef object _read_tagged(_Value plan, _Text *t):
+    """A variant of serde's internal tagging (its tag first, as serde writes it) or external
+    tagging: a unit variant's name, or an object of one key, the variant's name."""
+    cdef _Model model
+    if plan.tag_key is not None:
+        if _take(t, c"{") and _take_key(t, PyBytes_AS_STRING(plan.key_json) + 1, PyBytes_GET_SIZE(plan.key_json) - 2):
+            return _read_members(<_Model>_read_choice(plan, t), t, True)
+        raise _Mismatch
+    _skip_space(t)
+    if t.at < t.end and t.at[0] == c'"':
+        model = <_Model>_read_choice(plan, t)
+        if plan.forms[model] == FPV_UNIT:
+            return _make(model, ())
+        raise _Mismatch
+    if not _take(t, c"{"):
+        raise _Mismatch
+    model = <_Model>_read_choice(plan, t)
+    if not _take(t, c":"):
+        raise _Mismatch
+    form = plan.forms[model]
+    _skip_space(t)
+    if form == FPV_UNIT:
+        if not _take_word(t, "null", 4):
+            raise _Mismatch
+        value = _make(model, ())
+    elif form == FPV_NEWTYPE:
+        value = _make(model, (_read_value((<_Field>model.fields[0]).value, t),))
+    else:
+        value = _read_model_plan(model, t)
+    if _take(t, c"}"):
+        return value
     raise _Mismatch
 
 
 cdef object _read_model(_Value plan, _Text *t):
+    return _read_model_plan(plan.model, t)
+
+
+cdef object _read_model_plan(_Model model, _Text *t):
     if _take(t, c"{"):
-        return _read_members(plan.model, t, False)
+        return _read_members(model, t, False)
     raise _Mismatch
 
 
