@@ -25,6 +25,7 @@ from fastpool.model import (
     EventCursor,
     EventFrame,
     FilterScope,
+    JournalRecord,
     RedactedSummaryPayload,
     RunScope,
 )
@@ -213,3 +214,57 @@ UNCOVERED = [
 def test_uncovered_objects_follow_to_plain(c_engine, py_engine, obj) -> None:
     assert _outcome_of(lambda: c_engine.dumps(obj)) == _outcome_of(lambda: py_engine.dumps(obj))
     assert _outcome_of(lambda: c_engine.to_plain(obj)) == _outcome_of(lambda: py_engine.to_plain(obj))
+
+
+# ---------------------------------------------------------------- decode_text: a class from its text
+
+
+def _journal_texts() -> list[str]:
+    texts = []
+    for text in (FIXTURES / "surfaces" / "run_journal.jsonl").read_text(encoding="utf-8").splitlines():
+        line = json.loads(text)
+        if line["line"] == "row" and line["table"] == "run_journal_records":
+            texts.append(line["columns"]["record_json"])
+    return texts
+
+
+JOURNAL_TEXTS = _journal_texts()
+
+
+def test_compiled_reads_stored_text_itself(c_engine, monkeypatch) -> None:
+    """``decode_text`` reads golden journal records, frames and tool records straight from their
+    text: neither ``parse_json`` nor the pure engine is asked."""
+    items = [(JournalRecord, text) for text in JOURNAL_TEXTS] + GOLDEN
+    expected = [c_engine.from_plain(cls, orjson.loads(text), "x") for cls, text in items]
+
+    def refuse(*args: Any) -> Any:
+        raise AssertionError("left the text reader")
+
+    monkeypatch.setattr(c_engine, "parse_json", refuse)
+    monkeypatch.setattr(c_engine._py, "from_plain", refuse)
+    assert [c_engine.decode_text(cls, text, cls.__name__) for cls, text in items] == expected
+    assert [c_engine.decode_text(cls, text.encode(), cls.__name__) for cls, text in items] == expected
+
+
+def _variants(text: str) -> list[str | bytes]:
+    """The text and what the text reader must leave to orjson: spaced, escaped, cut, trailed,
+    an unknown key, a repeated key, invalid UTF-8."""
+    return [
+        text,
+        text.replace(",", " , ", 3),
+        text.replace('"run.', '"\\u0072un.', 1),
+        text[:-1],
+        text + " x",
+        text[:-1] + ',"extra":1}',
+        text[:-1] + ',"run_id":"run.b"}',
+        text.encode() + b"\xff",
+        text.replace('"journal_seq":', '"journal_seq":-', 1),
+    ]
+
+
+@pytest.mark.parametrize("index", range(9))
+def test_decode_text_agrees_across_engines(c_engine, py_engine, index) -> None:
+    for cls, text in [(JournalRecord, JOURNAL_TEXTS[0]), *GOLDEN[:1]]:
+        variant = _variants(text)[index]
+        expected = _outcome_of(lambda: py_engine.decode_text(cls, variant, cls.__name__))
+        assert _outcome_of(lambda: c_engine.decode_text(cls, variant, cls.__name__)) == expected

@@ -200,6 +200,25 @@ cdef bint _id_ok(str value) except -1:
 parse_json = _py.parse_json
 
 
+def decode_text(target, text, path):
+    """``from_plain(target, parse_json(text, path), path)``: a model class read from JSON text.
+    A plain, valid text is read straight into model objects, as a payload is."""
+    cdef _Text t
+    cdef _Model plan
+    if isinstance(target, type):
+        plan = _plan_of(target)
+        if plan is not None:
+            try:
+                _text_of(text, &t)
+                obj = _read_model_plan(plan, &t)
+                _skip_space(&t)
+                if t.at == t.end:
+                    return obj
+            except (_Mismatch, UnicodeError):  # text the reader leaves to orjson, as for a payload
+                pass
+    return from_plain(target, parse_json(text, path), path)
+
+
 def decode_payload(text):
     """A record's ``payload_json`` as a payload object; ``InvalidInput`` if it is not one."""
     return _decode_payload(text)
@@ -228,6 +247,16 @@ cdef struct _Text:
 cdef object _read_payload(text):
     """The payload in ``text``, read straight into model objects, or ``_Mismatch``."""
     cdef _Text t
+    _text_of(text, &t)
+    payload = _read_value(_PAYLOAD, &t)
+    _skip_space(&t)
+    if t.at != t.end:
+        raise _Mismatch
+    return payload
+
+
+cdef int _text_of(text, _Text *t) except -1:
+    """Start reading a str's UTF-8 or a bytes object; ``_Mismatch`` for anything else."""
     cdef Py_ssize_t size = 0
     if type(text) is str:
         t.at = PyUnicode_AsUTF8AndSize(text, &size)
@@ -239,11 +268,7 @@ cdef object _read_payload(text):
     else:
         raise _Mismatch
     t.end = t.at + size
-    payload = _read_value(_PAYLOAD, &t)
-    _skip_space(&t)
-    if t.at != t.end:
-        raise _Mismatch
-    return payload
+    return 0
 
 
 cdef object _read_value(_Value plan, _Text *t):
