@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 from helpers import FIXTURES, engine_encode
+from test_store_model import APPROVAL
 
 from fastpool import InvalidInput, wire
 from fastpool._schema import make as schema_make
@@ -31,6 +32,7 @@ from fastpool.model import (
 )
 from fastpool.store_model import (
     PolicyAllow,
+    PolicyAsk,
     PolicyDefer,
     PolicyDeny,
     PolicyInterrupt,
@@ -71,6 +73,7 @@ SCOPES = [
 DECISIONS = [
     PolicyAllow(reason=REASON),
     PolicyDeny(reason=REASON),
+    PolicyAsk(approval=APPROVAL),
     PolicyInterrupt(reason=REASON),
     PolicyModify(modification=ToolRequestModification(redacted_summary="patched")),
     PolicyDefer(resume_policy=ResumePolicy(resume_after_ms=5, reason=REASON)),

@@ -141,6 +141,7 @@ from .postgres import PostgresAgentPoolStore  # psycopg is imported only when on
 from .protocol import AgentPoolStore
 from .sqlite import SqliteAgentPoolStore
 from .store_model import (
+    ApprovalRequestSpec,
     ArtifactRef,
     CheckpointPrunePolicy,
     CheckpointPruneReport,
@@ -151,6 +152,7 @@ from .store_model import (
     ContentResolveRequest,
     PendingSideEffect,
     PolicyAllow,
+    PolicyAsk,
     PolicyDecision,
     PolicyDefer,
     PolicyDeny,
@@ -349,6 +351,8 @@ __all__ = [
     "PolicyReason",
     "PolicyAllow",
     "PolicyDeny",
+    "ApprovalRequestSpec",
+    "PolicyAsk",
     "ToolRequestModification",
     "PolicyModify",
     "ResumePolicy",
