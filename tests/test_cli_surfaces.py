@@ -20,7 +20,9 @@ from helpers import FIXTURES
 from pg_server import PostgresServer
 from store_helpers import PgTarget
 
+from fastpool import PostgresCheckpointStore, SqliteCheckpointStore, SqliteStoreBundle, wire
 from fastpool.cli import main
+from fastpool.store_model import RunCheckpoint
 from fastpool.surfaces._tables import TABLES
 
 Run = Callable[..., tuple[int, str, str]]
@@ -243,3 +245,26 @@ def test_copy_into_postgres_refuses_a_row_that_differs(cli: Run, bundle: Path, p
     assert (code, out) == (1, "")
     assert "already has a row of checkpoints (run_id='run.a', checkpoint_id='ck.flow.2') and it differs" in err
     assert pg.query("SELECT * FROM checkpoints ORDER BY checkpoint_id") == before
+
+
+def test_a_copy_keeps_which_checkpoint_wins_a_tie(cli: Run, pg: PgTarget, tmp_path: Path) -> None:
+    """Two checkpoints covering the same sequence: the one saved last is the latest, on SQLite
+    by rowid, on PostgreSQL by its ``written`` column; a copy each way keeps the order."""
+    line = next(
+        json.loads(text)
+        for text in (FIXTURES / "surfaces" / "checkpoint.jsonl").read_text().splitlines()
+        if '"method":"save"' in text and '"line":"call"' in text
+    )
+    checkpoint = wire.decode(RunCheckpoint, json.dumps(json.loads(line["args_json"])["checkpoint"]))
+    path = tmp_path / "ties.sqlite"
+    with SqliteStoreBundle.open(path) as bundle:  # the pool store's tables too: copy reads them
+        for checkpoint_id in ("ck.z", "ck.a"):  # saved last, first in key order
+            bundle.checkpoints().save(checkpoint.replace(checkpoint_id=checkpoint_id, covers_journal_seq=3), 3)
+        assert bundle.checkpoints().load_latest(checkpoint.run_id).checkpoint_id == "ck.a"
+    assert cli("copy", str(path), pg.conninfo, "--dst-schema", pg.schema)[0] == 0
+    with PostgresCheckpointStore.open(pg.conninfo, schema=pg.schema) as store:
+        assert store.load_latest(checkpoint.run_id).checkpoint_id == "ck.a"
+    back = tmp_path / "back.sqlite"
+    assert cli("copy", pg.conninfo, str(back), "--src-schema", pg.schema)[0] == 0
+    with SqliteCheckpointStore.open(back) as store:
+        assert store.load_latest(checkpoint.run_id).checkpoint_id == "ck.a"
