@@ -142,6 +142,7 @@ from .protocol import AgentPoolStore
 from .runtime import DatabaseRuntime, open_runtime
 from .sqlite import SqliteAgentPoolStore
 from .store_model import (
+    ApprovalRequestSpec,
     ArtifactRef,
     CheckpointPrunePolicy,
     CheckpointPruneReport,
@@ -152,6 +153,7 @@ from .store_model import (
     ContentResolveRequest,
     PendingSideEffect,
     PolicyAllow,
+    PolicyAsk,
     PolicyDecision,
     PolicyDefer,
     PolicyDeny,
@@ -354,6 +356,8 @@ __all__ = [
     "PolicyReason",
     "PolicyAllow",
     "PolicyDeny",
+    "ApprovalRequestSpec",
+    "PolicyAsk",
     "ToolRequestModification",
     "PolicyModify",
     "ResumePolicy",
