@@ -20,20 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from coordinator_flows import SINGLE_HOST_SCENARIOS, load
 
 from fastpool import (
     AgentError,
-    AgentEvent,
     AgentPool,
     AgentPoolMember,
     AgentRuntime,
-    ArchiveCursor,
     ArchiveEventBus,
     DatabaseRuntime,
-    EnvelopeOnlyPayload,
     EventFilter,
-    EventFrame,
     EventKind,
     InMemoryAgentEventBus,
     InMemoryAgentPoolStore,
@@ -43,11 +38,8 @@ from fastpool import (
     WakeCondition,
     WakeRegistrationStatus,
     open_runtime,
-    wire,
 )
 from fastpool.aio import AsyncAgentPool
-from fastpool.events import cursor_scope
-from fastpool.surfaces.event_bus import encode_frame
 
 SENDS = 300
 # A host that sends SENDS messages, each key once; it prints "ready" after joining.
@@ -99,28 +91,6 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[st
 def open_target(target: tuple[str, dict[str, str]], engine: Any) -> AgentRuntime:
     location, options = target
     return open_runtime(location, engine=engine, **options)
-
-
-def test_frames_are_encoded_as_the_wire_encodes_them() -> None:
-    """The bus writes a frame's parts with the compiled engine: the same text as ``wire.encode``,
-    for every golden frame, with either payload, with a filter-scoped cursor and an archive cursor."""
-    frames = [
-        wire.decode(EventFrame, line["frame_json"])
-        for scenario in SINGLE_HOST_SCENARIOS
-        for line in load(scenario)
-        if line["line"] == "event"
-    ]
-    scope = cursor_scope(EventFilter(kinds=(EventKind.RUN_COMPLETED,)).compile())
-    for frame in frames:
-        envelope_only = AgentEvent(envelope=frame.event.envelope, payload=EnvelopeOnlyPayload())
-        archived = ArchiveCursor(archive_id="archive.x", position="archive.1", event_id="event.x")
-        for variant in (
-            frame,
-            frame.replace(event=envelope_only),
-            frame.replace(cursor=frame.cursor.replace(scope=scope)),
-            frame.replace(archive_cursor=archived),
-        ):
-            assert encode_frame(variant) == wire.encode(variant)
 
 
 def test_memory_target_gives_in_memory_ports() -> None:

@@ -1121,8 +1121,7 @@ class AgentPool:
 def _frame(envelope: EventEnvelope, payload: RedactedSummaryPayload, event_id: str, cursor: str) -> EventFrame:
     """``EventFrame(event=AgentEvent(envelope, payload), cursor=EventCursor(ALL_EVENTS, 0, event_id, cursor))``.
 
-    Built slot by slot, as ``_schema.make`` builds them (the compiled engine has no plan for
-    classes with a TAGGED field), but unrolled: two frames per send.
+    Built slot by slot, as ``_schema.make`` builds them, but unrolled: two frames per send.
     """
     event = _new(AgentEvent)
     _set(event, "envelope", envelope)

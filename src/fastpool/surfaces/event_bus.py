@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import wire
-from .._compat import engine
 from ..enums import SubscriberOverflowPolicy
 from ..errors import AgentError, InvalidInput
 from ..events import BACKPRESSURE_REJECTED, _bounded, _compatible, _with_cursor, cursor_scope, envelope_matches
@@ -27,7 +26,7 @@ from ._base import Run, integer
 from ._codec import decode_stored
 from .archive import EventArchiveSurface
 
-__all__ = ["ArchiveEventBus", "encode_frame"]
+__all__ = ["ArchiveEventBus"]
 
 #: Frames read per statement while scanning: enough to amortise a statement, few enough to stop early.
 _BATCH = 256
@@ -60,7 +59,7 @@ class ArchiveEventBus:
             seq = integer(run, sql.ARCHIVE_NEXT)
             stored = _with_cursor(frame, frame.cursor.scope, seq)
             envelope = stored.event.envelope
-            run(sql.ARCHIVE_INSERT, (seq, envelope.event_id, encode_frame(stored)))
+            run(sql.ARCHIVE_INSERT, (seq, envelope.event_id, wire.encode(stored)))
             run(sql.EVENT_INDEX_INSERT, (seq, envelope.run_id, envelope.event_kind.value))
 
         self._db.write(append)
@@ -128,18 +127,6 @@ class ArchiveEventBus:
 
     def __repr__(self) -> str:
         return f"ArchiveEventBus({self.archive!r})"
-
-
-def encode_frame(frame: EventFrame) -> str:
-    """``wire.encode(frame)``, its parts written by the compiled engine: it has no plan for a frame
-    (the payload is a tagged union), and the pure writer would cost more than the rest of a publish."""
-    if frame.archive_cursor is not None or frame.overflow is not None:
-        return wire.encode(frame)
-    payload: Any = frame.event.payload
-    fields = engine.dumps(payload)[1:]  # "}" or '"name":...}'
-    tagged = f'{{"{payload._tag_key}":"{payload.TAG}"' + (fields if fields == "}" else "," + fields)
-    envelope, cursor = engine.dumps(frame.event.envelope), engine.dumps(frame.cursor)
-    return f'{{"event":{{"envelope":{envelope},"payload":{tagged}}},"cursor":{cursor}}}'
 
 
 def _check_queue(filter: CompiledEventFilter) -> None:
