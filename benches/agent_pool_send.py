@@ -17,6 +17,8 @@ the wall clock and by this process's CPU time (steadier on a shared machine).
   transaction of its own, as in Rust) and the record;
 * ``AgentPool.send``: the coordinator, which also builds and appends two journal records and
   publishes two events (in-memory journal and bus) and matches the registered wakes (none);
+* ``AgentPool.send, open_runtime(file)``: the coordinator on the durable runtime of the same
+  file (journal rows and archived frames beside the pool's records), one commit per send;
 * ``AsyncAgentPool.send``: the same awaited one after another, and from 50 tasks at once.
 """
 

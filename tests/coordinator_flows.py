@@ -44,6 +44,7 @@ from fastpool import (
     RunMessage,
     SqliteAgentPoolStore,
     WakeCondition,
+    open_runtime,
 )
 from fastpool._schema import ENUM, Spec
 
@@ -51,6 +52,8 @@ COORDINATOR = FIXTURES / "coordinator"
 #: Every scenario carried in the repository; ``races`` shows Rust's races, which fastpool closes.
 SCENARIOS = sorted(path.stem for path in COORDINATOR.glob("*.jsonl"))
 PARITY_SCENARIOS = [name for name in SCENARIOS if name != "races"]
+#: The flows of one host, without failing or missing ports: also byte for byte on ``open_runtime(file)``.
+SINGLE_HOST_SCENARIOS = ["addressing", "basic_flow", "idempotency", "wake_lifecycle", "wake_matching"]
 
 # How each method's arguments decode (the argument's JSON, the class or spec it is).
 ARGUMENTS: dict[str, Any] = {
@@ -129,8 +132,13 @@ class Host:
     def __init__(self, replay: Replay, name: str) -> None:
         self.name = name
         self.journal = Journal(replay, name)
-        self.bus = Bus(replay, name)
+        self.bus: Any = Bus(replay, name)
         self.pool: AgentPool | None = None
+        self.runtime: AgentRuntime | None = None
+        if replay.kind == "runtime":  # the durable runtime: its journal and bus are read at the end
+            self.runtime = open_runtime(replay.path, engine=replay.engine)
+            replay.stores.append(self.runtime)
+            self.bus = self.runtime.event_bus
 
 
 class Replay:
@@ -224,7 +232,9 @@ class Replay:
                 close()
         return self.lines
 
-    def store_for_host(self) -> Any:
+    def store_for_host(self, host: Host) -> Any:
+        if host.runtime is not None:
+            return RecordingStore(host.runtime.store, self.after_store_call)
         if self.memory is not None:
             return RecordingStore(self.memory, self.after_store_call)
         store = SqliteAgentPoolStore(self.path, engine=self.engine)
@@ -255,8 +265,8 @@ class Replay:
 
     def invoke(self, host: Host, method: str, args: dict[str, Any], ports: str | None) -> Any:
         if method == "build":
-            runtime = None
-            if ports != "no runtime":
+            runtime = host.runtime
+            if runtime is None and ports != "no runtime":
                 runtime = AgentRuntime(
                     journal=None if "no journal" in ports else host.journal,  # type: ignore[operator]
                     event_bus=None if "no event bus" in ports else host.bus,  # type: ignore[operator]
@@ -264,7 +274,7 @@ class Replay:
             host.pool = AgentPool(
                 args["pool_id"],
                 runtime=runtime,
-                store=self.store_for_host(),
+                store=self.store_for_host(host),
                 message_policy=self.decode(AgentPoolMessagePolicy, args["message_policy"], "message_policy"),
                 wake_policy=self.decode(AgentPoolWakePolicy, args["wake_policy"], "wake_policy"),
                 policy_refs=[self.decode(PolicyRef, ref, "policy_refs") for ref in args["policy_refs"]],
@@ -325,6 +335,24 @@ class Replay:
         else:
             ((seq,),) = event_seq
             self.lines.append({"line": "event_seq", "pool_id": pool_id, "seq": seq})
+
+    def archived(self) -> list[dict[str, Any]]:
+        """The durable runtime's journal rows and archived frames, as the fixture's lines
+        (without their step and host: the database does not say which call wrote them)."""
+        db = apsw.Connection(str(self.path))
+        try:
+            journal = db.execute("SELECT journal_seq, record_json FROM run_journal_records ORDER BY journal_seq")
+            lines = [{"line": "journal", "cursor": f"journal.{seq}", "record_json": text} for seq, text in journal]
+            for seq, event_id, text in db.execute(
+                "SELECT seq, event_id, frame_json FROM event_archive_frames ORDER BY seq"
+            ):
+                kind = orjson.loads(text)["event"]["envelope"]["event_kind"]
+                lines.append(
+                    {"line": "event", "event_seq": seq, "event_id": event_id, "kind": kind, "frame_json": text}
+                )
+        finally:
+            db.close()
+        return lines
 
 
 def expected_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:

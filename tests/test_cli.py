@@ -563,7 +563,9 @@ def demo_figures(out: str) -> dict[str, Any]:
     sends = re.search(r"^(\d+) sends: (\d+) deduplicated by idempotency key", out, re.M)
     cursor = re.search(r"cursor (\d+)$", out, re.M)
     speed = re.search(
-        r"^(\d+) coordinator calls \(\d+ journal records, \d+ events\) in [\d.]+ s: ([\d,]+) calls/s$", out, re.M
+        r"^(\d+) coordinator calls \(\d+ journal records, \d+ events on the \w+\) in [\d.]+ s: ([\d,]+) calls/s$",
+        out,
+        re.M,
     )
     assert sends and cursor and speed, out
     assert int(speed.group(2).replace(",", "")) > 0
@@ -579,8 +581,11 @@ def test_demo_on_a_file_that_inspect_then_reads(tmp_path: Path) -> None:
     path = tmp_path / "demo" / "demo.sqlite"
     figures = demo_figures(ok("demo", str(path), "--messages", "300"))
     assert path.is_file()
-    table = parse_table(ok("inspect", str(path)))
-    assert table == {"pool.demo": (figures["cursor"], figures["cursor"])}
+    pools, _, surfaces = ok("inspect", str(path)).partition("\ntable ")
+    assert parse_table(pools) == {"pool.demo": (figures["cursor"], figures["cursor"])}
+    # open_runtime keeps the journal and the event archive beside the pool
+    assert re.search(r"^run_journal_records\s+\d+$", surfaces, re.M), surfaces
+    assert re.search(r"^event_archive_frames\s+\d+$", surfaces, re.M), surfaces
     with reading(path) as store:
         assert store.snapshot("pool.demo").cursor.sequence == figures["cursor"]
     ok("verify", str(path))

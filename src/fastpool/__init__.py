@@ -141,8 +141,10 @@ from .model import (
 )
 from .postgres import PostgresAgentPoolStore  # psycopg is imported only when one is constructed
 from .protocol import AgentPoolStore
+from .runtime import DatabaseRuntime, open_runtime
 from .sqlite import SqliteAgentPoolStore
 from .store_model import (
+    ApprovalRequestSpec,
     ArtifactRef,
     CheckpointPrunePolicy,
     CheckpointPruneReport,
@@ -153,6 +155,7 @@ from .store_model import (
     ContentResolveRequest,
     PendingSideEffect,
     PolicyAllow,
+    PolicyAsk,
     PolicyDecision,
     PolicyDefer,
     PolicyDeny,
@@ -170,6 +173,7 @@ from .store_model import (
     ToolRequestModification,
 )
 from .surfaces import (
+    ArchiveEventBus,
     PostgresCheckpointStore,
     PostgresContentStore,
     PostgresEventArchive,
@@ -200,10 +204,13 @@ __all__ = [
     # stores
     "AgentPoolStore",
     "open_store",
+    "open_runtime",
+    "DatabaseRuntime",
     "SqliteAgentPoolStore",
     "SqliteCheckpointStore",
     "SqliteContentStore",
     "SqliteEventArchive",
+    "ArchiveEventBus",
     "SqliteProviderArgumentStore",
     "SqliteRunJournal",
     "SqliteStoreBundle",
@@ -351,6 +358,8 @@ __all__ = [
     "PolicyReason",
     "PolicyAllow",
     "PolicyDeny",
+    "ApprovalRequestSpec",
+    "PolicyAsk",
     "ToolRequestModification",
     "PolicyModify",
     "ResumePolicy",

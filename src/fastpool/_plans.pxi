@@ -13,7 +13,8 @@ from types import MemberDescriptorType
 from orjson import dumps as _orjson_dumps
 
 from ._schema import (
-    BOOL, ENUM, FILTERSET, ID, INT_LIMITS, MODEL, NONZERO, OPT, SEQ, STR, U32, U64, UNION, E, O, R, ModelMeta, Spec,
+    BOOL, ENUM, FILTERSET, ID, INT_LIMITS, MODEL, NONZERO, OPT, SEQ, STR, TAGGED, U32, U64, UNION, E, O, R, ModelMeta,
+    Spec,
 )
 
 
@@ -29,6 +30,12 @@ cdef extern from "_replay.h":
         pass
     void fp_wvalue_free(fp_wvalue *v)
     void fp_wmodel_free(fp_wmodel *m)
+    # How a union's variant is written and read: FPV_TYPE a K_UNION one ({"type": name, fields});
+    # a K_TAGGED one in serde's form (as ``_schema._plain_tagged`` writes it): FPV_UNIT its name
+    # as a string (external, no fields), FPV_NEWTYPE {name: its one field's value} (external,
+    # ``_newtype``), FPV_STRUCT {name: {fields}} (external), FPV_INTERNAL {key: name, fields}.
+    enum:
+        FPV_TYPE, FPV_UNIT, FPV_NEWTYPE, FPV_STRUCT, FPV_INTERNAL
 
 
 class _Mismatch(Exception):
@@ -41,12 +48,12 @@ class _NoPlan(TypeError):
 
 
 cdef enum Kind:
-    K_ID, K_STR, K_BOOL, K_INT, K_ENUM, K_MODEL, K_SEQ, K_OPT, K_FILTERSET, K_UNION
+    K_ID, K_STR, K_BOOL, K_INT, K_ENUM, K_MODEL, K_SEQ, K_OPT, K_FILTERSET, K_UNION, K_TAGGED
 
 # A dict, so a kind matches as it does in the twin's ``==`` tests (1, True and 1.0 alike).
 _KINDS = {
     ID: K_ID, STR: K_STR, BOOL: K_BOOL, U64: K_INT, U32: K_INT, NONZERO: K_INT, ENUM: K_ENUM,
-    MODEL: K_MODEL, SEQ: K_SEQ, OPT: K_OPT, FILTERSET: K_FILTERSET, UNION: K_UNION,
+    MODEL: K_MODEL, SEQ: K_SEQ, OPT: K_OPT, FILTERSET: K_FILTERSET, UNION: K_UNION, TAGGED: K_TAGGED,
 }
 
 
@@ -60,9 +67,13 @@ cdef class _Value:
     cdef dict members  # K_ENUM: wire string -> member
     cdef _Model model  # K_MODEL
     cdef _Value inner  # K_SEQ, K_OPT, K_FILTERSET: the item or wrapped value
-    cdef dict tags  # K_UNION: tag -> plan, to decode
-    cdef dict classes  # K_UNION: class -> plan, to encode
-    cdef tuple names, choices  # K_ENUM, K_UNION: the strings as UTF-8 and what each reads as
+    cdef dict tags  # K_UNION, K_TAGGED: tag -> plan, to decode
+    cdef dict classes  # K_UNION, K_TAGGED: class -> plan, to encode
+    cdef tuple names, choices  # K_ENUM, K_UNION, K_TAGGED: the strings as UTF-8 and what each reads as
+    cdef object tag_key  # K_TAGGED: the internal tag's key, None for external tagging
+    cdef bytes key_json  # K_TAGGED internal: '"<key>"', what the text reader expects first
+    cdef dict forms  # K_TAGGED: plan -> its FPV_ form
+    cdef list opens  # K_TAGGED: what dumps writes before each variant's content (its C mirror points into them)
     cdef bint shared  # K_MODEL, K_SEQ: a value that recurs, read through the reader's shared table
     cdef fp_wvalue *w  # how dumps writes it (its pointers lead to objects the attributes above hold)
 
@@ -200,8 +211,44 @@ cdef _Value _compile_spec(spec):
             plan.tags[tag] = model
             plan.classes[cls] = model
         plan.names, plan.choices = _choices(plan.tags)
+    elif plan.kind == K_TAGGED:
+        _compile_tagged(plan, arg)
     _compile_value_writer(plan)
     return plan
+
+
+cdef _compile_tagged(_Value plan, arg):
+    """A serde enum tagged by ``TAG`` (``_schema.union_spec``), each variant in the form that
+    ``_schema._plain_tagged`` writes it; a variant whose form is not certain has no plan."""
+    if type(arg) is not tuple or len(arg) != 2 or type(arg[1]) is not dict:
+        raise _NoPlan(f"{arg!r} is not a tag key and a dict of tagged classes")
+    key, variants = arg
+    if key is not None and type(key) is not str:
+        raise _NoPlan(f"{key!r} is not a tag key")
+    plan.tag_key = key
+    plan.key_json = None if key is None else _orjson_dumps(key)
+    plan.tags, plan.classes, plan.forms = {}, {}, {}
+    for tag, cls in variants.items():
+        model = _required_plan(cls)
+        # The reader goes by the dict's key, the writer by the class's TAG: the same str.
+        if type(tag) is not str or type(getattr(cls, "TAG", None)) is not str or cls.TAG != tag:
+            raise _NoPlan(f"{cls!r} is not tagged {tag!r}")
+        if key is not None:
+            if key in [(<_Field>field).wire for field in model.fields]:
+                raise _NoPlan(f"{cls!r} has a field named like the tag")
+            form = FPV_INTERNAL
+        elif not model.fields:
+            form = FPV_UNIT
+        elif getattr(cls, "_newtype", False):
+            if len(model.fields) != 1:
+                raise _NoPlan(f"{cls!r} is a newtype variant without exactly one field")
+            form = FPV_NEWTYPE
+        else:
+            form = FPV_STRUCT
+        plan.tags[tag] = model
+        plan.classes[cls] = model
+        plan.forms[model] = form
+    plan.names, plan.choices = _choices(plan.tags)
 
 
 cdef tuple _choices(dict by_string):

@@ -130,6 +130,43 @@ cdef object _decode_value(_Value plan, value):
                 found = PyDict_GetItemWithError(plan.tags, <object>found)
                 if found is not NULL:
                     return _decode_model(<_Model>found, value)
+    elif plan.kind == K_TAGGED:
+        return _decode_tagged(plan, value)
+    raise _Mismatch
+
+
+cdef object _decode_tagged(_Value plan, value):
+    """``_replay_py._decode_internal`` and ``_decode_external`` on their valid path."""
+    cdef PyObject *found
+    cdef _Model model
+    if plan.tag_key is not None:
+        if type(value) is dict:
+            found = PyDict_GetItemWithError(value, plan.tag_key)
+            if found is not NULL and type(<object>found) is str:
+                found = PyDict_GetItemWithError(plan.tags, <object>found)
+                if found is not NULL:
+                    return _decode_model(<_Model>found, value)
+        raise _Mismatch
+    if type(value) is str:
+        tag, content = value, None
+    elif type(value) is dict and PyDict_Size(value) == 1:
+        ((tag, content),) = (<dict>value).items()
+    else:
+        raise _Mismatch
+    found = PyDict_GetItemWithError(plan.tags, tag)
+    if found is NULL:
+        raise _Mismatch
+    model = <_Model>found
+    form = plan.forms[model]
+    if form == FPV_UNIT:
+        if content is None:
+            return _make(model, ())
+    elif type(value) is str:
+        pass  # a variant with content named alone
+    elif form == FPV_NEWTYPE:
+        return _make(model, (_decode_value((<_Field>model.fields[0]).value, content),))
+    else:
+        return _decode_model(model, content)
     raise _Mismatch
 
 
@@ -163,6 +200,25 @@ cdef bint _id_ok(str value) except -1:
 parse_json = _py.parse_json
 
 
+def decode_text(target, text, path):
+    """``from_plain(target, parse_json(text, path), path)``: a model class read from JSON text.
+    A plain, valid text is read straight into model objects, as a payload is."""
+    cdef _Text t
+    cdef _Model plan
+    if isinstance(target, type):
+        plan = _plan_of(target)
+        if plan is not None:
+            try:
+                _text_of(text, &t)
+                obj = _read_model_plan(plan, &t)
+                _skip_space(&t)
+                if t.at == t.end:
+                    return obj
+            except (_Mismatch, UnicodeError):  # text the reader leaves to orjson, as for a payload
+                pass
+    return from_plain(target, parse_json(text, path), path)
+
+
 def decode_payload(text):
     """A record's ``payload_json`` as a payload object; ``InvalidInput`` if it is not one."""
     return _decode_payload(text)
@@ -191,6 +247,16 @@ cdef struct _Text:
 cdef object _read_payload(text):
     """The payload in ``text``, read straight into model objects, or ``_Mismatch``."""
     cdef _Text t
+    _text_of(text, &t)
+    payload = _read_value(_PAYLOAD, &t)
+    _skip_space(&t)
+    if t.at != t.end:
+        raise _Mismatch
+    return payload
+
+
+cdef int _text_of(text, _Text *t) except -1:
+    """Start reading a str's UTF-8 or a bytes object; ``_Mismatch`` for anything else."""
     cdef Py_ssize_t size = 0
     if type(text) is str:
         t.at = PyUnicode_AsUTF8AndSize(text, &size)
@@ -202,11 +268,7 @@ cdef object _read_payload(text):
     else:
         raise _Mismatch
     t.end = t.at + size
-    payload = _read_value(_PAYLOAD, &t)
-    _skip_space(&t)
-    if t.at != t.end:
-        raise _Mismatch
-    return payload
+    return 0
 
 
 cdef object _read_value(_Value plan, _Text *t):
@@ -245,12 +307,52 @@ cdef object _read_value(_Value plan, _Text *t):
     elif plan.kind == K_UNION:
         if _take(t, c"{") and _take_key(t, "type", 4):
             return _read_members(<_Model>_read_choice(plan, t), t, True)
+    elif plan.kind == K_TAGGED:
+        return _read_tagged(plan, t)
+    raise _Mismatch
+
+
+cdef object _read_tagged(_Value plan, _Text *t):
+    """A variant of serde's internal tagging (its tag first, as serde writes it) or external
+    tagging: a unit variant's name, or an object of one key, the variant's name."""
+    cdef _Model model
+    if plan.tag_key is not None:
+        if _take(t, c"{") and _take_key(t, PyBytes_AS_STRING(plan.key_json) + 1, PyBytes_GET_SIZE(plan.key_json) - 2):
+            return _read_members(<_Model>_read_choice(plan, t), t, True)
+        raise _Mismatch
+    _skip_space(t)
+    if t.at < t.end and t.at[0] == c'"':
+        model = <_Model>_read_choice(plan, t)
+        if plan.forms[model] == FPV_UNIT:
+            return _make(model, ())
+        raise _Mismatch
+    if not _take(t, c"{"):
+        raise _Mismatch
+    model = <_Model>_read_choice(plan, t)
+    if not _take(t, c":"):
+        raise _Mismatch
+    form = plan.forms[model]
+    _skip_space(t)
+    if form == FPV_UNIT:
+        if not _take_word(t, "null", 4):
+            raise _Mismatch
+        value = _make(model, ())
+    elif form == FPV_NEWTYPE:
+        value = _make(model, (_read_value((<_Field>model.fields[0]).value, t),))
+    else:
+        value = _read_model_plan(model, t)
+    if _take(t, c"}"):
+        return value
     raise _Mismatch
 
 
 cdef object _read_model(_Value plan, _Text *t):
+    return _read_model_plan(plan.model, t)
+
+
+cdef object _read_model_plan(_Model model, _Text *t):
     if _take(t, c"{"):
-        return _read_members(plan.model, t, False)
+        return _read_members(model, t, False)
     raise _Mismatch
 
 

@@ -358,16 +358,29 @@ static PyObject *fp_out_str(fp_out *o) {
    its struct and holds, through its attributes, every object the struct points to). */
 enum { FPW_STR = 1, FPW_BOOL, FPW_INT, FPW_ENUM, FPW_MODEL, FPW_UNION, FPW_SEQ, FPW_OPT, FPW_FILTERSET };
 
+/* How a variant of an FPW_UNION is written: FPV_TYPE {"type":name,fields} (serde's tag =
+   "type"); the forms of serde's other tagging (_schema._plain_tagged): FPV_UNIT "name"
+   (external, no fields), FPV_NEWTYPE {"name":value} (external, one bare value), FPV_STRUCT
+   {"name":{fields}} (external), FPV_INTERNAL {"key":"name",fields}. */
+enum { FPV_TYPE, FPV_UNIT, FPV_NEWTYPE, FPV_STRUCT, FPV_INTERNAL };
+
 typedef struct fp_wmodel fp_wmodel;
+
+typedef struct {
+    PyTypeObject *type;
+    fp_wmodel *model;
+    int form;
+    const char *open;  /* what comes before the content: '"name"', '{"name":' or '{"key":"name"' */
+    Py_ssize_t open_size;
+} fp_wvariant;
 
 typedef struct fp_wvalue {
     int kind;
     PyTypeObject *type;  /* FPW_ENUM: the enum class, NULL if its members are not str values */
     fp_wmodel *model;  /* FPW_MODEL */
     struct fp_wvalue *inner;  /* FPW_SEQ, FPW_OPT, FPW_FILTERSET */
-    Py_ssize_t nvariants;  /* FPW_UNION: the classes and their plans */
-    PyTypeObject **variant_types;
-    fp_wmodel **variants;
+    Py_ssize_t nvariants;  /* FPW_UNION: the classes, their plans and forms */
+    fp_wvariant *variants;
 } fp_wvalue;
 
 #define FP_KEY_INLINE 48
@@ -436,11 +449,8 @@ static fp_wvalue *fp_wvalue_new(int kind, PyObject *type, fp_wmodel *model, fp_w
     v->model = model;
     v->inner = inner;
     if (nvariants) {
-        v->variant_types = (PyTypeObject **)PyMem_Calloc(nvariants, sizeof(PyTypeObject *));
-        v->variants = (fp_wmodel **)PyMem_Calloc(nvariants, sizeof(fp_wmodel *));
-        if (v->variant_types == NULL || v->variants == NULL) {
-            PyMem_Free(v->variant_types);
-            PyMem_Free(v->variants);
+        v->variants = (fp_wvariant *)PyMem_Calloc(nvariants, sizeof(fp_wvariant));
+        if (v->variants == NULL) {
             PyMem_Free(v);
             return (fp_wvalue *)PyErr_NoMemory();
         }
@@ -449,14 +459,18 @@ static fp_wvalue *fp_wvalue_new(int kind, PyObject *type, fp_wmodel *model, fp_w
     return v;
 }
 
-static void fp_wvalue_set_variant(fp_wvalue *v, Py_ssize_t i, PyObject *cls, fp_wmodel *model) {
-    v->variant_types[i] = (PyTypeObject *)cls;
-    v->variants[i] = model;
+static void fp_wvalue_set_variant(fp_wvalue *v, Py_ssize_t i, PyObject *cls, fp_wmodel *model, int form,
+                                  const char *open, Py_ssize_t open_size) {
+    fp_wvariant *variant = &v->variants[i];
+    variant->type = (PyTypeObject *)cls;
+    variant->model = model;
+    variant->form = form;
+    variant->open = open;
+    variant->open_size = open_size;
 }
 
 static void fp_wvalue_free(fp_wvalue *v) {
     if (v != NULL) {
-        PyMem_Free(v->variant_types);
         PyMem_Free(v->variants);
         PyMem_Free(v);
     }
@@ -504,22 +518,16 @@ static void fp_wmodel_free(fp_wmodel *m) {
    are borrowed: nothing here runs Python code, so nothing can release them meanwhile. */
 static int fp_write_value(fp_out *o, const fp_wvalue *v, PyObject *value);
 
-static int fp_write_model(fp_out *o, const fp_wmodel *m, PyObject *obj, int tagged) {
-    Py_ssize_t i, skip = 1;
+/* An object's fields after ``open`` ('{', or '{' and a tag: then a comma comes first). */
+static int fp_write_fields(fp_out *o, const fp_wmodel *m, PyObject *obj, const char *open, Py_ssize_t open_size) {
+    Py_ssize_t i, skip = open_size == 1;
     const fp_wfield *f;
     PyObject *value;
     int result;
     if (!m->writable)
         return 1;
-    if (tagged) {
-        if (m->tag == NULL)
-            return 1;
-        if (fp_put(o, m->tag, m->tag_size) < 0)
-            return -1;
-        skip = 0;
-    } else if (fp_put_char(o, '{') < 0) {
+    if (fp_put(o, open, open_size) < 0)
         return -1;
-    }
     for (i = 0; i < m->nfields; i++) {
         f = &m->fields[i];
         value = *(PyObject **)((char *)obj + f->offset);
@@ -551,6 +559,43 @@ static int fp_write_model(fp_out *o, const fp_wmodel *m, PyObject *obj, int tagg
             return result;
     }
     return fp_put_char(o, '}');
+}
+
+static int fp_write_model(fp_out *o, const fp_wmodel *m, PyObject *obj, int tagged) {
+    if (!tagged)
+        return fp_write_fields(o, m, obj, "{", 1);
+    return m->tag == NULL ? 1 : fp_write_fields(o, m, obj, m->tag, m->tag_size);
+}
+
+/* A variant of a union in its form. */
+static int fp_write_variant(fp_out *o, const fp_wvariant *variant, PyObject *value) {
+    const fp_wfield *f;
+    PyObject *field;
+    int result;
+    switch (variant->form) {
+    case FPV_TYPE:
+        return fp_write_model(o, variant->model, value, 1);
+    case FPV_INTERNAL:
+        return fp_write_fields(o, variant->model, value, variant->open, variant->open_size);
+    case FPV_UNIT:
+        return fp_put(o, variant->open, variant->open_size);
+    case FPV_NEWTYPE:
+        f = &variant->model->fields[0];
+        if ((field = *(PyObject **)((char *)value + f->offset)) == NULL)
+            return 1;  /* an unset slot: the twin's getattr raises */
+        if (fp_put(o, variant->open, variant->open_size) < 0)
+            return -1;
+        if ((result = fp_write_value(o, f->value, field)) != 0)
+            return result;
+        return fp_put_char(o, '}');
+    case FPV_STRUCT:
+        if (fp_put(o, variant->open, variant->open_size) < 0)
+            return -1;
+        if ((result = fp_write_model(o, variant->model, value, 0)) != 0)
+            return result;
+        return fp_put_char(o, '}');
+    }
+    return 1;
 }
 
 /* The items of a tuple, after a comma unless ``first``. */
@@ -598,8 +643,8 @@ static int fp_write_value(fp_out *o, const fp_wvalue *v, PyObject *value) {
         return Py_TYPE(value) == v->model->cls ? fp_write_model(o, v->model, value, 0) : 1;
     case FPW_UNION:
         for (i = 0; i < v->nvariants; i++)
-            if (Py_TYPE(value) == v->variant_types[i])
-                return fp_write_model(o, v->variants[i], value, 1);
+            if (Py_TYPE(value) == v->variants[i].type)
+                return fp_write_variant(o, &v->variants[i], value);
         return 1;
     case FPW_SEQ:
         return fp_write_items(o, v->inner, value);

@@ -7,7 +7,7 @@ sections (diff a section with its twin side by side):
 
 * ``_plans.pxi``: each model class read once from the schema into a plan;
 * ``_writer.pxi``: ``to_plain`` and ``dumps`` (the text written from C, ``_replay.h``);
-* ``_reader.pxi``: ``from_plain``, ``parse_json``, ``decode_payload`` (the text read in C);
+* ``_reader.pxi``: ``from_plain``, ``parse_json``, ``decode_text``, ``decode_payload`` (the text read in C);
 * the replay loop below: ``replay_rows`` and ``decode_row``, applying records with
   ``PoolState``: the pure engine's ``_pool_state.py``, compiled (``fastpool._pool_state_c``).
 
@@ -27,8 +27,8 @@ from .errors import AgentError, InvalidInput
 from ._pool_state_c import PoolState
 
 __all__ = [
-    "make", "to_plain", "dumps", "from_plain", "parse_json", "decode_payload", "replay_rows", "decode_row",
-    "corrupt_record", "PoolState",
+    "make", "to_plain", "dumps", "from_plain", "parse_json", "decode_text", "decode_payload", "replay_rows",
+    "decode_row", "corrupt_record", "PoolState",
 ]
 
 include "_plans.pxi"

@@ -11,6 +11,7 @@ loop in ``_replay.pyx``), all on the model's schema (``_schema``):
   text (serde_json's bytes);
 * reader: ``from_plain``, JSON-shaped values to model objects (ids validated);
   ``parse_json``, JSON text to JSON-shaped values, marking objects that repeat a key;
+  ``decode_text``, the two in one (the compiled engine reads plain text straight into objects);
   ``decode_payload``, a record's ``payload_json`` text to a payload object;
 * replay: ``replay_rows`` and ``decode_row``, stored rows through ``PoolState``, a pool's
   replayed state, fed one payload at a time, with sorted views that are updated in
@@ -55,6 +56,7 @@ __all__ = [
     "dumps",
     "from_plain",
     "parse_json",
+    "decode_text",
     "decode_payload",
     "replay_rows",
     "decode_row",
@@ -296,6 +298,11 @@ def parse_json(text: str | bytes, path: str) -> Any:
         return _KEYED.decode(raw.decode("utf-8"))
     except RecursionError:
         raise InvalidInput(f"{path}: malformed JSON: recursion limit exceeded") from None
+
+
+def decode_text(target: Any, text: str | bytes, path: str) -> Any:
+    """``from_plain(target, parse_json(text, path), path)``: a model class read from JSON text."""
+    return from_plain(target, parse_json(text, path), path)
 
 
 def decode_payload(text: str | bytes) -> Any:

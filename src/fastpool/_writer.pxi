@@ -20,7 +20,8 @@ cdef extern from "_replay.h":
     void fp_set_any(object any)
     int fp_set_chunked(object cls) except -1
     fp_wvalue *fp_wvalue_new(int kind, PyObject *type, fp_wmodel *model, fp_wvalue *inner, Py_ssize_t nvariants) except NULL
-    void fp_wvalue_set_variant(fp_wvalue *v, Py_ssize_t i, PyObject *cls, fp_wmodel *model)
+    void fp_wvalue_set_variant(fp_wvalue *v, Py_ssize_t i, PyObject *cls, fp_wmodel *model, int form,
+                               const char *open, Py_ssize_t open_size)
     fp_wmodel *fp_wmodel_new(PyObject *cls, Py_ssize_t nfields, int writable, const char *tag, Py_ssize_t tag_size) except NULL
     void fp_wmodel_set_field(fp_wmodel *m, Py_ssize_t i, Py_ssize_t offset, int omit_empty, int omit_none,
                              const char *key, Py_ssize_t key_size, fp_wvalue *value)
@@ -77,6 +78,8 @@ cdef object _plain_value(_Value plan, value):
         if model is None:
             raise _Mismatch
         return _plain_model(model, value, model.tag)
+    if plan.kind == K_TAGGED:
+        return _plain_tagged(plan, value)
     if plan.kind == K_SEQ:
         if type(value) is ChunkedTuple:
             value = tuple(value)  # a snapshot's messages and wakes
@@ -98,6 +101,28 @@ cdef object _plain_value(_Value plan, value):
             raise _Mismatch
         return value._value_  # what ``.value`` returns, without the Python-level property
     return value
+
+
+cdef object _plain_tagged(_Value plan, value):
+    """``_schema._plain_tagged``: a variant of serde's default or internal tagging."""
+    cdef _Model model = plan.classes.get(type(value))
+    cdef PyObject *found
+    if model is None:
+        raise _Mismatch
+    form = plan.forms[model]
+    tag = type(value).TAG
+    if form == FPV_INTERNAL:
+        out = {plan.tag_key: tag}
+        out.update(_plain_model(model, value, None))
+        return out
+    if form == FPV_UNIT:
+        return tag
+    if form == FPV_NEWTYPE:
+        found = fp_slot(value, (<_Field>model.fields[0]).offset)
+        if found is NULL:
+            raise _Mismatch  # an unset slot: the twin's getattr raises
+        return {tag: _plain_value((<_Field>model.fields[0]).value, <object>found)}
+    return {tag: _plain_model(model, value, None)}
 
 
 def dumps(obj):
@@ -169,5 +194,29 @@ cdef _compile_value_writer(_Value plan):
     elif plan.kind == K_UNION:
         plan.w = fp_wvalue_new(FPW_UNION, NULL, NULL, NULL, len(plan.classes))
         for cls, model in plan.classes.items():
-            fp_wvalue_set_variant(plan.w, i, <PyObject *>cls, model.w)
+            fp_wvalue_set_variant(plan.w, i, <PyObject *>cls, model.w, FPV_TYPE, NULL, 0)
+            i += 1
+    elif plan.kind == K_TAGGED:
+        # The same C union, each variant in its form, after the text that opens it.
+        plan.opens = []
+        for cls, model in plan.classes.items():
+            form = plan.forms[model]
+            try:
+                tag = _orjson_dumps(cls.TAG)
+            except TypeError:  # orjson's error for a lone surrogate: to_plain raises it
+                raise _NoPlan(f"{cls!r}'s tag is not UTF-8") from None
+            if form == FPV_UNIT:
+                opening = tag
+            elif form == FPV_INTERNAL:
+                opening = b"{" + plan.key_json + b":" + tag
+            else:
+                opening = b"{" + tag + b":"
+            plan.opens.append(opening)
+        plan.w = fp_wvalue_new(FPW_UNION, NULL, NULL, NULL, len(plan.classes))
+        for cls, model in plan.classes.items():
+            opening = plan.opens[i]
+            fp_wvalue_set_variant(
+                plan.w, i, <PyObject *>cls, model.w, plan.forms[model], PyBytes_AS_STRING(opening),
+                PyBytes_GET_SIZE(opening),
+            )
             i += 1

@@ -26,8 +26,8 @@ from functools import partial
 from typing import Any, Literal, TypeVar, overload
 
 from ._shielded import CancelledCalls
-from .coordinator import AgentPool, AgentRuntime
-from .enums import MessageStatus
+from .coordinator import AgentPool, AgentRuntime, check_timeout
+from .enums import MessageStatus, WakeRegistrationStatus
 from .errors import InvalidInput
 from .model import (
     AgentPoolMember,
@@ -44,6 +44,7 @@ from .model import (
     PolicyRef,
     RunMessage,
     WakeCondition,
+    WakeRecorded,
     WakeRegistration,
 )
 from .protocol import AgentPoolStore
@@ -51,6 +52,8 @@ from .protocol import AgentPoolStore
 __all__ = ["AsyncAgentPool"]
 
 T = TypeVar("T")
+#: How often the watcher of ``wait_wake`` looks for new records while anyone waits (seconds).
+POLL_INTERVAL = 0.05
 
 
 class AsyncAgentPool:
@@ -71,6 +74,7 @@ class AsyncAgentPool:
         # call waiting on SQLite's lock from holding up the others.
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastpool-pool")
         self._cancelled = CancelledCalls()  # cancelled calls still running
+        self._waiters = _Waiters(self)
 
     @classmethod
     async def open(
@@ -186,6 +190,95 @@ class AsyncAgentPool:
     async def subscribe(self, filter: EventFilter, cursor: EventCursor | None = None) -> list[EventFrame]:
         """The frames ``AgentPool.subscribe`` yields, as a list."""
         return await self._call(lambda: list(self.pool.subscribe(filter, cursor)))
+
+    async def wait_wake(self, condition_id: str, timeout: float | None = None) -> WakeRegistration:
+        """``AgentPool.wait_wake`` on the loop: the wake's registration once it leaves ``registered``.
+
+        Every waiter of this wrapper shares one watcher task, which reads the pool's new records
+        (``watch``: nothing is read while the change probe shows no commit) every ``poll_interval``
+        seconds (0.05) while anyone waits; a waiter holds no thread. At ``timeout`` seconds
+        (``None``: no limit), the current registration.
+        """
+        check_timeout(timeout)
+        cursor, registration = await self._call(self.pool.wait_start, condition_id)
+        if registration.status is not WakeRegistrationStatus.REGISTERED:
+            return registration
+        future = self._waiters.add(condition_id, 0 if cursor is None else cursor.sequence)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.TimeoutError:
+            return registration
+        finally:
+            self._waiters.remove(condition_id, future)
+
+
+class _Waiters:
+    """The wakes awaited through one ``AsyncAgentPool``, and the task that watches for them.
+
+    Each waiter has the cursor its registration was read at; the watcher reads the pool's
+    records after the smallest such cursor (a new waiter may move it back), so no change after
+    any waiter's read is missed, and resolves the futures of the wakes that left ``registered``.
+    """
+
+    def __init__(self, pool: AsyncAgentPool) -> None:
+        self._pool = pool
+        self._waiting: dict[str, dict[asyncio.Future[WakeRegistration], int]] = {}
+        self._after: int | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, condition_id: str, cursor: int) -> asyncio.Future[WakeRegistration]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[WakeRegistration] = loop.create_future()
+        self._waiting.setdefault(condition_id, {})[future] = cursor
+        self._after = cursor if self._after is None else min(self._after, cursor)
+        if self._task is None:
+            self._task = loop.create_task(self._watch())
+        return future
+
+    def remove(self, condition_id: str, future: asyncio.Future[WakeRegistration]) -> None:
+        futures = self._waiting.get(condition_id, {})
+        futures.pop(future, None)
+        if not futures:
+            self._waiting.pop(condition_id, None)
+
+    async def _watch(self) -> None:
+        pool = self._pool
+        try:
+            while self._waiting:
+                after = self._after
+                assert after is not None
+                records = await pool._call(_records_after, pool.pool, after)
+                for record in records:
+                    self._resolve(record)
+                if records:
+                    self._after = max(after, records[-1].cursor.sequence)
+                else:
+                    await asyncio.sleep(POLL_INTERVAL)
+        except BaseException as error:  # the store failed or closed: every waiter is told
+            for futures in self._waiting.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+        finally:
+            self._task, self._after = None, None
+
+    def _resolve(self, record: AgentPoolStoreRecord) -> None:
+        payload = record.payload
+        if type(payload) is not WakeRecorded:
+            return
+        futures = self._waiting.get(payload.stored.condition.condition_id)
+        registration = payload.stored.registration
+        if not futures or registration.status is WakeRegistrationStatus.REGISTERED:
+            return
+        for future, cursor in futures.items():
+            if record.cursor.sequence > cursor and not future.done():
+                future.set_result(registration)
+
+
+def _records_after(pool: AgentPool, after: int) -> list[AgentPoolStoreRecord]:
+    return list(pool.watch_pool(after))
 
 
 def _check_workers(workers: Any) -> None:

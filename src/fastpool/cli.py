@@ -21,9 +21,11 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import orjson
 
 from . import __version__, wire
 from ._base import Row
@@ -35,6 +37,7 @@ from .errors import AgentError, InvalidInput
 from .model import AgentPoolSnapshot, AgentPoolStoreRecord
 from .postgres import PostgresAgentPoolStore
 from .sqlite import SqliteAgentPoolStore
+from .surfaces._sql import TABLES
 
 Store = SqliteAgentPoolStore | PostgresAgentPoolStore
 
@@ -283,17 +286,45 @@ def _still_there(path: str, held: int) -> bool:
 
 
 def _export(args: argparse.Namespace) -> int:
+    # The surfaces' rows come after the pools', unless a pool or a record filter was asked for.
+    filtered = args.pool is not None or args.type or args.run is not None or args.status
     with _open(args.db, args.schema, readonly=True) as store:
         if args.pool is not None:
             _require_records(store, args.db, args.pool)
-        pools = [args.pool] if args.pool is not None else [pool_id for pool_id, _, _ in store.pools()]
+        if args.table and args.pool is None:
+            pools = []
+        else:
+            pools = [args.pool] if args.pool is not None else [pool_id for pool_id, _, _ in store.pools()]
         passes = _record_filter(args)
         for pool_id in pools:
             with closing(store._stream(pool_id)) as records:
                 for record in records:
                     if passes(record):
                         _write_line(wire.encode(record))
+    if args.table or not filtered:
+        _export_tables(args, args.table or [])
     return 0
+
+
+def _export_tables(args: argparse.Namespace, named: list[str]) -> None:
+    """Each surface table's rows (all tables present, or those ``named``), one JSON line a row:
+    ``{"table": …, "columns": {…}}``, every column as stored, a BLOB as lowercase hex."""
+    from .surfaces._tables import open_source
+
+    backend, location = _target(args.db, args.schema)
+    with open_source(backend, location, args.schema or "public") as source:
+        tables = source.tables()
+        missing = [name for name in dict.fromkeys(named) if name not in {table.name for table in tables}]
+        if missing:
+            raise InvalidInput(f"{_shown(args.db)}: no table {missing[0]!r}")
+        for table in tables:
+            if named and table.name not in named:
+                continue
+            for row in source.rows(table):
+                columns = {
+                    name: value.hex() if isinstance(value, bytes) else value for name, value in zip(table.columns, row)
+                }
+                _write_line(orjson.dumps({"table": table.name, "columns": columns}).decode("utf-8"))
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -310,9 +341,31 @@ def _verify(args: argparse.Namespace) -> int:
     if backend == "postgres":
         _write_line(NO_INTEGRITY_CHECK)
     count = len(report.problems or ())
-    verdict = "clean" if report.clean else f"{count} problem{'s' if count > 1 else ''}"
-    _write_line(f"{_count(report.pools, 'pool')}, {_count(report.records, 'record')}: {verdict}")
-    return 0 if report.clean else 1
+    _write_line(f"{_count(report.pools, 'pool')}, {_count(report.records, 'record')}: {_verdict(count)}")
+    return 0 if report.clean and _verify_tables(backend, location, args.schema or "public") else 1
+
+
+def _verdict(problems: int) -> str:
+    return "clean" if not problems else f"{problems} problem{'s' if problems > 1 else ''}"
+
+
+def _verify_tables(backend: str, location: str, schema: str) -> bool:
+    """Decode every row of the surfaces' tables as their surface reads it; print each bad row and
+    a summary line (nothing if there are no such tables). Whether every row was good."""
+    from .surfaces._tables import open_source, row_problems
+
+    problems = rows = 0
+    with open_source(backend, location, schema) as source:
+        tables = source.tables()
+        for table in tables:
+            for row in source.rows(table):
+                rows += 1
+                for problem in row_problems(table, row):
+                    problems += 1
+                    _write_line(f"table {table.name} ({table.shown_key(row)}): {problem}")
+    if tables:
+        _write_line(f"{_count(len(tables), 'other table')}, {_count(rows, 'row')}: {_verdict(problems)}")
+    return problems == 0
 
 
 def _copy(args: argparse.Namespace) -> int:
@@ -325,8 +378,48 @@ def _copy(args: argparse.Namespace) -> int:
             if not listed:
                 raise InvalidInput(f"{source_name}: no records of pool {args.pool!r}")
         with _open(args.dst, args.dst_schema, readonly=False) as target:  # created only now
-            _copy_pools(source, target, listed, source_name, target_name, resume=args.resume)
+            if args.pool is not None:
+                _copy_pools(source, target, listed, source_name, target_name, resume=args.resume)
+            else:
+                with _surface_copy(args, source_name, target_name) as tables:
+                    tables(False)  # a row DST has otherwise is refused before anything is written
+                    _copy_pools(source, target, listed, source_name, target_name, resume=args.resume)
+                    tables(True)
     return 0
+
+
+@contextmanager
+def _surface_copy(args: argparse.Namespace, source_name: str, target_name: str) -> Iterator[Callable[[bool], None]]:
+    """``copy(write)``: check (``False``) or copy (``True``) SRC's surface tables into DST, rows
+    byte for byte, a row DST has equal skipped, one it has otherwise refused."""
+    from .surfaces._base import Database
+    from .surfaces._tables import copy_tables, open_source
+
+    src_backend, src_location = _target(args.src, args.src_schema)
+    dst_backend, dst_location = _target(args.dst, args.dst_schema)
+    with open_source(src_backend, src_location, args.src_schema or "public") as source:
+        if not source.tables():
+            yield lambda write: None
+            return
+        target: Database
+        if dst_backend == "postgres":
+            from .surfaces._pg_db import PgSurfaceDb
+
+            target = PgSurfaceDb.open(dst_location, schema=args.dst_schema or "public")
+        else:
+            from .surfaces import SurfaceDb
+
+            target = SurfaceDb.open(dst_location)
+        try:
+
+            def copy(write: bool) -> None:
+                done = copy_tables(source, target, dst_backend, source_name, target_name, write=write)
+                for table, copied, there in done if write else ():
+                    _write_line(f"table {table.name}: {_count(copied, 'row')} copied ({there} already there)")
+
+            yield copy
+        finally:
+            target.close()
 
 
 def _copy_pools(
@@ -512,19 +605,31 @@ def build_parser() -> argparse.ArgumentParser:
     _schema_option(watch)
     watch.set_defaults(handler=_watch)
 
-    verify = commands.add_parser("verify", help="check the file and every record; exit 1 if anything is wrong")
+    verify = commands.add_parser(
+        "verify", help="check the file, every record and the other stores' rows; exit 1 if anything is wrong"
+    )
     _db_argument(verify)
     _schema_option(verify)
     verify.set_defaults(handler=_verify)
 
-    export = commands.add_parser("export", help="print records as JSON lines (pool, cursor, payload)")
+    export = commands.add_parser(
+        "export", help="print records as JSON lines (pool, cursor, payload), then the other stores' rows"
+    )
     _db_argument(export)
     export.add_argument("--pool", help="this pool's records only (default: every pool's)")
+    export.add_argument(
+        "--table",
+        action="append",
+        choices=TABLES,
+        help="this table of the other stores only, its rows as {table, columns} lines (repeatable)",
+    )
     _filter_options(export)
     _schema_option(export)
     export.set_defaults(handler=_export)
 
-    copy = commands.add_parser("copy", help="copy pools between stores byte for byte (SQLite, PostgreSQL)")
+    copy = commands.add_parser(
+        "copy", help="copy pools and the other stores' tables between stores byte for byte (SQLite, PostgreSQL)"
+    )
     copy.add_argument("src", help="the store to copy from: a file, sqlite:///path or postgresql://")
     copy.add_argument(
         "dst", help="the store to copy to, created if missing; a pool it already has is never written into"

@@ -26,10 +26,13 @@ True
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
-from collections.abc import Iterator
-from typing import Any, Literal, overload
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from . import _schema
 from ._base import NOT_A_MEMBER, check_id, check_type, not_a_member
@@ -103,6 +106,9 @@ from .protocol import CONDITIONAL_WRITES, AgentPoolStore
 
 __all__ = ["AgentRuntime", "AgentPool"]
 
+_R = TypeVar("_R", bound="AgentRuntime")
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 make = engine.make  # the compiled constructor for the classes it has plans for
 _new, _set = object.__new__, object.__setattr__
 
@@ -137,24 +143,49 @@ _EFFECT_ENDS = {
 }
 
 
+class _AtomicStore(AgentPoolStore, Protocol):
+    """What the coordinator needs beyond the protocol (whose conditional writes it builds on): ``follow``."""
+
+    def follow(
+        self,
+        pool_id: str,
+        cursor: AgentPoolStoreCursor | int | None = None,
+        *,
+        poll_interval: float = 0.05,
+        timeout: float | None = None,
+    ) -> Iterator[AgentPoolStoreRecord]: ...
+
+
 class AgentRuntime:
-    """The coordinator's view of the host: a run journal, an event bus and a journal sequence.
+    """The coordinator's view of the host: a run journal, an event bus, a journal sequence, a store.
 
     Both ports may be ``None`` (as in Rust, a missing port fails the first transition that
     needs it; ``AgentPool(strict=True)`` refuses such a runtime up front). ``next_journal_seq``
     numbers the records of every pool built on this runtime: 1, 2, 3 ... in memory, so one
     runtime feeds one journal; ``AgentPool`` holds ``journal_lock`` from taking a sequence to
-    its append. Override ``run_info`` to give runs a session id and a runtime package
-    fingerprint.
+    its append. ``store`` is the store an ``AgentPool`` built without one uses (``None``: a
+    fresh in-memory store per pool). Override ``run_info`` to give runs a session id and a
+    runtime package fingerprint. ``fastpool.open_runtime`` gives the durable kind; this one,
+    with in-memory ports, is for tests. As a context manager, it closes what it holds.
     """
 
-    def __init__(self, journal: RunJournal | None = None, event_bus: AgentEventBus | None = None) -> None:
+    #: Whether ``transaction()`` makes a transition one commit (a durable runtime on one database).
+    atomic = False
+
+    def __init__(
+        self,
+        journal: RunJournal | None = None,
+        event_bus: AgentEventBus | None = None,
+        *,
+        store: AgentPoolStore | None = None,
+    ) -> None:
         if journal is not None and not isinstance(journal, RunJournal):
             raise InvalidInput(f"journal: expected a RunJournal (an append method), got {type(journal).__name__}")
         if event_bus is not None and not isinstance(event_bus, AgentEventBus):
             raise InvalidInput(f"event_bus: expected an AgentEventBus, got {type(event_bus).__name__}")
         self.journal = journal
         self.event_bus = event_bus
+        self.store = store
         self._sequence = itertools.count(1)
         # Held from taking a journal sequence to the append, so that records reach the journal
         # in sequence order whatever the threads (the in-memory journal insists on it).
@@ -165,6 +196,10 @@ class AgentRuntime:
         with self.journal_lock:
             return next(self._sequence)
 
+    def transaction(self) -> AbstractContextManager[object]:
+        """The boundary ``AgentPool`` puts around each call that writes: none here (see ``atomic``)."""
+        return nullcontext()
+
     def run_info(self, run_id: str) -> tuple[str | None, str] | None:
         """``(session_id, runtime_package_fingerprint)`` of a run this runtime started, else ``None``.
 
@@ -173,8 +208,21 @@ class AgentRuntime:
         """
         return None
 
+    def close(self) -> None:
+        """Close the store, the journal and the bus (those with a ``close``); closing twice is harmless."""
+        for part in (self.event_bus, self.journal, self.store):
+            close = getattr(part, "close", None)
+            if close is not None:
+                close()
+
+    def __enter__(self: _R) -> _R:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def __repr__(self) -> str:
-        return f"AgentRuntime(journal={self.journal!r}, event_bus={self.event_bus!r})"
+        return f"{type(self).__name__}(journal={self.journal!r}, event_bus={self.event_bus!r}, store={self.store!r})"
 
 
 class _Wakes:
@@ -201,11 +249,23 @@ class _Wakes:
         else:
             self._registered.pop(stored.condition.condition_id, None)
 
+    def forget(self) -> None:
+        """Read the wakes anew at the next use: a transaction holding writes noted here rolled back."""
+        with self._lock:
+            self._registered.clear()
+            self._seen = -1
+
+    def _renew(self) -> None:
+        if self._seen < 0:
+            self._seen = 0
+            self._catch_up()
+
     def wrote(self, cursor: AgentPoolStoreCursor | None, stored: AgentPoolStoredWake | None = None) -> None:
         """Note a record this coordinator appended (``stored``: the wake it records, if one)."""
         if cursor is None:
             return
         with self._lock:
+            self._renew()
             sequence = cursor.sequence
             if sequence == self._seen + 1:
                 self._seen = sequence
@@ -224,10 +284,29 @@ class _Wakes:
 
     def registered(self) -> list[AgentPoolStoredWake]:
         """The registered wakes in condition-id order."""
-        if not self._registered:
+        if not self._registered and self._seen >= 0:
             return []  # the common case, without the lock (a wake registered meanwhile is a race anyway)
         with self._lock:
+            self._renew()
             return [self._registered[key] for key in sorted(self._registered)]
+
+
+def _transition(method: Callable[Concatenate[AgentPool, _P], _T]) -> Callable[Concatenate[AgentPool, _P], _T]:
+    """Run a call that writes inside the runtime's transaction: one commit on a durable runtime."""
+
+    def call(self: AgentPool, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        runtime = self._runtime
+        if not runtime.atomic:
+            return method(self, *args, **kwargs)
+        try:
+            with runtime.transaction():
+                return method(self, *args, **kwargs)
+        except BaseException:
+            self._wakes.forget()  # it noted writes that were rolled back
+            raise
+
+    functools.update_wrapper(call, method)
+    return call
 
 
 class AgentPool:
@@ -275,14 +354,14 @@ class AgentPool:
             policy_refs=policy_refs,  # type: ignore[arg-type]  # a list is taken too (as a tuple)
         )
         if store is None:
-            store = InMemoryAgentPoolStore()
+            store = runtime.store if runtime.store is not None else InMemoryAgentPoolStore()
         for name in CONDITIONAL_WRITES:
             if not callable(getattr(store, name, None)):
                 raise InvalidInput(f"store: expected a fastpool store (with {name}), got {type(store).__name__}")
         snapshot = store.open_pool(pool_id, config)
         self._pool_id = pool_id
         self._runtime = runtime
-        self._store = store
+        self._store: _AtomicStore = store  # type: ignore[assignment]
         self._strict = strict
         # The config is fixed by the pool's first open_pool: reading it again could only repeat it.
         self._config = AgentPoolStoreConfig(
@@ -317,6 +396,7 @@ class AgentPool:
 
     # -------------------------------------------------------------------- membership and reads
 
+    @_transition
     def join_run(self, member: AgentPoolMember) -> None:
         """Add ``member`` to the pool (a re-join replaces the run's member), creating the pool first.
 
@@ -354,6 +434,10 @@ class AgentPool:
         is made in the store's write transaction, so one of them removes it). The run's wakes
         stay as they are.
         """
+        return self._leave_run(run_id, missing_ok)
+
+    @_transition
+    def _leave_run(self, run_id: str, missing_ok: bool) -> AgentPoolMember | None:
         if type(missing_ok) is not bool:
             raise InvalidInput(f"missing_ok: expected a bool, got {type(missing_ok).__name__}")
         try:
@@ -380,6 +464,7 @@ class AgentPool:
 
     # -------------------------------------------------------------------- run messages
 
+    @_transition
     def send(self, message: RunMessage) -> MessageReceipt:
         """Route ``message`` to its recipients and return its receipt; a known key returns its receipt.
 
@@ -414,6 +499,7 @@ class AgentPool:
             )
         return self._deliver(message, found) if found.status is MessageStatus.ACCEPTED else found
 
+    @_transition
     def record_message_status(
         self, message: RunMessage, status: MessageStatus | str, delivered_to: tuple[str, ...] | list[str]
     ) -> MessageReceipt:
@@ -568,6 +654,7 @@ class AgentPool:
 
     # -------------------------------------------------------------------- wakes
 
+    @_transition
     def suspend_until(self, run_id: str, condition: WakeCondition) -> WakeRegistration:
         """Register ``condition`` for ``run_id`` and return its registration; a known key returns its own.
 
@@ -618,6 +705,7 @@ class AgentPool:
             status, matched = WakeRegistrationStatus.TRIGGERED, first.event.envelope.event_id
         return self._wake_transition(condition, compiled, status, matched, expected=registered)[0]
 
+    @_transition
     def poll_wake(self, condition_id: str) -> WakeRegistration:
         """Trigger a registered wake if the bus's history holds a matching frame; return its registration.
 
@@ -639,6 +727,7 @@ class AgentPool:
             expected=stored.registration,
         )[0]
 
+    @_transition
     def cancel_wake(self, condition_id: str) -> WakeRegistration:
         """Record the wake ``cancelled`` and return the registration.
 
@@ -665,6 +754,37 @@ class AgentPool:
             "can be cancelled (strict=True)",
             ids={"pool_id": self._pool_id, "condition_id": condition_id},
         )
+
+    def wait_wake(self, condition_id: str, timeout: float | None = None) -> WakeRegistration:
+        """Wait until the wake leaves ``registered`` and return its registration; at the timeout, the current one.
+
+        Any host's transition counts (a trigger by another process's send, a cancel). The wait
+        follows the pool's records (``store.follow``: SQLite's change probe, PostgreSQL's
+        LISTEN), so nothing is read while nothing is committed. ``timeout`` in seconds
+        (``None``: no limit). No stored wake raises ``AgentError.contract_violation``.
+        """
+        check_timeout(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        cursor, registration = self.wait_start(condition_id)
+        while registration.status is WakeRegistrationStatus.REGISTERED:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            # A follow ends after its timeout without a record: slices keep the deadline.
+            for record in self._store.follow(self._pool_id, cursor, timeout=_slice(remaining)):
+                cursor = record.cursor
+                registration = wake_change(record, condition_id) or registration
+                if registration.status is not WakeRegistrationStatus.REGISTERED:
+                    return registration
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+        return registration
+
+    def wait_start(self, condition_id: str) -> tuple[AgentPoolStoreCursor | None, WakeRegistration]:
+        """The pool's cursor, then the wake's registration: a later change is in ``follow`` after the cursor
+        (where ``wait_wake`` and ``AsyncAgentPool.wait_wake`` start)."""
+        cursor = self._store.snapshot(self._pool_id).cursor
+        return cursor, self._stored_wake(condition_id).registration
 
     def _stored_wake(self, condition_id: str) -> AgentPoolStoredWake:
         stored = self._store.wake(self._pool_id, condition_id)
@@ -751,8 +871,13 @@ class AgentPool:
         return registration, True
 
     def _first_match(self, compiled: CompiledEventFilter) -> EventFrame | None:
-        """The first frame of a filtered subscription to this host's bus (the Rust scan, §5.3)."""
-        return next(iter(self._bus(None).subscribe_filtered(compiled, None)), None)
+        """The first frame of a filtered subscription to the bus (the Rust scan, §5.3), or the bus's
+        own ``first_match`` (a durable bus: the earliest match, looked up)."""
+        bus = self._bus(None)
+        first_match = getattr(bus, "first_match", None)
+        if first_match is not None:
+            return first_match(compiled)  # type: ignore[no-any-return]
+        return next(iter(bus.subscribe_filtered(compiled, None)), None)
 
     # -------------------------------------------------------------------- filters and subscriptions
 
@@ -980,8 +1105,7 @@ class AgentPool:
 def _frame(envelope: EventEnvelope, payload: RedactedSummaryPayload, event_id: str, cursor: str) -> EventFrame:
     """``EventFrame(event=AgentEvent(envelope, payload), cursor=EventCursor(ALL_EVENTS, 0, event_id, cursor))``.
 
-    Built slot by slot, as ``_schema.make`` builds them (the compiled engine has no plan for
-    classes with a TAGGED field), but unrolled: two frames per send.
+    Built slot by slot, as ``_schema.make`` builds them, but unrolled: two frames per send.
     """
     event = _new(AgentEvent)
     _set(event, "envelope", envelope)
@@ -997,6 +1121,28 @@ def _frame(envelope: EventEnvelope, payload: RedactedSummaryPayload, event_id: s
     _set(frame, "archive_cursor", None)
     _set(frame, "overflow", None)
     return frame
+
+
+#: The longest a ``wait_wake`` follow runs before the deadline is checked again.
+_WAIT_SLICE = 1.0
+
+
+def _slice(remaining: float | None) -> float | None:
+    return None if remaining is None else min(remaining, _WAIT_SLICE)
+
+
+def check_timeout(timeout: Any) -> None:
+    """A ``wait_wake`` timeout: ``None`` or a non-negative number of seconds (NaN fails too)."""
+    if timeout is not None and (type(timeout) not in (int, float) or not timeout >= 0):
+        raise InvalidInput(f"timeout: expected a non-negative number of seconds or None, got {timeout!r}")
+
+
+def wake_change(record: AgentPoolStoreRecord, condition_id: str) -> WakeRegistration | None:
+    """The registration ``record`` stores for ``condition_id``, if it is such a record."""
+    payload = record.payload
+    if type(payload) is WakeRecorded and payload.stored.condition.condition_id == condition_id:
+        return payload.stored.registration
+    return None
 
 
 def _missing_port(port: str, run_id: str | None) -> AgentError:

@@ -4,7 +4,8 @@ Agents join a pool (one joins and leaves again), register wake conditions on the
 neighbour's deliveries, and send each other run messages: to runs, agents, topics and the
 whole pool, a tenth of them retried under an earlier idempotency key. The coordinator routes
 them, records their receipts (accepted, then delivered; failed when nobody is left to reach),
-journals and publishes every transition, and triggers the wakes; a second store object on the
+journals and publishes every transition (``open_runtime``: the journal and the event bus live
+on the target beside the store), and triggers the wakes; a second store object on the
 same file (or schema), another host's, watches the records arrive; an in-memory store is its own
 observer.
 """
@@ -19,12 +20,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ._open import open_store
-from .coordinator import AgentPool, AgentRuntime
+from .coordinator import AgentPool
 from .enums import EventKind, MessageStatus, WakeRegistrationStatus
-from .events import InMemoryAgentEventBus
-from .journal import InMemoryRunJournal
 from .memory import InMemoryAgentPoolStore
 from .model import AgentPoolMember, EventFilter, PolicyRef, RunAddress, RunMessage, WakeCondition
+from .runtime import open_runtime
 
 POOL = "pool.demo"
 AGENTS = ("agent.planner", "agent.worker", "agent.critic")
@@ -40,18 +40,18 @@ def run(
     out: Callable[[str], None] = print,
     **options: Any,
 ) -> dict[str, float]:
-    """Run the workload against the store ``open_store(target, **options)`` opens; return the
-    figures it printed."""
+    """Run the workload on the runtime ``open_runtime(target, **options)`` opens (its store,
+    journal and bus on the target); return the figures it printed."""
     rng = random.Random(seed)
     policy = PolicyRef.new("policy.demo")
-    journal, bus = InMemoryRunJournal(), InMemoryAgentEventBus()
-    host = open_store(target, **options)
+    runtime = open_runtime(target, **options)
+    host = runtime.store
+    assert host is not None
     # A second store object: another host on the same file (a new in-memory store would be empty).
     observer = host if isinstance(host, InMemoryAgentPoolStore) else open_store(target, **options)
     try:
         started = time.perf_counter()
-        runtime = AgentRuntime(journal=journal, event_bus=bus)
-        pool = AgentPool(POOL, runtime=runtime, store=host, policy_refs=(policy,))
+        pool = AgentPool(POOL, runtime=runtime, policy_refs=(policy,))
         calls = 1
         runs = [f"run.{index:03d}" for index in range(agents)]
         for index, run_id in enumerate(runs):
@@ -145,9 +145,10 @@ def run(
             f"pool now: {len(final.members)} members, {len(final.messages)} messages, "
             f"{len(final.wakes)} wakes, cursor {final.cursor.sequence}"
         )
+        events = runtime.event_bus.frames  # type: ignore[union-attr]  # both kinds of bus have it
         out(
-            f"{calls} coordinator calls ({len(journal)} journal records, {len(bus)} events) "
-            f"in {elapsed:.3f} s: {calls / elapsed:,.0f} calls/s"
+            f"{calls} coordinator calls ({runtime.next_journal_seq() - 1} journal records, {len(events)} events "
+            f"on the {type(runtime).__name__}) in {elapsed:.3f} s: {calls / elapsed:,.0f} calls/s"
         )
         return {
             "calls": calls,
@@ -157,4 +158,4 @@ def run(
         }
     finally:
         observer.close()
-        host.close()
+        runtime.close()

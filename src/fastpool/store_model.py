@@ -35,6 +35,8 @@ __all__ = [
     "PolicyReason",
     "PolicyAllow",
     "PolicyDeny",
+    "ApprovalRequestSpec",
+    "PolicyAsk",
     "ToolRequestModification",
     "PolicyModify",
     "ResumePolicy",
@@ -275,6 +277,31 @@ class PolicyDeny(Model):
     reason: PolicyReason
 
 
+class ApprovalRequestSpec(Model):
+    """The approval a policy asks for: who asks whom, about what, how long it may take, and
+    which answers it takes. ``effect_class``, ``risk_class``, ``dispatcher_scope`` and each of
+    ``allowed_decisions`` are Rust enum names kept as text (``"Write"``, ``"High"``, ``"Host"``,
+    ``"Approved"``)."""
+
+    _plain_serde = True
+    source: SourceRef
+    destination: DestinationRef
+    effect_class: str
+    risk_class: str
+    dispatcher_scope: str
+    timeout_ms: U64Int
+    allowed_decisions: tuple[str, ...]
+    policy_refs: tuple[PolicyRef, ...] = ()
+
+
+class PolicyAsk(Model):
+    """Decision ``Ask``: an approval is needed first."""
+
+    TAG: ClassVar[str] = "Ask"
+    _tag_key = None
+    approval: ApprovalRequestSpec
+
+
 class ToolRequestModification(Model):
     """How a policy modified a tool request."""
 
@@ -315,9 +342,8 @@ class PolicyInterrupt(Model):
     reason: PolicyReason
 
 
-PolicyDecision = Union[PolicyAllow, PolicyDeny, PolicyModify, PolicyDefer, PolicyInterrupt]
-"""A policy decision (serde's external tagging: ``{"Allow":{...}}``). Rust's ``Ask`` (an approval
-request) is not modelled: a record holding one does not decode."""
+PolicyDecision = Union[PolicyAllow, PolicyDeny, PolicyAsk, PolicyModify, PolicyDefer, PolicyInterrupt]
+"""A policy decision (serde's external tagging: ``{"Allow":{...}}``), variants in Rust's order."""
 
 
 class PolicyOutcome(Model):

@@ -75,16 +75,16 @@ def decode(cls: type[T], text: str | bytes) -> T:
     """
     if cls is AgentError:
         return _error_from_plain(engine.parse_json(text, "AgentError"))  # type: ignore[return-value]
-    if typing.get_origin(cls) is typing.Union:
-        spec = union_spec(typing.get_args(cls))
-        return engine.from_plain(spec, engine.parse_json(text, "value"), "value")  # type: ignore[no-any-return]
     if not (isinstance(cls, type) and issubclass(cls, Model)):
+        if typing.get_origin(cls) is typing.Union:
+            spec = union_spec(typing.get_args(cls))
+            return engine.from_plain(spec, engine.parse_json(text, "value"), "value")  # type: ignore[no-any-return]
         raise InvalidInput(f"cannot decode {getattr(cls, '__name__', cls)!r}: not a fastpool model class")
-    value = engine.parse_json(text, cls.__name__)
     tag = getattr(cls, "TYPE", None)
     if tag is not None:
+        value = engine.parse_json(text, cls.__name__)
         return engine.from_plain(Spec(UNION, {tag: cls}), value, cls.__name__)  # type: ignore[no-any-return]
-    return engine.from_plain(cls, value, cls.__name__)  # type: ignore[no-any-return]
+    return engine.decode_text(cls, text, cls.__name__)  # type: ignore[no-any-return]
 
 
 def decode_payload(text: str | bytes) -> AgentPoolStoreRecordPayload:

@@ -14,6 +14,8 @@ process's CPU time (steadier on a shared machine).
   transaction of its own, as in Rust) and the record;
 * ``AgentPool.send``: the coordinator, which also builds and appends two journal records and
   publishes two events (in-memory journal and bus) and matches the registered wakes (none);
+* ``AgentPool.send, open_runtime(file)``: the coordinator on the durable runtime of the same
+  file (journal rows and archived frames beside the pool's records), one commit per send;
 * ``AsyncAgentPool.send``: the same awaited one after another, and from 50 tasks at once.
 """
 
@@ -33,9 +35,11 @@ from ..enums import MessageStatus
 from ..events import InMemoryAgentEventBus
 from ..journal import InMemoryRunJournal
 from ..model import AgentPoolMember, MessageReceipt, RunAddress, RunMessage
+from ..runtime import DatabaseRuntime
 from ..sqlite import SqliteAgentPoolStore
 
 POOL = "pool.send"
+DURABLE = "AgentPool.send, open_runtime(file)"
 TASKS = 50
 
 
@@ -92,6 +96,12 @@ def coordinator(store: SqliteAgentPoolStore, messages: list[RunMessage]) -> None
         send(sent)
 
 
+def coordinator_durable(store: SqliteAgentPoolStore, messages: list[RunMessage]) -> None:
+    send = AgentPool(POOL, runtime=DatabaseRuntime.on_store(store)).send
+    for sent in messages:
+        send(sent)
+
+
 def coordinator_awaited(store: SqliteAgentPoolStore, messages: list[RunMessage]) -> None:
     async def main() -> None:
         async with await AsyncAgentPool.open(POOL, runtime=runtime(), store=store) as pool:
@@ -118,6 +128,7 @@ LOOPS: dict[str, Callable[[SqliteAgentPoolStore, list[RunMessage]], None]] = {
     "store: accepted + delivered": store_alone,
     "store: AgentPool.send's calls": store_calls_of_send,
     "AgentPool.send": coordinator,
+    DURABLE: coordinator_durable,
     "AsyncAgentPool.send, awaited in turn": coordinator_awaited,
     f"AsyncAgentPool.send, {TASKS} tasks": coordinator_tasks,
 }

@@ -763,7 +763,7 @@ def _verdicts(results: Results, sizes: tuple[int, ...]) -> list[tuple[str, str, 
                 lines.append(("T8", text, "reported"))
     system = "c" if results.get("AP", "AgentPool.send", 0, "c") else "py"
     alone = results.get("AP", agent_pool.STORE_ALONE, 0, system)
-    for measure in ("AgentPool.send", f"AsyncAgentPool.send, {agent_pool.TASKS} tasks"):
+    for measure in ("AgentPool.send", agent_pool.DURABLE, f"AsyncAgentPool.send, {agent_pool.TASKS} tasks"):
         value = results.get("AP", measure, 0, system)
         if value and alone:
             text = f"{measure}: {value:,.0f} sends/s = {value / alone:.2f} × the store-only loop"

@@ -13,6 +13,7 @@ from .archive import EventArchiveSurface, PostgresEventArchive, SqliteEventArchi
 from .bundle import PostgresStoreBundle, SqliteStoreBundle, StoreBundle, open_bundle
 from .checkpoint import CheckpointStoreSurface, PostgresCheckpointStore, SqliteCheckpointStore
 from .content import ContentStoreSurface, PostgresContentStore, SqliteContentStore
+from .event_bus import ArchiveEventBus
 from .journal import PostgresRunJournal, RunJournalSurface, SqliteRunJournal
 from .provider_arguments import (
     PostgresProviderArgumentStore,
@@ -22,6 +23,7 @@ from .provider_arguments import (
 from .tool_execution import PostgresToolExecutionStore, SqliteToolExecutionStore, ToolExecutionStoreSurface
 
 __all__ = [
+    "ArchiveEventBus",
     "CheckpointStoreSurface",
     "ContentStoreSurface",
     "EventArchiveSurface",

@@ -120,6 +120,27 @@ PROVIDER_PUT = (
 )
 PROVIDER_GET = "SELECT raw_arguments FROM {s}.provider_arguments WHERE content_ref = ?1"
 
+# fastpool's durable runtime (not Rust's): journal sequences from a sequence shared by every
+# host, and the side table of archived frames' runs and kinds that wake matching looks up.
+RUNTIME_SCHEMA = """CREATE SEQUENCE IF NOT EXISTS {s}.fastpool_journal_seq;
+CREATE TABLE IF NOT EXISTS {s}.fastpool_event_index (
+    seq bigint PRIMARY KEY,
+    run_id text COLLATE "C" NOT NULL,
+    event_kind text COLLATE "C" NOT NULL);
+CREATE INDEX IF NOT EXISTS fastpool_event_index_run ON {s}.fastpool_event_index (run_id, seq);
+CREATE INDEX IF NOT EXISTS fastpool_event_index_kind ON {s}.fastpool_event_index (event_kind, seq)"""
+JOURNAL_NEXT_SEQ = "SELECT nextval('{s}.fastpool_journal_seq')"
+EVENT_INDEX_INSERT = "INSERT INTO {s}.fastpool_event_index (seq, run_id, event_kind) VALUES (?1, ?2, ?3)"
+ARCHIVE_BATCH = "SELECT seq, frame_json FROM {s}.event_archive_frames WHERE seq > ?1::bigint ORDER BY seq ASC LIMIT ?2"
+ARCHIVE_BY_KIND = (
+    "SELECT f.seq, f.frame_json FROM {s}.fastpool_event_index i JOIN {s}.event_archive_frames f ON f.seq = i.seq "
+    "WHERE i.event_kind = ?1 AND i.seq > ?2::bigint ORDER BY i.seq ASC LIMIT ?3"
+)
+ARCHIVE_BY_RUN = (
+    "SELECT f.seq, f.frame_json FROM {s}.fastpool_event_index i JOIN {s}.event_archive_frames f ON f.seq = i.seq "
+    "WHERE i.run_id = ?1 AND i.seq > ?2::bigint ORDER BY i.seq ASC LIMIT ?3"
+)
+
 #: Each surface's CREATE text by the name its class gives (``Surface.NAME``); the pool store
 #: creates its own tables.
 SCHEMAS = {
@@ -129,6 +150,7 @@ SCHEMAS = {
     "content": CONTENT_SCHEMA,
     "tool_execution": TOOL_SCHEMA,
     "provider_arguments": PROVIDER_SCHEMA,
+    "runtime": RUNTIME_SCHEMA,
 }
 
 PG_TABLES_PRESENT = "SELECT tablename::text FROM pg_tables WHERE schemaname = ?1"

@@ -158,6 +158,29 @@ CREATE TABLE IF NOT EXISTS agent_pool_event_seq (
                  );
 """
 
+# ---------------------------------------------------------------- fastpool's durable runtime (not Rust's)
+# open_runtime adds an index to Rust's journal table (a Rust host ignores it) and a side table
+# naming each archived frame's run and kind, so a wake's first match is a lookup, not a scan.
+RUNTIME_SCHEMA = """CREATE INDEX IF NOT EXISTS fastpool_run_journal_seq ON run_journal_records(journal_seq);
+CREATE TABLE IF NOT EXISTS fastpool_event_index (
+    seq INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    event_kind TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS fastpool_event_index_run ON fastpool_event_index(run_id, seq);
+CREATE INDEX IF NOT EXISTS fastpool_event_index_kind ON fastpool_event_index(event_kind, seq)"""
+JOURNAL_NEXT_SEQ = "SELECT COALESCE(MAX(journal_seq), 0) + 1 FROM run_journal_records"
+EVENT_INDEX_INSERT = "INSERT INTO fastpool_event_index (seq, run_id, event_kind) VALUES (?1, ?2, ?3)"
+ARCHIVE_BATCH = "SELECT seq, frame_json FROM event_archive_frames WHERE seq > ?1 ORDER BY seq ASC LIMIT ?2"
+ARCHIVE_BY_KIND = (
+    "SELECT f.seq, f.frame_json FROM fastpool_event_index i JOIN event_archive_frames f ON f.seq = i.seq "
+    "WHERE i.event_kind = ?1 AND i.seq > ?2 ORDER BY i.seq ASC LIMIT ?3"
+)
+ARCHIVE_BY_RUN = (
+    "SELECT f.seq, f.frame_json FROM fastpool_event_index i JOIN event_archive_frames f ON f.seq = i.seq "
+    "WHERE i.run_id = ?1 AND i.seq > ?2 ORDER BY i.seq ASC LIMIT ?3"
+)
+
 #: Each surface's CREATE text by the name its class gives (``Surface.NAME``).
 SCHEMAS = {
     "journal": JOURNAL_SCHEMA,
@@ -167,6 +190,7 @@ SCHEMAS = {
     "tool_execution": TOOL_SCHEMA,
     "provider_arguments": PROVIDER_SCHEMA,
     "agent_pool": AGENT_POOL_SCHEMA,
+    "runtime": RUNTIME_SCHEMA,
 }
 
 #: The surfaces' tables, in the order the bundle creates them (what ``fastpool inspect`` lists).

@@ -1,0 +1,267 @@
+"""``open_runtime``: the durable host runtime (store, run journal, archive bus on one database).
+
+Across hosts (runtime objects, processes) on one file or schema: one bus, unique journal
+sequences; on SQLite one commit per call (kill -9 during sends, then a retry: one accepted and
+one delivered per message in store, journal and archive); wake matching by index lookups;
+``wait_wake`` woken by another host's transition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fastpool import (
+    AgentError,
+    AgentPool,
+    AgentPoolMember,
+    AgentRuntime,
+    ArchiveEventBus,
+    DatabaseRuntime,
+    EventFilter,
+    EventKind,
+    InMemoryAgentEventBus,
+    InMemoryAgentPoolStore,
+    MessageRecorded,
+    RunAddress,
+    RunMessage,
+    WakeCondition,
+    WakeRegistrationStatus,
+    open_runtime,
+)
+from fastpool.aio import AsyncAgentPool
+
+SENDS = 300
+# A host that sends SENDS messages, each key once; it prints "ready" after joining.
+SENDER = """
+import sys
+from fastpool import AgentPool, AgentPoolMember, RunAddress, RunMessage, open_runtime
+runtime = open_runtime(sys.argv[1])
+pool = AgentPool("pool.k", runtime=runtime)
+pool.join_run(AgentPoolMember(run_id="run.a", agent_id="agent.a"))
+pool.join_run(AgentPoolMember(run_id="run.b", agent_id="agent.b"))
+print("ready", flush=True)
+for n in range(int(sys.argv[2])):
+    pool.send(RunMessage(message_id=f"m.{n}", from_="run.a", to=RunAddress.run("run.b"),
+                         content_ref=f"c.{n}", idempotency_key=f"k.{n}"))
+"""
+
+
+def message(n: int) -> RunMessage:
+    return RunMessage(
+        message_id=f"m.{n}", from_="run.a", to=RunAddress.run("run.b"), content_ref=f"c.{n}", idempotency_key=f"k.{n}"
+    )
+
+
+def joined(runtime: AgentRuntime, pool_id: str = "pool.a") -> AgentPool:
+    pool = AgentPool(pool_id, runtime=runtime)
+    for name in ("a", "b"):
+        pool.join_run(AgentPoolMember(run_id=f"run.{name}", agent_id=f"agent.{name}"))
+    return pool
+
+
+def wake_on(condition_id: str, kind: EventKind, run_id: str = "run.b") -> WakeCondition:
+    return WakeCondition(
+        condition_id=condition_id,
+        run_id=run_id,
+        filter=EventFilter(kinds=(kind,)),
+        idempotency_key=f"key.{condition_id}",
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, str]]:
+    """What ``open_runtime`` takes: a file, or a PostgreSQL server and a schema of this test."""
+    if request.param == "sqlite":
+        return str(tmp_path / "host.sqlite"), {}
+    server = request.getfixturevalue("pg_server")
+    return server.conninfo, {"schema": request.getfixturevalue("pg_schema")}
+
+
+def open_target(target: tuple[str, dict[str, str]], engine: Any) -> AgentRuntime:
+    location, options = target
+    return open_runtime(location, engine=engine, **options)
+
+
+def test_memory_target_gives_in_memory_ports() -> None:
+    with open_runtime("memory:") as runtime:
+        assert type(runtime) is AgentRuntime
+        assert isinstance(runtime.store, InMemoryAgentPoolStore)
+        assert isinstance(runtime.event_bus, InMemoryAgentEventBus)
+        assert joined(runtime).store is runtime.store
+
+
+def test_closing_the_runtime_closes_its_store_journal_and_bus(engine: Any, target: tuple[str, dict[str, str]]) -> None:
+    with open_target(target, engine) as runtime:
+        pool = joined(runtime)
+    for call in (
+        lambda: pool.members(),
+        lambda: runtime.journal.records_for_run("run.a"),  # type: ignore[union-attr]
+        lambda: runtime.event_bus.frames,  # type: ignore[union-attr]
+    ):
+        with pytest.raises(AgentError):
+            call()
+
+
+def test_two_hosts_share_one_bus_and_unique_journal_sequences(engine: Any, target: tuple[str, dict[str, str]]) -> None:
+    with open_target(target, engine) as first, open_target(target, engine) as second:
+        assert isinstance(first, DatabaseRuntime) and isinstance(first.event_bus, ArchiveEventBus)
+        pool_a = joined(first)
+        pool_b = AgentPool("pool.a", runtime=second)
+        assert pool_b.store is second.store
+        receipt_a = pool_a.send(message(1))
+        receipt_b = pool_b.send(message(2))
+        assert receipt_a.journal_cursor != receipt_b.journal_cursor
+        # A wake registered on the second host is triggered by the first host's event.
+        registration = pool_b.suspend_until("run.b", wake_on("w.1", EventKind.RUN_MESSAGE_DELIVERED))
+        assert registration.status is WakeRegistrationStatus.TRIGGERED
+        frames = first.event_bus.frames  # type: ignore[union-attr]
+        assert [frame.event.envelope.event_seq for frame in frames] == list(range(1, len(frames) + 1))
+        assert frames == second.event_bus.frames  # type: ignore[union-attr]
+        records = first.journal.records_for_run("run.a") + first.journal.records_for_run("run.b")  # type: ignore[union-attr]
+        sequences = [record.journal_seq for record in records]
+        assert len(set(sequences)) == len(sequences)
+        assert len({record.record_id for record in records}) == len(records)
+
+
+def test_wake_matching_looks_up_the_index(engine: Any, tmp_path: Path) -> None:
+    """After many archived events, registering a wake with no match reads no frame."""
+    with open_runtime(tmp_path / "host.sqlite", engine=engine) as runtime:
+        pool = joined(runtime)
+        for n in range(300):
+            pool.send(message(n))
+        bus = runtime.event_bus
+        assert isinstance(bus, ArchiveEventBus)
+        read: list[int] = []
+        rows = bus._db.rows
+        bus._db.rows = lambda sql, params=(): read.append(len(found := rows(sql, params))) or found  # type: ignore[method-assign]
+        registration = pool.suspend_until("run.b", wake_on("w.none", EventKind.RUN_COMPLETED))
+        assert registration.status is WakeRegistrationStatus.REGISTERED
+        assert pool.poll_wake("w.none").status is WakeRegistrationStatus.REGISTERED
+        assert read == [1, 0, 0]  # the registration's journal sequence; two lookups that read no frame
+        read.clear()
+        assert pool.suspend_until("run.b", wake_on("w.any", EventKind.RUN_MESSAGE_DELIVERED)).status is (
+            WakeRegistrationStatus.TRIGGERED
+        )
+        assert max(read) <= 256  # one batch of candidates, not the archive
+
+
+def test_wait_wake_returns_when_another_host_triggers_it(engine: Any, target: tuple[str, dict[str, str]]) -> None:
+    with open_target(target, engine) as first, open_target(target, engine) as second:
+        pool_a = joined(first)
+        pool_b = AgentPool("pool.a", runtime=second)
+        pool_b.suspend_until("run.b", wake_on("w.1", EventKind.RUN_MESSAGE_DELIVERED))
+        assert pool_b.wait_wake("w.1", timeout=0).status is WakeRegistrationStatus.REGISTERED
+        sender = threading.Thread(target=lambda: (time.sleep(0.2), pool_a.send(message(1))))
+        sender.start()
+        try:
+            woken = pool_b.wait_wake("w.1", timeout=60)
+        finally:
+            sender.join()
+        assert woken.status is WakeRegistrationStatus.TRIGGERED
+        assert woken == pool_a.poll_wake("w.1")
+
+
+def test_wait_wake_of_an_unknown_wake_raises(tmp_path: Path) -> None:
+    with open_runtime(tmp_path / "host.sqlite") as runtime:
+        with pytest.raises(AgentError, match="wake condition is not registered"):
+            joined(runtime).wait_wake("w.missing", timeout=0)
+
+
+def test_a_failed_call_leaves_nothing_and_the_pool_goes_on(engine: Any, tmp_path: Path) -> None:
+    """A failure inside a send rolls back its store records, journal records and frames."""
+    with open_runtime(tmp_path / "host.sqlite", engine=engine) as runtime:
+        pool = joined(runtime)
+        bus = runtime.event_bus
+        assert isinstance(bus, ArchiveEventBus)
+        before = (len(bus.frames), runtime.next_journal_seq(), pool.snapshot().cursor)
+        publish = bus.publish
+        calls = Counter[str]()
+
+        def failing(frame: Any) -> None:
+            calls["publish"] += 1
+            if calls["publish"] == 2:  # the delivered transition, after accepted was written
+                raise KeyboardInterrupt
+            publish(frame)
+
+        bus.publish = failing  # type: ignore[method-assign]
+        with pytest.raises(KeyboardInterrupt):
+            pool.send(message(1))
+        bus.publish = publish  # type: ignore[method-assign]
+        assert (len(bus.frames), runtime.next_journal_seq(), pool.snapshot().cursor) == before
+        assert pool.send(message(1)).status.value == "delivered"
+
+
+def test_kill_during_sends_then_retry_leaves_each_send_whole(engine: Any, tmp_path: Path) -> None:
+    path = tmp_path / "host.sqlite"
+    env = {**os.environ, "FASTPOOL_NO_EXTENSIONS": "1" if engine.__name__.endswith("_py") else ""}
+    child = subprocess.Popen([sys.executable, "-c", SENDER, str(path), str(SENDS)], stdout=subprocess.PIPE, env=env)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
+        with open_runtime(path, engine=engine) as watcher:
+            while len(list(watcher.store.watch("pool.k"))) < 60 and child.poll() is None:  # type: ignore[union-attr]
+                time.sleep(0.01)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()  # type: ignore[union-attr]
+    assert child.returncode == -signal.SIGKILL  # killed while sending, not after
+    with open_runtime(path, engine=engine) as runtime:
+        pool = AgentPool("pool.k", runtime=runtime)
+        for n in range(SENDS):
+            assert pool.send(message(n)).status.value == "delivered"
+        store = Counter(
+            (record.payload.stored.receipt.message_id, record.payload.stored.receipt.status.value)
+            for record in runtime.store.watch("pool.k")  # type: ignore[union-attr]
+            if type(record.payload) is MessageRecorded
+        )
+        journal = Counter(
+            (record.payload.message_id, record.payload.delivery_status.value)
+            for record in runtime.journal.records_for_run("run.a")  # type: ignore[union-attr]
+            if record.record_kind.value == "run_message"
+        )
+        archive = Counter(
+            (frame.event.envelope.message_id, frame.event.envelope.event_kind.value.removeprefix("run_message_"))
+            for frame in runtime.event_bus.frames  # type: ignore[union-attr]
+            if frame.event.envelope.message_id is not None
+        )
+    expected = Counter({(f"m.{n}", status): 1 for n in range(SENDS) for status in ("accepted", "delivered")})
+    assert store == expected
+    assert journal == expected
+    assert archive == expected
+
+
+def test_async_wait_wake_holds_no_thread_per_waiter(engine: Any, target: tuple[str, dict[str, str]]) -> None:
+    """Twenty waiters on one wrapper, woken by another host's send; the threads are the wrapper's workers."""
+    with open_target(target, engine) as first, open_target(target, engine) as second:
+        pool_a = joined(first)
+        pool_b = AgentPool("pool.a", runtime=second)
+        conditions = [f"w.{n}" for n in range(20)]
+        for condition_id in conditions:
+            pool_b.suspend_until("run.b", wake_on(condition_id, EventKind.RUN_MESSAGE_DELIVERED))
+
+        async def main() -> list[Any]:
+            async with AsyncAgentPool(pool_b) as waiting:
+                assert (await waiting.wait_wake("w.0", timeout=0)).status is WakeRegistrationStatus.REGISTERED
+                before = threading.active_count()
+                waits = [asyncio.ensure_future(waiting.wait_wake(c, timeout=60)) for c in conditions]
+                await asyncio.sleep(0.2)
+                threads = threading.active_count() - before
+                await asyncio.get_running_loop().run_in_executor(None, pool_a.send, message(1))
+                woken = await asyncio.gather(*waits)
+                assert threads <= 2  # the wrapper's two workers at most, however many waiters
+                return woken
+
+        woken = asyncio.run(main())
+        assert {registration.status for registration in woken} == {WakeRegistrationStatus.TRIGGERED}
+        assert [registration.condition_id for registration in woken] == conditions
