@@ -465,9 +465,6 @@ class SqliteAgentPoolStore(StoreBase):
             self._check_drops()
         return cache.sync
 
-    def _advance(self, before: object) -> None:
-        self._cache.advance(before)  # after this connection's COMMIT (see SyncedCache.advance)
-
     def _catch_up(self, db: apsw.Connection, state: PoolState) -> None:
         rows = db.cursor()
         try:
@@ -501,7 +498,7 @@ class SqliteAgentPoolStore(StoreBase):
                     self._cache.states.pop(pool_id, None)  # applied, but maybe not committed
             raise
         if batch is None:
-            self._advance(before)
+            self._cache.advance(before)  # after this connection's COMMIT
             if written is not None:  # committed (inside transaction() the next batch reads the records' JSON)
                 self._points.appended(pool_id, payload, sequence)
         return payload, sequence
@@ -602,7 +599,7 @@ class SqliteAgentPoolStore(StoreBase):
                         request.result = None
                 self._points.clear()  # its marks may name a rolled-back batch
             raise
-        self._advance(before)
+        self._cache.advance(before)  # after this connection's COMMIT
         for request in group:
             if request.result is not None and request.result[0] is not None:
                 self._points.appended(request.pool_id, *request.result)
@@ -668,7 +665,7 @@ class SqliteAgentPoolStore(StoreBase):
                 end(db)  # an interrupt on entering the boundary's exit skips it
             raise
         if write.began:
-            self._advance(before)
+            self._cache.advance(before)  # after this connection's COMMIT
         return sequence
 
     # -- transactions ------------------------------------------------------------------------
@@ -723,4 +720,4 @@ class SqliteAgentPoolStore(StoreBase):
                 self._points.clear()  # its marks may name a rolled-back batch
                 self._recent.forget()  # reads inside the block saw its records
                 raise
-            self._advance(before)
+            self._cache.advance(before)  # after this connection's COMMIT
