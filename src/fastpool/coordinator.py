@@ -1,15 +1,15 @@
 """``AgentPool``: the coordinator of one pool over a store, a run journal and an event bus.
 
-The Python port of the Rust SDK's ``AgentPool`` (COORDINATOR.md): it routes run messages to
+The Python port of the Rust SDK's ``AgentPool`` (docs/coordinator.md): it routes run messages to
 members, records their receipts, registers wake conditions and triggers them on matching
 events. It owns no pool state: every call reads the store and writes transitions back, and
 around each write journals one record and publishes one event. Several coordinators (threads,
 processes, the Rust one) may share a store; they share nothing else.
 
 By default (``strict=False``) every flow gives the Rust coordinator's results, errors, journal
-records and events byte for byte (the golden flows of ``fixtures/coordinator``). Where Rust
+records and events byte for byte (the flows recorded from the Rust build in ``tests/fixtures/coordinator``). Where Rust
 races, the check and the append are one store transaction in both modes (README, "The
-coordinator"); ``strict=True`` adds the other improvements of COORDINATOR.md §7.
+coordinator"); ``strict=True`` adds the other improvements listed in docs/coordinator.md.
 
 >>> from fastpool import AgentPoolMember, InMemoryAgentEventBus, InMemoryRunJournal, RunAddress, RunMessage
 >>> pool = AgentPool("pool.a", runtime=AgentRuntime(journal=InMemoryRunJournal(), event_bus=InMemoryAgentEventBus()))
@@ -116,7 +116,7 @@ FINGERPRINT = "runtime.package.fingerprint.agent_pool"
 REDACTION = "redaction.agent_pool.default"
 JOURNAL_BACKED = "journal_backed"
 TAGS = ("feature:agent_pool",)
-#: The longest ids the derived ids leave room for (COORDINATOR.md §2.3): ``event.agent_pool.{pool}.{n}``
+#: The longest ids the derived ids leave room for: ``event.agent_pool.{pool}.{n}``
 #: with a 20-digit ``n``, and ``effect.run_message.{message id}``.
 MAX_STRICT_POOL_ID_BYTES = 474
 MAX_MESSAGE_ID_BYTES = 493
@@ -310,14 +310,14 @@ def _transition(method: Callable[Concatenate[AgentPool, _P], _T]) -> Callable[Co
 
 
 class AgentPool:
-    """The coordinator of one pool: membership, run messages and wake conditions (COORDINATOR.md §4).
+    """The coordinator of one pool: membership, run messages and wake conditions.
 
     ``AgentPool(pool_id, runtime=...)`` is Rust's builder and ``build()``: it opens the pool in
     ``store`` (a fresh ``InMemoryAgentPoolStore`` when ``None``) with the config of
     ``message_policy``, ``wake_policy`` and ``policy_refs`` (the Rust defaults when omitted),
     and writes nothing else. ``runtime=None`` raises ``AgentError`` HOST_CONFIGURATION_NEEDED;
     a config that differs from the stored one raises the store's error. ``strict=True`` turns
-    on the improvements of COORDINATOR.md §7 listed in the README (the golden flows then
+    on the improvements listed in docs/coordinator.md (the recorded Rust flows then
     differ exactly there). Thread-safe when the store, journal and bus are (fastpool's are).
     """
 
@@ -388,7 +388,7 @@ class AgentPool:
 
     @property
     def strict(self) -> bool:
-        """Whether the COORDINATOR.md §7 improvements are on (see the README)."""
+        """Whether the improvements listed in docs/coordinator.md are on."""
         return self._strict
 
     def __repr__(self) -> str:
@@ -469,7 +469,7 @@ class AgentPool:
         """Route ``message`` to its recipients and return its receipt; a known key returns its receipt.
 
         The receipt recorded under ``message.idempotency_key`` is returned as it is, and nothing
-        is written. Otherwise the recipients are resolved (COORDINATOR.md §4.5) and the message
+        is written. Otherwise the recipients are resolved and the message
         is recorded ``expired`` (``expires_at_millis == 0``), ``failed`` (no recipient), or
         ``accepted`` then ``delivered``, each transition journaled, published and matched
         against the registered wakes. The first transition is recorded only if the key is
@@ -526,7 +526,7 @@ class AgentPool:
         return (MessageStatus.ACCEPTED, recipients) if recipients else (MessageStatus.FAILED, ())
 
     def _recipients(self, message: RunMessage) -> tuple[str, ...]:
-        """The runs ``message`` reaches, sorted and unique (COORDINATOR.md §4.5)."""
+        """The runs ``message`` reaches, sorted and unique."""
         store, pool_id = self._store, self._pool_id
         sender = message.from_
         if store.member(pool_id, sender) is None:
@@ -566,7 +566,7 @@ class AgentPool:
         once: bool = False,
         expected: MessageReceipt | None = None,
     ) -> tuple[MessageReceipt, bool]:
-        """Journal, publish and record one message transition (COORDINATOR.md §3.5), then trigger wakes.
+        """Journal, publish and record one message transition, then trigger wakes.
 
         ``once``: record it only if the key is new; ``expected``: only if that receipt is still
         in effect. Returns the receipt in effect and whether this one was recorded.
@@ -822,7 +822,7 @@ class AgentPool:
         once: bool = False,
         expected: WakeRegistration | None = None,
     ) -> tuple[WakeRegistration, bool]:
-        """Journal, publish and record one wake transition (COORDINATOR.md §3.6).
+        """Journal, publish and record one wake transition.
 
         ``once``: record it only if the key is new; ``expected``: only if the wake's stored
         registration is still that one. Returns the registration in effect and whether this
@@ -871,7 +871,7 @@ class AgentPool:
         return registration, True
 
     def _first_match(self, compiled: CompiledEventFilter) -> EventFrame | None:
-        """The first frame of a filtered subscription to the bus (the Rust scan, §5.3), or the bus's
+        """The first frame of a filtered subscription to the bus (the Rust scan), or the bus's
         own ``first_match`` (a durable bus: the earliest match, looked up)."""
         bus = self._bus(None)
         first_match = getattr(bus, "first_match", None)
@@ -882,7 +882,7 @@ class AgentPool:
     # -------------------------------------------------------------------- filters and subscriptions
 
     def scope_filter(self, filter: EventFilter) -> EventFilter:
-        """``filter`` limited to what the pool lets its members observe (COORDINATOR.md §3.7).
+        """``filter`` limited to what the pool lets its members observe.
 
         ``run_ids`` becomes the members that carry every pool policy ref (``ANY``: all of
         them; a tuple: those of its runs, in its order), which may be ``()`` (matches nothing);
@@ -980,7 +980,7 @@ class AgentPool:
         key: str | None,
         payload: Any,
     ) -> JournalRecord:
-        """The journal record of one transition (COORDINATOR.md §3.2); takes the next journal sequence."""
+        """The journal record of one transition; takes the next journal sequence."""
         sequence = self._runtime.next_journal_seq()
         session, fingerprint = info
         index = make(
@@ -1049,7 +1049,7 @@ class AgentPool:
         cursor: str,
         summary: str,
     ) -> EventFrame:
-        """Build and publish the event of one transition (COORDINATOR.md §3.3); returns the frame as built."""
+        """Build and publish the event of one transition; returns the frame as built."""
         pool_id = self._pool_id
         number = self._store.next_event_sequence(pool_id)
         event_id = self._event_prefix + str(number)
@@ -1173,8 +1173,7 @@ def _agent_destination(run_id: str) -> DestinationRef:
 
 def _target_refs(message: RunMessage, delivered_to: tuple[str, ...]) -> tuple[EntityRef, ...]:
     """The address's related refs and one run ref per recipient, sorted by (kind in declaration
-    order, id), each (kind, id) once: its first ref, as Rust's stable sort and dedupe keep
-    (COORDINATOR.md §3.4)."""
+    order, id), each (kind, id) once: its first ref, as Rust's stable sort and dedupe keep."""
     first: dict[tuple[int, str], EntityRef] = {}
     for ref in message.to.related_refs:
         first.setdefault((_KIND_ORDER[ref.kind], ref.id), ref)

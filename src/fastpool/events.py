@@ -1,8 +1,8 @@
 """Event buses: where ``AgentPool`` publishes one ``EventFrame`` per transition and scans for wakes.
 
 ``AgentEventBus`` is the port a host provides; ``InMemoryAgentEventBus`` behaves as the Rust SDK's
-(COORDINATOR.md §5.3): it keeps every frame, numbers them, and answers filtered subscriptions
-from its history, bounded by the filter's queue. ``envelope_matches`` is the filter rule of §5.1.
+in-memory bus: it keeps every frame, numbers them, and answers filtered subscriptions
+from its history, bounded by the filter's queue. ``envelope_matches`` is the SDK's filter rule.
 
 >>> from fastpool import EventFilter, EventKind
 >>> bus = InMemoryAgentEventBus()
@@ -82,7 +82,7 @@ def cursor_scope(filter: CompiledEventFilter) -> FilterScope:
 
 
 def envelope_matches(criteria: EventFilter, envelope: EventEnvelope) -> bool:
-    """Whether ``envelope`` passes every set of ``criteria`` (COORDINATOR.md §5.1).
+    """Whether ``envelope`` passes every set of ``criteria``.
 
     A set is ``ANY`` or a tuple the value must be in (``()`` matches nothing); an optional
     value that is absent fails a tuple; for refs, correlation keys and tags one match is
@@ -154,7 +154,7 @@ class InMemoryAgentEventBus:
     ``publish`` numbers frames 1, 2, 3 ... per bus (a frame's own ``event_seq`` is replaced)
     and re-derives its cursor. ``subscribe_filtered`` checks the cursor's scope, refuses a
     ``backpressure_caller`` queue, keeps the matching frames in bus order with cursors scoped
-    to the filter, and bounds them by the filter's queue as Rust does (§5.3). The history is
+    to the filter, and bounds them by the filter's queue as Rust does. The history is
     not bounded: scans are linear in everything published.
     """
 

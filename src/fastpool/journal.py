@@ -1,7 +1,7 @@
-"""Run journals: where ``AgentPool`` appends one ``JournalRecord`` per transition (COORDINATOR.md §2.2).
+"""Run journals: where ``AgentPool`` appends one ``JournalRecord`` per transition.
 
 ``RunJournal`` is the port a host provides; ``InMemoryRunJournal`` behaves as the Rust SDK's test
-journal (``FakeJournalStore``), which the golden flows were recorded with.
+journal (``FakeJournalStore``), which the Rust build's recorded flows used.
 
 >>> from fastpool import AgentPool, AgentRuntime, AgentPoolMember, InMemoryAgentEventBus
 >>> journal = InMemoryRunJournal()
