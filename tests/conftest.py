@@ -20,8 +20,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from helpers import FIXTURES, NO_EXTENSIONS
+from helpers import FIXTURES, NO_EXTENSIONS, Run
 from pg_server import PostgresServer, find_bindir
+from store_helpers import PgTarget
+
+from fastpool.cli import main
 
 __all__ = ["FIXTURES"]
 
@@ -106,3 +109,22 @@ _schemas = itertools.count(1)
 def pg_schema(pg_server: PostgresServer) -> str:
     """A schema name no other test uses (the store creates it), so tests are independent."""
     return f"t{os.getpid()}_{next(_schemas)}"
+
+
+@pytest.fixture
+def pg(pg_server: PostgresServer, pg_schema: str) -> Iterator[PgTarget]:
+    target = PgTarget(pg_server.conninfo, pg_schema)
+    yield target
+    target.close()
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Run:
+    """``fastpool ARGS…`` in this process: (exit status, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

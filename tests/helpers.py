@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,3 +39,7 @@ def engine_encode(engine: Any, obj: Any) -> str:
 def engine_decode(engine: Any, cls: Any, text: str | bytes) -> Any:
     """``wire.decode`` of a model class done with one given engine (path rooted at the class name)."""
     return engine.from_plain(cls, orjson.loads(text), cls.__name__)
+
+
+#: The ``cli`` fixture's function: ``fastpool ARGS…`` in this process, (exit status, stdout, stderr).
+Run = Callable[..., tuple[int, str, str]]

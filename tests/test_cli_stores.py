@@ -16,12 +16,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import apsw
 import pytest
+from helpers import Run
 from pg_server import PostgresServer
 from store_helpers import CONFIG, PgTarget, message, receipt
 from test_cli import BULK, FLOW, NEVER, NEVER_ROWS, LineReader, digest, never_lines
@@ -30,35 +30,15 @@ from writer_process import child_env
 from fastpool import AgentPoolMember, SqliteAgentPoolStore, wire
 from fastpool.benchmarking import postgres as pg_bench
 from fastpool.benchmarking.runner import format_table, t12_results
-from fastpool.cli import _shown, main
+from fastpool.cli import _shown
 from fastpool.postgres import _key
 from fastpool.verify import NO_INTEGRITY_CHECK
 
-Run = Callable[..., tuple[int, str, str]]
 COPIED = {
     BULK: "pool 'pool.bulk é': 200 records, cursor 200, event sequence 198: copied and verified",
     "pool.flow": "pool 'pool.flow': 9 records, cursor 9, event sequence 8: copied and verified",
     NEVER: f"pool {NEVER!r}: 3 records, cursor 3, event sequence none: copied and verified",
 }
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Run:
-    """``fastpool ARGS…`` in this process: (exit status, stdout, stderr)."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-@pytest.fixture
-def pg(pg_server: PostgresServer, pg_schema: str) -> Iterator[PgTarget]:
-    target = PgTarget(pg_server.conninfo, pg_schema)
-    yield target
-    target.close()
 
 
 @pytest.fixture

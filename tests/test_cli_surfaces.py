@@ -10,22 +10,18 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import apsw
 import pytest
-from helpers import FIXTURES
-from pg_server import PostgresServer
+from helpers import FIXTURES, Run
 from store_helpers import PgTarget
 
 from fastpool import PostgresCheckpointStore, SqliteCheckpointStore, SqliteStoreBundle, wire
-from fastpool.cli import main
 from fastpool.store_model import RunCheckpoint
 from fastpool.surfaces._tables import TABLES
 
-Run = Callable[..., tuple[int, str, str]]
 BUNDLE = FIXTURES / "surfaces" / "bundle.sqlite"
 NAMES = [table.name for table in TABLES]
 
@@ -39,29 +35,10 @@ def golden_rows() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Run:
-    """``fastpool ARGS…`` in this process: (exit status, stdout, stderr)."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-@pytest.fixture
 def bundle(tmp_path: Path) -> Path:
     path = tmp_path / "bundle.sqlite"
     shutil.copyfile(BUNDLE, path)
     return path
-
-
-@pytest.fixture
-def pg(pg_server: PostgresServer, pg_schema: str) -> Iterator[PgTarget]:
-    target = PgTarget(pg_server.conninfo, pg_schema)
-    yield target
-    target.close()
 
 
 def table_lines(out: str) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any
@@ -29,13 +29,6 @@ POOL = "pool.interrupted"
 SOURCE = str(Path(fastpool.__file__).parent) + os.sep
 NAME = "fastpool_interrupted"
 LIVENESS = 10.0  # seconds: a generous bound for a notification's delivery (milliseconds)
-
-
-@pytest.fixture
-def pg(pg_server: PostgresServer, pg_schema: str) -> Iterator[PgTarget]:
-    target = PgTarget(pg_server.conninfo, pg_schema)
-    yield target
-    target.close()
 
 
 class Interrupt:

@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -38,13 +37,6 @@ from fastpool.postgres import _key
 
 POOL = "pool.pg"
 LIVENESS = 10.0  # seconds: a generous bound for things that take milliseconds
-
-
-@pytest.fixture
-def pg(pg_server: PostgresServer, pg_schema: str) -> Iterator[PgTarget]:
-    target = PgTarget(pg_server.conninfo, pg_schema)
-    yield target
-    target.close()
 
 
 def named(pg: PgTarget, name: str, **options: Any) -> PostgresAgentPoolStore:
