@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,3 +45,16 @@ def engine_decode(engine: Any, cls: Any, text: str | bytes) -> Any:
 
 #: The ``cli`` fixture's function: ``fastpool ARGS…`` in this process, (exit status, stdout, stderr).
 Run = Callable[..., tuple[int, str, str]]
+
+
+def child_exit_code(pid: int, seconds: float = 20) -> int | None:
+    """A forked child's exit code; ``None`` if it had not ended within ``seconds`` (it is then killed)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None

@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 import pytest
+from helpers import child_exit_code
 from store_helpers import CONFIG, message, raw_connection, raw_rows, receipt
 from writer_process import child_env
 
@@ -227,15 +228,9 @@ def forked_child_answer(
         except BaseException:
             code = 4
         os._exit(code)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.01)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    raise AssertionError("the forked child hung")
+    code = child_exit_code(pid)
+    assert code is not None, "the forked child hung"
+    return code
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")

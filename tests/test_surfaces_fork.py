@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import warnings
 from pathlib import Path
 
 import pytest
+from helpers import child_exit_code
 from surface_workers import journal_record
 
 import fastpool
@@ -39,15 +39,8 @@ def forked_child_code(journal: fastpool.SqliteRunJournal, path: Path) -> int:
         except BaseException:
             code = 4
         os._exit(code)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.01)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    return -1
+    code = child_exit_code(pid)
+    return -1 if code is None else code
 
 
 def test_a_surface_used_after_fork_refuses_and_the_parent_keeps_working(tmp_path: Path) -> None:
