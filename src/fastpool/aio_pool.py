@@ -20,11 +20,13 @@ has ended (the idempotency key then tells whether it was recorded).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import partial
 from typing import Any, Literal, TypeVar, overload
 
+from ._call_groups import CallGroups
 from ._shielded import CancelledCalls
 from .coordinator import AgentPool, AgentRuntime, check_timeout
 from .enums import MessageStatus, WakeRegistrationStatus
@@ -48,6 +50,7 @@ from .model import (
     WakeRegistration,
 )
 from .protocol import AgentPoolStore
+from .sqlite import SqliteAgentPoolStore
 
 __all__ = ["AsyncAgentPool"]
 
@@ -75,6 +78,16 @@ class AsyncAgentPool:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastpool-pool")
         self._cancelled = CancelledCalls()  # cancelled calls still running
         self._waiters = _Waiters(self)
+        # On a runtime whose calls are transactions, the calls that write run in groups.
+        self._groups: CallGroups | None = None
+        runtime, store = pool.runtime, pool.store
+        if runtime.atomic and isinstance(store, SqliteAgentPoolStore):
+            self._groups = CallGroups(
+                self._executor,
+                self._group_transaction,
+                store.savepoint,
+                lambda: not store._connection().getautocommit(),
+            )
 
     @classmethod
     async def open(
@@ -120,6 +133,22 @@ class AsyncAgentPool:
         # Shielded: cancelling the caller must not cancel a call still queued for a worker.
         return await self._cancelled.shielded(future)
 
+    async def _write(self, function: Callable[..., T], *args: Any) -> T:
+        """A call that writes: in the next group where there are groups, else as ``_call``."""
+        if self._groups is None:
+            return await self._call(function, *args)
+        await self._cancelled.settled()
+        return await self._cancelled.shielded(self._groups.submit(partial(function, *args)))
+
+    @contextmanager
+    def _group_transaction(self) -> Iterator[object]:
+        try:
+            with self.pool.runtime.transaction() as transaction:
+                yield transaction
+        except BaseException:
+            self.pool._wakes.forget()  # its calls noted wakes that were rolled back
+            raise
+
     async def close(self) -> None:
         """Wait for the calls still running, then stop the worker threads (the store stays open)."""
         await self._cancelled.settled()
@@ -133,7 +162,7 @@ class AsyncAgentPool:
 
     async def join_run(self, member: AgentPoolMember) -> None:
         """The coroutine form of ``AgentPool.join_run``."""
-        await self._call(self.pool.join_run, member)
+        await self._write(self.pool.join_run, member)
 
     @overload
     async def leave_run(self, run_id: str, *, missing_ok: Literal[False] = False) -> AgentPoolMember: ...
@@ -143,7 +172,7 @@ class AsyncAgentPool:
 
     async def leave_run(self, run_id: str, *, missing_ok: bool = False) -> AgentPoolMember | None:
         """The coroutine form of ``AgentPool.leave_run``."""
-        return await self._call(lambda: self.pool.leave_run(run_id, missing_ok=missing_ok))
+        return await self._write(lambda: self.pool.leave_run(run_id, missing_ok=missing_ok))
 
     async def members(self) -> tuple[AgentPoolMember, ...]:
         """The coroutine form of ``AgentPool.members``."""
@@ -159,25 +188,25 @@ class AsyncAgentPool:
 
     async def send(self, message: RunMessage) -> MessageReceipt:
         """The coroutine form of ``AgentPool.send``."""
-        return await self._call(self.pool.send, message)
+        return await self._write(self.pool.send, message)
 
     async def record_message_status(
         self, message: RunMessage, status: MessageStatus | str, delivered_to: tuple[str, ...] | list[str]
     ) -> MessageReceipt:
         """The coroutine form of ``AgentPool.record_message_status``."""
-        return await self._call(self.pool.record_message_status, message, status, delivered_to)
+        return await self._write(self.pool.record_message_status, message, status, delivered_to)
 
     async def suspend_until(self, run_id: str, condition: WakeCondition) -> WakeRegistration:
         """The coroutine form of ``AgentPool.suspend_until``."""
-        return await self._call(self.pool.suspend_until, run_id, condition)
+        return await self._write(self.pool.suspend_until, run_id, condition)
 
     async def poll_wake(self, condition_id: str) -> WakeRegistration:
         """The coroutine form of ``AgentPool.poll_wake``."""
-        return await self._call(self.pool.poll_wake, condition_id)
+        return await self._write(self.pool.poll_wake, condition_id)
 
     async def cancel_wake(self, condition_id: str) -> WakeRegistration:
         """The coroutine form of ``AgentPool.cancel_wake``."""
-        return await self._call(self.pool.cancel_wake, condition_id)
+        return await self._write(self.pool.cancel_wake, condition_id)
 
     async def scope_filter(self, filter: EventFilter) -> EventFilter:
         """The coroutine form of ``AgentPool.scope_filter`` (it reads the members)."""

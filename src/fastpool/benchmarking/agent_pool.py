@@ -16,7 +16,10 @@ process's CPU time (steadier on a shared machine).
   publishes two events (in-memory journal and bus) and matches the registered wakes (none);
 * ``AgentPool.send, open_runtime(file)``: the coordinator on the durable runtime of the same
   file (journal rows and archived frames beside the pool's records), one commit per send;
-* ``AsyncAgentPool.send``: the same awaited one after another, and from 50 tasks at once.
+* ``AsyncAgentPool.send, 50 tasks``: the in-memory runtime's coordinator from 50 tasks (a
+  thread hop per call);
+* ``AsyncAgentPool.send, open_runtime(file)``: the durable runtime's, awaited one after
+  another, and from 50 tasks at once (the calls that arrive together share one commit).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from ..sqlite import SqliteAgentPoolStore
 POOL = "pool.send"
 DURABLE = "AgentPool.send, open_runtime(file)"
 TASKS = 50
+DURABLE_AWAITED = "AsyncAgentPool.send, open_runtime(file), awaited in turn"
+DURABLE_TASKS = f"AsyncAgentPool.send, open_runtime(file), {TASKS} tasks"
 
 
 def message(n: int) -> RunMessage:
@@ -104,16 +109,17 @@ def coordinator_durable(store: SqliteAgentPoolStore, messages: list[RunMessage])
 
 def coordinator_awaited(store: SqliteAgentPoolStore, messages: list[RunMessage]) -> None:
     async def main() -> None:
-        async with await AsyncAgentPool.open(POOL, runtime=runtime(), store=store) as pool:
+        async with await AsyncAgentPool.open(POOL, runtime=DatabaseRuntime.on_store(store)) as pool:
             for sent in messages:
                 await pool.send(sent)
 
     asyncio.run(main())
 
 
-def coordinator_tasks(store: SqliteAgentPoolStore, messages: list[RunMessage]) -> None:
+def coordinator_tasks(store: SqliteAgentPoolStore, messages: list[RunMessage], durable: bool = False) -> None:
     async def main() -> None:
-        async with await AsyncAgentPool.open(POOL, runtime=runtime(), store=store) as pool:
+        host = DatabaseRuntime.on_store(store) if durable else runtime()
+        async with await AsyncAgentPool.open(POOL, runtime=host, store=store) as pool:
 
             async def task(share: list[RunMessage]) -> None:
                 for sent in share:
@@ -124,13 +130,18 @@ def coordinator_tasks(store: SqliteAgentPoolStore, messages: list[RunMessage]) -
     asyncio.run(main())
 
 
+def coordinator_tasks_durable(store: SqliteAgentPoolStore, messages: list[RunMessage]) -> None:
+    coordinator_tasks(store, messages, durable=True)
+
+
 LOOPS: dict[str, Callable[[SqliteAgentPoolStore, list[RunMessage]], None]] = {
     "store: accepted + delivered": store_alone,
     "store: AgentPool.send's calls": store_calls_of_send,
     "AgentPool.send": coordinator,
     DURABLE: coordinator_durable,
-    "AsyncAgentPool.send, awaited in turn": coordinator_awaited,
     f"AsyncAgentPool.send, {TASKS} tasks": coordinator_tasks,
+    DURABLE_AWAITED: coordinator_awaited,
+    DURABLE_TASKS: coordinator_tasks_durable,
 }
 
 

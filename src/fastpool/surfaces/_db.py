@@ -138,11 +138,15 @@ class SurfaceDb:
         """Run ``body(run)`` in one ``BEGIN IMMEDIATE`` transaction (``run(sql, params)`` returns a
         statement's rows): committed if it returns, rolled back if it raises."""
         with self.lock:
-            # Inside the sharer's own transaction (store.transaction()): join it, so its commit
-            # or rollback takes these statements with its own.
-            begin = self.db.getautocommit()
+            if not self.db.getautocommit():
+                # Inside the sharer's own transaction (store.transaction()): join it, so its
+                # commit or rollback takes these statements with its own.
+                try:
+                    return body(self._run)
+                except apsw.Error as error:
+                    raise sqlite_error(error) from error
             try:
-                with Write(self.db, begin, False, self._busy):
+                with Write(self.db, True, False, self._busy):
                     return body(self._run)
             except AgentError as error:
                 cause = error.__cause__
@@ -150,8 +154,7 @@ class SurfaceDb:
                     raise sqlite_error(cause) from cause  # _Write words it as the pool store
                 raise
             except BaseException:
-                if begin:
-                    end(self.db)  # an interrupt on entering the boundary's exit skips it
+                end(self.db)  # an interrupt on entering the boundary's exit skips it
                 raise
 
     @property

@@ -15,8 +15,11 @@ JOURNAL_SCHEMA = """CREATE TABLE IF NOT EXISTS {s}.run_journal_records (
     record_json text NOT NULL,
     PRIMARY KEY (run_id, journal_seq),
     UNIQUE (run_id, record_id))"""
-JOURNAL_EXISTING = "SELECT journal_seq FROM {s}.run_journal_records WHERE run_id = ?1 AND record_id = ?2"
-JOURNAL_LATEST = "SELECT COALESCE(MAX(journal_seq), 0) FROM {s}.run_journal_records WHERE run_id = ?1"
+# Rust reads the stored row for the id, then the run's largest sequence: one statement here.
+JOURNAL_CHECK = (
+    "SELECT (SELECT journal_seq FROM {s}.run_journal_records WHERE run_id = ?1 AND record_id = ?2), "
+    "(SELECT COALESCE(MAX(journal_seq), 0) FROM {s}.run_journal_records WHERE run_id = ?1)"
+)
 JOURNAL_INSERT = (
     "INSERT INTO {s}.run_journal_records (run_id, journal_seq, record_id, record_json) VALUES (?1, ?2, ?3, ?4)"
 )

@@ -21,8 +21,11 @@ CREATE TABLE IF NOT EXISTS run_journal_records (
 CREATE UNIQUE INDEX IF NOT EXISTS idx_run_journal_record_id
 ON run_journal_records(run_id, record_id);
 """
-JOURNAL_EXISTING = "SELECT journal_seq FROM run_journal_records WHERE run_id = ?1 AND record_id = ?2"
-JOURNAL_LATEST = "SELECT COALESCE(MAX(journal_seq), 0) FROM run_journal_records WHERE run_id = ?1"
+# Rust reads the stored row for the id, then the run's largest sequence: one statement here.
+JOURNAL_CHECK = (
+    "SELECT (SELECT journal_seq FROM run_journal_records WHERE run_id = ?1 AND record_id = ?2), "
+    "(SELECT COALESCE(MAX(journal_seq), 0) FROM run_journal_records WHERE run_id = ?1)"
+)
 JOURNAL_INSERT = "INSERT INTO run_journal_records (run_id, journal_seq, record_id, record_json) VALUES (?1, ?2, ?3, ?4)"
 JOURNAL_FOR_RUN = "SELECT record_json FROM run_journal_records WHERE run_id = ?1 ORDER BY journal_seq ASC"
 

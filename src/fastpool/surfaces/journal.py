@@ -18,7 +18,7 @@ from ..enums import AgentErrorKind, RetryClassification
 from ..errors import AgentError
 from ..journal import JOURNAL_SCHEMA_VERSION
 from ..model import JournalRecord
-from ._base import PostgresSurface, Run, SqliteSurface, Surface, integer
+from ._base import PostgresSurface, Run, SqliteSurface, Surface
 from ._codec import decode_all
 from ._db import to_i64, to_u64
 
@@ -52,10 +52,9 @@ class RunJournalSurface(Surface):
         sql = self._sql
 
         def append(run: Run) -> str:
-            existing = run(sql.JOURNAL_EXISTING, (record.run_id, record.record_id))
-            if existing:
-                return f"journal.{existing[0][0]}"  # Rust prints the stored i64 as it is
-            latest = integer(run, sql.JOURNAL_LATEST, (record.run_id,))
+            existing, latest = run(sql.JOURNAL_CHECK, (record.run_id, record.record_id))[0]
+            if existing is not None:
+                return f"journal.{existing}"  # Rust prints the stored i64 as it is
             if record.journal_seq <= to_u64(latest):
                 raise _journal_error("journal_seq must be strictly increasing for a run journal")
             run(sql.JOURNAL_INSERT, (record.run_id, to_i64(record.journal_seq), record.record_id, text))
