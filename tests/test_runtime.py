@@ -34,6 +34,7 @@ from fastpool import (
     InMemoryAgentPoolStore,
     MessageRecorded,
     RunAddress,
+    RetryClassification,
     RunMessage,
     WakeCondition,
     WakeRegistrationStatus,
@@ -265,3 +266,124 @@ def test_async_wait_wake_holds_no_thread_per_waiter(engine: Any, target: tuple[s
         woken = asyncio.run(main())
         assert {registration.status for registration in woken} == {WakeRegistrationStatus.TRIGGERED}
         assert [registration.condition_id for registration in woken] == conditions
+
+
+def _message_counts(runtime: AgentRuntime, pool_id: str = "pool.a") -> tuple[Counter[Any], Counter[Any], Counter[Any]]:
+    """(message id, status) counts in the store, the journal and the archive."""
+    store = Counter(
+        (record.payload.stored.receipt.message_id, record.payload.stored.receipt.status.value)
+        for record in runtime.store.watch(pool_id)  # type: ignore[union-attr]
+        if type(record.payload) is MessageRecorded
+    )
+    journal = Counter(
+        (record.payload.message_id, record.payload.delivery_status.value)
+        for record in runtime.journal.records_for_run("run.a")  # type: ignore[union-attr]
+        if record.record_kind.value == "run_message"
+    )
+    archive = Counter(
+        (frame.event.envelope.message_id, frame.event.envelope.event_kind.value.removeprefix("run_message_"))
+        for frame in runtime.event_bus.frames  # type: ignore[union-attr]
+        if frame.event.envelope.message_id is not None
+    )
+    return store, journal, archive
+
+
+def _both(numbers: range) -> Counter[Any]:
+    return Counter({(f"m.{n}", status): 1 for n in numbers for status in ("accepted", "delivered")})
+
+
+def test_async_sends_from_many_tasks_share_commits_and_each_lands_once(engine: Any, tmp_path: Path) -> None:
+    """On open_runtime(file) the writing calls of concurrent tasks run in groups: fewer commits
+    than sends, and each send whole (one accepted, one delivered) in store, journal and archive."""
+    with open_runtime(tmp_path / "host.sqlite", engine=engine) as runtime:
+        pool = joined(runtime)
+        commits = Counter[str]()
+        runtime.store._connection().set_commit_hook(lambda: commits.update(["commit"]) or False)  # type: ignore[union-attr]
+
+        async def main() -> list[Any]:
+            async with AsyncAgentPool(pool) as tasks_pool:
+                return await asyncio.gather(*(tasks_pool.send(message(n)) for n in range(200)))
+
+        receipts = asyncio.run(main())
+        runtime.store._connection().set_commit_hook(None)  # type: ignore[union-attr]
+        assert {(r.status.value, r.delivered_to) for r in receipts} == {("delivered", ("run.b",))}
+        assert len({r.journal_cursor for r in receipts}) == 200
+        assert commits["commit"] < 100
+        assert _message_counts(runtime) == (_both(range(200)),) * 3
+        assert pool.send(message(7)) == receipts[7]  # the key was recorded
+
+
+def test_an_async_call_that_fails_in_a_group_undoes_only_its_own_writes(engine: Any, tmp_path: Path) -> None:
+    """A send failing after its accepted transition was written leaves nothing of itself; the
+    calls grouped with it commit, and a retry completes it."""
+    with open_runtime(tmp_path / "host.sqlite", engine=engine) as runtime:
+        pool = joined(runtime)
+        bus = runtime.event_bus
+        assert isinstance(bus, ArchiveEventBus)
+        publish = bus.publish
+
+        def failing(frame: Any) -> None:
+            envelope = frame.event.envelope
+            if envelope.message_id == "m.7" and envelope.event_kind is EventKind.RUN_MESSAGE_DELIVERED:
+                raise RuntimeError("the bus broke on m.7")
+            publish(frame)
+
+        bus.publish = failing  # type: ignore[method-assign]
+
+        async def main() -> list[Any]:
+            async with AsyncAgentPool(pool) as tasks_pool:
+                return await asyncio.gather(*(tasks_pool.send(message(n)) for n in range(20)), return_exceptions=True)
+
+        outcomes = asyncio.run(main())
+        bus.publish = publish  # type: ignore[method-assign]
+        assert isinstance(outcomes[7], RuntimeError)
+        assert all(outcome.status.value == "delivered" for n, outcome in enumerate(outcomes) if n != 7)
+        assert _message_counts(runtime) == (_both(range(20)) - _both(range(7, 8)),) * 3
+        assert pool.send(message(7)).status.value == "delivered"
+        assert _message_counts(runtime) == (_both(range(20)),) * 3
+
+
+def test_async_calls_on_a_locked_file_fail_retryable_and_store_nothing(engine: Any, tmp_path: Path) -> None:
+    """Another process holds the write lock past busy_timeout: every call of the group fails
+    RETRYABLE, nothing is stored, and the calls succeed once the lock is free."""
+    import apsw
+
+    path = tmp_path / "host.sqlite"
+    with open_runtime(path, engine=engine, busy_timeout=0.2) as runtime:
+        pool = joined(runtime)
+        before = _message_counts(runtime)
+        other = apsw.Connection(str(path))
+        other.execute("BEGIN IMMEDIATE")
+
+        async def main() -> list[Any]:
+            async with AsyncAgentPool(pool) as tasks_pool:
+                return await asyncio.gather(*(tasks_pool.send(message(n)) for n in range(10)), return_exceptions=True)
+
+        try:
+            outcomes = asyncio.run(main())
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert all(isinstance(outcome, AgentError) for outcome in outcomes), outcomes
+        assert {outcome.retry for outcome in outcomes} == {RetryClassification.RETRYABLE}  # type: ignore[union-attr]
+        assert _message_counts(runtime) == before
+        outcomes = asyncio.run(main())
+        assert _message_counts(runtime) == (_both(range(10)),) * 3
+
+
+def test_a_cancelled_async_send_still_lands_and_later_calls_see_it(engine: Any, tmp_path: Path) -> None:
+    with open_runtime(tmp_path / "host.sqlite", engine=engine) as runtime:
+        pool = joined(runtime)
+
+        async def main() -> Any:
+            async with AsyncAgentPool(pool) as tasks_pool:
+                sending = asyncio.ensure_future(tasks_pool.send(message(1)))
+                await asyncio.sleep(0)
+                sending.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await sending
+                return await tasks_pool.snapshot()
+
+        snapshot = asyncio.run(main())
+        assert [stored.receipt.status.value for stored in snapshot.messages] == ["delivered"]
+        assert _message_counts(runtime) == (_both(range(1, 2)),) * 3
