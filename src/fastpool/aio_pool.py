@@ -26,11 +26,12 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any, Literal, TypeVar, overload
 
+from ._base import try_lock
 from ._call_groups import CallGroups
 from ._shielded import CancelledCalls
 from .coordinator import AgentPool, AgentRuntime, check_timeout
-from .enums import MessageStatus, WakeRegistrationStatus
-from .errors import InvalidInput
+from .enums import AgentErrorKind, MessageStatus, RetryClassification, WakeRegistrationStatus
+from .errors import AgentError, InvalidInput
 from .model import (
     AgentPoolMember,
     AgentPoolMessagePolicy,
@@ -55,8 +56,8 @@ from .sqlite import SqliteAgentPoolStore
 __all__ = ["AsyncAgentPool"]
 
 T = TypeVar("T")
-#: How often the watcher of ``wait_wake`` looks for new records while anyone waits (seconds).
-POLL_INTERVAL = 0.05
+#: How often the watcher of ``wait_wake`` looks at SQLite's change probe while anyone waits (seconds).
+POLL_INTERVAL = 0.005
 
 
 class AsyncAgentPool:
@@ -224,9 +225,10 @@ class AsyncAgentPool:
         """``AgentPool.wait_wake`` on the loop: the wake's registration once it leaves ``registered``.
 
         Every waiter of this wrapper shares one watcher task, which reads the pool's new records
-        (``watch``: nothing is read while the change probe shows no commit) every ``poll_interval``
-        seconds (0.05) while anyone waits; a waiter holds no thread. At ``timeout`` seconds
-        (``None``: no limit), the current registration.
+        (``watch``) only when the store's change token moves: SQLite's change probe, looked at on
+        the loop every 5 ms, or PostgreSQL's LISTEN, awaited by one thread for every waiter; a
+        waiter holds no thread. At ``timeout`` seconds (``None``: no limit), the current
+        registration.
         """
         check_timeout(timeout)
         cursor, registration = await self._call(self.pool.wait_start, condition_id)
@@ -272,17 +274,20 @@ class _Waiters:
 
     async def _watch(self) -> None:
         pool = self._pool
+        store: Any = pool.pool.store
+        seen: object = None
         try:
             while self._waiting:
                 after = self._after
                 assert after is not None
+                token = await self._changed(store, seen)
                 records = await pool._call(_records_after, pool.pool, after)
                 for record in records:
                     self._resolve(record)
                 if records:
                     self._after = max(after, records[-1].cursor.sequence)
                 else:
-                    await asyncio.sleep(POLL_INTERVAL)
+                    seen = token  # every record up to this token is read
         except BaseException as error:  # the store failed or closed: every waiter is told
             for futures in self._waiting.values():
                 for future in futures:
@@ -292,6 +297,38 @@ class _Waiters:
                 raise
         finally:
             self._task, self._after = None, None
+
+    async def _changed(self, store: Any, seen: object) -> object:
+        """The store's change token once it is not ``seen`` (at once when ``seen`` is ``None``).
+
+        Read on the loop where the store answers there (SQLite's change probe, a few tenths of
+        a microsecond: looked at every ``POLL_INTERVAL``); else one thread of the loop's default
+        executor waits on the store for every waiter (PostgreSQL's LISTEN wakes it at once).
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            if store._closed.is_set():
+                raise AgentError(
+                    AgentErrorKind.INVALID_STATE_TRANSITION,
+                    RetryClassification.NOT_RETRYABLE,
+                    "the store was closed while waiting for a wake",
+                )
+            if store._answers_on_loop():
+                token = None
+                if try_lock(store._lock):
+                    try:
+                        token = store._change_token()
+                    finally:
+                        store._lock.release()
+                if token is not None and (seen is None or token != seen):
+                    return token
+                await asyncio.sleep(POLL_INTERVAL)
+                continue
+            token = await loop.run_in_executor(None, _token_after, store, seen)
+            if seen is None or token != seen:
+                return token
+            if not self._waiting:
+                return token
 
     def _resolve(self, record: AgentPoolStoreRecord) -> None:
         payload = record.payload
@@ -308,6 +345,14 @@ class _Waiters:
 
 def _records_after(pool: AgentPool, after: int) -> list[AgentPoolStoreRecord]:
     return list(pool.watch_pool(after))
+
+
+def _token_after(store: Any, seen: object) -> object:
+    """On a worker: the store's change token, once it differs from ``seen`` or a second has passed."""
+    if seen is not None:
+        store._wait_for_change(seen, 1.0)
+    with store._lock:
+        return store._change_token()
 
 
 def _check_workers(workers: Any) -> None:

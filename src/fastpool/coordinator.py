@@ -759,8 +759,8 @@ class AgentPool:
         """Wait until the wake leaves ``registered`` and return its registration; at the timeout, the current one.
 
         Any host's transition counts (a trigger by another process's send, a cancel). The wait
-        follows the pool's records (``store.follow``: SQLite's change probe, PostgreSQL's
-        LISTEN), so nothing is read while nothing is committed. ``timeout`` in seconds
+        follows the pool's records (``store.follow``: SQLite's change probe, looked at every
+        5 ms, PostgreSQL's LISTEN), so nothing is read while nothing is committed. ``timeout`` in seconds
         (``None``: no limit). No stored wake raises ``AgentError.contract_violation``.
         """
         check_timeout(timeout)
@@ -771,7 +771,8 @@ class AgentPool:
             if remaining is not None and remaining <= 0:
                 break
             # A follow ends after its timeout without a record: slices keep the deadline.
-            for record in self._store.follow(self._pool_id, cursor, timeout=_slice(remaining)):
+            follow = self._store.follow(self._pool_id, cursor, poll_interval=_WAIT_POLL, timeout=_slice(remaining))
+            for record in follow:
                 cursor = record.cursor
                 registration = wake_change(record, condition_id) or registration
                 if registration.status is not WakeRegistrationStatus.REGISTERED:
@@ -1125,6 +1126,9 @@ def _frame(envelope: EventEnvelope, payload: RedactedSummaryPayload, event_id: s
 
 #: The longest a ``wait_wake`` follow runs before the deadline is checked again.
 _WAIT_SLICE = 1.0
+#: How often ``wait_wake`` looks at SQLite's change probe (a fraction of a microsecond a look;
+#: PostgreSQL's LISTEN wakes it at once).
+_WAIT_POLL = 0.005
 
 
 def _slice(remaining: float | None) -> float | None:
