@@ -36,6 +36,8 @@ from fastpool import (
     RunAddress,
     RetryClassification,
     RunMessage,
+    WAKE_ON_DELIVERY,
+    WAKE_ON_NEW_EVENTS,
     WakeCondition,
     WakeRegistrationStatus,
     open_runtime,
@@ -387,3 +389,63 @@ def test_a_cancelled_async_send_still_lands_and_later_calls_see_it(engine: Any, 
         snapshot = asyncio.run(main())
         assert [stored.receipt.status.value for stored in snapshot.messages] == ["delivered"]
         assert _message_counts(runtime) == (_both(range(1, 2)),) * 3
+
+
+@pytest.fixture(params=["memory", "file"])
+def any_runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    with open_runtime("memory:" if request.param == "memory" else tmp_path / "host.sqlite") as runtime:
+        yield runtime
+
+
+def test_send_with_outcome_tells_a_deduplicated_send(any_runtime: AgentRuntime) -> None:
+    pool = joined(any_runtime)
+    receipt, recorded = pool.send_with_outcome(message(1))
+    assert recorded and receipt.status.value == "delivered"
+    cursor = pool.snapshot().cursor
+    assert pool.send_with_outcome(message(1)) == (receipt, False)
+    assert pool.send(message(1)) == receipt
+    assert pool.snapshot().cursor == cursor  # nothing written by either
+
+
+def _wake(condition_id: str, run_ids: Any, *options: Any) -> WakeCondition:
+    return WakeCondition(
+        condition_id=condition_id,
+        run_id="run.b",
+        filter=EventFilter(run_ids=run_ids, kinds=(EventKind.RUN_MESSAGE_DELIVERED,)),
+        idempotency_key=f"key.{condition_id}",
+        policy_refs=options,
+    )
+
+
+def test_a_delivery_wake_matches_the_recipient_not_the_sender(any_runtime: AgentRuntime) -> None:
+    pool = joined(any_runtime)
+    registered = WakeRegistrationStatus.REGISTERED
+    assert pool.suspend_until("run.b", _wake("w.rust", ("run.b",))).status is registered
+    assert pool.suspend_until("run.b", _wake("w.to_b", ("run.b",), WAKE_ON_DELIVERY)).status is registered
+    reply = RunMessage(message_id="m.r", from_="run.b", to=RunAddress.run("run.a"), content_ref="c.r", idempotency_key="k.r")
+    pool.send(reply)  # from run.b: Rust's rule matches the sender, the delivery wake waits for run.b's mail
+    assert pool.poll_wake("w.rust").status is WakeRegistrationStatus.TRIGGERED
+    assert pool.poll_wake("w.to_b").status is registered
+    pool.send(message(1))  # run.a to run.b
+    woken = pool.poll_wake("w.to_b")
+    assert woken.status is WakeRegistrationStatus.TRIGGERED
+    # Registered after the delivery, a delivery wake finds it in the history.
+    late = pool.suspend_until("run.b", _wake("w.late", ("run.b",), WAKE_ON_DELIVERY))
+    assert late.status is WakeRegistrationStatus.TRIGGERED
+
+
+def test_a_new_events_wake_ignores_the_history(any_runtime: AgentRuntime) -> None:
+    """"Sleep until my next message": earlier deliveries do not trigger it, the next one does."""
+    pool = joined(any_runtime)
+    pool.send(message(1))
+    anything = EventFilter(kinds=(EventKind.RUN_MESSAGE_DELIVERED,))
+    old = WakeCondition(condition_id="w.old", run_id="run.b", filter=anything, idempotency_key="key.old")
+    assert pool.suspend_until("run.b", old).status is WakeRegistrationStatus.TRIGGERED  # Rust's rule: the history
+    options = (WAKE_ON_NEW_EVENTS, WAKE_ON_DELIVERY)
+    condition = _wake("w.next", ("run.b",), *options)
+    assert pool.suspend_until("run.b", condition).status is WakeRegistrationStatus.REGISTERED
+    assert pool.poll_wake("w.next").status is WakeRegistrationStatus.REGISTERED
+    pool.send(message(2))
+    assert pool.poll_wake("w.next").status is WakeRegistrationStatus.TRIGGERED
+    stored = pool.store.wake("pool.a", "w.next")
+    assert stored is not None and stored.condition.policy_refs == options  # Rust's record shape, the refs kept

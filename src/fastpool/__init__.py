@@ -24,7 +24,7 @@ from ._chunked import ChunkedTuple
 from ._compat import USE_EXTENSIONS
 from ._open import open_store
 from ._schema import ANY, AnyType
-from .coordinator import AgentPool, AgentRuntime
+from .coordinator import WAKE_ON_DELIVERY, WAKE_ON_NEW_EVENTS, AgentPool, AgentRuntime
 from .enums import (
     AgentErrorKind,
     AgentPoolLifecycleStatus,
@@ -227,6 +227,8 @@ __all__ = [
     "InMemoryAgentPoolStore",
     # the coordinator
     "AgentPool",
+    "WAKE_ON_DELIVERY",
+    "WAKE_ON_NEW_EVENTS",
     "AgentRuntime",
     "RunJournal",
     "InMemoryRunJournal",

@@ -191,6 +191,10 @@ class AsyncAgentPool:
         """The coroutine form of ``AgentPool.send``."""
         return await self._write(self.pool.send, message)
 
+    async def send_with_outcome(self, message: RunMessage) -> tuple[MessageReceipt, bool]:
+        """The coroutine form of ``AgentPool.send_with_outcome``."""
+        return await self._write(self.pool.send_with_outcome, message)
+
     async def record_message_status(
         self, message: RunMessage, status: MessageStatus | str, delivered_to: tuple[str, ...] | list[str]
     ) -> MessageReceipt:

@@ -51,6 +51,7 @@ from .enums import (
     JournalRecordKind,
     MessageStatus,
     PayloadAccessMode,
+    PolicyKind,
     PrivacyClass,
     RetentionClass,
     RetryClassification,
@@ -63,6 +64,7 @@ from .events import AgentEventBus, envelope_matches
 from .journal import JOURNAL_SCHEMA_VERSION, RunJournal
 from .memory import InMemoryAgentPoolStore
 from .model import (
+    ANY,
     ALL_EVENTS,
     AgentEvent,
     AgentPoolMember,
@@ -104,7 +106,7 @@ from .model import (
 )
 from .protocol import CONDITIONAL_WRITES, AgentPoolStore
 
-__all__ = ["AgentRuntime", "AgentPool"]
+__all__ = ["AgentRuntime", "AgentPool", "WAKE_ON_DELIVERY", "WAKE_ON_NEW_EVENTS"]
 
 _R = TypeVar("_R", bound="AgentRuntime")
 _P = ParamSpec("_P")
@@ -120,6 +122,14 @@ TAGS = ("feature:agent_pool",)
 #: with a 20-digit ``n``, and ``effect.run_message.{message id}``.
 MAX_STRICT_POOL_ID_BYTES = 474
 MAX_MESSAGE_ID_BYTES = 493
+
+#: Opt-in wake options (fastpool's, not Rust's), given as a policy ref of the ``WakeCondition``,
+#: so the stored records keep Rust's shape (a Rust coordinator ignores the ref, matching as always).
+#: ``WAKE_ON_DELIVERY``: the filter's runs are matched against a message event's recipients (its
+#: related run refs) instead of its sender; ``WAKE_ON_NEW_EVENTS``: only events after the
+#: registration trigger the wake (no history scan at registration or ``poll_wake``).
+WAKE_ON_DELIVERY = PolicyRef(kind=PolicyKind.HOST, id="fastpool.wake.delivered_to")
+WAKE_ON_NEW_EVENTS = PolicyRef(kind=PolicyKind.HOST, id="fastpool.wake.new_events_only")
 
 _CONTENT_REFS_ONLY = PrivacyClass.CONTENT_REFS_ONLY
 _SOURCE = SourceRef(kind=SourceKind.SDK, id="source.sdk.agent_pool", trust=TrustClass.HOST_PROVIDED)
@@ -464,7 +474,6 @@ class AgentPool:
 
     # -------------------------------------------------------------------- run messages
 
-    @_transition
     def send(self, message: RunMessage) -> MessageReceipt:
         """Route ``message`` to its recipients and return its receipt; a known key returns its receipt.
 
@@ -479,6 +488,21 @@ class AgentPool:
         recorded for another message raises ``InvalidInput``, and an ``accepted`` receipt
         found under the key is delivered (once) instead of returned.
         """
+        return self._send(message)[0]
+
+    def send_with_outcome(self, message: RunMessage) -> tuple[MessageReceipt, bool]:
+        """``send``, also telling whether this call recorded the message (fastpool's, not Rust's).
+
+        ``(receipt, True)``: the key was new and this call recorded the message;
+        ``(receipt, False)``: the key was recorded already (by this host or another, also one
+        racing this call), so this call was deduplicated and ``receipt`` is the recorded one
+        (with ``strict=True``, an ``accepted`` one this call then delivered). Writes exactly
+        what ``send`` writes.
+        """
+        return self._send(message)
+
+    @_transition
+    def _send(self, message: RunMessage) -> tuple[MessageReceipt, bool]:
         check_type(message, RunMessage, "message")
         if self._strict:
             _check_message_id(message.message_id)
@@ -488,16 +512,16 @@ class AgentPool:
             status, delivered_to = self._outcome(message)
             receipt, recorded = self._message_transition(message, status, delivered_to, once=True)
             if recorded:
-                return self._deliver(message, receipt) if status is MessageStatus.ACCEPTED else receipt
+                return (self._deliver(message, receipt) if status is MessageStatus.ACCEPTED else receipt), True
             found = receipt  # another host recorded the key first
         if not self._strict:
-            return found
+            return found, False
         if found.message_id != message.message_id:
             raise InvalidInput(
                 f"message.idempotency_key: {message.idempotency_key!r} is already recorded for message_id "
                 f"{found.message_id!r}; this message has message_id {message.message_id!r}"
             )
-        return self._deliver(message, found) if found.status is MessageStatus.ACCEPTED else found
+        return (self._deliver(message, found) if found.status is MessageStatus.ACCEPTED else found), False
 
     @_transition
     def record_message_status(
@@ -699,7 +723,7 @@ class AgentPool:
         if condition.timeout_millis == 0:
             status, matched = WakeRegistrationStatus.TIMED_OUT, None
         else:
-            first = self._first_match(compiled)
+            first = self._first_match(compiled, condition)
             if first is None:
                 return registered
             status, matched = WakeRegistrationStatus.TRIGGERED, first.event.envelope.event_id
@@ -716,7 +740,7 @@ class AgentPool:
         stored = self._stored_wake(condition_id)
         if stored.registration.status is not WakeRegistrationStatus.REGISTERED:
             return stored.registration
-        first = self._first_match(stored.compiled_filter)
+        first = self._first_match(stored.compiled_filter, stored.condition)
         if first is None:
             return stored.registration
         return self._wake_transition(
@@ -800,9 +824,9 @@ class AgentPool:
         if envelope.event_kind in _WAKE_KINDS:
             return
         for stored in self._wakes.registered():
-            if not envelope_matches(stored.compiled_filter.criteria, envelope):
-                continue
             condition = stored.condition
+            if not _wake_matches(condition, stored.compiled_filter.criteria, envelope):
+                continue
             if self._strict and self._store.member(self._pool_id, condition.run_id) is None:
                 continue  # its owner left: the wake must not break this unrelated call
             self._wake_transition(
@@ -871,9 +895,21 @@ class AgentPool:
         self._wakes.wrote(written, make(AgentPoolStoredWake, (condition, compiled, registration)))
         return registration, True
 
-    def _first_match(self, compiled: CompiledEventFilter) -> EventFrame | None:
+    def _first_match(self, compiled: CompiledEventFilter, condition: WakeCondition) -> EventFrame | None:
         """The first frame of a filtered subscription to the bus (the Rust scan), or the bus's
-        own ``first_match`` (a durable bus: the earliest match, looked up)."""
+        own ``first_match`` (a durable bus: the earliest match, looked up).
+
+        Under the opt-in wake options: none for ``WAKE_ON_NEW_EVENTS``; for ``WAKE_ON_DELIVERY``
+        the first frame of the subscription without the run criterion that names a recipient."""
+        refs = condition.policy_refs
+        if refs:
+            if WAKE_ON_NEW_EVENTS in refs:
+                return None
+            if WAKE_ON_DELIVERY in refs:
+                criteria = compiled.criteria
+                relaxed = criteria.replace(run_ids=ANY).compile()
+                frames = self._bus(None).subscribe_filtered(relaxed, None)
+                return next((f for f in frames if _delivered_to(criteria.run_ids, f.event.envelope)), None)
         bus = self._bus(None)
         first_match = getattr(bus, "first_match", None)
         if first_match is not None:
@@ -1147,6 +1183,22 @@ def wake_change(record: AgentPoolStoreRecord, condition_id: str) -> WakeRegistra
     if type(payload) is WakeRecorded and payload.stored.condition.condition_id == condition_id:
         return payload.stored.registration
     return None
+
+
+def _wake_matches(condition: WakeCondition, criteria: EventFilter, envelope: EventEnvelope) -> bool:
+    """Whether a message event triggers the wake: ``envelope_matches``, or under ``WAKE_ON_DELIVERY``
+    the filter without its run criterion, and a recipient among its runs."""
+    if WAKE_ON_DELIVERY not in condition.policy_refs:
+        return envelope_matches(criteria, envelope)
+    return envelope_matches(criteria.replace(run_ids=ANY), envelope) and _delivered_to(criteria.run_ids, envelope)
+
+
+def _delivered_to(run_ids: Any, envelope: EventEnvelope) -> bool:
+    """Whether a message event names a recipient in ``run_ids`` (its related run refs; not its sender's)."""
+    if envelope.subject_ref.kind is not EntityKind.MESSAGE:
+        return False
+    recipients = [ref.id for ref in envelope.related_refs if ref.kind is EntityKind.RUN]
+    return any(run_id in recipients for run_id in run_ids) if isinstance(run_ids, tuple) else bool(recipients)
 
 
 def _missing_port(port: str, run_id: str | None) -> AgentError:
