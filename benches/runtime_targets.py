@@ -1,0 +1,166 @@
+"""Issue 23's long-running targets of ``open_runtime(file)``, measured as a host would meet them.
+
+Run it as a script (it takes a few minutes; nothing here is a pass/fail unit test)::
+
+    python benches/runtime_targets.py [--sends 120000] [--checkpoint 20000] [--wakes 20]
+
+* RSS growth from ``--checkpoint`` to ``--sends`` sends through ``AgentPool.send`` on one
+  durable runtime (target: at most 25 MB);
+* ``suspend_until`` with no matching event after those sends, and a ``poll_wake`` of it:
+  the median of ``--wakes`` registrations (target: at most 1 ms);
+* a wake triggered by another process's send, returned by ``wait_wake``: the median delay
+  from the sender's commit to ``wait_wake``'s return, over ``--wakes`` wakes, sync and
+  async (target: at most 50 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+try:
+    import fastpool
+except ImportError:  # a checkout that is not installed: use its src/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    import fastpool
+
+from fastpool import (
+    AgentPool,
+    AgentPoolMember,
+    EventFilter,
+    EventKind,
+    RunAddress,
+    RunMessage,
+    WakeCondition,
+    open_runtime,
+)
+from fastpool.aio import AsyncAgentPool
+
+POOL = "pool.targets"
+# Another process: waits for a line on stdin, sends one message, prints the time.time() it returned.
+SENDER = """
+import sys, time
+from fastpool import AgentPool, RunAddress, RunMessage, open_runtime
+with open_runtime(sys.argv[1]) as runtime:
+    pool = AgentPool(sys.argv[2], runtime=runtime)
+    for line in sys.stdin:
+        n = line.strip()
+        pool.send(RunMessage(message_id=f"x.{n}", from_="run.a", to=RunAddress.run("run.b"),
+                             content_ref=f"c.{n}", idempotency_key=f"x.{n}"))
+        print(time.time(), flush=True)
+"""
+
+
+def message(n: int) -> RunMessage:
+    return RunMessage(
+        message_id=f"m.{n}", from_="run.a", to=RunAddress.run("run.b"), content_ref=f"c.{n}", idempotency_key=f"k.{n}"
+    )
+
+
+def rss_mb() -> float:
+    """This process's resident set now (Linux's /proc), in MB."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 1e6
+
+
+def wake(condition_id: str, kind: EventKind) -> WakeCondition:
+    return WakeCondition(
+        condition_id=condition_id, run_id="run.b", filter=EventFilter(kinds=(kind,)), idempotency_key=condition_id
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sends", type=int, default=120_000)
+    parser.add_argument("--checkpoint", type=int, default=20_000)
+    parser.add_argument("--wakes", type=int, default=20)
+    args = parser.parse_args(argv)
+    engine = "compiled" if fastpool.USE_EXTENSIONS else "pure-Python"
+    print(f"fastpool {fastpool.__version__}, {engine} engine, open_runtime(file)")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "host.sqlite"
+        with open_runtime(path) as runtime:
+            pool = AgentPool(POOL, runtime=runtime)
+            for run_id in ("run.a", "run.b"):
+                pool.join_run(AgentPoolMember(run_id=run_id, agent_id=f"agent.{run_id}"))
+            started = time.perf_counter()
+            for n in range(args.checkpoint):
+                pool.send(message(n))
+            at_checkpoint = rss_mb()
+            for n in range(args.checkpoint, args.sends):
+                pool.send(message(n))
+            grown = rss_mb() - at_checkpoint
+            took = time.perf_counter() - started
+            print(f"{args.sends:,} sends in {took:.1f} s ({args.sends / took:,.0f}/s)")
+            print(f"RSS growth from {args.checkpoint:,} to {args.sends:,} sends: {grown:.1f} MB (target <= 25 MB)")
+            registering, polling = [], []
+            for n in range(args.wakes):
+                t0 = time.perf_counter()
+                pool.suspend_until("run.b", wake(f"w.none.{n}", EventKind.RUN_COMPLETED))
+                t1 = time.perf_counter()
+                pool.poll_wake(f"w.none.{n}")
+                registering.append(t1 - t0)
+                polling.append(time.perf_counter() - t1)
+            print(
+                f"after {args.sends:,} sends, no matching event: suspend_until {statistics.median(registering) * 1e3:.3f} ms,"
+                f" poll_wake {statistics.median(polling) * 1e3:.3f} ms (median of {args.wakes}; target <= 1 ms)"
+            )
+        print(f"wait_wake woken by another process's send (median of {args.wakes}; target <= 50 ms):")
+        for mode in ("sync", "async"):
+            delays = wake_delays(path, args.wakes, mode)
+            print(f"  {mode:5}: median {statistics.median(delays) * 1e3:.1f} ms, max {max(delays) * 1e3:.1f} ms")
+
+
+def wake_delays(path: Path, count: int, mode: str) -> list[float]:
+    """Seconds from another process's send returning to ``wait_wake`` returning, per wake."""
+    sender = subprocess.Popen(
+        [sys.executable, "-c", SENDER, str(path), POOL], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert sender.stdin is not None and sender.stdout is not None
+    delays = []
+    try:
+        with open_runtime(path) as runtime:
+            pool = AgentPool(POOL, runtime=runtime)
+            for n in range(count):
+                condition_id = f"w.{mode}.{n}"
+                # A wake that only this round's send triggers: new events only.
+                condition = wake(condition_id, EventKind.RUN_MESSAGE_DELIVERED).replace(
+                    policy_refs=(fastpool.WAKE_ON_NEW_EVENTS,)
+                )
+                pool.suspend_until("run.b", condition)
+
+                def trigger(line: str = f"{mode}.{n}\n") -> None:
+                    sender.stdin.write(line)  # type: ignore[union-attr]
+                    sender.stdin.flush()  # type: ignore[union-attr]
+
+                # The send is asked for once the wait has begun.
+                if mode == "sync":
+                    threading.Timer(0.05, trigger).start()
+                    pool.wait_wake(condition_id, timeout=10)
+                else:
+
+                    async def wait(condition_id: str = condition_id) -> None:
+                        async with AsyncAgentPool(pool) as wrapper:  # a wrapper lives on one loop
+                            asyncio.get_running_loop().call_later(0.05, trigger)
+                            await wrapper.wait_wake(condition_id, timeout=10)
+
+                    asyncio.run(wait())
+                returned = time.time()
+                sent = float(sender.stdout.readline())
+                delays.append(returned - sent)
+    finally:
+        sender.stdin.close()
+        sender.wait(timeout=30)
+    return delays
+
+
+if __name__ == "__main__":
+    main()
