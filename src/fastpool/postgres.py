@@ -28,7 +28,8 @@ import os
 import select
 import threading
 import weakref
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -293,6 +294,12 @@ class _Session:
         raise self._errors.error_from_result(result, encoding="utf-8")
 
     @property
+    def in_transaction(self) -> bool:
+        """Connected, out of pipeline mode, in a transaction that has not failed."""
+        pgconn = self.pgconn
+        return pgconn.status == 0 and pgconn.pipeline_status == 0 and pgconn.transaction_status == 2
+
+    @property
     def idle(self) -> bool:
         """Connected, out of pipeline mode and of any transaction: ready for a call."""
         pgconn = self.pgconn
@@ -495,6 +502,8 @@ class PostgresAgentPoolStore(StoreBase):
         self._cache: PoolCache[_Cached] = PoolCache(max_cached_pools)  # least recently used first out
         self._drops = 0  # fastpool_drops' counter as this store last read it (_configure reads it)
         self._session: _Session | None = None
+        # Inside transaction(): each pool written, with the notification of its last record.
+        self._batch: dict[str, list[bytes] | None] | None = None
         self._notices = _Notices()
         self._listener: _Listener | None = None
         try:
@@ -612,6 +621,46 @@ class PostgresAgentPoolStore(StoreBase):
         host = self._options.get("host", "")
         return f"PostgresAgentPoolStore(host={host!r}, schema={self._schema!r}, {self.consistency}, {state})"
 
+    # -- transactions ------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresAgentPoolStore]:
+        """Group several writes into one transaction: one commit, all or nothing (as SQLite's).
+
+        Inside the block every write takes its pool's lock, catches up and appends (never
+        the one-statement append, whose conflict would abort the transaction); reads see the
+        block's writes; other threads using this store object wait until it ends. The
+        commit and the pools' notifications go in one round trip. An exception rolls every
+        write back and propagates; so does a statement that fails inside the block (the
+        block's next call raises RETRYABLE: PostgreSQL ended the transaction).
+        """
+        with self._lock:
+            if self._batch is not None:
+                raise InvalidInput("transaction: this store object already has a transaction open")
+            session = self._db()
+            touched: dict[str, list[bytes] | None] = {}
+            try:
+                session.run(b"BEGIN")
+                self._batch = touched
+                try:
+                    yield self
+                finally:
+                    self._batch = None
+                notices = [notice for notice in touched.values() if notice is not None]
+                if notices:
+                    session.notifying(b"fastpool_commit", (), notices[0])
+                    for notice in notices[1:]:
+                        session.call(b"fastpool_notify", notice)
+                else:
+                    session.run(b"COMMIT")
+            except BaseException as error:
+                for pool_id in touched:
+                    self._cache.states.pop(pool_id, None)
+                self._reset()  # rolls back what is still open
+                if isinstance(error, self._error):
+                    raise translate(error) from error
+                raise
+
     # -- connections -------------------------------------------------------------------------
 
     def _db(self) -> _Session:
@@ -623,6 +672,15 @@ class PostgresAgentPoolStore(StoreBase):
                 "postgres agent pool store is closed",
             )
         session = self._session
+        if self._batch is not None:
+            if session is not None and session.in_transaction:
+                return session
+            raise AgentError(
+                AgentErrorKind.INVALID_STATE_TRANSITION,
+                RetryClassification.RETRYABLE,
+                f"{NAME} store error: the transaction() ended early (a statement failed or the connection "
+                "was lost): nothing of it was committed; retry it",
+            )
         if session is not None:
             if session.idle:
                 return session
@@ -812,7 +870,8 @@ class PostgresAgentPoolStore(StoreBase):
     def _append_any(self, pool_id: str, build: Build) -> tuple[Any, int]:
         session = self._db()
         cached = self._cache.states.get(pool_id)
-        if cached is None or not cached.contended:
+        # Inside transaction() a conflict must not abort the transaction: lock, catch up, then append.
+        if self._batch is None and (cached is None or not cached.contended):
             state = self._new_state(pool_id) if cached is None else cached.state
             try:
                 payload = build(state)
@@ -849,10 +908,18 @@ class PostgresAgentPoolStore(StoreBase):
         return appended
 
     def _append_locked(self, session: _Session, pool_id: str, build: Build) -> tuple[Any, int]:
+        """Lock the pool, catch up, check and append: a transaction of its own, or a step of
+        ``transaction()``'s (which commits, and notifies, at its end)."""
         cached = self._cache.states.get(pool_id)
         state = self._new_state(pool_id) if cached is None else cached.state
+        batch = self._batch
+        lock = b"SELECT pg_advisory_xact_lock(%d)" % _key(self._schema, pool_id)
         try:
-            session.run(b"BEGIN; SELECT pg_advisory_xact_lock(%d)" % _key(self._schema, pool_id))
+            if batch is None:
+                session.run(b"BEGIN; " + lock)
+            else:
+                batch.setdefault(pool_id, None)  # a rollback forgets the pool's state
+                session.run(lock)
             try:
                 rows = self._rows(session, pool_id, state.cursor)
             except _Dropped:
@@ -871,14 +938,18 @@ class PostgresAgentPoolStore(StoreBase):
                 number = str(sequence).encode()
                 text = self._engine.dumps(payload).encode()
                 session.call(b"fastpool_append_locked", [pool, number, payload.TYPE.encode(), text])
-                session.notifying(b"fastpool_commit", (), self._notice(pool, number))
-            else:
+                if batch is None:
+                    session.notifying(b"fastpool_commit", (), self._notice(pool, number))
+                else:
+                    batch[pool_id] = self._notice(pool, number)  # sent with the commit
+            elif batch is None:
                 session.run(b"COMMIT")
         except self._error as error:
             raise self._failed(error) from error
         except BaseException:
-            self._reset()  # a contract error from build, or an interrupt: nothing was appended
-            raise
+            if batch is None:
+                self._reset()  # a contract error from build, or an interrupt: nothing was appended
+            raise  # inside transaction(): a contract error leaves it going; its owner ends it on anything else
         if payload is None:
             return None, state.cursor
         state.apply(payload, sequence)

@@ -5,9 +5,9 @@ The journal is the Rust crate's ``run_journal_records`` table, the bus its
 host and process on the database shares them: journal sequences and record ids are unique per
 database, polls and subscriptions see every host's events, and nothing grows in memory.
 
-On SQLite the three share the store's connection, and each ``AgentPool`` call that writes is
-one transaction (``store.transaction()``): a send's records, event sequences, journal records
-and frames commit together or not at all.
+The three share the store's connection, and each ``AgentPool`` call that writes is one
+transaction (``store.transaction()``, on SQLite and PostgreSQL): a send's records, event
+sequences, journal records and frames commit together or not at all.
 
 >>> import tempfile, pathlib
 >>> from fastpool import AgentPool, AgentPoolMember
@@ -50,7 +50,7 @@ def open_runtime(target: str | os.PathLike[str], **options: Any) -> AgentRuntime
     ``AgentPool(pool_id, runtime=rt)`` uses ``rt.store``. Closing the runtime (or leaving its
     ``with`` block) closes the store, the journal and the bus.
     """
-    backend, location = backend_of(target)
+    backend, _ = backend_of(target)
     store = open_store(target, **options)
     if backend == "memory":
         return AgentRuntime(journal=InMemoryRunJournal(), event_bus=InMemoryAgentEventBus(), store=store)
@@ -58,10 +58,7 @@ def open_runtime(target: str | os.PathLike[str], **options: Any) -> AgentRuntime
         if isinstance(store, SqliteAgentPoolStore):
             return DatabaseRuntime.on_store(store)
         assert isinstance(store, PostgresAgentPoolStore)
-        from .surfaces._pg_db import PgSurfaceDb  # psycopg is needed only here
-
-        db = PgSurfaceDb.open(location, schema=store.schema)
-        return DatabaseRuntime(store, db, PostgresRunJournal(db), PostgresEventArchive(db))
+        return DatabaseRuntime.on_store(store)
     except BaseException:
         store.close()
         raise
@@ -73,7 +70,9 @@ class DatabaseRuntime(AgentRuntime):
 
     ``next_journal_seq`` is the database's: on SQLite the journal's largest sequence + 1, read
     inside the call's transaction; on PostgreSQL a sequence. For one host on a new database
-    both give 1, 2, 3 ... as the in-memory runtime does.
+    both give 1, 2, 3 ... as the in-memory runtime does. The three share the store's
+    connection and lock, and each ``AgentPool`` call that writes is one transaction of the
+    store (``transaction()``) on both backends.
     """
 
     def __init__(
@@ -85,16 +84,20 @@ class DatabaseRuntime(AgentRuntime):
     ) -> None:
         super().__init__(journal=journal, event_bus=ArchiveEventBus(archive), store=store)
         self._db = db
-        # One transaction per call needs the journal and bus on the store's connection (SQLite).
-        self.atomic = isinstance(store, SqliteAgentPoolStore)
+        self.atomic = True
 
     @classmethod
-    def on_store(cls, store: SqliteAgentPoolStore) -> DatabaseRuntime:
-        """A runtime on an open SQLite store's file, sharing its connection and lock (closing the
+    def on_store(cls, store: SqliteAgentPoolStore | PostgresAgentPoolStore) -> DatabaseRuntime:
+        """A runtime on an open store's database, sharing its connection and lock (closing the
         runtime closes the store)."""
         # A surface call inside store.transaction() joins it: one commit for the three.
-        db = SurfaceDb(store._connection(), store._lock)
-        return cls(store, db, SqliteRunJournal(db), SqliteEventArchive(db))
+        if isinstance(store, SqliteAgentPoolStore):
+            db = SurfaceDb(store._connection(), store._lock)
+            return cls(store, db, SqliteRunJournal(db), SqliteEventArchive(db))
+        from .surfaces._pg_db import PgSurfaceDb  # psycopg is needed only here
+
+        shared = PgSurfaceDb.on_store(store)
+        return cls(store, shared, PostgresRunJournal(shared), PostgresEventArchive(shared))
 
     def next_journal_seq(self) -> int:
         """The database's next journal sequence (see the class docstring)."""
@@ -103,17 +106,24 @@ class DatabaseRuntime(AgentRuntime):
         return value
 
     def transaction(self) -> AbstractContextManager[object]:
-        """The store's ``transaction()`` on SQLite (joined when this thread is in one already)."""
-        return self._joined() if self.atomic else super().transaction()
+        """The store's ``transaction()`` (joined when this thread is in one already)."""
+        return self._joined()
 
     @contextmanager
     def _joined(self) -> Iterator[object]:
         store = self.store
-        assert isinstance(store, SqliteAgentPoolStore)
+        assert isinstance(store, (SqliteAgentPoolStore, PostgresAgentPoolStore))
         with store._lock:
-            # Holding the lock, the connection outside autocommit is this thread's transaction.
-            if not store._connection().getautocommit():
+            # Holding the lock, an open transaction is this thread's.
+            if isinstance(store, SqliteAgentPoolStore):
+                joined = not store._connection().getautocommit()
+            else:
+                joined = store._batch is not None
+            if joined:
                 yield store
                 return
             with store.transaction():
+                if isinstance(store, PostgresAgentPoolStore):
+                    # The surfaces' lock first: every runtime transaction takes its locks in one order.
+                    self._db.write(lambda run: None)
                 yield store

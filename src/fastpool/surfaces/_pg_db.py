@@ -45,15 +45,18 @@ class PgSurfaceDb:
 
     sql = _pg_sql
 
-    def __init__(self, connection: Connection[Any], schema: str, error: type[BaseException]) -> None:
-        self._connection = connection
+    def __init__(
+        self, connection: Connection[Any] | None, schema: str, error: type[BaseException], store: Any = None
+    ) -> None:
+        self._own = connection
+        self._store = store  # a PostgresAgentPoolStore whose connection and lock are shared (on_store)
         self._quoted = _quote(schema)
         self._lock_key = _key("fastpool surfaces", schema)
         self._error = error
         self._texts: dict[str, tuple[str, tuple[int, ...]]] = {}
         self._created: set[str] = set()
         self._owned = True
-        self.lock: Any = threading.RLock()
+        self._lock: Any = threading.RLock()
 
     @classmethod
     def open(cls, conninfo: str, *, schema: str = "public", busy_timeout: float = 5.0) -> PgSurfaceDb:
@@ -78,6 +81,30 @@ class PgSurfaceDb:
         keep_out_of_forks(db)
         db.write(lambda run: run(f"CREATE SCHEMA IF NOT EXISTS {db._quoted}", ()))
         return db
+
+    @classmethod
+    def on_store(cls, store: Any) -> PgSurfaceDb:
+        """The surfaces on a ``PostgresAgentPoolStore``'s connection, in its schema, under its lock: a
+        write inside the store's ``transaction()`` joins it (one commit for both); closing is the store's."""
+        db = cls(None, store.schema, store._error, store)
+        db._owned = False
+        return db
+
+    @property
+    def lock(self) -> Any:
+        """The lock every user of the connection takes (the store's, when shared: a fork() child's raises)."""
+        return self._lock if self._store is None else self._store._lock
+
+    @lock.setter
+    def lock(self, value: Any) -> None:
+        self._lock = value
+
+    @property
+    def _connection(self) -> Connection[Any]:
+        if self._store is None:
+            assert self._own is not None
+            return self._own
+        return self._store._db().connection  # type: ignore[no-any-return]  # reconnected after a loss
 
     def create(self, name: str) -> None:
         """Create surface ``name``'s tables (once per connection)."""
@@ -113,8 +140,14 @@ class PgSurfaceDb:
         returns, rolled back if it raises."""
         with self.lock:
             try:
-                with self._connection.transaction():
-                    self._connection.execute("SELECT pg_advisory_xact_lock(%s)", [self._lock_key])
+                connection = self._connection
+                if self._store is not None and self._store._batch is not None:
+                    # Inside the store's transaction(): join it (its commit or rollback takes these
+                    # statements with its own); the surface lock is then held until it ends.
+                    connection.execute("SELECT pg_advisory_xact_lock(%s)", [self._lock_key])
+                    return body(self._run)
+                with connection.transaction():
+                    connection.execute("SELECT pg_advisory_xact_lock(%s)", [self._lock_key])
                     return body(self._run)
             except self._error as error:
                 raise pg_error(error) from error
@@ -126,6 +159,6 @@ class PgSurfaceDb:
 
     def close(self) -> None:
         """Close the connection; closing twice is harmless (and a fork() child leaves it alone)."""
-        if self._owned:
+        if self._owned and self._own is not None:
             with self.lock:
-                self._connection.close()
+                self._own.close()
