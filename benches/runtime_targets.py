@@ -109,10 +109,9 @@ def main(argv: list[str] | None = None) -> None:
                 pool.poll_wake(f"w.none.{n}")
                 registering.append(t1 - t0)
                 polling.append(time.perf_counter() - t1)
-            print(
-                f"after {args.sends:,} sends, no matching event: suspend_until {statistics.median(registering) * 1e3:.3f} ms,"
-                f" poll_wake {statistics.median(polling) * 1e3:.3f} ms (median of {args.wakes}; target <= 1 ms)"
-            )
+            register, poll = statistics.median(registering) * 1e3, statistics.median(polling) * 1e3
+            print(f"after {args.sends:,} sends, no matching event: suspend_until {register:.3f} ms,", end="")
+            print(f" poll_wake {poll:.3f} ms (median of {args.wakes}; target <= 1 ms)")
         print(f"wait_wake woken by another process's send (median of {args.wakes}; target <= 50 ms):")
         for mode in ("sync", "async"):
             delays = wake_delays(path, args.wakes, mode)

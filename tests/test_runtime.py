@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 
 from fastpool import (
+    WAKE_ON_DELIVERY,
+    WAKE_ON_NEW_EVENTS,
     AgentError,
     AgentPool,
     AgentPoolMember,
@@ -33,11 +35,9 @@ from fastpool import (
     InMemoryAgentEventBus,
     InMemoryAgentPoolStore,
     MessageRecorded,
-    RunAddress,
     RetryClassification,
+    RunAddress,
     RunMessage,
-    WAKE_ON_DELIVERY,
-    WAKE_ON_NEW_EVENTS,
     WakeCondition,
     WakeRegistrationStatus,
     open_runtime,
@@ -409,7 +409,9 @@ def test_a_delivery_wake_matches_the_recipient_not_the_sender(any_runtime: Agent
     registered = WakeRegistrationStatus.REGISTERED
     assert pool.suspend_until("run.b", _wake("w.rust", ("run.b",))).status is registered
     assert pool.suspend_until("run.b", _wake("w.to_b", ("run.b",), WAKE_ON_DELIVERY)).status is registered
-    reply = RunMessage(message_id="m.r", from_="run.b", to=RunAddress.run("run.a"), content_ref="c.r", idempotency_key="k.r")
+    reply = RunMessage(
+        message_id="m.r", from_="run.b", to=RunAddress.run("run.a"), content_ref="c.r", idempotency_key="k.r"
+    )
     pool.send(reply)  # from run.b: Rust's rule matches the sender, the delivery wake waits for run.b's mail
     assert pool.poll_wake("w.rust").status is WakeRegistrationStatus.TRIGGERED
     assert pool.poll_wake("w.to_b").status is registered
@@ -422,7 +424,7 @@ def test_a_delivery_wake_matches_the_recipient_not_the_sender(any_runtime: Agent
 
 
 def test_a_new_events_wake_ignores_the_history(any_runtime: AgentRuntime) -> None:
-    """"Sleep until my next message": earlier deliveries do not trigger it, the next one does."""
+    """Sleep until my next message: earlier deliveries do not trigger it, the next one does."""
     pool = joined(any_runtime)
     pool.send(message(1))
     anything = EventFilter(kinds=(EventKind.RUN_MESSAGE_DELIVERED,))

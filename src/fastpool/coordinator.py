@@ -64,8 +64,8 @@ from .events import AgentEventBus, envelope_matches
 from .journal import JOURNAL_SCHEMA_VERSION, RunJournal
 from .memory import InMemoryAgentPoolStore
 from .model import (
-    ANY,
     ALL_EVENTS,
+    ANY,
     AgentEvent,
     AgentPoolMember,
     AgentPoolMessagePolicy,

@@ -50,6 +50,7 @@ class PgSurfaceDb:
     ) -> None:
         self._own = connection
         self._store = store  # a PostgresAgentPoolStore whose connection and lock are shared (on_store)
+        self._locked: object = None  # the store's transaction (its batch) that holds the surface lock
         self._quoted = _quote(schema)
         self._lock_key = _key("fastpool surfaces", schema)
         self._error = error
@@ -141,10 +142,13 @@ class PgSurfaceDb:
         with self.lock:
             try:
                 connection = self._connection
-                if self._store is not None and self._store._batch is not None:
+                batch = None if self._store is None else self._store._batch
+                if batch is not None:
                     # Inside the store's transaction(): join it (its commit or rollback takes these
-                    # statements with its own); the surface lock is then held until it ends.
-                    connection.execute("SELECT pg_advisory_xact_lock(%s)", [self._lock_key])
+                    # statements with its own). The surface lock, once taken, is held until it ends.
+                    if self._locked is not batch:
+                        connection.execute("SELECT pg_advisory_xact_lock(%s)", [self._lock_key])
+                        self._locked = batch
                     return body(self._run)
                 with connection.transaction():
                     connection.execute("SELECT pg_advisory_xact_lock(%s)", [self._lock_key])
