@@ -82,10 +82,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sends", type=int, default=120_000)
     parser.add_argument("--checkpoint", type=int, default=20_000)
     parser.add_argument("--wakes", type=int, default=20)
+    parser.add_argument("--store-alone", type=Path, help=argparse.SUPPRESS)  # the child of the RSS comparison
     args = parser.parse_args(argv)
+    if args.store_alone is not None:
+        print(store_alone_growth(args.store_alone, args.checkpoint, args.sends))
+        return
     engine = "compiled" if fastpool.USE_EXTENSIONS else "pure-Python"
     print(f"fastpool {fastpool.__version__}, {engine} engine, open_runtime(file)")
     with tempfile.TemporaryDirectory() as folder:
+        # The same sends through the store alone, in a process of its own: what the store's own state grows by.
+        command = [sys.executable, __file__, f"--sends={args.sends}", f"--checkpoint={args.checkpoint}"]
+        alone = subprocess.run([*command, f"--store-alone={Path(folder) / 'alone.sqlite'}"], capture_output=True)
+        alone_growth = float(alone.stdout)
         path = Path(folder) / "host.sqlite"
         with open_runtime(path) as runtime:
             pool = AgentPool(POOL, runtime=runtime)
@@ -100,7 +108,11 @@ def main(argv: list[str] | None = None) -> None:
             grown = rss_mb() - at_checkpoint
             took = time.perf_counter() - started
             print(f"{args.sends:,} sends in {took:.1f} s ({args.sends / took:,.0f}/s)")
-            print(f"RSS growth from {args.checkpoint:,} to {args.sends:,} sends: {grown:.1f} MB (target <= 25 MB)")
+            print(
+                f"RSS growth from {args.checkpoint:,} to {args.sends:,} sends: {grown:.1f} MB (target <= 25 MB);",
+                end="",
+            )
+            print(f" the store alone (record_message_once + record_message) {alone_growth:.1f} MB")
             registering, polling = [], []
             for n in range(args.wakes):
                 t0 = time.perf_counter()
@@ -116,6 +128,25 @@ def main(argv: list[str] | None = None) -> None:
         for mode in ("sync", "async"):
             delays = wake_delays(path, args.wakes, mode)
             print(f"  {mode:5}: median {statistics.median(delays) * 1e3:.1f} ms, max {max(delays) * 1e3:.1f} ms")
+
+
+def store_alone_growth(path: Path, checkpoint: int, sends: int) -> float:
+    """MB of RSS growth from ``checkpoint`` to ``sends`` accepted + delivered pairs through the store alone."""
+    with fastpool.SqliteAgentPoolStore(path) as store:
+        store.open_pool(POOL, fastpool.AgentPoolStoreConfig())
+        for run_id in ("run.a", "run.b"):
+            store.join_member(POOL, AgentPoolMember(run_id=run_id, agent_id=f"agent.{run_id}"))
+        at_checkpoint = 0.0
+        for n in range(sends):
+            if n == checkpoint:
+                at_checkpoint = rss_mb()
+            sent = message(n)
+            accepted = fastpool.MessageReceipt(
+                message_id=sent.message_id, status=fastpool.MessageStatus.ACCEPTED, delivered_to=("run.b",)
+            )
+            store.record_message_once(POOL, sent, accepted)
+            store.record_message(POOL, sent, accepted.replace(status=fastpool.MessageStatus.DELIVERED))
+        return rss_mb() - at_checkpoint
 
 
 def wake_delays(path: Path, count: int, mode: str) -> list[float]:

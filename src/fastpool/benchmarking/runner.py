@@ -767,7 +767,14 @@ def _verdicts(results: Results, sizes: tuple[int, ...]) -> list[tuple[str, str, 
         value = results.get("AP", measure, 0, system)
         if value and alone:
             text = f"{measure}: {value:,.0f} sends/s = {value / alone:.2f} × the store-only loop"
-            lines.append(("AP", text, _met(targets.AP_SEND, value / alone)))
+            goal = targets.AP_DURABLE if measure == agent_pool.DURABLE else targets.AP_SEND
+            lines.append(("AP", text, _met(goal, value / alone)))
+    durable, tasks = (
+        results.get("AP", measure, 0, system) for measure in (agent_pool.DURABLE, agent_pool.DURABLE_TASKS)
+    )
+    if durable and tasks:
+        text = f"{agent_pool.DURABLE_TASKS}: {tasks:,.0f} sends/s = {tasks / durable:.2f} × {agent_pool.DURABLE}"
+        lines.append(("AP", text, _met(targets.AP_DURABLE_TASKS, tasks / durable)))
     if sizes:  # none in bench --db's table (T12 only)
         lines += replay.verdicts(results.get, max(sizes))
     lines += _throughput_verdicts(results, best) + big_pools.verdicts(results)

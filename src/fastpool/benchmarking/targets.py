@@ -56,6 +56,10 @@ T11_WATCH = Goal("T11", 10, True, "µs")
 T11_SNAPSHOT = Goal("T11", 5, True, "µs")
 #: Issue 17: ``AgentPool.send`` (accepted + delivered) beside a host's store-only send loop.
 AP_SEND = Goal("AP", 0.7, False, "×", "the store-only send loop")
+#: Issue 23: ``AgentPool.send`` on ``open_runtime(file)`` beside the store-only loop, and
+#: ``AsyncAgentPool.send`` from 50 tasks on it beside the sync ``AgentPool.send`` with one caller.
+AP_DURABLE = Goal("AP", 1.0, False, "×", "the store-only send loop")
+AP_DURABLE_TASKS = Goal("AP", 1.0, False, "×", "the sync AgentPool.send on open_runtime(file)")
 #: Issue 16: the host loop through the async store with 50 tasks, and a cached read through it.
 AIO_LOOP = Goal("AIO", 0.8, False, "×", "the sync store with one caller")
 AIO_READ = Goal("AIO", 3, True, "µs")
