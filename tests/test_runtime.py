@@ -281,20 +281,28 @@ def _both(numbers: range) -> Counter[Any]:
     return Counter({(f"m.{n}", status): 1 for n in numbers for status in ("accepted", "delivered")})
 
 
-def test_async_sends_from_many_tasks_share_commits_and_each_lands_once(engine: Any, tmp_path: Path) -> None:
+def test_async_sends_from_many_tasks_share_commits_and_each_lands_once(
+    engine: Any, target: tuple[str, dict[str, str]]
+) -> None:
     """On open_runtime(file) the writing calls of concurrent tasks run in groups: fewer commits
     than sends, and each send whole (one accepted, one delivered) in store, journal and archive."""
-    with open_runtime(tmp_path / "host.sqlite", engine=engine) as runtime:
+    with open_target(target, engine) as runtime:
         pool = joined(runtime)
         commits = Counter[str]()
-        runtime.store._connection().set_commit_hook(lambda: commits.update(["commit"]) or False)  # type: ignore[union-attr]
+        transaction = runtime.store.transaction  # type: ignore[union-attr]
+
+        def counted() -> Any:
+            commits["commit"] += 1
+            return transaction()
+
+        runtime.store.transaction = counted  # type: ignore[union-attr]
 
         async def main() -> list[Any]:
             async with AsyncAgentPool(pool) as tasks_pool:
                 return await asyncio.gather(*(tasks_pool.send(message(n)) for n in range(200)))
 
         receipts = asyncio.run(main())
-        runtime.store._connection().set_commit_hook(None)  # type: ignore[union-attr]
+        del runtime.store.transaction  # type: ignore[union-attr]
         assert {(r.status.value, r.delivered_to) for r in receipts} == {("delivered", ("run.b",))}
         assert len({r.journal_cursor for r in receipts}) == 200
         assert commits["commit"] < 100
@@ -302,10 +310,12 @@ def test_async_sends_from_many_tasks_share_commits_and_each_lands_once(engine: A
         assert pool.send(message(7)) == receipts[7]  # the key was recorded
 
 
-def test_an_async_call_that_fails_in_a_group_undoes_only_its_own_writes(engine: Any, tmp_path: Path) -> None:
+def test_an_async_call_that_fails_in_a_group_undoes_only_its_own_writes(
+    engine: Any, target: tuple[str, dict[str, str]]
+) -> None:
     """A send failing after its accepted transition was written leaves nothing of itself; the
     calls grouped with it commit, and a retry completes it."""
-    with open_runtime(tmp_path / "host.sqlite", engine=engine) as runtime:
+    with open_target(target, engine) as runtime:
         pool = joined(runtime)
         bus = runtime.event_bus
         assert isinstance(bus, ArchiveEventBus)
@@ -360,8 +370,10 @@ def test_async_calls_on_a_locked_file_fail_retryable_and_store_nothing(engine: A
         assert _message_counts(runtime) == (_both(range(10)),) * 3
 
 
-def test_a_cancelled_async_send_still_lands_and_later_calls_see_it(engine: Any, tmp_path: Path) -> None:
-    with open_runtime(tmp_path / "host.sqlite", engine=engine) as runtime:
+def test_a_cancelled_async_send_still_lands_and_later_calls_see_it(
+    engine: Any, target: tuple[str, dict[str, str]]
+) -> None:
+    with open_target(target, engine) as runtime:
         pool = joined(runtime)
 
         async def main() -> Any:

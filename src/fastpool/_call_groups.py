@@ -3,11 +3,12 @@
 ``AsyncAgentPool`` on a runtime whose calls are transactions (``DatabaseRuntime`` on SQLite)
 queues each call that writes here instead of giving it a thread hop of its own. A worker
 thread leads: it takes the queued calls (at most ``_GROUP_LIMIT``), runs them in arrival order
-in one ``runtime.transaction()``, each in a savepoint of its own (``store.savepoint()``), commits
-once, and tells the loop once per group. While the loop's tasks keep calling, the worker
-waits a moment for their next calls instead of handing the lead back (as the store's group
-commit does). A call that raises rolls back its own writes only; a group that does not commit
-fails every call of it, and nothing of theirs is stored.
+in one ``runtime.transaction()``, commits once, and tells the loop once per group. While the
+loop's tasks keep calling, the worker waits a moment for their next calls instead of handing
+the lead back (as the store's group commit does). If a call raises, the group rolls back and
+its calls run again one by one, each in a transaction of its own, so a failing call leaves
+nothing and the others commit; a group that does not commit (its transaction failed) fails
+every call of it, and nothing of theirs is stored.
 """
 
 from __future__ import annotations
@@ -45,21 +46,12 @@ class _Call:
 class CallGroups:
     """The calls queued from one event loop for the next group, and the worker leading them.
 
-    ``transaction`` opens the group's transaction, ``savepoint`` a call's, and ``in_transaction``
-    says whether the group's transaction is still open (SQLite ends it on some errors).
+    ``transaction`` opens the group's transaction; each call, run alone, opens its own.
     """
 
-    def __init__(
-        self,
-        executor: Executor,
-        transaction: Callable[[], Any],
-        savepoint: Callable[[], Any],
-        in_transaction: Callable[[], bool],
-    ) -> None:
+    def __init__(self, executor: Executor, transaction: Callable[[], Any]) -> None:
         self._executor = executor
         self._transaction = transaction
-        self._savepoint = savepoint
-        self._in_transaction = in_transaction
         self._queue: deque[_Call] = deque()
         self._arrived = threading.Condition(threading.Lock())
         self._leading = False
@@ -107,16 +99,35 @@ class CallGroups:
                     pass  # the loop is closed: nobody is waiting
 
     def _run(self, group: list[_Call]) -> None:
+        if len(group) > 1:
+            try:
+                self._run_together(group)
+                return
+            except _CallFailed:
+                pass  # rolled back whole: each call runs again, alone
+        for call in group:
+            call.result, call.error = None, None
+            try:
+                call.result = call.run()  # a transaction of its own
+            except Exception as error:
+                call.error = error
+
+    def _run_together(self, group: list[_Call]) -> None:
+        """The group's calls in one transaction; ``_CallFailed`` (after the rollback) if one raised.
+
+        No savepoint per call (one costs each page written a copy): a call that raises leaves
+        writes of its own in the transaction, so the whole group rolls back and runs again
+        call by call, which a failing call's outcome is then.
+        """
         try:
             with self._transaction():
                 for call in group:
                     try:
-                        with self._savepoint():
-                            call.result = call.run()
+                        call.result = call.run()
                     except Exception as error:
-                        call.error = error
-                        if not self._in_transaction():
-                            raise  # SQLite ended the group's transaction: nothing of it is stored
+                        raise _CallFailed from error
+        except _CallFailed:
+            raise
         except BaseException as error:
             failed = error
             if not isinstance(error, AgentError):
@@ -127,11 +138,14 @@ class CallGroups:
                     "committed: nothing of this call was stored; retry it",
                 )
             for call in group:
-                if call.error is None:  # a call with an error of its own keeps it
-                    call.result, call.error = None, copy.copy(failed)
-                    call.error.__cause__ = error
+                call.result, call.error = None, copy.copy(failed)
+                call.error.__cause__ = error
             if not isinstance(error, Exception):
                 raise
+
+
+class _CallFailed(Exception):
+    """A call of a group raised: the group's transaction rolls back."""
 
 
 def _resolve(group: list[_Call]) -> None:

@@ -1,10 +1,12 @@
 """``AsyncAgentPool``: the coordinator's methods as coroutines (``fastpool.aio`` re-exports it).
 
-Each call runs the whole ``AgentPool`` method on a worker thread (one hop per call, however
-many store, journal and bus calls it makes), so no call blocks the event loop; any number of
-tasks may share one wrapper. Cancelling a call that writes does not cancel it: it runs to its
-end on its thread, and calls made on the wrapper after the cancellation start only once it
-has ended (the idempotency key then tells whether it was recorded).
+Each call runs the whole ``AgentPool`` method on a worker thread, so no call blocks the event
+loop; any number of tasks may share one wrapper. On a durable runtime (``open_runtime``, whose
+calls are transactions) the calls that write, from every task, run in groups, one transaction
+and one commit per group (``_call_groups``); on any other, each call hops to a worker.
+Cancelling a call that writes does not cancel it: it runs to its end on its thread, and calls
+made on the wrapper after the cancellation start only once it has ended (the idempotency key
+then tells whether it was recorded).
 
 >>> import asyncio
 >>> from fastpool import AgentPoolMember, AgentRuntime, InMemoryAgentEventBus, InMemoryRunJournal
@@ -51,7 +53,6 @@ from .model import (
     WakeRegistration,
 )
 from .protocol import AgentPoolStore
-from .sqlite import SqliteAgentPoolStore
 
 __all__ = ["AsyncAgentPool"]
 
@@ -80,15 +81,7 @@ class AsyncAgentPool:
         self._cancelled = CancelledCalls()  # cancelled calls still running
         self._waiters = _Waiters(self)
         # On a runtime whose calls are transactions, the calls that write run in groups.
-        self._groups: CallGroups | None = None
-        runtime, store = pool.runtime, pool.store
-        if runtime.atomic and isinstance(store, SqliteAgentPoolStore):
-            self._groups = CallGroups(
-                self._executor,
-                self._group_transaction,
-                store.savepoint,
-                lambda: not store._connection().getautocommit(),
-            )
+        self._groups = CallGroups(self._executor, self._group_transaction) if pool.runtime.atomic else None
 
     @classmethod
     async def open(

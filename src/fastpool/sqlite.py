@@ -721,29 +721,3 @@ class SqliteAgentPoolStore(StoreBase):
                 self._recent.forget()  # reads inside the block saw its records
                 raise
             self._cache.advance(before)  # after this connection's COMMIT
-
-    @contextmanager
-    def savepoint(self) -> Iterator[SqliteAgentPoolStore]:
-        """Inside ``transaction()``: a block whose writes are undone alone if it raises.
-
-        ``SAVEPOINT`` ... ``RELEASE``; an exception rolls back to the savepoint (the writes
-        before it stay, to commit with the transaction), forgets every cached state (one may
-        hold a write undone) and propagates. What runs several calls in one commit
-        (``AsyncAgentPool``'s groups) gives each call its own.
-        """
-        with self._lock:
-            if self._batch is None:
-                raise InvalidInput("savepoint: only inside this store object's transaction()")
-            db = self._connection()
-            db.execute("SAVEPOINT fastpool_call")
-            try:
-                yield self
-            except BaseException:
-                try:
-                    if not db.getautocommit():  # else SQLite ended the whole transaction
-                        db.execute("ROLLBACK TO fastpool_call")
-                        db.execute("RELEASE fastpool_call")
-                finally:
-                    self._forget_cached()
-                raise
-            db.execute("RELEASE fastpool_call")
