@@ -19,6 +19,9 @@ the wall clock and by this process's CPU time (steadier on a shared machine).
   publishes two events (in-memory journal and bus) and matches the registered wakes (none);
 * ``AgentPool.send, open_runtime(file)``: the coordinator on the durable runtime of the same
   file (journal rows and archived frames beside the pool's records), one commit per send;
+* ``raw SQL: a durable send's statements``: the statements that send runs, through APSW in one
+  transaction, their JSON made before the clock starts (the file's own cost: a bound for
+  the durable send);
 * ``AsyncAgentPool.send, 50 tasks``: the in-memory runtime's coordinator from 50 tasks (a
   thread hop per call);
 * ``AsyncAgentPool.send, open_runtime(file)``: the durable runtime's, awaited one after

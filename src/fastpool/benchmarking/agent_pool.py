@@ -16,6 +16,9 @@ process's CPU time (steadier on a shared machine).
   publishes two events (in-memory journal and bus) and matches the registered wakes (none);
 * ``AgentPool.send, open_runtime(file)``: the coordinator on the durable runtime of the same
   file (journal rows and archived frames beside the pool's records), one commit per send;
+* ``raw SQL: a durable send's statements``: the statements that send runs, through APSW in one
+  transaction, their JSON made before the clock starts (the file's own cost: a bound for
+  the durable send);
 * ``AsyncAgentPool.send, 50 tasks``: the in-memory runtime's coordinator from 50 tasks (a
   thread hop per call);
 * ``AsyncAgentPool.send, open_runtime(file)``: the durable runtime's, awaited one after
@@ -32,17 +35,23 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import _sql as _store_sql
+from .. import wire
+from .._compat import engine
 from ..aio_pool import AsyncAgentPool
 from ..coordinator import AgentPool, AgentRuntime
 from ..enums import MessageStatus
 from ..events import InMemoryAgentEventBus
 from ..journal import InMemoryRunJournal
+from ..memory import InMemoryAgentPoolStore
 from ..model import AgentPoolMember, MessageReceipt, RunAddress, RunMessage
 from ..runtime import DatabaseRuntime
 from ..sqlite import SqliteAgentPoolStore
+from ..surfaces import _sql as _surface_sql
 
 POOL = "pool.send"
 DURABLE = "AgentPool.send, open_runtime(file)"
+RAW_DURABLE = "raw SQL: a durable send's statements"
 TASKS = 50
 DURABLE_AWAITED = "AsyncAgentPool.send, open_runtime(file), awaited in turn"
 DURABLE_TASKS = f"AsyncAgentPool.send, open_runtime(file), {TASKS} tasks"
@@ -79,6 +88,49 @@ def store_alone(store: SqliteAgentPoolStore, messages: list[RunMessage]) -> None
         accepted = MessageReceipt(message_id=sent.message_id, status=MessageStatus.ACCEPTED, delivered_to=("run.b",))
         store.record_message_once(POOL, sent, accepted)
         store.record_message(POOL, sent, accepted.replace(status=MessageStatus.DELIVERED))
+
+
+def raw_durable_send(store: SqliteAgentPoolStore, messages: list[RunMessage]) -> None:
+    """The statements a durable send runs, through APSW in one transaction, their JSON made
+    before the clock starts: what the file costs, with no Python of fastpool's in between."""
+    records, frames, payloads = _durable_texts()
+    db = store._connection()
+    DatabaseRuntime.on_store(store)  # the runtime's tables
+    journal_seq, frame_seq = (
+        int(db.execute(sql).fetchall()[0][0])  # type: ignore[arg-type]  # a COALESCE(MAX ...): an int
+        for sql in (_surface_sql.JOURNAL_NEXT_SEQ, _surface_sql.ARCHIVE_NEXT)
+    )
+    sequence = store.snapshot(POOL).cursor.sequence  # type: ignore[union-attr]
+    store._forget_cached()  # written behind the store's back
+    for sent in messages:
+        db.execute("BEGIN IMMEDIATE")
+        for record, frame, (kind, payload) in zip(records, frames, payloads):
+            db.execute(_store_sql.NEXT_EVENT, (POOL,)).fetchall()
+            db.execute(_surface_sql.JOURNAL_NEXT_SEQ).fetchall()
+            record_id = f"journal.record.agent_pool.{journal_seq}"
+            db.execute(_surface_sql.JOURNAL_CHECK, ("run.a", record_id)).fetchall()
+            db.execute(_surface_sql.JOURNAL_INSERT, ("run.a", journal_seq, record_id, record))
+            db.execute(_surface_sql.ARCHIVE_NEXT).fetchall()
+            db.execute(_surface_sql.ARCHIVE_INSERT, (frame_seq, f"event.{sent.message_id}.{frame_seq}", frame))
+            db.execute(_surface_sql.EVENT_INDEX_INSERT, (frame_seq, "run.a", kind))
+            sequence += 1
+            db.execute(_store_sql.INSERT, (POOL, sequence, "run_message", payload))
+            journal_seq, frame_seq = journal_seq + 1, frame_seq + 1
+        db.execute("COMMIT")
+
+
+def _durable_texts() -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """The journal records, frames and store payloads (JSON) of one send, by an in-memory host."""
+    journal, bus, memory = InMemoryRunJournal(), InMemoryAgentEventBus(), InMemoryAgentPoolStore()
+    pool = AgentPool(POOL, runtime=AgentRuntime(journal=journal, event_bus=bus), store=memory)
+    for run_id in ("run.a", "run.b"):
+        pool.join_run(AgentPoolMember(run_id=run_id, agent_id=f"agent.{run_id}"))
+    pool.send(message(9_999_999))
+    records = [wire.encode(record) for _, record in journal.entries[-2:]]
+    frames = [wire.encode(frame) for frame in bus.frames[-2:]]
+    last = list(memory.watch(POOL))[-2:]
+    payloads = [(f.event.envelope.event_kind.value, engine.dumps(r.payload)) for f, r in zip(bus.frames[-2:], last)]
+    return records, frames, payloads
 
 
 def store_calls_of_send(store: SqliteAgentPoolStore, messages: list[RunMessage]) -> None:
@@ -136,6 +188,7 @@ def coordinator_tasks_durable(store: SqliteAgentPoolStore, messages: list[RunMes
 
 LOOPS: dict[str, Callable[[SqliteAgentPoolStore, list[RunMessage]], None]] = {
     "store: accepted + delivered": store_alone,
+    RAW_DURABLE: raw_durable_send,
     "store: AgentPool.send's calls": store_calls_of_send,
     "AgentPool.send": coordinator,
     DURABLE: coordinator_durable,
