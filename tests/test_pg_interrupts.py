@@ -161,6 +161,21 @@ def test_record_message_once_interrupted_anywhere(pg: PgTarget, engine: ModuleTy
     assert points >= 50 and later == points + 1
 
 
+def test_a_transaction_of_two_writes_interrupted_anywhere(pg: PgTarget, engine: ModuleType) -> None:
+    """``transaction()`` (the durable runtime's boundary): both writes or neither, wherever it is interrupted."""
+
+    def write(store: PostgresAgentPoolStore, i: int) -> None:
+        with store.transaction():
+            store.record_message(POOL, message(f"m{i}"), receipt(f"m{i}"))
+            store.record_message(POOL, message(f"n{i}"), receipt(f"n{i}"))
+
+    points, later = run_everywhere(pg, engine, write, behind=True)
+    print(f"transaction() with two writes: {points} points, {later} later writes succeeded")
+    assert points >= 50 and later == points + 1
+    stored = set(message_ids(pg, POOL))
+    assert all((f"m{i}" in stored) == (f"n{i}" in stored) for i in range(1, points + 2))
+
+
 def test_open_pool_interrupted_anywhere(pg: PgTarget, engine: ModuleType) -> None:
     def write(store: PostgresAgentPoolStore, i: int) -> None:
         store.open_pool(f"opened{i}", CONFIG)

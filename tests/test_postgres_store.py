@@ -578,3 +578,45 @@ def test_open_store_picks_the_backend_from_the_target(pg: PgTarget, tmp_path: An
         with pytest.raises(InvalidInput) as raised:
             fastpool.open_store(bad)  # type: ignore[arg-type]
         assert raised.value.message.startswith("target: "), raised.value.message
+
+
+def test_a_transaction_commits_its_writes_together_or_not_at_all(pg: PgTarget) -> None:
+    """``transaction()``: one commit for several writes, seen by another store object after it;
+    an exception rolls all back; a statement that fails inside ends it (the next call says so)."""
+    store, other = pg.store(), pg.store(consistency="notified")
+    try:
+        store.open_pool("pool.t", CONFIG)
+        with store.transaction():
+            store.record_message("pool.t", message("m.1"), receipt("m.1"))
+            assert other.message_receipt("pool.t", "key.m.1") is None  # not committed yet
+            store.record_message("pool.t", message("m.2"), receipt("m.2"))
+            assert store.message_receipt("pool.t", "key.m.2") is not None  # the block sees its writes
+        deadline = time.monotonic() + 10
+        while other.message_receipt("pool.t", "key.m.2") is None and time.monotonic() < deadline:
+            time.sleep(0.001)  # the notification went with the commit
+        assert other.snapshot("pool.t") == store.snapshot("pool.t")
+        cursor = store.snapshot("pool.t").cursor
+        with pytest.raises(RuntimeError):
+            with store.transaction():
+                store.record_message("pool.t", message("m.3"), receipt("m.3"))
+                raise RuntimeError("the host changed its mind")
+        with pg.store() as fresh:
+            assert store.snapshot("pool.t").cursor == cursor == fresh.snapshot("pool.t").cursor
+        with pytest.raises(InvalidInput, match="already has a transaction open"):
+            with store.transaction():
+                with store.transaction():
+                    pass
+        with pytest.raises(AgentError) as failed:
+            with store.transaction():
+                store.record_message("pool.t", message("m.4"), receipt("m.4"))
+                try:
+                    store._db().run(b"SELECT 1/0")  # a statement fails: PostgreSQL ends the transaction
+                except Exception:
+                    pass
+                store.record_message("pool.t", message("m.5"), receipt("m.5"))
+        assert failed.value.retry is RetryClassification.RETRYABLE and "ended early" in failed.value.message
+        assert store.snapshot("pool.t").cursor == cursor
+        store.record_message("pool.t", message("m.6"), receipt("m.6"))  # and the store goes on
+    finally:
+        store.close()
+        other.close()
