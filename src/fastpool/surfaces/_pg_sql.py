@@ -15,7 +15,15 @@ JOURNAL_SCHEMA = """CREATE TABLE IF NOT EXISTS {s}.run_journal_records (
     record_json text NOT NULL,
     PRIMARY KEY (run_id, journal_seq),
     UNIQUE (run_id, record_id))"""
-# Rust reads the stored row for the id, then the run's largest sequence: one statement here.
+# Rust reads the stored row for the id, then the run's largest sequence, then inserts. Here the
+# insert checks both (the largest, signed, from 0 to below the new one: Rust's unsigned rule for
+# a sequence below 2^63) and returns the row only if it inserted; else JOURNAL_CHECK tells why.
+JOURNAL_APPEND = (
+    "INSERT INTO {s}.run_journal_records (run_id, journal_seq, record_id, record_json) SELECT ?1, ?2, ?3, ?4 "
+    "WHERE NOT EXISTS (SELECT 1 FROM {s}.run_journal_records WHERE run_id = ?1 AND record_id = ?3) "
+    "AND (SELECT COALESCE(MAX(journal_seq), 0) FROM {s}.run_journal_records WHERE run_id = ?1) BETWEEN 0 AND ?2 - 1 "
+    "RETURNING journal_seq"
+)
 JOURNAL_CHECK = (
     "SELECT (SELECT journal_seq FROM {s}.run_journal_records WHERE run_id = ?1 AND record_id = ?2), "
     "(SELECT COALESCE(MAX(journal_seq), 0) FROM {s}.run_journal_records WHERE run_id = ?1)"

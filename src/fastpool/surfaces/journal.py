@@ -51,14 +51,20 @@ class RunJournalSurface(Surface):
 
         sql = self._sql
 
+        sequence = record.journal_seq
+        params = (record.run_id, to_i64(sequence), record.record_id, text)
+
         def append(run: Run) -> str:
+            # The common case in one statement: a new id above the run's largest (both below 2^63).
+            if sequence < 2**63 and run(sql.JOURNAL_APPEND, params):
+                return f"journal.{sequence}"
             existing, latest = run(sql.JOURNAL_CHECK, (record.run_id, record.record_id))[0]
             if existing is not None:
                 return f"journal.{existing}"  # Rust prints the stored i64 as it is
-            if record.journal_seq <= to_u64(latest):
+            if sequence <= to_u64(latest):
                 raise _journal_error("journal_seq must be strictly increasing for a run journal")
-            run(sql.JOURNAL_INSERT, (record.run_id, to_i64(record.journal_seq), record.record_id, text))
-            return f"journal.{record.journal_seq}"
+            run(sql.JOURNAL_INSERT, params)
+            return f"journal.{sequence}"
 
         return self._db.write(append)
 
