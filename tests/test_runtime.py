@@ -450,3 +450,23 @@ def test_a_new_events_wake_ignores_the_history(any_runtime: AgentRuntime) -> Non
     assert pool.poll_wake("w.next").status is WakeRegistrationStatus.TRIGGERED
     stored = pool.store.wake("pool.a", "w.next")
     assert stored is not None and stored.condition.policy_refs == options  # Rust's record shape, the refs kept
+
+
+def test_async_wait_wake_stops_watching_once_nobody_waits(engine: Any, target: tuple[str, dict[str, str]]) -> None:
+    """A wait that times out returns the registration, and the wrapper's watcher then ends (no
+    task left looking at the store)."""
+    with open_target(target, engine) as runtime:
+        pool = joined(runtime)
+        pool.suspend_until("run.b", wake_on("w.1", EventKind.RUN_COMPLETED))
+
+        async def main() -> tuple[Any, Any]:
+            async with AsyncAgentPool(pool) as waiting:
+                registration = await waiting.wait_wake("w.1", timeout=0.05)
+                for _ in range(300):  # the watcher notices within its next look (PostgreSQL: a second)
+                    if waiting._waiters._task is None:
+                        break
+                    await asyncio.sleep(0.01)
+                return registration, waiting._waiters._task
+
+        registration, task = asyncio.run(main())
+        assert registration.status is WakeRegistrationStatus.REGISTERED and task is None

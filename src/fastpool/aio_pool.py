@@ -252,6 +252,7 @@ class _Waiters:
         self._pool = pool
         self._waiting: dict[str, dict[asyncio.Future[WakeRegistration], int]] = {}
         self._after: int | None = None
+        self._added = False  # a waiter was added since the watcher last read
         self._task: asyncio.Task[None] | None = None
 
     def add(self, condition_id: str, cursor: int) -> asyncio.Future[WakeRegistration]:
@@ -259,6 +260,7 @@ class _Waiters:
         future: asyncio.Future[WakeRegistration] = loop.create_future()
         self._waiting.setdefault(condition_id, {})[future] = cursor
         self._after = cursor if self._after is None else min(self._after, cursor)
+        self._added = True
         if self._task is None:
             self._task = loop.create_task(self._watch())
         return future
@@ -278,6 +280,8 @@ class _Waiters:
                 after = self._after
                 assert after is not None
                 token = await self._changed(store, seen)
+                if token is None:
+                    return  # nobody waits any more
                 records = await pool._call(_records_after, pool.pool, after)
                 for record in records:
                     self._resolve(record)
@@ -295,15 +299,19 @@ class _Waiters:
         finally:
             self._task, self._after = None, None
 
-    async def _changed(self, store: Any, seen: object) -> object:
-        """The store's change token once it is not ``seen`` (at once when ``seen`` is ``None``).
+    async def _changed(self, store: Any, seen: object) -> object | None:
+        """The store's change token once it is not ``seen`` (at once when ``seen`` is ``None``),
+        or ``None`` once nobody waits.
 
         Read on the loop where the store answers there (SQLite's change probe, a few tenths of
         a microsecond: looked at every ``POLL_INTERVAL``); else one thread of the loop's default
         executor waits on the store for every waiter (PostgreSQL's LISTEN wakes it at once).
         """
         loop = asyncio.get_running_loop()
-        while True:
+        while self._waiting:
+            if self._added:
+                # A waiter came in since the last read: read once whatever the token, from its cursor.
+                self._added, seen = False, None
             if store._closed.is_set():
                 raise AgentError(
                     AgentErrorKind.INVALID_STATE_TRANSITION,
@@ -311,7 +319,7 @@ class _Waiters:
                     "the store was closed while waiting for a wake",
                 )
             if store._answers_on_loop():
-                token = None
+                token: object = None
                 if try_lock(store._lock):
                     try:
                         token = store._change_token()
@@ -324,8 +332,7 @@ class _Waiters:
             token = await loop.run_in_executor(None, _token_after, store, seen)
             if seen is None or token != seen:
                 return token
-            if not self._waiting:
-                return token
+        return None
 
     def _resolve(self, record: AgentPoolStoreRecord) -> None:
         payload = record.payload
