@@ -17,7 +17,8 @@ JOURNAL_SCHEMA = """CREATE TABLE IF NOT EXISTS {s}.run_journal_records (
     UNIQUE (run_id, record_id))"""
 # Rust reads the stored row for the id, then the run's largest sequence, then inserts. Here the
 # insert checks both (the largest, signed, from 0 to below the new one: Rust's unsigned rule for
-# a sequence below 2^63) and returns the row only if it inserted; else JOURNAL_CHECK tells why.
+# a sequence below 2^63) and returns the row only if it inserted; else JOURNAL_CHECK tells why:
+# one round trip for the common append.
 JOURNAL_APPEND = (
     "INSERT INTO {s}.run_journal_records (run_id, journal_seq, record_id, record_json) SELECT ?1, ?2, ?3, ?4 "
     "WHERE NOT EXISTS (SELECT 1 FROM {s}.run_journal_records WHERE run_id = ?1 AND record_id = ?3) "

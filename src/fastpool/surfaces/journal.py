@@ -55,8 +55,8 @@ class RunJournalSurface(Surface):
         params = (record.run_id, to_i64(sequence), record.record_id, text)
 
         def append(run: Run) -> str:
-            # The common case in one statement: a new id above the run's largest (both below 2^63).
-            if sequence < 2**63 and run(sql.JOURNAL_APPEND, params):
+            # PostgreSQL: the common case in one round trip (a new id above the run's largest, below 2^63).
+            if sql.JOURNAL_APPEND is not None and sequence < 2**63 and run(sql.JOURNAL_APPEND, params):
                 return f"journal.{sequence}"
             existing, latest = run(sql.JOURNAL_CHECK, (record.run_id, record.record_id))[0]
             if existing is not None:
