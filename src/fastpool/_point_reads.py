@@ -198,9 +198,13 @@ class PointIndex:
                 self._pending.popitem(last=False)
         pending.append((sequence, payload))  # its entries are worked out at the batch
 
+    def due(self, pool_id: str, last: int) -> bool:
+        """Whether ``BATCH`` of the pool's records up to ``last`` may wait past the last mark seen."""
+        return self.usable and self.writable and last - self._marks.get(pool_id, 0) >= BATCH
+
     def batch(self, db: apsw.Connection, pool_id: str, last: int) -> None:
         """Inside a write transaction: index the pool's records up to ``last`` once ``BATCH`` wait."""
-        if not (self.usable and self.writable) or last - self._marks.get(pool_id, 0) < BATCH:
+        if not self.due(pool_id, last):
             return
         try:
             self._batch(db, pool_id, last)

@@ -135,6 +135,7 @@ class SqliteAgentPoolStore(StoreBase):
         self._cache = SyncedCache(max_cached_pools)
         self._batch: set[str] | None = None  # pools written inside an open transaction()
         self._drops: object = None  # fastpool_drops' count as of the sync point (None: not read yet)
+        self._alone = not readonly  # lone writes may append without a transaction (_append_alone)
         self._group = GroupCommit(self._lock, PREFIX)
         self._db: apsw.Connection | None = None
         self._busy = BusyWait(busy_timeout)
@@ -481,6 +482,10 @@ class SqliteAgentPoolStore(StoreBase):
             # Catch up on other writers' records before taking the write lock, so that
             # inside it only the few records committed in between remain to be read.
             state, generation = self._read_state(pool_id), self._cache.generation
+            if self._alone and self._drops is not None and not self._points.due(pool_id, state.cursor):
+                done = self._append_alone(db, pool_id, build, state)
+                if done is not None:
+                    return done
         else:
             batch.add(pool_id)  # inside store.transaction(): a rollback forgets every pool it touched
         written = None
@@ -501,6 +506,48 @@ class SqliteAgentPoolStore(StoreBase):
             self._cache.advance(before)  # after this connection's COMMIT
             if written is not None:  # committed (inside transaction() the next batch reads the records' JSON)
                 self._points.appended(pool_id, payload, sequence)
+        return payload, sequence
+
+    def _append_alone(
+        self, db: apsw.Connection, pool_id: str, build: Build, state: PoolState
+    ) -> tuple[Any, int] | None:
+        """A lone write as one statement (``APPEND_ALONE``), without ``BEGIN IMMEDIATE`` and
+        ``COMMIT`` around it: ``state`` is current, so the check needs no lock, and the statement
+        appends only if no other connection appended to the pool (the primary key refuses it) or
+        deleted one meanwhile. ``None`` (nothing written) where ``_append``'s transaction must
+        decide: one did, or the write lock is taken (the transaction waits for it catching up),
+        or the file has no ``fastpool_drops`` (one the Rust crate made: never again on this
+        store object)."""
+        payload = build(state)
+        if payload is None:
+            return None, state.cursor
+        sequence = state.cursor + 1
+        text = self._engine.dumps(payload)
+        if len(text) > self._max_text // 4:  # else short enough even at 4 UTF-8 bytes a character
+            self._check_length(payload, text)
+        before, changes, busy = self._cache.sync, db.total_changes(), self._busy
+        busy.fail_fast = True
+        try:
+            db.execute(_sql.APPEND_ALONE, (pool_id, sequence, payload.TYPE, text, self._drops))
+            if db.total_changes() == changes:
+                return None
+            state.apply(payload, sequence)
+            self._cache.remember(pool_id, state)
+        except (apsw.BusyError, apsw.ConstraintError):
+            return None
+        except apsw.SQLError:
+            self._alone = False
+            return None
+        except apsw.Error as error:
+            raise translate(error) from error
+        except BaseException:
+            if db.total_changes() != changes:  # committed, and maybe half applied: read the pool again
+                self._cache.states.pop(pool_id, None)
+            raise
+        finally:
+            busy.fail_fast = False
+        self._cache.advance(before)  # the sync point moves on only if no other commit came between
+        self._points.appended(pool_id, payload, sequence)
         return payload, sequence
 
     def _insert(
