@@ -304,12 +304,17 @@ class SqliteAgentPoolStore(StoreBase):
         self._points.clear()
         self._recent.forget()
 
+    @staticmethod
+    def _drops_of(db: apsw.Connection) -> object:
+        """fastpool_drops' count: how many pools were ever deleted in the file."""
+        try:
+            return db.execute(_sql.DROPS).get or 0  # one value: cheaper than fetchall
+        except apsw.SQLError:
+            return 0  # no fastpool_drops table: nothing was ever deleted here
+
     def _check_drops(self) -> None:
         """After another connection's commit: if it deleted a pool, forget what was cached."""
-        try:
-            drops = self._connection().execute(_sql.DROPS).get or 0  # one value: cheaper than fetchall
-        except apsw.SQLError:
-            drops = 0  # no fastpool_drops table: nothing was ever deleted here
+        drops = self._drops_of(self._connection())
         if drops != self._drops:
             self._drops = drops
             self._forget_cached()
@@ -467,12 +472,19 @@ class SqliteAgentPoolStore(StoreBase):
         return cache.sync
 
     def _catch_up(self, db: apsw.Connection, state: PoolState) -> None:
+        # A writer's full replay outside a transaction keeps each key's last sequence: if the
+        # pool's index leaves many records out (a Rust host's), the next reader needs them.
+        drops = self._drops
+        keys = self._points.keys_of_replay(state.cursor) if drops is not None and db.getautocommit() else None
         rows = db.cursor()
         try:
-            self._engine.replay_rows(state, rows.execute(_sql.ROWS_AFTER, (state.pool_id, state.cursor)))
+            seen = None if keys is None else self._points.seen(keys)
+            self._engine.replay_rows(state, rows.execute(_sql.ROWS_AFTER, (state.pool_id, state.cursor)), seen)
         finally:
             rows.close(True)  # ends the read transaction even when replay stopped early
             self._check_unchanged()
+        if keys is not None:
+            self._points.index_replayed(db, state.pool_id, keys, state.cursor, lambda db: self._drops_of(db) == drops)
 
     def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:
         db = self._connection()
