@@ -491,13 +491,14 @@ class SqliteAgentPoolStore(StoreBase):
         batch = self._batch
         state = None
         if batch is None:
+            cached = self._cache.states.get(pool_id)
+            if cached is not None and self._alone and not self._points.due(pool_id, cached.state.cursor):
+                done = self._append_alone(db, pool_id, build, cached)
+                if done is not None:
+                    return done
             # Catch up on other writers' records before taking the write lock, so that
             # inside it only the few records committed in between remain to be read.
             state, generation = self._read_state(pool_id), self._cache.generation
-            if self._alone and self._drops is not None and not self._points.due(pool_id, state.cursor):
-                done = self._append_alone(db, pool_id, build, state)
-                if done is not None:
-                    return done
         else:
             batch.add(pool_id)  # inside store.transaction(): a rollback forgets every pool it touched
         written = None
@@ -520,19 +521,26 @@ class SqliteAgentPoolStore(StoreBase):
                 self._points.appended(pool_id, payload, sequence)
         return payload, sequence
 
-    def _append_alone(
-        self, db: apsw.Connection, pool_id: str, build: Build, state: PoolState
-    ) -> tuple[Any, int] | None:
+    def _append_alone(self, db: apsw.Connection, pool_id: str, build: Build, cached: Cached) -> tuple[Any, int] | None:
         """A lone write as one statement (``APPEND_ALONE``), without ``BEGIN IMMEDIATE`` and
-        ``COMMIT`` around it: ``state`` is current, so the check needs no lock, and the statement
-        appends only if no other connection appended to the pool (the primary key refuses it) or
-        deleted one meanwhile. ``None`` (nothing written) where ``_append``'s transaction must
-        decide: one did, or the write lock is taken (the transaction waits for it catching up),
-        or the file has no ``fastpool_drops`` (one the Rust crate made: never again on this
-        store object)."""
-        payload = build(state)
+        ``COMMIT`` around it, checked against the pool's cached state without asking whether
+        it is current: the statement appends only if no other connection appended to the pool
+        since (the primary key refuses it) nor deleted a pool since the cache last looked (the
+        drops counter), and then the state was current (so it is, with the record, in this
+        generation too). ``None`` (nothing written) where
+        ``_append``'s transaction must decide, against a state known current: one did, or the
+        check refused or found nothing to append, or the write lock is taken (the transaction
+        waits for it catching up), or the file has no ``fastpool_drops`` (one the Rust crate
+        made: never again on this store object)."""
+        drops, state = self._drops, cached.state
+        if drops is None:
+            return None  # not read since the last pool deletion of this store object
+        try:
+            payload = build(state)
+        except Exception:
+            return None
         if payload is None:
-            return None, state.cursor
+            return None
         sequence = state.cursor + 1
         text = self._engine.dumps(payload)
         if len(text) > self._max_text // 4:  # else short enough even at 4 UTF-8 bytes a character
@@ -540,11 +548,12 @@ class SqliteAgentPoolStore(StoreBase):
         before, changes, busy = self._cache.sync, db.total_changes(), self._busy
         busy.fail_fast = True
         try:
-            db.execute(_sql.APPEND_ALONE, (pool_id, sequence, payload.TYPE, text, self._drops))
+            db.execute(_sql.APPEND_ALONE, (pool_id, sequence, payload.TYPE, text, drops))
             if db.total_changes() == changes:
                 return None
             state.apply(payload, sequence)
-            self._cache.remember(pool_id, state)
+            cached.generation = self._cache.generation
+            self._cache.states.move_to_end(pool_id)
         except (apsw.BusyError, apsw.ConstraintError):
             return None
         except apsw.SQLError:
