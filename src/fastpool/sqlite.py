@@ -2,7 +2,9 @@
 
 One APSW connection per store object, WAL, and every write is ``BEGIN IMMEDIATE`` →
 catch up → check → append → ``COMMIT``, so the check and the append are one atomic
-step and cursors are gap-free across processes. Reads are served from a per-pool
+step and cursors are gap-free across processes; a lone write whose pool is cached is one
+``INSERT`` that only commits if the state it was checked against was current
+(``_append_alone``). Reads are served from a per-pool
 cached state that catches up incrementally: a change probe (``_probe``) tells in well
 under a microsecond whether any connection committed since the state was last synced,
 and only rows past the cached cursor are ever read. A store's own writes are applied
