@@ -258,3 +258,53 @@ def test_an_interrupt_anywhere_in_a_prune_leaves_all_or_nothing(tmp_path: Path, 
             assert rows(surface) in (before, after), at
             prune(surface)  # a later prune goes through
             assert rows(surface) == after
+
+
+# -- fastpool prune -------------------------------------------------------------------------------
+
+
+def test_fastpool_prune_says_what_it_deleted(cli: Any, target: tuple[str, dict[str, str]]) -> None:
+    location, options = target
+    schema = ["--schema", options["schema"]] if options else []
+    with opened("journal", target) as journal, opened("archive", target) as archive:
+        for run_id in RUNS:
+            for seq in range(1, 5):
+                journal.append(record(run_id, seq))
+        for _ in range(5):
+            archive.append_frame(FRAME)
+    code, out, err = cli("prune", location, "journal", "--run", "run.a", "--keep-last", "2", *schema)
+    assert (code, err) == (0, "") and out.startswith("run_journal_records: 2 records pruned from ")
+    assert out.endswith(" (each run keeps its newest)\n") and "password" not in out
+    assert cli("prune", location, "journal", "--before-seq", "4", *schema)[1].startswith(
+        "run_journal_records: 4 records pruned"
+    )
+    assert cli("prune", location, "archive", "--keep-last", "1", *schema)[1].startswith(
+        "event_archive_frames: 4 frames pruned"
+    )
+    with opened("journal", target) as journal, opened("archive", target) as archive:
+        assert seqs(journal, "run.a") == [4] and seqs(journal, "run.b") == [4]
+        assert positions(archive) == ["archive.5"]
+
+
+def test_fastpool_prune_refuses_what_it_cannot_do_and_creates_nothing(cli: Any, tmp_path: Path) -> None:
+    path = tmp_path / "a.sqlite"
+    assert cli("prune", str(path), "archive", "--keep-last", "1")[1:] == (
+        "",
+        f"fastpool prune: error: {path}: no such database file\n",
+    )
+    with SqliteEventArchive.open(path) as archive:
+        archive.append_frame(FRAME)
+    assert cli("prune", str(path), "journal", "--keep-last", "1")[2] == (
+        f"fastpool prune: error: {path}: no table run_journal_records: nothing to prune\n"
+    )
+    db = apsw.Connection(str(path))
+    assert "run_journal_records" not in {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    db.close()
+    code, _, err = cli("prune", str(path), "archive", "--run", "run.a", "--keep-last", "1")
+    assert code == 1 and "--run: only the journal's records belong to runs" in err
+    with pytest.raises(SystemExit) as usage:
+        cli("prune", str(path), "archive")
+    assert usage.value.code == 2
+    with pytest.raises(SystemExit) as usage:
+        cli("prune", str(path), "archive", "--keep-last", "0")
+    assert usage.value.code == 2

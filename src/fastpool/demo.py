@@ -150,6 +150,7 @@ def run(
             f"{calls} coordinator calls ({runtime.next_journal_seq() - 1} journal records, {len(events)} events "
             f"on the {type(runtime).__name__}) in {elapsed:.3f} s: {calls / elapsed:,.0f} calls/s"
         )
+        out("host store's counters (store.stats()): " + ", ".join(f"{k} {v:,}" for k, v in host.stats().items()))
         return {
             "calls": calls,
             "seconds": elapsed,
