@@ -67,7 +67,8 @@ class ArchiveEventBus:
     def subscribe_filtered(
         self, filter: CompiledEventFilter, cursor: EventCursor | None = None
     ) -> Iterator[EventFrame]:
-        """The archived frames ``filter`` matches after ``cursor``, bounded by ``filter.queue``."""
+        """The archived frames ``filter`` matches after ``cursor``, bounded by ``filter.queue``; a
+        ``cursor`` before a frame pruned from the archive (``prune``) raises, naming it."""
         scope = cursor_scope(filter)
         _compatible(scope, cursor)
         _check_queue(filter)
