@@ -140,6 +140,7 @@ def run(
         out(f"{triggered} wakes triggered by deliveries")
         who = "the same in-memory store" if observer is host else "second store object"
         out(f"observer ({who}) watched {watched} new records; snapshots agree: {final == seen}")
+        out("host store's counters (store.stats()): " + ", ".join(f"{k} {v:,}" for k, v in host.stats().items()))
         assert final.cursor is not None
         out(
             f"pool now: {len(final.members)} members, {len(final.messages)} messages, "
@@ -150,7 +151,6 @@ def run(
             f"{calls} coordinator calls ({runtime.next_journal_seq() - 1} journal records, {len(events)} events "
             f"on the {type(runtime).__name__}) in {elapsed:.3f} s: {calls / elapsed:,.0f} calls/s"
         )
-        out("host store's counters (store.stats()): " + ", ".join(f"{k} {v:,}" for k, v in host.stats().items()))
         return {
             "calls": calls,
             "seconds": elapsed,
