@@ -749,6 +749,7 @@ class StoreBase(AgentPoolStore):
           ``*_once``, is not counted; nor is a write rolled back);
         * ``cache_hits``: reads and writes answered from a cached pool state known current,
           without a query; ``cache_misses``: pool states built anew (not cached, or forgotten);
+          a big pool's lookups answered from SQLite's point-read index are neither;
         * ``catch_ups``: queries that brought a pool's state up to date (a miss's replay
           included), and ``records_read``: the records they read;
         * ``cache_evictions``: states dropped because ``max_cached_pools`` were cached;
