@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from ._base import StoreBase
 from ._open import open_store
 from .coordinator import AgentPool
 from .enums import EventKind, MessageStatus, WakeRegistrationStatus
@@ -46,7 +47,7 @@ def run(
     policy = PolicyRef.new("policy.demo")
     runtime = open_runtime(target, **options)
     host = runtime.store
-    assert host is not None
+    assert isinstance(host, StoreBase)  # open_runtime's stores all are: stats() below
     # A second store object: another host on the same file (a new in-memory store would be empty).
     observer = host if isinstance(host, InMemoryAgentPoolStore) else open_store(target, **options)
     try:
