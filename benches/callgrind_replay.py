@@ -1,4 +1,4 @@
-"""Instruction counts (valgrind's callgrind) of the cold replay and of the append path.
+"""Instruction counts (valgrind's callgrind) of the cold replay, the append path and warm reads.
 
 Timings on these 2-core machines vary by ±30 %; instruction counts do not, so they compare
 two variants of the engine exactly (counts are not time: cache misses cost nothing here).
@@ -18,7 +18,9 @@ doing the work too, and prints the difference per record (or per append):
   same K payloads alone;
 * ``raw``: T1's raw limit for the same K appends, ``BEGIN IMMEDIATE``, the one-row
   ``INSERT`` of the payload's JSON and ``COMMIT`` through APSW, against encoding the K
-  payloads alone.
+  payloads alone;
+* ``read``: 50 K warm ``message_receipt`` calls (T2), against the store warmed alone; ``read2``:
+  the same calls alternating with a second pool's (the cache's recency order then moves).
 
 ``--keep DIR`` keeps the callgrind.out files there, for ``callgrind_annotate``.
 """
@@ -35,6 +37,7 @@ import tempfile
 from pathlib import Path
 
 POOL = "pool.bench"
+OTHER = "pool.other"
 
 
 def child(measure: str, path: str, engine_name: str, count: int, work: bool) -> None:
@@ -70,6 +73,20 @@ def child(measure: str, path: str, engine_name: str, count: int, work: bool) -> 
         return
     with SqliteAgentPoolStore(path, engine=engine, synchronous="normal") as store:
         store.snapshot(POOL)
+        if measure in ("read", "read2"):
+            key = store.snapshot(POOL).messages[0].message.idempotency_key
+            reads = [(POOL, key)] * 50 * count
+            if measure == "read2":
+                message = workload.message(10**6, 0, 1, OTHER)
+                store.open_pool(OTHER, workload.CONFIG)
+                store.record_message(OTHER, message, workload.receipt(message, MessageStatus.ACCEPTED, (), 0))
+                reads[1::2] = [(OTHER, message.idempotency_key)] * (len(reads) // 2)
+            for pool_id, key in reads[:2]:
+                store.message_receipt(pool_id, key)  # both cached and current before the work
+            if work:
+                for pool_id, key in reads:
+                    store.message_receipt(pool_id, key)
+            return
         for i in range(count):
             message = workload.message(10**6 + i, 0, 1, POOL)
             receipt = workload.receipt(message, MessageStatus.ACCEPTED, (), i)
@@ -129,10 +146,13 @@ def main() -> None:
             store.build_point_index()
         keep = args.keep or Path(folder)
         keep.mkdir(parents=True, exist_ok=True)
+        reads = 50 * args.appends
         measures = (
             ("cold", args.records, "record"),
             ("append", args.appends, "append"),
             ("raw", args.appends, "append"),
+            ("read", reads, "read"),
+            ("read2", reads, "read"),
         )
         for measure, per, unit in measures:
             counts = []
