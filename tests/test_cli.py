@@ -573,8 +573,15 @@ def demo_figures(out: str) -> dict[str, Any]:
 
 
 def test_demo_on_a_temporary_file() -> None:
-    figures = demo_figures(ok("demo"))
+    out = ok("demo")
+    figures = demo_figures(out)
     assert figures["sends"] == 600 and 0 < figures["deduplicated"] < 600
+    # Its host store's counters: every record of the new file is an append of that store.
+    counters = re.search(
+        r"^host store's counters \(store.stats\(\)\): appends ([\d,]+), cache_hits ([\d,]+)", out, re.M
+    )
+    assert counters is not None, out
+    assert int(counters.group(1).replace(",", "")) == figures["cursor"] and counters.group(2) != "0"
 
 
 def test_demo_on_a_file_that_inspect_then_reads(tmp_path: Path) -> None:

@@ -135,6 +135,13 @@ def test_the_concepts_examples_run() -> None:
     assert result.failed == 0 and result.attempted >= 10, result
 
 
+def test_the_operations_examples_run() -> None:
+    """docs/operations.md: the counters and retention examples."""
+    path = Path(__file__).parent.parent / "docs" / "operations.md"
+    result = doctest.testfile(str(path), module_relative=False)
+    assert result.failed == 0 and result.attempted >= 10, result
+
+
 def test_the_hosts_guide_examples_run(pg_server: Any) -> None:
     """docs/hosts.md, its PostgreSQL examples on the test server (``URL``), its copy and drop through the CLI."""
     path = Path(__file__).parent.parent / "docs" / "hosts.md"

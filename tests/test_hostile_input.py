@@ -729,6 +729,13 @@ def test_model_construction_with_unknown_keyword(model: Any, name: str, value: A
         cls(**kwargs, **{name: value})
 
 
+@pytest.mark.parametrize("name", ["self", "_unknown"])
+def test_a_keyword_named_like_the_constructor_s_own_parameters_is_an_unknown_one(name: str) -> None:
+    # Hypothesis found "self": a TypeError ("got multiple values for argument 'self'") before.
+    with pytest.raises(InvalidInput, match=f"PolicyRef: unexpected argument '{name}'"):
+        PolicyRef(kind=PolicyKind.HOST, id="policy.a", version="v1", **{name: None})
+
+
 @SETTINGS
 @given(text=st.one_of(invalid_ids, st.text(max_size=40), st.sampled_from(["\ud800", "a\udfffb", "é\ud83d"])))
 def test_string_fields_refuse_lone_surrogates(text: str) -> None:

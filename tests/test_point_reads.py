@@ -148,9 +148,8 @@ def test_a_deleted_index_gives_the_answers_of_a_full_replay(pool: Any, engine: A
         assert answers(readonly, keys) == expected
     with SqliteAgentPoolStore(path, engine=engine) as store:  # starts the index anew, empty
         assert answers(store, keys) == expected
-    db = raw_connection(path)
-    assert db.execute("SELECT COUNT(*) FROM fastpool_point_marks").fetchall() == [(0,)]
-    db.close()
+    assert point_mark(path) == RECORDS  # the writer's full replay filled it again
+    assert verify(path).clean
 
 
 def test_a_damaged_index_entry_falls_back_to_a_full_replay(pool: Any, engine: Any) -> None:
@@ -214,6 +213,57 @@ def test_writers_keep_the_index_within_a_batch_of_the_last_record(tmp_path: Path
     ((mark,),) = db.execute("SELECT seq FROM fastpool_point_marks WHERE pool_id = ?", (POOL,)).fetchall()
     db.close()
     assert 3 * BATCH + 7 - BATCH <= mark < 3 * BATCH + 7
+    assert verify(path).clean
+
+
+def point_mark(path: Path) -> int:
+    db = raw_connection(path)
+    try:
+        rows = db.execute("SELECT seq FROM fastpool_point_marks WHERE pool_id = ?", (POOL,)).fetchall()
+    finally:
+        db.close()
+    return int(rows[0][0]) if rows else 0
+
+
+def test_a_writers_full_replay_of_a_pool_a_rust_host_wrote_indexes_it(tmp_path: Path, engine: Any) -> None:
+    path = tmp_path / "pool.sqlite"
+    SqliteAgentPoolStore(path).close()  # fastpool's tables; then a Rust host writes every record
+    info = workload.write_pool(path, POOL, RECORDS)
+    keys = lookups(info)
+    with SqliteAgentPoolStore(path, readonly=True, engine=engine) as reader:
+        reader.snapshot(POOL)
+    assert point_mark(path) == 0  # a readonly store writes nothing
+    with SqliteAgentPoolStore(path, engine=engine) as writer:
+        writer.snapshot(POOL)  # read once, by a full replay
+    assert point_mark(path) == RECORDS
+    with SqliteAgentPoolStore(path, engine=engine) as cold:
+        assert answers(cold, keys) == replayed(path, engine, keys)
+        assert POOL not in cold._cache.states  # answered from the index
+    assert verify(path).clean
+
+
+def test_a_writers_full_replay_indexes_nothing_of_a_pool_deleted_meanwhile(tmp_path: Path, engine: Any) -> None:
+    path = tmp_path / "pool.sqlite"
+    SqliteAgentPoolStore(path).close()
+    workload.write_pool(path, POOL, RECORDS)
+
+    class DeletedFirst:
+        """The writer's index, with the pool deleted by another store object right before the index is written."""
+
+        def __init__(self, points: Any) -> None:
+            self._points = points
+
+        def index_replayed(self, *args: Any) -> None:
+            other.delete_pool(POOL)
+            self._points.index_replayed(*args)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._points, name)
+
+    with SqliteAgentPoolStore(path, engine=engine) as writer, SqliteAgentPoolStore(path) as other:
+        writer._points = DeletedFirst(writer._points)  # type: ignore[assignment]
+        writer.snapshot(POOL)
+    assert point_mark(path) == 0
     assert verify(path).clean
 
 

@@ -709,6 +709,65 @@ def test_checks_inside_writes_see_the_other_objects_writes(path: Path) -> None:
         assert raw_counts(path) == (3, 0)
 
 
+def append_raced(store: SqliteAgentPoolStore, race: Any) -> list[int]:
+    """A lone ``record_message`` of ``msg.raced`` whose first check runs ``race()`` right after
+    it: another writer commits between the check and the append. The cursors each check saw."""
+    from fastpool.model import AgentPoolStoredMessage, MessageRecorded
+
+    seen: list[int] = []
+    payload = MessageRecorded(stored=AgentPoolStoredMessage(message=message("msg.raced"), receipt=receipt("msg.raced")))
+
+    def build(state: Any) -> Any:
+        seen.append(state.cursor)
+        if len(seen) == 1:
+            race()
+        store._opened(state)
+        return payload
+
+    with store._lock:
+        store._append(POOL, build)
+    return seen
+
+
+def test_a_lone_write_raced_by_another_writers_append_checks_again_and_appends_after_it(path: Path) -> None:
+    with SqliteAgentPoolStore(path) as a, SqliteAgentPoolStore(path) as b:
+        a.open_pool(POOL, CONFIG)
+        b.snapshot(POOL)
+        seen = append_raced(a, lambda: b.record_message(POOL, message("msg.b"), receipt("msg.b")))
+        assert seen == [1, 2]  # the second check saw b's record
+        assert [kind for _, kind, _, _ in raw_rows(path, POOL)] == ["pool_opened", "run_message", "run_message"]
+        assert a.snapshot(POOL) == b.snapshot(POOL)
+        assert [m.message.message_id for m in a.snapshot(POOL).messages] == ["msg.b", "msg.raced"]
+
+
+def test_a_lone_write_raced_by_a_deletion_and_reopening_checks_the_new_pool(path: Path) -> None:
+    """Without the drops guard the append, checked against the deleted pool's state, would land
+    at sequence 3 of the new pool, which holds only its record 1."""
+
+    def race() -> None:
+        b.delete_pool(POOL)
+        b.open_pool(POOL, CONFIG)
+
+    with SqliteAgentPoolStore(path) as a, SqliteAgentPoolStore(path) as b:
+        a.open_pool(POOL, CONFIG)
+        a.record_message(POOL, message("msg.old"), receipt("msg.old"))
+        b.snapshot(POOL)
+        seen = append_raced(a, race)
+        assert seen == [2, 1]  # checked again, against the new pool
+        assert a.snapshot(POOL) == b.snapshot(POOL)
+        assert [m.message.message_id for m in a.snapshot(POOL).messages] == ["msg.raced"]
+
+
+def test_a_lone_write_while_another_connection_holds_the_write_lock_waits_for_it(path: Path) -> None:
+    with SqliteAgentPoolStore(path) as store:
+        store.open_pool(POOL, CONFIG)
+        other = apsw.Connection(str(path))
+        other.execute("BEGIN IMMEDIATE")
+        threading.Timer(0.05, lambda: other.execute("COMMIT")).start()
+        assert store.record_message(POOL, message("msg.1"), receipt("msg.1")).sequence == 2
+        other.close()
+
+
 def test_alternating_writers_interleave_cursors(path: Path) -> None:
     with SqliteAgentPoolStore(path) as a, SqliteAgentPoolStore(path) as b:
         a.open_pool(POOL, CONFIG)

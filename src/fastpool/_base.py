@@ -1,15 +1,16 @@
 """What both stores share: argument checks and the contract's rules, written once.
 
-A backend plugs in through fifteen hooks. Six it must supply, each called with the store's
+A backend plugs in through sixteen hooks. Six it must supply, each called with the store's
 lock held: ``_read_state`` (the pool's cached state, caught up), ``_append`` (check, append
 and apply one record atomically), ``_records_after``, ``_allocate_event_sequence``,
 ``_change_token`` (a value that changes whenever anything is appended anywhere) and
-``_delete_pool``. Five it may override: ``_answer`` and ``_is_opened`` (a lookup answered
+``_delete_pool``. Six it may override: ``_answer`` and ``_is_opened`` (a lookup answered
 without the whole state: SQLite's point reads), ``_answers_on_loop`` (whether a cached read
 may run on an event loop's thread), ``_wait_for_change`` (how ``follow`` waits between
-checks; no lock held) and ``_submit`` (how a write method appends, called without the lock:
+checks; no lock held), ``_submit`` (how a write method appends, called without the lock:
 the SQLite store groups concurrent writes into shared transactions there, and queues the
-writes made through a ``LoopDoor`` without waiting). A backend the command line inspects
+writes made through a ``LoopDoor`` without waiting) and ``_counts`` (its counters, for
+``stats``). A backend the command line inspects
 and copies (SQLite, PostgreSQL) also supplies four raw ones, ``_stream_rows``,
 ``_unopened_pools``, ``_event_sequence`` and ``_append_rows``, which take the lock themselves.
 """
@@ -61,6 +62,19 @@ NOT_A_MEMBER = "run is not a member of this agent pool"
 _FOLLOW_BATCH = 1000  # records read per query while following a long backlog
 _POOL_CREATED = PoolCreated()
 _ENGINES = ("fastpool._replay", "fastpool._replay_py")
+# The keys of stats(), in the order it lists them.
+STATS = (
+    "appends",
+    "cache_hits",
+    "cache_misses",
+    "catch_ups",
+    "records_read",
+    "cache_evictions",
+    "groups",
+    "grouped_writes",
+    "largest_group",
+    "lock_waits",
+)
 
 # A payload builder: given the caught-up state (inside the write transaction), check the
 # contract and return the payload to append.
@@ -236,6 +250,7 @@ class StoreBase(AgentPoolStore):
         self._inherited = False  # True in a child process that got this object through fork()
         # The replay engine; benchmarks and differential tests pick one explicitly.
         self._engine: Any = default_engine if engine is None else engine
+        self._appends = 0  # records this object appended (stats()); the backend's _append adds to it
         _live_stores.add(self)
 
     def _after_fork_in_child(self, parent_pid: int) -> None:
@@ -286,6 +301,10 @@ class StoreBase(AgentPoolStore):
 
     def _change_token(self) -> object:
         raise NotImplementedError
+
+    def _counts(self) -> dict[str, int]:
+        """The backend's counters under ``stats()``' names; a name left out reads 0."""
+        return {"appends": self._appends}
 
     def _allocate_event_sequence(self, pool_id: str) -> int:
         raise NotImplementedError
@@ -722,6 +741,40 @@ class StoreBase(AgentPoolStore):
         pool_id = check_id(pool_id, "pool_id")
         with self._lock:
             return self._delete_pool(pool_id)
+
+    def stats(self) -> dict[str, int]:
+        """What this store object has done since it was opened: a new plain ``dict`` of counters.
+
+        * ``appends``: records it appended (a write that appended nothing, such as a repeated
+          ``*_once``, is not counted; nor is a write rolled back);
+        * ``cache_hits``: reads and writes answered from a cached pool state known current,
+          without a query; ``cache_misses``: pool states built anew (not cached, or forgotten);
+          a big pool's lookups answered from SQLite's point-read index are neither;
+        * ``catch_ups``: queries that brought a pool's state up to date (a miss's replay
+          included), and ``records_read``: the records they read;
+        * ``cache_evictions``: states dropped because ``max_cached_pools`` were cached;
+        * ``groups``, ``grouped_writes``, ``largest_group``: the group commits of concurrent
+          writes (SQLite), the writes in them and the largest (writes of one thread that met no
+          other writer commit alone and are not counted);
+        * ``lock_waits``: writes that found the database's write lock held by another
+          connection and waited (SQLite: also any statement that waited for a lock;
+          PostgreSQL: appends that took the pool's lock because another writer had appended).
+
+        Every store has every key (0 where a store has no such thing: the in-memory store counts
+        only appends). The counts are this object's, not the file's: each process, and each
+        store object in it, counts its own, from 0; they keep counting for the object's life,
+        are read without waiting for its lock, and are readable after ``close()``. Counting
+        costs well under 1 % of an append or a warm read (docs/operations.md, "Counters").
+
+        >>> from fastpool import AgentPoolStoreConfig, InMemoryAgentPoolStore
+        >>> store = InMemoryAgentPoolStore()
+        >>> _ = store.open_pool("pool.a", AgentPoolStoreConfig())
+        >>> store.stats()["appends"]
+        1
+        """
+        counts = dict.fromkeys(STATS, 0)
+        counts.update(self._counts())
+        return counts
 
 
 # Every store object of this process, so that a fork() child can disable the ones it inherits.

@@ -142,6 +142,7 @@ class GroupCommit:
         self._leading: object = None  # the write whose thread leads (or is about to lead) a group
         self._gate: Any = None  # held while a leader waits for company (see _gather)
         self._last_group, self._last_took = 1, 0.0  # the last group's size and seconds
+        self.groups = self.grouped_writes = self.largest_group = 0  # groups committed (stats())
 
     # -- group commit --------------------------------------------------------------------------
     #
@@ -242,6 +243,9 @@ class GroupCommit:
                     started = time.perf_counter()
                     owner._commit_group(group)
                     self._last_group, self._last_took = len(group), time.perf_counter() - started
+                    self.groups += 1
+                    self.grouped_writes += len(group)
+                    self.largest_group = max(self.largest_group, len(group))
                 handled = True
             except BaseException as error:
                 if not group and isinstance(error, AgentError):  # the lock refused (a store inherited

@@ -45,13 +45,15 @@ other writers appended since the last fastpool writer's batch.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from itertools import chain
 from typing import Any
 
 import apsw
 
 from . import _sql
-from .errors import InvalidInput
+from ._sqlite_write import in_transaction
+from .errors import AgentError, InvalidInput
 
 __all__ = ["PointIndex", "PointState", "RecentRecords", "Untrusted", "index_entries"]
 
@@ -198,9 +200,13 @@ class PointIndex:
                 self._pending.popitem(last=False)
         pending.append((sequence, payload))  # its entries are worked out at the batch
 
+    def due(self, pool_id: str, last: int) -> bool:
+        """Whether ``BATCH`` of the pool's records up to ``last`` may wait past the last mark seen."""
+        return self.usable and self.writable and last - self._marks.get(pool_id, 0) >= BATCH
+
     def batch(self, db: apsw.Connection, pool_id: str, last: int) -> None:
         """Inside a write transaction: index the pool's records up to ``last`` once ``BATCH`` wait."""
-        if not (self.usable and self.writable) or last - self._marks.get(pool_id, 0) < BATCH:
+        if not self.due(pool_id, last):
             return
         try:
             self._batch(db, pool_id, last)
@@ -227,6 +233,72 @@ class PointIndex:
         self._marks[pool_id] = end
         if pending:
             pending[:] = [item for item in pending if item[0] > end]
+
+    def keys_of_replay(self, cursor: int) -> dict[tuple[int, str], int] | None:
+        """Where a writer replays a pool from ``cursor`` 0 (no transaction open): a map for each
+        key's last sequence (``seen``), to index the pool from afterwards (``index_replayed``)."""
+        return {} if cursor == 0 and self.usable and self.writable else None
+
+    @staticmethod
+    def seen(keys: dict[tuple[int, str], int]) -> Any:
+        """``replay_rows``' ``seen``: keeps each key's last sequence in ``keys``."""
+
+        def seen(payload: Any, sequence: int) -> None:
+            for entry in index_entries(payload, sequence):
+                keys[entry] = sequence
+
+        return seen
+
+    def index_replayed(
+        self,
+        db: apsw.Connection,
+        pool_id: str,
+        keys: dict[tuple[int, str], int],
+        last: int,
+        unchanged: Callable[[apsw.Connection], bool],
+    ) -> None:
+        """After a full replay of the pool up to ``last`` (no transaction open): if the index
+        leaves ``LAZY_FROM`` or more of those records out (a Rust host appended them), write
+        their entries from the ``keys`` the replay found, so that the next store object reads
+        the pool's keys without a replay. ``CHUNK`` records per transaction, so that other
+        writers never wait long, each only while ``unchanged(db)`` (no pool deleted since the
+        replay). Best effort: a failure leaves the rest to the writers' batches."""
+        try:
+            if last - _mark(db, pool_id) < LAZY_FROM:
+                return
+            ordered = sorted((sequence, kind, key) for (kind, key), sequence in keys.items())
+            done = 0  # how many of ordered the chunks so far covered
+            for end in range(min(CHUNK, last), last + CHUNK, CHUNK):
+                end, first = min(end, last), done
+                while done < len(ordered) and ordered[done][0] <= end:
+                    done += 1
+                chunk = ordered[first:done]
+                if not in_transaction(db, False, lambda: self._put_chunk(db, pool_id, chunk, end, unchanged)):
+                    return  # a pool was deleted meanwhile: these keys may name records gone
+                self._marks[pool_id] = end
+        except apsw.SQLError:
+            self.usable = False  # its tables were dropped meanwhile
+        except (apsw.Error, AgentError):
+            pass  # the write lock not had in time, the disk full...: the writers' batches go on
+
+    @staticmethod
+    def _put_chunk(
+        db: apsw.Connection,
+        pool_id: str,
+        chunk: list[tuple[int, int, str]],
+        end: int,
+        unchanged: Callable[[apsw.Connection], bool],
+    ) -> bool:
+        """Inside a write transaction: the entries of ``chunk`` past the pool's mark, then the
+        mark ``end``; False if no pool may be written (one was deleted since the replay)."""
+        mark = _mark(db, pool_id)
+        if mark >= end:
+            return True  # another writer indexed these records meanwhile
+        if not unchanged(db):
+            return False
+        db.executemany(_sql.PUT_POINT_KEY, ((pool_id, kind, key, seq) for seq, kind, key in chunk if seq > mark))
+        db.execute(_sql.SET_POINT_MARK, (pool_id, end))
+        return True
 
     def build(self, db: apsw.Connection) -> int:
         """Inside a write transaction: index every pool's records past its mark; how many records that covered."""

@@ -42,8 +42,9 @@ _pool_state_c.make = make
 # ---------------------------------------------------------------- replay
 
 
-def replay_rows(state, rows):
-    """Decode and apply ``(seq, kind, payload_json)`` rows in order.
+def replay_rows(state, rows, seen=None):
+    """Decode and apply ``(seq, kind, payload_json)`` rows in order; ``seen(payload, seq)``
+    after each, if given.
 
     A row that ``decode_row`` refuses raises ``corrupt_record``'s error, worded with the
     state's ``store_name``; rows before it stay applied, so ``state.cursor`` is the last good
@@ -54,7 +55,7 @@ def replay_rows(state, rows):
     for row in remaining:
         if type(row) is not tuple or len(<tuple>row) != 3:
             # Unpacking errors read differently from Cython: the twin takes over from here.
-            return _py.replay_rows(state, chain((row,), remaining))
+            return _py.replay_rows(state, chain((row,), remaining), seen)
         sequence, kind, text = <tuple>row
         try:
             payload = decode_row(kind, text)
@@ -64,6 +65,8 @@ def replay_rows(state, rows):
             _CompiledPoolState.apply(fast, payload, sequence)  # the C method, without a look-up
         else:
             state.apply(payload, sequence)
+        if seen is not None:
+            seen(payload, sequence)
 
 
 def decode_row(kind, text):

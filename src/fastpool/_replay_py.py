@@ -21,7 +21,7 @@ loop in ``_replay.pyx``), all on the model's schema (``_schema``):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -313,8 +313,9 @@ def decode_payload(text: str | bytes) -> Any:
 # ---------------------------------------------------------------- replay
 
 
-def replay_rows(state: PoolState, rows: Any) -> None:
-    """Decode and apply ``(seq, kind, payload_json)`` rows in order.
+def replay_rows(state: PoolState, rows: Any, seen: Callable[[Any, int], object] | None = None) -> None:
+    """Decode and apply ``(seq, kind, payload_json)`` rows in order; ``seen(payload, seq)``
+    after each, if given.
 
     A row that ``decode_row`` refuses raises ``corrupt_record``'s error, worded with the
     state's ``store_name``; rows before it stay applied, so ``state.cursor`` is the last good
@@ -326,6 +327,8 @@ def replay_rows(state: PoolState, rows: Any) -> None:
         except InvalidInput as error:
             raise corrupt_record(state.store_name, state.pool_id, sequence, error.message) from None
         state.apply(payload, sequence)
+        if seen is not None:
+            seen(payload, sequence)
 
 
 def decode_row(kind: str, text: str | bytes) -> Any:

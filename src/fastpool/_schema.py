@@ -262,7 +262,8 @@ def _make_init(cls: Any) -> Callable[..., None]:
     body.append(
         f"    if _unknown: raise _invalid({cls.__name__!r} + ': unexpected argument ' + repr(sorted(_unknown)[0]))"
     )
-    signature = ", ".join(["self", "*", *params, "**_unknown"]) if params else "self, **_unknown"
+    # ``self`` positional-only: a keyword argument named "self" is then an unknown one, not a TypeError.
+    signature = ", ".join(["self", "/", "*", *params, "**_unknown"]) if params else "self, /, **_unknown"
     source = f"def __init__({signature}):\n" + "\n".join(body) + "\n"
     exec(source, namespace)  # the dataclasses technique: one specialised function per class
     init: Callable[..., None] = namespace["__init__"]

@@ -129,6 +129,14 @@ UNOPENED = (
     "(SELECT 1 FROM agent_pool_records AS r WHERE r.pool_id = pools.pool_id AND r.kind = 'pool_opened')"
 )
 INSERT = "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) VALUES (?, ?, ?, ?)"
+# A lone append as one statement in a transaction of its own (no BEGIN, no COMMIT), only if no
+# pool was deleted since the writer's cache read the drops counter ?5; another connection's
+# append at ?2 meanwhile makes it fail on the primary key. (No read of agent_pool_records in
+# it: that would make SQLite copy the row through a temporary table first.)
+APPEND_ALONE = (
+    "INSERT INTO agent_pool_records (pool_id, seq, kind, payload_json) SELECT ?1, ?2, ?3, ?4 "
+    "WHERE coalesce((SELECT count FROM fastpool_drops), 0) = ?5"
+)
 # Undoes an INSERT of the open transaction whose write then failed (its transaction goes on).
 UNDO_INSERT = "DELETE FROM agent_pool_records WHERE pool_id = ? AND seq = ?"
 NEXT_EVENT = (

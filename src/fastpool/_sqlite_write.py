@@ -29,15 +29,17 @@ class BusyWait:
     the lock idle most of the time when several processes write at once; short,
     gently growing sleeps hand the lock over within tens of microseconds. While
     ``fail_fast`` is set SQLite is told at once (a write's ``BEGIN IMMEDIATE`` waits in
-    ``Write``, which catches up on other writers' records meanwhile).
+    ``Write``, which catches up on other writers' records meanwhile). ``waits`` counts the
+    statements that found the database locked and waited (``stats()``' ``lock_waits``).
     """
 
-    __slots__ = ("timeout", "started", "fail_fast")
+    __slots__ = ("timeout", "started", "fail_fast", "waits")
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.started = 0.0
         self.fail_fast = False
+        self.waits = 0
 
     def __call__(self, prior_calls: int) -> bool:
         if self.fail_fast:
@@ -45,6 +47,7 @@ class BusyWait:
         now = time.monotonic()
         if prior_calls == 0:
             self.started = now
+            self.waits += 1
         elif now - self.started >= self.timeout:
             return False  # give up: SQLITE_BUSY becomes a RETRYABLE AgentError
         time.sleep(min(0.0005, 0.00002 * (1 + prior_calls)))

@@ -334,6 +334,11 @@ class AsyncAgentPoolStore:
         self._leader.shutdown(wait=False)
         self._wake_all()
 
+    def stats(self) -> dict[str, int]:
+        """The wrapped store's counters (``SqliteAgentPoolStore.stats``): no I/O, so not a coroutine.
+        The writes made on the loop are in its ``groups``: they join the store's group commit."""
+        return self.store.stats()
+
     async def __aenter__(self) -> AsyncAgentPoolStore:
         return self
 

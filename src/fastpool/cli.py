@@ -529,6 +529,38 @@ def _drop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prune(args: argparse.Namespace) -> int:
+    from .surfaces import PostgresEventArchive, PostgresRunJournal, SqliteEventArchive, SqliteRunJournal
+    from .surfaces._base import Surface
+    from .surfaces._inventory import table_rows
+
+    backend, location = _target(args.db, args.schema)
+    if backend == "sqlite" and not Path(location).is_file():
+        raise InvalidInput(f"{args.db}: no such database file")  # prune never creates a file
+    journal = args.what == "journal"
+    if args.run is not None and not journal:
+        raise InvalidInput("--run: only the journal's records belong to runs")
+    table = "run_journal_records" if journal else "event_archive_frames"
+    if table not in {name for name, _ in table_rows(backend, location, args.schema or "public")}:
+        raise InvalidInput(f"{_shown(args.db)}: no table {table}: nothing to prune")
+    surface: Surface
+    if backend == "postgres":
+        kind = PostgresRunJournal if journal else PostgresEventArchive
+        surface = kind.open(location, schema=args.schema or "public")
+    else:
+        surface = (SqliteRunJournal if journal else SqliteEventArchive).open(location)
+    limits = {"before_seq": args.before_seq, "keep_last": args.keep_last}
+    with surface:
+        if isinstance(surface, (SqliteRunJournal, PostgresRunJournal)):
+            pruned = surface.prune(args.run, **limits)
+        else:
+            assert isinstance(surface, (SqliteEventArchive, PostgresEventArchive))
+            pruned = surface.prune(**limits)
+    noun, kept = ("record", "each run keeps its newest") if journal else ("frame", "the newest is kept")
+    _write_line(f"{table}: {_count(pruned, noun)} pruned from {_shown(args.db)} ({kept})")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from .benchmarking.runner import main as bench_main
 
@@ -649,6 +681,18 @@ def build_parser() -> argparse.ArgumentParser:
     drop.add_argument("pool", help="the pool to delete")
     _schema_option(drop)
     drop.set_defaults(handler=_drop)
+
+    prune = commands.add_parser(
+        "prune", help="delete the run journal's or the event archive's old rows (keeps the newest); asks nothing"
+    )
+    _db_argument(prune)
+    prune.add_argument("what", choices=("journal", "archive"), help="run_journal_records or event_archive_frames")
+    limit = prune.add_mutually_exclusive_group(required=True)
+    limit.add_argument("--keep-last", type=_at_least(1), metavar="N", help="keep the N newest (per run for journal)")
+    limit.add_argument("--before-seq", type=_at_least(0), metavar="N", help="delete those numbered below N")
+    prune.add_argument("--run", metavar="RUN_ID", help="journal: this run's records only (default: every run's)")
+    _schema_option(prune)
+    prune.set_defaults(handler=_prune)
     return parser
 
 

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from ._base import StoreBase
 from ._open import open_store
 from .coordinator import AgentPool
 from .enums import EventKind, MessageStatus, WakeRegistrationStatus
@@ -46,7 +47,7 @@ def run(
     policy = PolicyRef.new("policy.demo")
     runtime = open_runtime(target, **options)
     host = runtime.store
-    assert host is not None
+    assert isinstance(host, StoreBase)  # open_runtime's stores all are: stats() below
     # A second store object: another host on the same file (a new in-memory store would be empty).
     observer = host if isinstance(host, InMemoryAgentPoolStore) else open_store(target, **options)
     try:
@@ -140,6 +141,7 @@ def run(
         out(f"{triggered} wakes triggered by deliveries")
         who = "the same in-memory store" if observer is host else "second store object"
         out(f"observer ({who}) watched {watched} new records; snapshots agree: {final == seen}")
+        out("host store's counters (store.stats()): " + ", ".join(f"{k} {v:,}" for k, v in host.stats().items()))
         assert final.cursor is not None
         out(
             f"pool now: {len(final.members)} members, {len(final.messages)} messages, "

@@ -56,6 +56,7 @@ class InMemoryAgentPoolStore(StoreBase):
         pool.records.append(make(AgentPoolStoreRecord, (pool_id, make(AgentPoolStoreCursor, (sequence,)), payload)))
         pool.state.apply(payload, sequence)
         self._appended += 1
+        self._appends += 1
         return payload, sequence
 
     def _records_after(self, pool_id: str, after: int, limit: int = -1) -> list[AgentPoolStoreRecord]:

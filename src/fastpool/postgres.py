@@ -500,6 +500,7 @@ class PostgresAgentPoolStore(StoreBase):
             setup.append("SET default_transaction_read_only = on")
         self._setup = "; ".join(setup).encode()
         self._cache: PoolCache[_Cached] = PoolCache(max_cached_pools)  # least recently used first out
+        self._lock_waits = 0  # appends that took the pool's lock (stats())
         self._drops = 0  # fastpool_drops' counter as this store last read it (_configure reads it)
         self._session: _Session | None = None
         # Inside transaction(): each pool written, with the notification of its last record.
@@ -826,6 +827,7 @@ class PostgresAgentPoolStore(StoreBase):
             and cached.epoch == self._notices.epoch
             and cached.state.cursor >= self._notices.heads.get(pool_id, 0)
         ):
+            self._cache.hits += 1
             return cached.state
         return self._synced_state(pool_id, cached)
 
@@ -836,12 +838,14 @@ class PostgresAgentPoolStore(StoreBase):
         epoch = notices.epoch if self._notified and notices.listening else _UNKNOWN
         if cached is None:
             cached = _Cached(self._new_state(pool_id))
+            self._cache.misses += 1
         try:
             try:
                 rows = self._rows(session, pool_id, cached.state.cursor)
             except _Dropped:
                 cached = _Cached(self._new_state(pool_id))
                 rows = self._rows(session, pool_id, 0)
+            self._caught_up(rows)
             self._engine.replay_rows(cached.state, rows)
         except self._error as error:
             raise self._failed(error) from error
@@ -905,6 +909,7 @@ class PostgresAgentPoolStore(StoreBase):
             raise self._failed(error) from error
         if appended:
             state.apply(payload, sequence)
+            self._appends += 1
         return appended
 
     def _append_locked(self, session: _Session, pool_id: str, build: Build) -> tuple[Any, int]:
@@ -920,11 +925,13 @@ class PostgresAgentPoolStore(StoreBase):
             else:
                 batch.setdefault(pool_id, None)  # a rollback forgets the pool's state
                 session.run(lock)
+            self._lock_waits += 1
             try:
                 rows = self._rows(session, pool_id, state.cursor)
             except _Dropped:
                 state = self._new_state(pool_id)
                 rows = self._rows(session, pool_id, 0)
+            self._caught_up(rows)
             try:
                 self._engine.replay_rows(state, rows)
             finally:
@@ -953,8 +960,16 @@ class PostgresAgentPoolStore(StoreBase):
         if payload is None:
             return None, state.cursor
         state.apply(payload, sequence)
+        self._appends += 1
         self._remember(pool_id, state)
         return payload, sequence
+
+    def _caught_up(self, rows: list[tuple[int, str, bytes]]) -> None:
+        self._cache.catch_ups += 1
+        self._cache.records_read += len(rows)
+
+    def _counts(self) -> dict[str, int]:
+        return {"appends": self._appends, **self._cache.counts(), "lock_waits": self._lock_waits}
 
     def _notice(self, pool: bytes, number: bytes) -> list[bytes]:
         """``fastpool_notify``'s parameters: the payload is ``"<seq>:<pool id>"``."""

@@ -2,7 +2,9 @@
 
 One APSW connection per store object, WAL, and every write is ``BEGIN IMMEDIATE`` →
 catch up → check → append → ``COMMIT``, so the check and the append are one atomic
-step and cursors are gap-free across processes. Reads are served from a per-pool
+step and cursors are gap-free across processes; a lone write whose pool is cached is one
+``INSERT`` that only commits if the state it was checked against was current
+(``_append_alone``). Reads are served from a per-pool
 cached state that catches up incrementally: a change probe (``_probe``) tells in well
 under a microsecond whether any connection committed since the state was last synced,
 and only rows past the cached cursor are ever read. A store's own writes are applied
@@ -135,6 +137,7 @@ class SqliteAgentPoolStore(StoreBase):
         self._cache = SyncedCache(max_cached_pools)
         self._batch: set[str] | None = None  # pools written inside an open transaction()
         self._drops: object = None  # fastpool_drops' count as of the sync point (None: not read yet)
+        self._alone = not readonly  # lone writes may append without a transaction (_append_alone)
         self._group = GroupCommit(self._lock, PREFIX)
         self._db: apsw.Connection | None = None
         self._busy = BusyWait(busy_timeout)
@@ -303,12 +306,17 @@ class SqliteAgentPoolStore(StoreBase):
         self._points.clear()
         self._recent.forget()
 
+    @staticmethod
+    def _drops_of(db: apsw.Connection) -> object:
+        """fastpool_drops' count: how many pools were ever deleted in the file."""
+        try:
+            return db.execute(_sql.DROPS).get or 0  # one value: cheaper than fetchall
+        except apsw.SQLError:
+            return 0  # no fastpool_drops table: nothing was ever deleted here
+
     def _check_drops(self) -> None:
         """After another connection's commit: if it deleted a pool, forget what was cached."""
-        try:
-            drops = self._connection().execute(_sql.DROPS).get or 0  # one value: cheaper than fetchall
-        except apsw.SQLError:
-            drops = 0  # no fastpool_drops table: nothing was ever deleted here
+        drops = self._drops_of(self._connection())
         if drops != self._drops:
             self._drops = drops
             self._forget_cached()
@@ -377,7 +385,10 @@ class SqliteAgentPoolStore(StoreBase):
         cached = cache.states.get(pool_id)
         # SyncedCache.current inlined: the warm read's one call, which costs 4 % of it.
         if cached is not None and cached.generation == cache.generation and cache.probe.token() == cache.sync:
-            cache.states.move_to_end(pool_id)
+            if cache.last is not pool_id:
+                cache.states.move_to_end(pool_id)
+                cache.last = pool_id
+            cache.hits += 1
             state = cached.state
         else:
             if cached is None:
@@ -447,6 +458,7 @@ class SqliteAgentPoolStore(StoreBase):
             if cached is None:
                 self._point_states.pop(pool_id, None)
                 cached = Cached(self._new_state(pool_id))
+                self._cache.misses += 1
             self._catch_up(db, cached.state)
         except apsw.Error as error:
             raise translate(error) from error
@@ -466,18 +478,33 @@ class SqliteAgentPoolStore(StoreBase):
         return cache.sync
 
     def _catch_up(self, db: apsw.Connection, state: PoolState) -> None:
+        # A writer's full replay outside a transaction keeps each key's last sequence: if the
+        # pool's index leaves many records out (a Rust host's), the next reader needs them.
+        drops = self._drops
+        keys = self._points.keys_of_replay(state.cursor) if drops is not None and db.getautocommit() else None
         rows = db.cursor()
+        cache, before = self._cache, state.cursor
         try:
-            self._engine.replay_rows(state, rows.execute(_sql.ROWS_AFTER, (state.pool_id, state.cursor)))
+            seen = None if keys is None else self._points.seen(keys)
+            self._engine.replay_rows(state, rows.execute(_sql.ROWS_AFTER, (state.pool_id, state.cursor)), seen)
         finally:
             rows.close(True)  # ends the read transaction even when replay stopped early
+            cache.catch_ups += 1
+            cache.records_read += state.cursor - before
             self._check_unchanged()
+        if keys is not None:
+            self._points.index_replayed(db, state.pool_id, keys, state.cursor, lambda db: self._drops_of(db) == drops)
 
     def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:
         db = self._connection()
         batch = self._batch
         state = None
         if batch is None:
+            cached = self._cache.states.get(pool_id)
+            if cached is not None and self._alone and not self._points.due(pool_id, cached.state.cursor):
+                done = self._append_alone(db, pool_id, build, cached)
+                if done is not None:
+                    return done
             # Catch up on other writers' records before taking the write lock, so that
             # inside it only the few records committed in between remain to be read.
             state, generation = self._read_state(pool_id), self._cache.generation
@@ -496,11 +523,64 @@ class SqliteAgentPoolStore(StoreBase):
                 end(db)  # an interrupt on entering the boundary's exit skips it
                 if written is not None:
                     self._cache.states.pop(pool_id, None)  # applied, but maybe not committed
+                    self._appends -= 1
             raise
         if batch is None:
             self._cache.advance(before)  # after this connection's COMMIT
             if written is not None:  # committed (inside transaction() the next batch reads the records' JSON)
                 self._points.appended(pool_id, payload, sequence)
+        return payload, sequence
+
+    def _append_alone(self, db: apsw.Connection, pool_id: str, build: Build, cached: Cached) -> tuple[Any, int] | None:
+        """A lone write as one statement (``APPEND_ALONE``), without ``BEGIN IMMEDIATE`` and
+        ``COMMIT`` around it, checked against the pool's cached state without asking whether
+        it is current: the statement appends only if no other connection appended to the pool
+        since (the primary key refuses it) nor deleted a pool since the cache last looked (the
+        drops counter), and then the state was current (so it is, with the record, in this
+        generation too). ``None`` (nothing written) where
+        ``_append``'s transaction must decide, against a state known current: one did, or the
+        check refused or found nothing to append, or the write lock is taken (the transaction
+        waits for it catching up), or the file has no ``fastpool_drops`` (one the Rust crate
+        made: never again on this store object)."""
+        drops, state = self._drops, cached.state
+        if drops is None:
+            return None  # not read since the last pool deletion of this store object
+        try:
+            payload = build(state)
+        except Exception:
+            return None
+        if payload is None:
+            return None
+        sequence = state.cursor + 1
+        text = self._engine.dumps(payload)
+        if len(text) > self._max_text // 4:  # else short enough even at 4 UTF-8 bytes a character
+            self._check_length(payload, text)
+        before, changes, busy = self._cache.sync, db.total_changes(), self._busy
+        busy.fail_fast = True
+        try:
+            db.execute(_sql.APPEND_ALONE, (pool_id, sequence, payload.TYPE, text, drops))
+            if db.total_changes() == changes:
+                return None
+            state.apply(payload, sequence)
+            self._appends += 1
+            cached.generation = self._cache.generation
+            self._cache.states.move_to_end(pool_id)
+            self._cache.last = pool_id
+        except (apsw.BusyError, apsw.ConstraintError):
+            return None
+        except apsw.SQLError:
+            self._alone = False
+            return None
+        except apsw.Error as error:
+            raise translate(error) from error
+        except BaseException:
+            if db.total_changes() != changes:  # committed, and maybe half applied: read the pool again
+                self._cache.states.pop(pool_id, None)
+            raise
+        finally:
+            busy.fail_fast = False
+        self._cache.advance(before)  # the sync point moves on only if no other commit came between
+        self._points.appended(pool_id, payload, sequence)
         return payload, sequence
 
     def _insert(
@@ -529,6 +609,7 @@ class SqliteAgentPoolStore(StoreBase):
             db.execute(_sql.INSERT, (pool_id, sequence, payload.TYPE, text))
             state.apply(payload, sequence)
             self._cache.remember(pool_id, state)
+            self._appends += 1
         except BaseException:
             if db.total_changes() != changes:  # the record is in: take it out again
                 self._cache.states.pop(pool_id, None)
@@ -596,6 +677,7 @@ class SqliteAgentPoolStore(StoreBase):
                     if request.result is not None:
                         if request.result[0] is not None:
                             self._cache.states.pop(request.pool_id, None)  # applied, but never committed
+                            self._appends -= 1
                         request.result = None
                 self._points.clear()  # its marks may name a rolled-back batch
             raise
@@ -607,6 +689,17 @@ class SqliteAgentPoolStore(StoreBase):
     def _change_token(self) -> object:
         self._connection()
         return self._cache.probe.token()
+
+    def _counts(self) -> dict[str, int]:
+        group = self._group
+        return {
+            "appends": self._appends,
+            **self._cache.counts(),
+            "groups": group.groups,
+            "grouped_writes": group.grouped_writes,
+            "largest_group": group.largest_group,
+            "lock_waits": self._busy.waits,
+        }
 
     def _answers_on_loop(self) -> bool:
         # The shared-memory probe reads ~0.1 µs, the pread and os.stat ones ~1 µs; PRAGMA
@@ -699,6 +792,7 @@ class SqliteAgentPoolStore(StoreBase):
                 raise InvalidInput("transaction: this store object already has a transaction open")
             touched: set[str] = set()
             db = self._connection()
+            appends = self._appends
             try:
                 with Write(db, True, self._readonly):
                     before = self._resync()
@@ -717,6 +811,7 @@ class SqliteAgentPoolStore(StoreBase):
                 end(db)  # an interrupt on entering the boundary's exit skips it
                 for pool_id in touched:
                     self._cache.states.pop(pool_id, None)
+                self._appends = appends  # rolled back
                 self._points.clear()  # its marks may name a rolled-back batch
                 self._recent.forget()  # reads inside the block saw its records
                 raise

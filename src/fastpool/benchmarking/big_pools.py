@@ -33,15 +33,19 @@ POOL = "pool.bench"
 BIG = 1_000_000
 WATCH_BACK = 10  # watch(pool, last - WATCH_BACK)
 WATCH_TAIL = "watch tail"
+RUST_HOST = ", pool a Rust host wrote, read once by a fastpool writer"
 _SCHEMA_KEY = f"{__version__}-{_sql.SCHEMA_VERSION}-{_sql.POINT_INDEX_VERSION}"
 
 
-def big_pool(records: int = BIG, progress: Callable[[str], None] = lambda _: None) -> tuple[Path, int]:
+def big_pool(
+    records: int = BIG, progress: Callable[[str], None] = lambda _: None, rust_host: bool = False
+) -> tuple[Path, int]:
     """The cached file of a ``records``-record pool of the bench's workload (written if missing),
-    indexed for point reads as its writers would have left it; and its message count."""
+    indexed for point reads as its writers would have left it (``rust_host``: written by a Rust
+    host, then read once by a fastpool writer); and its message count."""
     folder = Path(tempfile.gettempdir()) / "fastpool-bench"
     folder.mkdir(exist_ok=True)
-    path = folder / f"pool-{records}-{_SCHEMA_KEY}.sqlite"
+    path = folder / f"pool-{records}-{'rust-' if rust_host else ''}{_SCHEMA_KEY}.sqlite"
     done = path.with_suffix(".json")
     if done.exists() and path.exists():
         return path, int(json.loads(done.read_text())["messages"])
@@ -51,7 +55,10 @@ def big_pool(records: int = BIG, progress: Callable[[str], None] = lambda _: Non
     SqliteAgentPoolStore(path).close()  # fastpool's tables and markers
     info = _write_rows(path, records)
     with SqliteAgentPoolStore(path) as store:
-        store.build_point_index()
+        if rust_host:
+            store.snapshot(POOL)  # the one read, a full replay
+        else:
+            store.build_point_index()
     done.write_text(json.dumps({"records": records, "messages": info.messages, "wakes": info.wakes}))
     return path, info.messages
 
@@ -112,16 +119,22 @@ def cold_open(path: str | os.PathLike[str], messages: int) -> dict[str, float]:
 
 def run(bench: Any, median_per_call: Callable[..., float]) -> None:
     """Add the T10 and T11 rows to ``bench.results`` (a ``runner.Bench``)."""
-    path, messages = big_pool(progress=bench.progress)
     system = "c" if "c" in bench.engines else "py"
-    bench.progress(f"T10: a new process opens the {BIG:,}-record pool")
     env = dict(os.environ, FASTPOOL_NO_EXTENSIONS="" if system == "c" else "1")
-    out = subprocess.run(
-        [sys.executable, "-m", __name__, str(path), str(messages)], env=env, capture_output=True, text=True, check=True
-    ).stdout
-    for measure, value in json.loads(out).items():
-        unit = "MB" if measure == "peak RSS" else "s" if measure == "first snapshot" else "ms"
-        bench.results.add("T10", measure, BIG, system, value, unit)
+    for rust_host in (False, True):
+        path, messages = big_pool(progress=bench.progress, rust_host=rust_host)
+        bench.progress(f"T10: a new process opens the {BIG:,}-record pool")
+        out = subprocess.run(
+            [sys.executable, "-m", __name__, str(path), str(messages)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for measure, value in json.loads(out).items():
+            unit = "MB" if measure == "peak RSS" else "s" if measure == "first snapshot" else "ms"
+            bench.results.add("T10", f"{measure}{RUST_HOST if rust_host else ''}", BIG, system, value, unit)
+    path, _ = big_pool(progress=bench.progress)
     rounds, inner = (3, 300) if bench.quick else (7, 2000)
     for size in (*bench.sizes, BIG):
         source = path if size == BIG else bench.template(size)[0]

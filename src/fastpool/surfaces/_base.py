@@ -12,9 +12,10 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from ..errors import InvalidInput
 from ._db import SurfaceDb
 
-__all__ = ["Database", "Run", "Surface", "SqliteSurface", "PostgresSurface", "integer"]
+__all__ = ["Database", "Run", "Surface", "SqliteSurface", "PostgresSurface", "integer", "retention"]
 
 T = TypeVar("T")
 S = TypeVar("S", bound="Surface")
@@ -44,6 +45,20 @@ def integer(run: Run, sql: str, params: Sequence[Any] = ()) -> int:
     value = run(sql, params)[0][0]
     assert isinstance(value, int)
     return value
+
+
+def retention(before_seq: Any, keep_last: Any) -> tuple[int, int | None]:
+    """A ``prune``'s arguments, checked: ``(keep, below)``, keep the ``keep`` newest rows and,
+    of the older ones, delete those numbered below ``below`` (``None``: all of them)."""
+    if (before_seq is None) == (keep_last is None):
+        raise InvalidInput("before_seq, keep_last: expected exactly one of them")
+    if keep_last is not None:
+        if type(keep_last) is not int or keep_last < 1:
+            raise InvalidInput(f"keep_last: expected a positive int, got {keep_last!r}")
+        return keep_last, None
+    if type(before_seq) is not int or not 0 <= before_seq < 2**63:
+        raise InvalidInput(f"before_seq: expected an int from 0 to 2**63 - 1, got {before_seq!r}")
+    return 1, before_seq
 
 
 class Surface:

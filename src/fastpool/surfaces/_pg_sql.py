@@ -153,6 +153,26 @@ ARCHIVE_BY_RUN = (
     "WHERE i.run_id = ?1 AND i.seq > ?2::bigint ORDER BY i.seq ASC LIMIT ?3"
 )
 
+# Retention (fastpool's, not Rust's): as _sql's.
+JOURNAL_PRUNABLE = (
+    "SELECT run_id, journal_seq FROM (SELECT run_id, journal_seq, ROW_NUMBER() OVER "
+    "(PARTITION BY run_id ORDER BY journal_seq DESC) AS newer FROM {s}.run_journal_records "
+    "WHERE ?1::text IS NULL OR run_id = ?1::text) AS ranked "
+    "WHERE newer > ?2::bigint AND (?3::bigint IS NULL OR (journal_seq >= 0 AND journal_seq < ?3::bigint))"
+)
+JOURNAL_PRUNE_COUNT = "SELECT COUNT(*) FROM (" + JOURNAL_PRUNABLE + ") AS pruned"
+JOURNAL_PRUNE = "DELETE FROM {s}.run_journal_records WHERE (run_id, journal_seq) IN (" + JOURNAL_PRUNABLE + ")"
+ARCHIVE_NEWEST = "SELECT seq FROM {s}.event_archive_frames ORDER BY seq DESC LIMIT 1 OFFSET ?1::bigint"
+ARCHIVE_FIRST = "SELECT COALESCE(MIN(seq), 0) FROM {s}.event_archive_frames"
+ARCHIVE_PRUNE_COUNT = "SELECT COUNT(*) FROM {s}.event_archive_frames WHERE seq < ?1::bigint"
+ARCHIVE_PRUNE = "DELETE FROM {s}.event_archive_frames WHERE seq < ?1::bigint"
+# The side table in the archive's schema (found through a row's tableoid: no schema name in a literal).
+EVENT_INDEX_PRESENT = (
+    "SELECT COUNT(*) FROM pg_class WHERE relname = 'fastpool_event_index' AND relkind = 'r' AND relnamespace = "
+    "(SELECT relnamespace FROM pg_class WHERE oid = (SELECT tableoid FROM {s}.event_archive_frames LIMIT 1))"
+)
+EVENT_INDEX_PRUNE = "DELETE FROM {s}.fastpool_event_index WHERE seq < ?1::bigint"
+
 #: Each surface's CREATE text by the name its class gives (``Surface.NAME``); the pool store
 #: creates its own tables.
 SCHEMAS = {

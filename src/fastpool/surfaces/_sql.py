@@ -188,6 +188,24 @@ ARCHIVE_BY_RUN = (
     "WHERE i.run_id = ?1 AND i.seq > ?2 ORDER BY i.seq ASC LIMIT ?3"
 )
 
+# ---------------------------------------------------------------- retention (fastpool's, not Rust's)
+# A prune keeps the newest rows (each run's latest journal record, the archive's last frame), so
+# the numbering that reads MAX() + 1 goes on where it was; ?N as in prune's code.
+JOURNAL_PRUNABLE = (
+    "SELECT run_id, journal_seq FROM (SELECT run_id, journal_seq, ROW_NUMBER() OVER "
+    "(PARTITION BY run_id ORDER BY journal_seq DESC) AS newer FROM run_journal_records "
+    "WHERE ?1 IS NULL OR run_id = ?1) AS ranked "
+    "WHERE newer > ?2 AND (?3 IS NULL OR (journal_seq >= 0 AND journal_seq < ?3))"
+)
+JOURNAL_PRUNE_COUNT = "SELECT COUNT(*) FROM (" + JOURNAL_PRUNABLE + ") AS pruned"
+JOURNAL_PRUNE = "DELETE FROM run_journal_records WHERE (run_id, journal_seq) IN (" + JOURNAL_PRUNABLE + ")"
+ARCHIVE_NEWEST = "SELECT seq FROM event_archive_frames ORDER BY seq DESC LIMIT 1 OFFSET ?1"
+ARCHIVE_FIRST = "SELECT COALESCE(MIN(seq), 0) FROM event_archive_frames"
+ARCHIVE_PRUNE_COUNT = "SELECT COUNT(*) FROM event_archive_frames WHERE seq < ?1"
+ARCHIVE_PRUNE = "DELETE FROM event_archive_frames WHERE seq < ?1"
+EVENT_INDEX_PRESENT = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'fastpool_event_index'"
+EVENT_INDEX_PRUNE = "DELETE FROM fastpool_event_index WHERE seq < ?1"
+
 #: Each surface's CREATE text by the name its class gives (``Surface.NAME``).
 SCHEMAS = {
     "journal": JOURNAL_SCHEMA,

@@ -8,7 +8,7 @@ import re
 from .. import wire
 from ..events import envelope_matches
 from ..model import ArchiveCursor, CompiledEventFilter, EventFrame
-from ._base import PostgresSurface, Run, SqliteSurface, Surface, integer
+from ._base import PostgresSurface, Run, SqliteSurface, Surface, integer, retention
 from ._codec import decode_all
 
 __all__ = ["EventArchiveSurface", "SqliteEventArchive", "PostgresEventArchive", "ARCHIVE_ID"]
@@ -66,6 +66,36 @@ class EventArchiveSurface(Surface):
         """``frames_after(cursor)`` whose envelope ``filter``'s criteria match (Rust returns them as
         an ``AgentEventStream``)."""
         return [frame for frame in self.frames_after(cursor) if envelope_matches(filter.criteria, frame.event.envelope)]
+
+    def prune(self, *, before_seq: int | None = None, keep_last: int | None = None) -> int:
+        """Delete old frames (and their rows in fastpool's side table, if the database has it),
+        in one transaction; return how many frames. Beyond the Rust crate, which has no delete.
+
+        ``before_seq``: the frames whose ``seq`` is below it; ``keep_last``: all but the
+        ``keep_last`` newest. Give exactly one. The newest frame is always kept, so frames
+        appended later (by fastpool or a Rust host) go on from ``MAX(seq) + 1``: no cursor is
+        ever given twice.
+
+        Afterwards the frames are simply gone: ``frames_after`` returns those left (a Rust host
+        reads the same). ``ArchiveEventBus`` refuses a subscription whose cursor stands before
+        a pruned frame, and a wake matches only the frames left (docs/operations.md, "Retention").
+        """
+        keep, below = retention(before_seq, keep_last)
+        sql = self._sql
+
+        def prune(run: Run) -> int:
+            newest = run(sql.ARCHIVE_NEWEST, (keep - 1,))
+            if not newest:
+                return 0  # no more than keep frames
+            limit = newest[0][0] if below is None else min(below, newest[0][0])
+            count = integer(run, sql.ARCHIVE_PRUNE_COUNT, (limit,))
+            if count:
+                run(sql.ARCHIVE_PRUNE, (limit,))
+                if integer(run, sql.EVENT_INDEX_PRESENT):
+                    run(sql.EVENT_INDEX_PRUNE, (limit,))
+            return count
+
+        return self._db.write(prune)
 
 
 class SqliteEventArchive(EventArchiveSurface, SqliteSurface):

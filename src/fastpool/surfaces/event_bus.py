@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import wire
-from ..enums import SubscriberOverflowPolicy
+from ..enums import AgentErrorKind, RetryClassification, SubscriberOverflowPolicy
 from ..errors import AgentError, InvalidInput
 from ..events import BACKPRESSURE_REJECTED, _bounded, _compatible, _with_cursor, cursor_scope, envelope_matches
 from ..model import CompiledEventFilter, EventCursor, EventFrame
@@ -67,16 +67,20 @@ class ArchiveEventBus:
     def subscribe_filtered(
         self, filter: CompiledEventFilter, cursor: EventCursor | None = None
     ) -> Iterator[EventFrame]:
-        """The archived frames ``filter`` matches after ``cursor``, bounded by ``filter.queue``."""
+        """The archived frames ``filter`` matches after ``cursor``, bounded by ``filter.queue``; a
+        ``cursor`` before a frame pruned from the archive (``prune``) raises, naming it."""
         scope = cursor_scope(filter)
         _compatible(scope, cursor)
         _check_queue(filter)
         criteria = filter.criteria
+        after = 0 if cursor is None else cursor.event_seq
         matched = [
             _with_cursor(frame, scope, seq)
-            for seq, frame in self._scan(self._sql.ARCHIVE_BATCH, (), 0 if cursor is None else cursor.event_seq)
+            for seq, frame in self._scan(self._sql.ARCHIVE_BATCH, (), after)
             if envelope_matches(criteria, frame.event.envelope)
         ]
+        if cursor is not None:  # checked after the scan: a prune meanwhile shows
+            _check_kept(self._db.rows(self._sql.ARCHIVE_FIRST)[0][0], after)
         return iter(_bounded(matched, filter.queue))
 
     def first_match(self, filter: CompiledEventFilter) -> EventFrame | None:
@@ -127,6 +131,19 @@ class ArchiveEventBus:
 
     def __repr__(self) -> str:
         return f"ArchiveEventBus({self.archive!r})"
+
+
+def _check_kept(first: int, after: int) -> None:
+    """A subscription after ``after`` misses no frame: the oldest kept, ``first``, follows it
+    (the archive numbers frames without gaps, and a prune keeps the newest)."""
+    if first > after + 1:
+        raise AgentError(
+            AgentErrorKind.INVALID_STATE_TRANSITION,
+            RetryClassification.NOT_RETRYABLE,
+            f"event cursor {after} stands before frames that were pruned from the event archive (its oldest is "
+            f"{first}): subscribe again without a cursor (from the oldest frame kept) or from a later one",
+            ids={"event_seq": str(after)},
+        )
 
 
 def _check_queue(filter: CompiledEventFilter) -> None:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from .. import wire
 from ..enums import AgentErrorKind, RetryClassification
-from ..errors import AgentError
+from ..errors import AgentError, InvalidInput
 from ..journal import JOURNAL_SCHEMA_VERSION
 from ..model import JournalRecord
-from ._base import PostgresSurface, Run, SqliteSurface, Surface
+from ._base import PostgresSurface, Run, SqliteSurface, Surface, integer, retention
 from ._codec import decode_all
 from ._db import to_i64, to_u64
 
@@ -76,6 +76,34 @@ class RunJournalSurface(Surface):
         """The run's records with ``journal_seq > after_journal_seq``; every record of the run is
         decoded first (Rust's trait default), so a corrupt one fails the call wherever it is."""
         return [record for record in self.records_for_run(run_id) if record.journal_seq > after_journal_seq]
+
+    def prune(self, run_id: str | None = None, *, before_seq: int | None = None, keep_last: int | None = None) -> int:
+        """Delete old records of ``run_id`` (of every run for ``None``), in one transaction; return
+        how many. Beyond the Rust crate, which has no delete.
+
+        ``before_seq``: the records with ``journal_seq`` below it; ``keep_last``: all but the
+        ``keep_last`` newest (as ``records_for_run`` orders them). Give exactly one. Each run's
+        newest record is always kept, so its ``journal_seq`` goes on increasing (and the
+        database's next sequence, ``DatabaseRuntime.next_journal_seq``, never goes back).
+
+        Afterwards the records are simply gone, for fastpool and for a Rust host on the same
+        file: ``records_for_run`` and ``records_after`` return the rest. An ``append`` of a pruned
+        ``record_id`` is no longer recognised as a repeat: it fails as any ``journal_seq`` not
+        above the run's newest does. Prune only what no retry will append again.
+        """
+        if run_id is not None and not isinstance(run_id, str):
+            raise InvalidInput(f"run_id: expected a string or None, got {type(run_id).__name__}")
+        keep, below = retention(before_seq, keep_last)
+        sql = self._sql
+        params = (run_id, keep, below)
+
+        def prune(run: Run) -> int:
+            count = integer(run, sql.JOURNAL_PRUNE_COUNT, params)
+            if count:
+                run(sql.JOURNAL_PRUNE, params)
+            return count
+
+        return self._db.write(prune)
 
 
 class SqliteRunJournal(RunJournalSurface, SqliteSurface):
