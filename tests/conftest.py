@@ -16,6 +16,7 @@ import importlib
 import itertools
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -116,6 +117,16 @@ def pg(pg_server: PostgresServer, pg_schema: str) -> Iterator[PgTarget]:
     target = PgTarget(pg_server.conninfo, pg_schema)
     yield target
     target.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, str]]:
+    """Where a store, runtime or surface opens, as ``(location, options)``: a file, or a
+    PostgreSQL server and a schema of this test."""
+    if request.param == "sqlite":
+        return str(tmp_path / "host.sqlite"), {}
+    server = request.getfixturevalue("pg_server")
+    return server.conninfo, {"schema": request.getfixturevalue("pg_schema")}
 
 
 @pytest.fixture

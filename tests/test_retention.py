@@ -47,15 +47,6 @@ def record(run_id: str, seq: int) -> Any:
 FRAME = wire.decode(EventFrame, template("event_archive", "append_frame", "frame"))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, str]]:
-    """Where a surface opens: a file, or a PostgreSQL server and a schema of this test."""
-    if request.param == "sqlite":
-        return str(tmp_path / "host.sqlite"), {}
-    server = request.getfixturevalue("pg_server")
-    return server.conninfo, {"schema": request.getfixturevalue("pg_schema")}
-
-
 def opened(kind: str, target: tuple[str, dict[str, str]]) -> Any:
     location, options = target
     classes = {"journal": (SqliteRunJournal, PostgresRunJournal), "archive": (SqliteEventArchive, PostgresEventArchive)}

@@ -82,15 +82,6 @@ def wake_on(condition_id: str, kind: EventKind, run_id: str = "run.b") -> WakeCo
     )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, str]]:
-    """What ``open_runtime`` takes: a file, or a PostgreSQL server and a schema of this test."""
-    if request.param == "sqlite":
-        return str(tmp_path / "host.sqlite"), {}
-    server = request.getfixturevalue("pg_server")
-    return server.conninfo, {"schema": request.getfixturevalue("pg_schema")}
-
-
 def open_target(target: tuple[str, dict[str, str]], engine: Any) -> AgentRuntime:
     location, options = target
     return open_runtime(location, engine=engine, **options)
