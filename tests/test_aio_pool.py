@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from fastpool import (
     InMemoryAgentPoolStore,
     InMemoryRunJournal,
     InvalidInput,
+    MessageReceipt,
     MessageStatus,
     RunAddress,
     RunMessage,
@@ -144,3 +146,36 @@ def test_leave_run_missing_ok(store: Any) -> None:
 
     left, again = asyncio.run(main())
     assert (left.run_id, again) == ("run.a", None)
+
+
+def test_a_pool_used_under_a_new_event_loop_after_a_cancelled_call_goes_on(store: Any) -> None:
+    """A host that runs ``asyncio.run`` more than once with one wrapper: a call cancelled under
+    the first loop, still running when that loop closed, does not hold up the next loop's calls."""
+    pool = asyncio.run(AsyncAgentPool.open(POOL, runtime=runtime(), store=store))
+    send = pool.pool.send
+
+    def slow_send(sent: RunMessage) -> Any:
+        time.sleep(0.3)  # still running when the first loop closes
+        return send(sent)
+
+    pool.pool.send = slow_send  # type: ignore[method-assign]
+
+    async def first() -> None:
+        for run_id in ("run.a", "run.b"):
+            await pool.join_run(AgentPoolMember(run_id=run_id, agent_id="agent"))
+        task = asyncio.ensure_future(pool.send(message(1)))
+        await asyncio.sleep(0.05)  # running on a worker
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    async def second() -> MessageReceipt:
+        try:
+            return await asyncio.wait_for(pool.send(message(2)), 10)
+        finally:
+            await pool.close()
+
+    asyncio.run(first())
+    receipt = asyncio.run(second())
+    assert receipt.status is MessageStatus.DELIVERED
+    assert [store.message_receipt(POOL, f"key.{n}").status for n in (1, 2)] == [MessageStatus.DELIVERED] * 2

@@ -27,7 +27,16 @@ class CancelledCalls:
     async def settled(self) -> None:
         """Wait until every call cancelled so far has ended."""
         if self._running:
-            await asyncio.wait(tuple(self._running))
+            # A call cancelled under an event loop that has closed since (a host running
+            # ``asyncio.run`` more than once) can never report back: its worker's result had
+            # no loop to go to. Forget it rather than wait for good; the store serialises
+            # what it still writes.
+            loop = asyncio.get_running_loop()
+            self._running = {
+                future for future in self._running if future.get_loop() is loop or not future.get_loop().is_closed()
+            }
+            if self._running:
+                await asyncio.wait(tuple(self._running))
 
     async def shielded(self, future: asyncio.Future[T]) -> T:
         """Await ``future``; cancelling the caller leaves it running, and remembered."""
