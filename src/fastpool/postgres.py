@@ -84,12 +84,16 @@ _PREPARED = {
     f"UNION ALL (SELECT -1, 'fastpool_drops', {_DROPS}::text WHERE {_DROPS} <> $4::bigint)",
     # One statement: lock, append only if nothing lies past the cached cursor. Its snapshot
     # predates the lock, so a record committed while it waited shows as a primary-key
-    # violation instead of a row: either way nothing is appended.
-    b"fastpool_append": "WITH locked AS (SELECT pg_advisory_xact_lock($5::bigint)) "
+    # violation instead of a row: either way nothing is appended. A deletion committed while
+    # it waited is not in that snapshot either: the cached last record is locked once the
+    # pool's lock is held (correlated to `locked`, so never before it), and a row lock sees a
+    # committed DELETE: the row is gone, nothing is appended.
+    b"fastpool_append": "WITH locked AS (SELECT pg_advisory_xact_lock($5::bigint) AS held) "
     "INSERT INTO {s}.agent_pool_records (pool_id, seq, kind, payload_json) "
     "SELECT $1::text, $2::bigint, $3::text, $4::text FROM locked WHERE NOT EXISTS "
     "(SELECT 1 FROM {s}.agent_pool_records WHERE pool_id = $1::text AND seq >= $2::bigint) "
-    f"AND {_DROPS} = $6::bigint RETURNING seq",
+    f"AND {_DROPS} = $6::bigint AND ($2::bigint = 1 OR EXISTS (SELECT 1 FROM {{s}}.agent_pool_records "
+    "WHERE pool_id = $1::text AND seq = $2::bigint - 1 AND locked.held IS NOT NULL FOR KEY SHARE)) RETURNING seq",
     # Inside a transaction that holds the pool's lock and has caught up.
     b"fastpool_append_locked": "INSERT INTO {s}.agent_pool_records (pool_id, seq, kind, payload_json) "
     "VALUES ($1::text, $2::bigint, $3::text, $4::text)",
