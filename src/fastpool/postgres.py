@@ -4,7 +4,8 @@ The tables have the SQLite file's shape, in one schema; payloads are the exact w
 Every write is one transaction serialised per pool by a transaction-level advisory lock on
 a hash of (schema, pool id), so writers to different pools never wait for each other. The
 common write is one round trip: a single statement takes the lock, appends
-``seq = cached cursor + 1`` only if no record lies past the cached cursor, and NOTIFYs. A
+``seq = cached cursor + 1`` only if no record lies past the cached cursor and the cached last
+record is still there (a deletion committed while it waited for the lock), and NOTIFYs. A
 store whose cache was behind, or whose check failed on the cached state, takes the lock in
 an explicit transaction, catches up, checks again and appends (the check that raises is
 always this one, made on the pool as it is).
