@@ -298,8 +298,8 @@ def test_a_lock_wait_past_busy_timeout_is_retryable_and_writes_nothing(pg: PgTar
 
 
 def test_an_append_that_waited_for_the_lock_while_its_pool_was_deleted_appends_nothing(pg: PgTarget) -> None:
-    # The one statement's snapshot predates the lock it waits for: the deletion committed
-    # meanwhile is not in it, so its guards alone would append seq 3 to a pool that is gone.
+    # Were the append's snapshot taken before the lock it waits for, the deletion committed
+    # meanwhile would not be in it, and its guards would append seq 3 to a pool that is gone.
     store = named(pg, "victim", busy_timeout=30.0)
     try:
         store.open_pool(POOL, CONFIG)
@@ -312,7 +312,7 @@ def test_an_append_that_waited_for_the_lock_while_its_pool_was_deleted_appends_n
         writer.start()
         waiting = "SELECT query FROM pg_stat_activity WHERE application_name = 'victim' AND wait_event = 'advisory'"
         wait_until(lambda: pg.query(waiting), "the victim waits for the pool's lock")
-        assert pg.query(waiting)[0][0].startswith("WITH locked")
+        assert pg.query(waiting)[0][0].startswith("SELECT pg_advisory_xact_lock")
         schema = f'"{pg.schema}"'
         holder.execute(f"DELETE FROM {schema}.agent_pool_records WHERE pool_id = %s", (POOL,))
         holder.execute(
@@ -349,7 +349,7 @@ def test_an_append_that_waited_for_the_lock_while_another_writer_appended_goes_a
         writer.start()
         waiting = "SELECT query FROM pg_stat_activity WHERE application_name = 'victim' AND wait_event = 'advisory'"
         wait_until(lambda: pg.query(waiting), "the victim waits for the pool's lock")
-        assert pg.query(waiting)[0][0].startswith("WITH locked")
+        assert pg.query(waiting)[0][0].startswith("SELECT pg_advisory_xact_lock")
         holder.execute(f'INSERT INTO "{pg.schema}".agent_pool_records VALUES (%s, 3, %s, %s)', (POOL, kind, text))
         holder.commit()
         holder.close()
@@ -382,7 +382,7 @@ def test_a_connection_killed_mid_transaction_loses_nothing_acknowledged(pg: PgTa
         writer.start()
         waiting = "SELECT query FROM pg_stat_activity WHERE application_name = 'victim' AND wait_event = 'advisory'"
         wait_until(lambda: pg.query(waiting), "the victim waits for the pool's lock")
-        expected = "BEGIN;" if path == "locked_transaction" else "WITH locked"
+        expected = "BEGIN;" if path == "locked_transaction" else "SELECT pg_advisory_xact_lock"
         assert pg.query(waiting)[0][0].startswith(expected)
         assert terminate(pg, "victim") == 1
         writer.join(LIVENESS)
