@@ -297,6 +297,71 @@ def test_a_lock_wait_past_busy_timeout_is_retryable_and_writes_nothing(pg: PgTar
         assert store.join_member(POOL, member("run.a")).sequence == 2
 
 
+def test_an_append_that_waited_for_the_lock_while_its_pool_was_deleted_appends_nothing(pg: PgTarget) -> None:
+    # Were the append's snapshot taken before the lock it waits for, the deletion committed
+    # meanwhile would not be in it, and its guards would append seq 3 to a pool that is gone.
+    store = named(pg, "victim", busy_timeout=30.0)
+    try:
+        store.open_pool(POOL, CONFIG)
+        store.join_member(POOL, member("run.a"))
+        holder = hold_pool_lock(pg, POOL)  # then deletes the pool as delete_pool does, under it
+        outcome: list[Any] = []
+        writer = threading.Thread(
+            target=lambda: outcome.append(_capture(lambda: store.record_message(POOL, message("m"), receipt("m"))))
+        )
+        writer.start()
+        waiting = "SELECT query FROM pg_stat_activity WHERE application_name = 'victim' AND wait_event = 'advisory'"
+        wait_until(lambda: pg.query(waiting), "the victim waits for the pool's lock")
+        assert pg.query(waiting)[0][0].startswith("SELECT pg_advisory_xact_lock")
+        schema = f'"{pg.schema}"'
+        holder.execute(f"DELETE FROM {schema}.agent_pool_records WHERE pool_id = %s", (POOL,))
+        holder.execute(
+            f"INSERT INTO {schema}.fastpool_drops (id, count) VALUES (0, 1) "
+            f"ON CONFLICT (id) DO UPDATE SET count = {schema}.fastpool_drops.count + 1"
+        )
+        holder.commit()
+        holder.close()
+        writer.join(LIVENESS)
+        assert isinstance(outcome[0], AgentError), outcome  # the pool is not opened any more
+        assert raw_rows(pg) == []
+        # Opened again, it starts at 1; the store's cache follows.
+        assert store.open_pool(POOL, CONFIG).cursor.sequence == 1
+        assert [row[0] for row in raw_rows(pg)] == [1]
+    finally:
+        store.close()
+
+
+def test_an_append_that_waited_for_the_lock_while_another_writer_appended_goes_after_it(pg: PgTarget) -> None:
+    store = named(pg, "victim", busy_timeout=30.0)
+    other = pg.store()
+    try:
+        store.open_pool(POOL, CONFIG)
+        store.join_member(POOL, member("run.a"))
+        # The other writer's record, as its one statement would write it: seq 3, under the lock.
+        other.open_pool("pool.src", CONFIG)
+        other.join_member("pool.src", member("run.b"))
+        (_, kind, text) = raw_rows(pg, "pool.src")[1]
+        holder = hold_pool_lock(pg, POOL)
+        outcome: list[Any] = []
+        writer = threading.Thread(
+            target=lambda: outcome.append(_capture(lambda: store.record_message(POOL, message("m"), receipt("m"))))
+        )
+        writer.start()
+        waiting = "SELECT query FROM pg_stat_activity WHERE application_name = 'victim' AND wait_event = 'advisory'"
+        wait_until(lambda: pg.query(waiting), "the victim waits for the pool's lock")
+        assert pg.query(waiting)[0][0].startswith("SELECT pg_advisory_xact_lock")
+        holder.execute(f'INSERT INTO "{pg.schema}".agent_pool_records VALUES (%s, 3, %s, %s)', (POOL, kind, text))
+        holder.commit()
+        holder.close()
+        writer.join(LIVENESS)
+        assert outcome[0].sequence == 4, outcome
+        assert [row[0] for row in raw_rows(pg)] == [1, 2, 3, 4]
+        assert store.snapshot(POOL) == other.snapshot(POOL)
+    finally:
+        store.close()
+        other.close()
+
+
 @pytest.mark.parametrize("path", ["one_statement", "locked_transaction"])
 def test_a_connection_killed_mid_transaction_loses_nothing_acknowledged(pg: PgTarget, path: str) -> None:
     store = named(pg, "victim", busy_timeout=30.0)
@@ -317,7 +382,7 @@ def test_a_connection_killed_mid_transaction_loses_nothing_acknowledged(pg: PgTa
         writer.start()
         waiting = "SELECT query FROM pg_stat_activity WHERE application_name = 'victim' AND wait_event = 'advisory'"
         wait_until(lambda: pg.query(waiting), "the victim waits for the pool's lock")
-        expected = "BEGIN;" if path == "locked_transaction" else "WITH locked"
+        expected = "BEGIN;" if path == "locked_transaction" else "SELECT pg_advisory_xact_lock"
         assert pg.query(waiting)[0][0].startswith(expected)
         assert terminate(pg, "victim") == 1
         writer.join(LIVENESS)

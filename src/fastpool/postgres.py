@@ -3,8 +3,9 @@
 The tables have the SQLite file's shape, in one schema; payloads are the exact wire text.
 Every write is one transaction serialised per pool by a transaction-level advisory lock on
 a hash of (schema, pool id), so writers to different pools never wait for each other. The
-common write is one round trip: a single statement takes the lock, appends
-``seq = cached cursor + 1`` only if no record lies past the cached cursor, and NOTIFYs. A
+common write is one round trip: one pipeline segment (an implicit transaction) takes the
+lock, then appends ``seq = cached cursor + 1`` only if no record lies past the cached cursor
+and no pool was deleted since (checked on a snapshot taken after the lock), and NOTIFYs. A
 store whose cache was behind, or whose check failed on the cached state, takes the lock in
 an explicit transaction, catches up, checks again and appends (the check that raises is
 always this one, made on the pool as it is).
@@ -83,14 +84,14 @@ _PREPARED = {
     b"fastpool_rows": "(SELECT seq, kind, payload_json FROM {s}.agent_pool_records "
     f"WHERE pool_id = $1::text AND seq > $2::bigint AND {_DROPS} = $4::bigint ORDER BY seq LIMIT $3::bigint) "
     f"UNION ALL (SELECT -1, 'fastpool_drops', {_DROPS}::text WHERE {_DROPS} <> $4::bigint)",
-    # One statement: lock, append only if nothing lies past the cached cursor. Its snapshot
-    # predates the lock, so a record committed while it waited shows as a primary-key
-    # violation instead of a row: either way nothing is appended.
-    b"fastpool_append": "WITH locked AS (SELECT pg_advisory_xact_lock($5::bigint)) "
-    "INSERT INTO {s}.agent_pool_records (pool_id, seq, kind, payload_json) "
-    "SELECT $1::text, $2::bigint, $3::text, $4::text FROM locked WHERE NOT EXISTS "
+    # The one-round-trip append: fastpool_lock then fastpool_append in one implicit transaction
+    # (one pipeline segment). The INSERT's snapshot is taken after the lock is held, so a
+    # record or a deletion committed while it waited is in it: nothing is appended then.
+    b"fastpool_lock": "SELECT pg_advisory_xact_lock($1::bigint)",
+    b"fastpool_append": "INSERT INTO {s}.agent_pool_records (pool_id, seq, kind, payload_json) "
+    "SELECT $1::text, $2::bigint, $3::text, $4::text WHERE NOT EXISTS "
     "(SELECT 1 FROM {s}.agent_pool_records WHERE pool_id = $1::text AND seq >= $2::bigint) "
-    f"AND {_DROPS} = $6::bigint RETURNING seq",
+    f"AND {_DROPS} = $5::bigint RETURNING seq",
     # Inside a transaction that holds the pool's lock and has caught up.
     b"fastpool_append_locked": "INSERT INTO {s}.agent_pool_records (pool_id, seq, kind, payload_json) "
     "VALUES ($1::text, $2::bigint, $3::text, $4::text)",
@@ -213,9 +214,12 @@ class _Session:
         self._prepare(name)
         return self._check(self.pgconn.exec_prepared(name, params))
 
-    def notifying(self, name: bytes, params: Sequence[bytes], notify: Sequence[bytes]) -> PGresult:
+    def notifying(
+        self, name: bytes, params: Sequence[bytes], notify: Sequence[bytes], lock: bytes | None = None
+    ) -> PGresult:
         """``call(name, params)`` (a transaction that commits a record), then ``fastpool_notify``
-        in a transaction of its own, both sent at once (libpq's pipeline: one round trip).
+        in a transaction of its own, both sent at once (libpq's pipeline: one round trip). With
+        ``lock``, ``fastpool_lock(lock)`` goes first in the record's implicit transaction.
 
         A NOTIFY in the record's own transaction would hold NOTIFY's cluster-wide lock over
         that commit's WAL flush, so that no two writers in the cluster could commit at once.
@@ -227,9 +231,13 @@ class _Session:
         pgconn = self.pgconn
         self._prepare(name)
         self._prepare(b"fastpool_notify")
+        if lock is not None:
+            self._prepare(b"fastpool_lock")
         # Left in pipeline mode if interrupted: settle() reads what is due, so that a commit
         # sent is done (or not) before the next call looks.
         pgconn.enter_pipeline_mode()
+        if lock is not None:
+            pgconn.send_query_prepared(b"fastpool_lock", [lock])
         pgconn.send_query_prepared(name, params)
         pgconn.pipeline_sync()
         pgconn.send_query_prepared(b"fastpool_notify", notify)
@@ -244,8 +252,8 @@ class _Session:
         return self._check(written)
 
     def _until_sync(self) -> PGresult:
-        """The first result of one pipeline segment (the rest read and dropped)."""
-        pgconn, first = self.pgconn, None
+        """The first failed result of one pipeline segment, else its last (the rest read and dropped)."""
+        pgconn, chosen = self.pgconn, None
         while True:
             result = self._next_result()
             if result is None:
@@ -253,10 +261,10 @@ class _Session:
                     raise self._errors.OperationalError(pgconn.get_error_message())
                 continue  # the end of one statement's results
             if result.status == 10:  # PIPELINE_SYNC
-                assert first is not None
-                return first
-            if first is None:
-                first = result
+                assert chosen is not None
+                return chosen
+            if chosen is None or chosen.status in (1, 2):  # COMMAND_OK, TUPLES_OK
+                chosen = result
 
     def _next_result(self) -> PGresult | None:
         pgconn = self.pgconn
@@ -898,11 +906,11 @@ class PostgresAgentPoolStore(StoreBase):
             number,
             payload.TYPE.encode(),
             self._engine.dumps(payload).encode(),
-            str(_key(self._schema, pool_id)).encode(),
             str(self._drops).encode(),  # a pool deleted since this cache was made: no append here
         ]
+        lock = str(_key(self._schema, pool_id)).encode()
         try:
-            appended = session.notifying(b"fastpool_append", params, self._notice(pool, number)).ntuples == 1
+            appended = session.notifying(b"fastpool_append", params, self._notice(pool, number), lock).ntuples == 1
         except self._errors.UniqueViolation:
             appended = False
         except self._error as error:
