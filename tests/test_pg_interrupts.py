@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from pg_server import PostgresServer
-from store_helpers import CONFIG, PgTarget, message, receipt
+from store_helpers import CONFIG, PgTarget, member, message, receipt
 
 import fastpool
 from fastpool import InvalidInput, PostgresAgentPoolStore
@@ -213,3 +213,28 @@ def test_a_conninfo_libpq_cannot_take_is_invalid_input(conninfo: str) -> None:
         PostgresAgentPoolStore(conninfo)
     with pytest.raises(InvalidInput, match="conninfo: "):
         fastpool.open_store(conninfo if "://" in conninfo else "postgresql://host/?" + conninfo)
+
+
+def test_next_event_sequence_interrupted_anywhere(pg: PgTarget, engine: ModuleType) -> None:
+    """Its pipeline (the pool's lock, then the counter) left half read by an interrupt: the next
+    call still gets the next number, and the lock is not kept."""
+    store = PostgresAgentPoolStore(f"{pg.conninfo}?application_name={NAME}", schema=pg.schema, engine=engine)
+    other = pg.store()
+    try:
+        store.open_pool(POOL, CONFIG)
+        last = store.next_event_sequence(POOL)
+        for at in range(1, 100_000):
+            fired = interrupted(lambda: store.next_event_sequence(POOL), at)
+            assert "idle in transaction" not in session_states(pg), f"point {at}"
+            stored = pg.query("SELECT seq FROM agent_pool_event_seq WHERE pool_id = ?", (POOL,))[0][0]
+            assert stored in (last, last + 1), f"point {at}"
+            other.join_member(POOL, member(f"run.{at}"))  # takes the pool's lock: not held by the interrupted call
+            last = store.next_event_sequence(POOL)
+            assert last == stored + 1, f"point {at}"
+            if not fired:
+                break
+    finally:
+        store.close()
+        other.close()
+    print(f"next_event_sequence: {at - 1} points")
+    assert at > 10

@@ -331,6 +331,35 @@ def test_an_append_that_waited_for_the_lock_while_its_pool_was_deleted_appends_n
         store.close()
 
 
+def test_an_event_sequence_asked_for_while_its_pool_is_being_deleted_is_refused(pg: PgTarget) -> None:
+    # delete_pool's transaction, not yet committed, has removed the pool's event sequence row:
+    # a next_event_sequence arriving meanwhile must not recreate it (at 1) once that commits.
+    store = named(pg, "victim", busy_timeout=30.0)
+    try:
+        store.open_pool(POOL, CONFIG)
+        assert store.next_event_sequence(POOL) == 1
+        holder = hold_pool_lock(pg, POOL)  # then deletes the pool as delete_pool does, under it
+        schema = f'"{pg.schema}"'
+        holder.execute(f"DELETE FROM {schema}.agent_pool_records WHERE pool_id = %s", (POOL,))
+        holder.execute(f"DELETE FROM {schema}.agent_pool_event_seq WHERE pool_id = %s", (POOL,))
+        holder.execute(
+            f"INSERT INTO {schema}.fastpool_drops (id, count) VALUES (0, 1) "
+            f"ON CONFLICT (id) DO UPDATE SET count = {schema}.fastpool_drops.count + 1"
+        )
+        outcome: list[Any] = []
+        asker = threading.Thread(target=lambda: outcome.append(_capture(lambda: store.next_event_sequence(POOL))))
+        asker.start()
+        waiting = "SELECT 1 FROM pg_stat_activity WHERE application_name = 'victim' AND wait_event_type = 'Lock'"
+        wait_until(lambda: pg.query(waiting), "the victim waits for the deletion")
+        holder.commit()
+        holder.close()
+        asker.join(LIVENESS)
+        assert isinstance(outcome[0], AgentError), outcome  # the pool is not opened any more
+        assert pg.query("SELECT seq FROM agent_pool_event_seq WHERE pool_id = ?", (POOL,)) == []
+    finally:
+        store.close()
+
+
 def test_an_append_that_waited_for_the_lock_while_another_writer_appended_goes_after_it(pg: PgTarget) -> None:
     store = named(pg, "victim", busy_timeout=30.0)
     other = pg.store()

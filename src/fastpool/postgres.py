@@ -229,17 +229,8 @@ class _Session:
         notification does not fail the write that was already committed.
         """
         pgconn = self.pgconn
-        self._prepare(name)
         self._prepare(b"fastpool_notify")
-        if lock is not None:
-            self._prepare(b"fastpool_lock")
-        # Left in pipeline mode if interrupted: settle() reads what is due, so that a commit
-        # sent is done (or not) before the next call looks.
-        pgconn.enter_pipeline_mode()
-        if lock is not None:
-            pgconn.send_query_prepared(b"fastpool_lock", [lock])
-        pgconn.send_query_prepared(name, params)
-        pgconn.pipeline_sync()
+        self._send(name, params, lock)
         pgconn.send_query_prepared(b"fastpool_notify", notify)
         pgconn.pipeline_sync()
         written = self._until_sync()
@@ -250,6 +241,30 @@ class _Session:
         if pgconn.status == 0:
             pgconn.exit_pipeline_mode()
         return self._check(written)
+
+    def call_locked(self, name: bytes, params: Sequence[bytes], lock: bytes) -> PGresult:
+        """``call(name, params)`` after ``fastpool_lock(lock)`` in one implicit transaction, in
+        one round trip: the statement's snapshot is taken once the lock is held, so it sees
+        what the lock's last holder committed (a pool deleted meanwhile)."""
+        self._send(name, params, lock)
+        result = self._until_sync()
+        if self.pgconn.status == 0:
+            self.pgconn.exit_pipeline_mode()
+        return self._check(result)
+
+    def _send(self, name: bytes, params: Sequence[bytes], lock: bytes | None) -> None:
+        """Enter pipeline mode and send ``fastpool_lock(lock)`` (if any), ``name`` and a sync."""
+        pgconn = self.pgconn
+        self._prepare(name)
+        if lock is not None:
+            self._prepare(b"fastpool_lock")
+        # Left in pipeline mode if interrupted: settle() reads what is due, so that a commit
+        # sent is done (or not) before the next call looks.
+        pgconn.enter_pipeline_mode()
+        if lock is not None:
+            pgconn.send_query_prepared(b"fastpool_lock", [lock])
+        pgconn.send_query_prepared(name, params)
+        pgconn.pipeline_sync()
 
     def _until_sync(self) -> PGresult:
         """The first failed result of one pipeline segment, else its last (the rest read and dropped)."""
@@ -1003,8 +1018,15 @@ class PostgresAgentPoolStore(StoreBase):
         # A cached open needs no round trip: the statement allocates nothing if a pool was deleted since.
         if cached is None or cached.state.config is None:
             self._opened(self._read_state(pool_id))
+        lock = str(_key(self._schema, pool_id)).encode()  # as an append: no sequence for a pool being deleted
         while True:
-            result = self._call(b"fastpool_next_event", [pool_id.encode(), str(self._drops).encode()])
+            session = self._db()
+            try:
+                result = session.call_locked(
+                    b"fastpool_next_event", [pool_id.encode(), str(self._drops).encode()], lock
+                )
+            except self._error as error:
+                raise self._failed(error) from error
             if result.ntuples:
                 return _int(result.get_value(0, 0))
             self._opened(self._synced_state(pool_id, None))  # reads the new counter, forgets the caches
