@@ -280,6 +280,17 @@ def hold_pool_lock(pg: PgTarget, pool_id: str) -> Any:
     return holder
 
 
+def delete_as_delete_pool(holder: Any, pg: PgTarget) -> None:
+    """What ``delete_pool`` does to ``POOL`` under its lock, in ``holder``'s open transaction."""
+    schema = f'"{pg.schema}"'
+    holder.execute(f"DELETE FROM {schema}.agent_pool_records WHERE pool_id = %s", (POOL,))
+    holder.execute(f"DELETE FROM {schema}.agent_pool_event_seq WHERE pool_id = %s", (POOL,))
+    holder.execute(
+        f"INSERT INTO {schema}.fastpool_drops (id, count) VALUES (0, 1) "
+        f"ON CONFLICT (id) DO UPDATE SET count = {schema}.fastpool_drops.count + 1"
+    )
+
+
 def test_a_lock_wait_past_busy_timeout_is_retryable_and_writes_nothing(pg: PgTarget) -> None:
     with pg.store(busy_timeout=0.2) as store:
         store.open_pool(POOL, CONFIG)
@@ -313,12 +324,7 @@ def test_an_append_that_waited_for_the_lock_while_its_pool_was_deleted_appends_n
         waiting = "SELECT query FROM pg_stat_activity WHERE application_name = 'victim' AND wait_event = 'advisory'"
         wait_until(lambda: pg.query(waiting), "the victim waits for the pool's lock")
         assert pg.query(waiting)[0][0].startswith("SELECT pg_advisory_xact_lock")
-        schema = f'"{pg.schema}"'
-        holder.execute(f"DELETE FROM {schema}.agent_pool_records WHERE pool_id = %s", (POOL,))
-        holder.execute(
-            f"INSERT INTO {schema}.fastpool_drops (id, count) VALUES (0, 1) "
-            f"ON CONFLICT (id) DO UPDATE SET count = {schema}.fastpool_drops.count + 1"
-        )
+        delete_as_delete_pool(holder, pg)
         holder.commit()
         holder.close()
         writer.join(LIVENESS)
@@ -339,13 +345,7 @@ def test_an_event_sequence_asked_for_while_its_pool_is_being_deleted_is_refused(
         store.open_pool(POOL, CONFIG)
         assert store.next_event_sequence(POOL) == 1
         holder = hold_pool_lock(pg, POOL)  # then deletes the pool as delete_pool does, under it
-        schema = f'"{pg.schema}"'
-        holder.execute(f"DELETE FROM {schema}.agent_pool_records WHERE pool_id = %s", (POOL,))
-        holder.execute(f"DELETE FROM {schema}.agent_pool_event_seq WHERE pool_id = %s", (POOL,))
-        holder.execute(
-            f"INSERT INTO {schema}.fastpool_drops (id, count) VALUES (0, 1) "
-            f"ON CONFLICT (id) DO UPDATE SET count = {schema}.fastpool_drops.count + 1"
-        )
+        delete_as_delete_pool(holder, pg)
         outcome: list[Any] = []
         asker = threading.Thread(target=lambda: outcome.append(_capture(lambda: store.next_event_sequence(POOL))))
         asker.start()
