@@ -323,7 +323,7 @@ def test_no_callback_is_slow_during_writes_on_a_file_store(tmp_path: Path, caplo
         await store.next_event_sequence(POOL)
 
     async def follow(store: AsyncAgentPoolStore) -> int:
-        return len([record async for record in store.follow(POOL, poll_interval=0.01, timeout=0.3)])
+        return len([record async for record in store.follow(POOL, poll_interval=0.01, timeout=2.0)])
 
     async def main() -> int:
         async with await AsyncAgentPoolStore.open(tmp_path / "slow.sqlite", synchronous="full") as store:
