@@ -280,6 +280,20 @@ def hold_pool_lock(pg: PgTarget, pool_id: str) -> Any:
     return holder
 
 
+ADVISORY_WAIT = "SELECT query FROM pg_stat_activity WHERE application_name = 'victim' AND wait_event = 'advisory'"
+ANY_LOCK_WAIT = "SELECT query FROM pg_stat_activity WHERE application_name = 'victim' AND wait_event_type = 'Lock'"
+
+
+def waiting_for_a_lock(pg: PgTarget, call: Any, waiting: str = ADVISORY_WAIT) -> tuple[threading.Thread, list[Any]]:
+    """``call`` on a thread of its own, returned once the ``victim`` connection waits as
+    ``waiting`` finds it; the thread, and the list its outcome (result or error) goes into."""
+    outcome: list[Any] = []
+    thread = threading.Thread(target=lambda: outcome.append(_capture(call)))
+    thread.start()
+    wait_until(lambda: pg.query(waiting), "the victim waits for a lock")
+    return thread, outcome
+
+
 def delete_as_delete_pool(holder: Any, pg: PgTarget) -> None:
     """What ``delete_pool`` does to ``POOL`` under its lock, in ``holder``'s open transaction."""
     schema = f'"{pg.schema}"'
@@ -316,14 +330,8 @@ def test_an_append_that_waited_for_the_lock_while_its_pool_was_deleted_appends_n
         store.open_pool(POOL, CONFIG)
         store.join_member(POOL, member("run.a"))
         holder = hold_pool_lock(pg, POOL)  # then deletes the pool as delete_pool does, under it
-        outcome: list[Any] = []
-        writer = threading.Thread(
-            target=lambda: outcome.append(_capture(lambda: store.record_message(POOL, message("m"), receipt("m"))))
-        )
-        writer.start()
-        waiting = "SELECT query FROM pg_stat_activity WHERE application_name = 'victim' AND wait_event = 'advisory'"
-        wait_until(lambda: pg.query(waiting), "the victim waits for the pool's lock")
-        assert pg.query(waiting)[0][0].startswith("SELECT pg_advisory_xact_lock")
+        writer, outcome = waiting_for_a_lock(pg, lambda: store.record_message(POOL, message("m"), receipt("m")))
+        assert pg.query(ADVISORY_WAIT)[0][0].startswith("SELECT pg_advisory_xact_lock")
         delete_as_delete_pool(holder, pg)
         holder.commit()
         holder.close()
@@ -346,11 +354,7 @@ def test_an_event_sequence_asked_for_while_its_pool_is_being_deleted_is_refused(
         assert store.next_event_sequence(POOL) == 1
         holder = hold_pool_lock(pg, POOL)  # then deletes the pool as delete_pool does, under it
         delete_as_delete_pool(holder, pg)
-        outcome: list[Any] = []
-        asker = threading.Thread(target=lambda: outcome.append(_capture(lambda: store.next_event_sequence(POOL))))
-        asker.start()
-        waiting = "SELECT 1 FROM pg_stat_activity WHERE application_name = 'victim' AND wait_event_type = 'Lock'"
-        wait_until(lambda: pg.query(waiting), "the victim waits for the deletion")
+        asker, outcome = waiting_for_a_lock(pg, lambda: store.next_event_sequence(POOL), ANY_LOCK_WAIT)
         holder.commit()
         holder.close()
         asker.join(LIVENESS)
@@ -371,14 +375,8 @@ def test_an_append_that_waited_for_the_lock_while_another_writer_appended_goes_a
         other.join_member("pool.src", member("run.b"))
         (_, kind, text) = raw_rows(pg, "pool.src")[1]
         holder = hold_pool_lock(pg, POOL)
-        outcome: list[Any] = []
-        writer = threading.Thread(
-            target=lambda: outcome.append(_capture(lambda: store.record_message(POOL, message("m"), receipt("m"))))
-        )
-        writer.start()
-        waiting = "SELECT query FROM pg_stat_activity WHERE application_name = 'victim' AND wait_event = 'advisory'"
-        wait_until(lambda: pg.query(waiting), "the victim waits for the pool's lock")
-        assert pg.query(waiting)[0][0].startswith("SELECT pg_advisory_xact_lock")
+        writer, outcome = waiting_for_a_lock(pg, lambda: store.record_message(POOL, message("m"), receipt("m")))
+        assert pg.query(ADVISORY_WAIT)[0][0].startswith("SELECT pg_advisory_xact_lock")
         holder.execute(f'INSERT INTO "{pg.schema}".agent_pool_records VALUES (%s, 3, %s, %s)', (POOL, kind, text))
         holder.commit()
         holder.close()

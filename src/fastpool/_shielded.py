@@ -31,10 +31,7 @@ class CancelledCalls:
             # ``asyncio.run`` more than once) can never report back: its worker's result had
             # no loop to go to. Forget it rather than wait for good; the store serialises
             # what it still writes.
-            loop = asyncio.get_running_loop()
-            self._running = {
-                future for future in self._running if future.get_loop() is loop or not future.get_loop().is_closed()
-            }
+            self._running = {future for future in self._running if not future.get_loop().is_closed()}
             if self._running:
                 await asyncio.wait(tuple(self._running))
 
