@@ -654,7 +654,8 @@ class PostgresAgentPoolStore(StoreBase):
         Inside the block every write takes its pool's lock, catches up and appends (never
         the one-statement append, whose conflict would abort the transaction); reads see the
         block's writes; other threads using this store object wait until it ends. The
-        commit and the pools' notifications go in one round trip. An exception rolls every
+        commit and the first pool's notification go in one round trip (each further pool's
+        notification is one more). An exception rolls every
         write back and propagates; so does a statement that fails inside the block (the
         block's next call raises RETRYABLE: PostgreSQL ended the transaction).
         """
