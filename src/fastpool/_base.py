@@ -61,6 +61,7 @@ make = default_engine.make  # the compiled constructor when built: every write b
 NOT_A_MEMBER = "run is not a member of this agent pool"
 _FOLLOW_BATCH = 1000  # records read per query while following a long backlog
 _POOL_CREATED = PoolCreated()
+_UNKNOWN: Any = object()  # a key a state's map does not hold
 _ENGINES = ("fastpool._replay", "fastpool._replay_py")
 # The keys of stats(), in the order it lists them.
 STATS = (
@@ -272,7 +273,37 @@ class StoreBase(AgentPoolStore):
         """``getattr(state, field).get(key)`` of the pool's state, ``None`` while it is not opened; a
         backend may answer without building the whole state (SQLite's point-read index)."""
         state = self._read_state(pool_id)
-        return None if state.config is None else getattr(state, field).get(key)
+        return None if state.config is None else self._known(state, field, key)
+
+    def _known(self, state: PoolState, field: str, key: str) -> Any:
+        """``getattr(state, field).get(key)`` of a current state, asking the backend (``_look_up``)
+        where the state was trimmed and does not hold the key."""
+        known = getattr(state, field)
+        found = known.get(key, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self._look_up(state, field, key) if state.trimmed_to else None
+        return found
+
+    def _look_up(self, state: PoolState, field: str, key: str) -> Any:
+        """A trimmed state's answer for a key it does not hold (only backends that trim states)."""
+        raise NotImplementedError
+
+    def _snapshot_of(self, state: PoolState) -> AgentPoolSnapshot | None:
+        """``state.snapshot()`` of a current state, restored first where it was trimmed."""
+        if state.trimmed_to:
+            self._restore(state)
+        return state.snapshot()
+
+    def _restore(self, state: PoolState) -> None:
+        """Give a trimmed state back every message and wake (only backends that trim states)."""
+        raise NotImplementedError
+
+    def _head(self, pool_id: str) -> tuple[bool, AgentPoolStoreCursor]:
+        """``snapshot(pool_id)``'s ``created`` and ``cursor`` without building the snapshot."""
+        pool_id = check_id(pool_id, "pool_id")
+        with self._lock:
+            state = self._opened(self._read_state(pool_id))
+            return bool(state.created), make(AgentPoolStoreCursor, (state.cursor,))
 
     def _is_opened(self, pool_id: str) -> bool:
         """Whether the pool is opened, as ``_answer`` sees it."""
@@ -430,14 +461,14 @@ class StoreBase(AgentPoolStore):
                 state = self._read_state(pool_id)
             elif state.config != config:
                 raise self._config_conflict(pool_id)
-            snapshot = state.snapshot()
+            snapshot = self._snapshot_of(state)
         assert snapshot is not None
         return snapshot
 
     def snapshot(self, pool_id: str) -> AgentPoolSnapshot:
         pool_id = check_id(pool_id, "pool_id")
         with self._lock:
-            snapshot = self._read_state(pool_id).snapshot()
+            snapshot = self._snapshot_of(self._read_state(pool_id))
         if snapshot is None:
             raise self._not_opened(pool_id)
         return snapshot
@@ -514,7 +545,7 @@ class StoreBase(AgentPoolStore):
         check_same_id("message_id", receipt, "receipt", message, "message")
 
         def in_effect(state: PoolState) -> MessageReceipt | None:
-            found = state.message_dedupe.get(key)
+            found: MessageReceipt | None = self._known(state, "message_dedupe", key)
             if expected is not None:
                 if found is None:
                     raise InvalidInput(f"expected: no receipt is recorded under message.idempotency_key {key!r}")
@@ -574,11 +605,11 @@ class StoreBase(AgentPoolStore):
 
         def in_effect(state: PoolState) -> WakeRegistration | None:
             if expected is not None:
-                stored = state.wakes.get(condition_id)
+                stored = self._known(state, "wakes", condition_id)
                 if stored is None:
                     raise InvalidInput(f"expected: condition {condition_id!r} has no stored wake")
                 return None if stored.registration == expected else stored.registration
-            found = state.wake_dedupe.get(key)
+            found: WakeRegistration | None = self._known(state, "wake_dedupe", key)
             if found is not None and found.condition_id != condition_id:
                 raise key_reused("condition", key, "condition_id", found.condition_id, condition_id)
             return found

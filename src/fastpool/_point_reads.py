@@ -55,7 +55,7 @@ from . import _sql
 from ._sqlite_write import in_transaction
 from .errors import AgentError, InvalidInput
 
-__all__ = ["PointIndex", "PointState", "RecentRecords", "Untrusted", "index_entries"]
+__all__ = ["PointIndex", "PointState", "RecentRecords", "Untrusted", "index_entries", "look_up", "mark_of"]
 
 BATCH = 512  # records between two index batches (the longest tail a fastpool writer leaves)
 CHUNK = 4096  # records one batch indexes from their JSON at most (catching up on a long backlog)
@@ -99,6 +99,21 @@ def _answer(field: str, payload: Any, key: str) -> Any:
     return answer
 
 
+def look_up(db: apsw.Connection, engine: Any, state: Any, field: str, key: str) -> Any:
+    """What ``field`` of the pool's state holds for ``key`` (``None``: nothing) as of the
+    index's record for it; ``Untrusted`` if that record does not carry the key."""
+    found = None
+    for sequence, kind, text in db.execute(_sql.POINT_ROW, (state.pool_id, _KINDS[field], key)):
+        try:
+            payload = engine.decode_row(kind, text)
+        except InvalidInput as error:
+            raise engine.corrupt_record(state.store_name, state.pool_id, sequence, error.message) from None
+        if payload.TYPE not in ("run_message", "wake"):
+            raise Untrusted(key)
+        found = _answer(field, payload, key)
+    return found
+
+
 def _check_recent(db: apsw.Connection, engine: Any, pool_id: str, mark: int) -> None:
     """``Untrusted`` unless each key of the last ``RECENT`` records up to the mark has an entry at
     its latest record among them, or later (a batch another writer committed since)."""
@@ -116,7 +131,7 @@ def _check_recent(db: apsw.Connection, engine: Any, pool_id: str, mark: int) -> 
             raise Untrusted(key)
 
 
-def _mark(db: apsw.Connection, pool_id: str) -> int:
+def mark_of(db: apsw.Connection, pool_id: str) -> int:
     """The last sequence the pool's index covers (0: none)."""
     rows = db.execute(_sql.POINT_MARK, (pool_id,)).fetchall()
     return int(rows[0][0]) if rows else 0  # type: ignore[arg-type]
@@ -146,16 +161,7 @@ class PointState:
         found = known.get(key, known)
         if found is not known:
             return found
-        found = None
-        for sequence, kind, text in db.execute(_sql.POINT_ROW, (tail.pool_id, _KINDS[field], key)):
-            try:
-                payload = engine.decode_row(kind, text)
-            except InvalidInput as error:
-                raise engine.corrupt_record(tail.store_name, tail.pool_id, sequence, error.message) from None
-            if payload.TYPE not in ("run_message", "wake"):
-                raise Untrusted(key)
-            found = _answer(field, payload, key)
-        known[key] = found
+        found = known[key] = look_up(db, engine, tail, field, key)
         return found
 
 
@@ -200,6 +206,10 @@ class PointIndex:
                 self._pending.popitem(last=False)
         pending.append((sequence, payload))  # its entries are worked out at the batch
 
+    def mark_seen(self, pool_id: str) -> int:
+        """The pool's mark as this object last read or wrote it (0: none; the file's may be further)."""
+        return self._marks.get(pool_id, 0)
+
     def due(self, pool_id: str, last: int) -> bool:
         """Whether ``BATCH`` of the pool's records up to ``last`` may wait past the last mark seen."""
         return self.usable and self.writable and last - self._marks.get(pool_id, 0) >= BATCH
@@ -216,7 +226,7 @@ class PointIndex:
             self.usable = False
 
     def _batch(self, db: apsw.Connection, pool_id: str, last: int) -> None:
-        mark = self._marks[pool_id] = _mark(db, pool_id)
+        mark = self._marks[pool_id] = mark_of(db, pool_id)
         if last - mark < BATCH:
             return
         end = min(last, mark + CHUNK)
@@ -264,7 +274,7 @@ class PointIndex:
         writers never wait long, each only while ``unchanged(db)`` (no pool deleted since the
         replay). Best effort: a failure leaves the rest to the writers' batches."""
         try:
-            if last - _mark(db, pool_id) < LAZY_FROM:
+            if last - mark_of(db, pool_id) < LAZY_FROM:
                 return
             ordered = sorted((sequence, kind, key) for (kind, key), sequence in keys.items())
             done = 0  # how many of ordered the chunks so far covered
@@ -291,7 +301,7 @@ class PointIndex:
     ) -> bool:
         """Inside a write transaction: the entries of ``chunk`` past the pool's mark, then the
         mark ``end``; False if no pool may be written (one was deleted since the replay)."""
-        mark = _mark(db, pool_id)
+        mark = mark_of(db, pool_id)
         if mark >= end:
             return True  # another writer indexed these records meanwhile
         if not unchanged(db):
@@ -306,7 +316,7 @@ class PointIndex:
             return 0
         covered = 0
         for pool_id, last in db.execute(_sql.POOL_LASTS).fetchall():
-            mark = _mark(db, str(pool_id))
+            mark = mark_of(db, str(pool_id))
             if int(last) > mark:  # type: ignore[arg-type]
                 db.execute(_sql.FILL_POINT_KEYS, (pool_id, mark, last))
                 db.execute(_sql.SET_POINT_MARK, (pool_id, last))
@@ -322,7 +332,7 @@ class PointIndex:
         index fails one of the checks in the module doc."""
         if not self.usable:
             return None
-        mark = _mark(db, pool_id)
+        mark = mark_of(db, pool_id)
         if mark < LAZY_FROM:
             return None
         last, first = db.execute(_sql.POINT_EXTENT, (pool_id,)).fetchall()[0]

@@ -60,6 +60,9 @@ class PoolState:
         self.message_dedupe: dict[str, MessageReceipt] = {}
         self.wakes: dict[str, AgentPoolStoredWake] = {}
         self.wake_dedupe: dict[str, WakeRegistration] = {}
+        # Records up to this sequence are in the maps above only where a look-up put them
+        # (``trim``): the store answers the rest from its point index (0: every record is).
+        self.trimmed_to = 0
         self._members_view = _SortedChunks(_RUN_ID)
         self._messages_view = _SortedChunks(_MESSAGE_ID)
         self._wakes_view = _SortedChunks(_CONDITION_ID)
@@ -103,6 +106,30 @@ class PoolState:
             self.config = payload.config
         self.cursor = sequence
         self._snapshot = None
+
+    def trim(self, mark: int) -> None:
+        """Forget every message and wake (the store's point index holds their keys up to
+        ``mark``); the store then applies the records after ``mark`` again. Members, config
+        and cursor stay. Until ``restore``, ``snapshot`` must not be asked for."""
+        self.messages, self.message_dedupe, self.wakes, self.wake_dedupe = {}, {}, {}, {}
+        self._messages_view = _SortedChunks(_MESSAGE_ID)
+        self._wakes_view = _SortedChunks(_CONDITION_ID)
+        self._snapshot = None
+        self.trimmed_to = mark
+
+    def restore(self, full: PoolState) -> None:
+        """Take back every message and wake from ``full``, a new state of the same pool
+        replayed up to this one's cursor."""
+        if full.cursor != self.cursor:
+            raise ValueError(f"restore: a state at {full.cursor} for one at {self.cursor}")
+        self.messages, self.message_dedupe = full.messages, full.message_dedupe
+        self.wakes, self.wake_dedupe = full.wakes, full.wake_dedupe
+        self._messages_view = _SortedChunks(_MESSAGE_ID)
+        self._messages_view.pending.update(self.messages)
+        self._wakes_view = _SortedChunks(_CONDITION_ID)
+        self._wakes_view.pending.update(self.wakes)
+        self._snapshot = None
+        self.trimmed_to = 0
 
     def snapshot(self) -> AgentPoolSnapshot | None:
         """The snapshot of the records applied so far, or ``None`` if no ``pool_opened`` was seen."""

@@ -117,6 +117,9 @@ TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
 
 ROWS_AFTER = f"SELECT seq, kind, {_PAYLOAD} FROM agent_pool_records WHERE pool_id = ? AND seq > ? ORDER BY seq"
 ROWS_AFTER_LIMIT = ROWS_AFTER + " LIMIT ?"
+ROWS_BETWEEN = (
+    f"SELECT seq, kind, {_PAYLOAD} FROM agent_pool_records WHERE pool_id = ? AND seq > ? AND seq <= ? ORDER BY seq"
+)
 ROWS_UP_TO = (
     f"SELECT seq, kind, {_PAYLOAD} FROM agent_pool_records WHERE pool_id = ? AND seq <= ? ORDER BY seq DESC LIMIT ?"
 )

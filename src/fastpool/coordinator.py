@@ -416,7 +416,7 @@ class AgentPool:
         """
         check_type(member, AgentPoolMember, "member")
         store, pool_id = self._store, self._pool_id
-        if not store.snapshot(pool_id).created:
+        if not _head(store, pool_id)[0]:
             if self._strict:
                 # Only the host whose record created the pool journals and publishes it.
                 cursor = store.record_pool_created_once(pool_id)
@@ -808,7 +808,7 @@ class AgentPool:
     def wait_start(self, condition_id: str) -> tuple[AgentPoolStoreCursor | None, WakeRegistration]:
         """The pool's cursor, then the wake's registration: a later change is in ``follow`` after the cursor
         (where ``wait_wake`` and ``AsyncAgentPool.wait_wake`` start)."""
-        cursor = self._store.snapshot(self._pool_id).cursor
+        cursor = _head(self._store, self._pool_id)[1]
         return cursor, self._stored_wake(condition_id).registration
 
     def _stored_wake(self, condition_id: str) -> AgentPoolStoredWake:
@@ -1165,6 +1165,17 @@ _WAIT_SLICE = 1.0
 #: How often ``wait_wake`` looks at SQLite's change probe (a fraction of a microsecond a look;
 #: PostgreSQL's LISTEN wakes it at once).
 _WAIT_POLL = 0.005
+
+
+def _head(store: AgentPoolStore, pool_id: str) -> tuple[bool, AgentPoolStoreCursor | None]:
+    """The snapshot's ``created`` and ``cursor``; fastpool's stores give them without building a
+    snapshot (which replays a pool whose cached state is bounded)."""
+    head = getattr(store, "_head", None)
+    if head is not None:
+        created, cursor = head(pool_id)
+        return created, cursor
+    snapshot = store.snapshot(pool_id)
+    return snapshot.created, snapshot.cursor
 
 
 def _slice(remaining: float | None) -> float | None:

@@ -31,10 +31,10 @@ from typing import Any
 import apsw
 
 from . import _sql
-from ._base import Build, NeedsWorker, Row, Shape, StoreBase, check_id, check_options, loop_call
+from ._base import _UNKNOWN, Build, NeedsWorker, Row, Shape, StoreBase, check_id, check_options, loop_call
 from ._cache import Cached, SyncedCache
 from ._group_commit import GroupCommit, Request
-from ._point_reads import PointIndex, PointState, RecentRecords, Untrusted
+from ._point_reads import BATCH, PointIndex, PointState, RecentRecords, Untrusted, look_up, mark_of
 from ._pool_state import PoolState
 from ._probe import NoProbe, open_probe, release_dropped
 from ._sql import SCHEMA_VERSION
@@ -91,7 +91,12 @@ class SqliteAgentPoolStore(StoreBase):
     ``HOST_CONFIGURATION_NEEDED``); on read-only media or in a directory this user cannot
     write it reads a cleanly closed file as immutable (docs/operations.md, "Read-only users").
     ``max_cached_pools`` bounds the pools whose state is kept in memory (least recently
-    used first out; ``evict`` drops one). ``engine``
+    used first out; ``evict`` drops one). ``bounded_state=True`` keeps a pool's memory flat
+    as it grows: each time this store object's writes index a batch of the pool's records
+    (every 512), its cached state forgets those records' messages and wakes, and reads them
+    from the file's point index when asked for (one indexed query per key, then kept until
+    the next batch); ``snapshot`` of such a pool replays it from the file first (docs/operations.md,
+    "Memory: bounded_state"). ``open_runtime`` turns it on. ``engine``
     picks the replay engine module (``fastpool._replay`` or ``fastpool._replay_py``;
     default: the one ``fastpool`` loaded), for benchmarks and differential tests.
 
@@ -115,6 +120,7 @@ class SqliteAgentPoolStore(StoreBase):
         busy_timeout: float = 5.0,
         readonly: bool = False,
         max_cached_pools: int = 1024,
+        bounded_state: bool = False,
         engine: ModuleType | None = None,
     ) -> None:
         super().__init__(engine)
@@ -129,6 +135,8 @@ class SqliteAgentPoolStore(StoreBase):
             raise InvalidInput(f"busy_timeout: expected seconds as a non-negative number, got {busy_timeout!r}")
         if type(max_cached_pools) is not int or max_cached_pools < 1:
             raise InvalidInput(f"max_cached_pools: expected a positive int, got {max_cached_pools!r}")
+        if type(bounded_state) is not bool:
+            raise InvalidInput(f"bounded_state: expected a bool, got {type(bounded_state).__name__}")
         self._path = Path(path)
         self._synchronous = synchronous
         self._readonly = readonly
@@ -138,6 +146,7 @@ class SqliteAgentPoolStore(StoreBase):
         self._batch: set[str] | None = None  # pools written inside an open transaction()
         self._drops: object = None  # fastpool_drops' count as of the sync point (None: not read yet)
         self._alone = not readonly  # lone writes may append without a transaction (_append_alone)
+        self._bounded = bounded_state and not readonly  # trim states after index batches (_trim)
         self._group = GroupCommit(self._lock, PREFIX)
         self._db: apsw.Connection | None = None
         self._busy = BusyWait(busy_timeout)
@@ -407,7 +416,12 @@ class SqliteAgentPoolStore(StoreBase):
                     finally:
                         self._check_unchanged()
             state = self._read_state(pool_id)
-        return None if state.config is None else getattr(state, field).get(key)
+        if state.config is None:
+            return None
+        found = getattr(state, field).get(key, _UNKNOWN)
+        if found is _UNKNOWN:
+            return self._look_up(state, field, key) if state.trimmed_to else None
+        return found
 
     def _is_opened(self, pool_id: str) -> bool:
         if pool_id not in self._cache.states:
@@ -495,6 +509,87 @@ class SqliteAgentPoolStore(StoreBase):
         if keys is not None:
             self._points.index_replayed(db, state.pool_id, keys, state.cursor, lambda db: self._drops_of(db) == drops)
 
+    # -- bounded states (``bounded_state``): trimmed after index batches, keys looked up ------
+
+    def _trim(self, pool_ids: Iterable[str]) -> None:
+        """After a commit, under ``bounded_state``: each written pool whose index has a batch
+        newer than its state's last trim forgets its messages and wakes up to the index's
+        mark (``PoolState.trim``) and applies the few records after the mark again. The
+        write is committed whatever happens here: a failure only forgets the state."""
+        if not self._bounded:
+            return
+        for pool_id in pool_ids:
+            cached = self._cache.states.get(pool_id)
+            if cached is None:
+                continue
+            state = cached.state
+            seen = self._points.mark_seen(pool_id)
+            if seen <= state.trimmed_to or state.cursor - seen > BATCH:
+                continue
+            cursor = state.cursor
+            try:
+                db = self._connection()
+                mark = mark_of(db, pool_id)
+                if not state.trimmed_to < mark <= cursor:
+                    continue
+                after = db.execute(_sql.ROWS_BETWEEN, (pool_id, mark, cursor)).fetchall()
+            except apsw.SQLError:
+                self._points.usable = False  # the index's tables were dropped
+                continue
+            except Exception:
+                continue  # the state stays whole
+            try:
+                state.trim(mark)
+                self._engine.replay_rows(state, after)
+                if state.cursor != cursor:
+                    raise AgentError.contract_violation(f"pool {pool_id!r}: records changed while trimmed")
+            except BaseException as error:
+                self._cache.states.pop(pool_id, None)  # half trimmed: the next read replays it whole
+                if not isinstance(error, Exception):
+                    raise
+
+    def _look_up(self, state: PoolState, field: str, key: str) -> Any:
+        """A trimmed state's answer for a key it does not hold: the point index's record of the
+        key, kept in the state; where the index cannot be trusted, the state is restored."""
+        if loop_call.door is not None:
+            raise NeedsWorker  # a query: on a worker thread
+        db = self._connection()
+        try:
+            found = look_up(db, self._engine, state, field, key)
+        except (Untrusted, apsw.SQLError) as error:
+            if isinstance(error, apsw.SQLError):
+                self._points.usable = False  # its tables were dropped: the records answer
+            self._restore(state)
+            return getattr(state, field).get(key)
+        except apsw.Error as error:
+            raise translate(error) from error
+        finally:
+            self._check_unchanged()
+        getattr(state, field)[key] = found
+        return found
+
+    def _restore(self, state: PoolState) -> None:
+        """Replay the pool up to a trimmed state's cursor and give the state every message and wake back."""
+        if loop_call.door is not None:
+            raise NeedsWorker
+        full = self._new_state(state.pool_id)
+        rows = self._connection().cursor()
+        try:
+            self._engine.replay_rows(full, rows.execute(_sql.ROWS_BETWEEN, (state.pool_id, 0, state.cursor)))
+        except apsw.Error as error:
+            raise translate(error) from error
+        finally:
+            rows.close(True)
+            self._check_unchanged()
+        if full.cursor != state.cursor:  # deleted meanwhile: the next read finds out
+            self._cache.states.pop(state.pool_id, None)
+            raise AgentError(
+                AgentErrorKind.INVALID_STATE_TRANSITION,
+                RetryClassification.RETRYABLE,
+                f"sqlite agent pool store: pool {state.pool_id!r} changed while it was read; retry",
+            )
+        state.restore(full)
+
     def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:
         db = self._connection()
         batch = self._batch
@@ -529,6 +624,7 @@ class SqliteAgentPoolStore(StoreBase):
             self._cache.advance(before)  # after this connection's COMMIT
             if written is not None:  # committed (inside transaction() the next batch reads the records' JSON)
                 self._points.appended(pool_id, payload, sequence)
+                self._trim((pool_id,))
         return payload, sequence
 
     def _append_alone(self, db: apsw.Connection, pool_id: str, build: Build, cached: Cached) -> tuple[Any, int] | None:
@@ -685,6 +781,7 @@ class SqliteAgentPoolStore(StoreBase):
         for request in group:
             if request.result is not None and request.result[0] is not None:
                 self._points.appended(request.pool_id, *request.result)
+        self._trim(pools)
 
     def _change_token(self) -> object:
         self._connection()
@@ -816,3 +913,4 @@ class SqliteAgentPoolStore(StoreBase):
                 self._recent.forget()  # reads inside the block saw its records
                 raise
             self._cache.advance(before)  # after this connection's COMMIT
+            self._trim(touched)
