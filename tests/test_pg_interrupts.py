@@ -224,13 +224,15 @@ def test_next_event_sequence_interrupted_anywhere(pg: PgTarget, engine: ModuleTy
         store.open_pool(POOL, CONFIG)
         last = store.next_event_sequence(POOL)
         for at in range(1, 100_000):
+            before = last
             fired = interrupted(lambda: store.next_event_sequence(POOL), at)
             assert "idle in transaction" not in session_states(pg), f"point {at}"
-            stored = pg.query("SELECT seq FROM agent_pool_event_seq WHERE pool_id = ?", (POOL,))[0][0]
-            assert stored in (last, last + 1), f"point {at}"
             other.join_member(POOL, member(f"run.{at}"))  # takes the pool's lock: not held by the interrupted call
             last = store.next_event_sequence(POOL)
-            assert last == stored + 1, f"point {at}"
+            # The interrupted call took a number or not (a pipeline already sent may still
+            # commit after this process stopped reading it): the next call gets the next one.
+            stored = pg.query("SELECT seq FROM agent_pool_event_seq WHERE pool_id = ?", (POOL,))[0][0]
+            assert last == stored and last in (before + 1, before + 2), f"point {at}"
             if not fired:
                 break
     finally:
