@@ -69,6 +69,7 @@ def reader(path: str, pool_id: str, seconds: str) -> None:
                 store.snapshot(pool_id)
         else:
             connection = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+            connection.set_busy_timeout(5000)  # a recovery or checkpoint under way: wait, as any reader does
             connection.execute("SELECT COUNT(*) FROM agent_pool_records").fetchall()
             connection.close()
         reads += 1

@@ -150,7 +150,7 @@ def test_an_unknown_option_is_invalid_input(tmp_path: Path) -> None:
             opener(path, bogus=1)
         assert raised.value.message == (
             "bogus: not an option of SqliteAgentPoolStore "
-            "(it takes synchronous, busy_timeout, readonly, max_cached_pools, engine)"
+            "(it takes synchronous, busy_timeout, readonly, max_cached_pools, bounded_state, engine)"
         )
     with pytest.raises(InvalidInput, match="bogus: not an option of InMemoryAgentPoolStore"):
         open_store("memory:", bogus=1)
