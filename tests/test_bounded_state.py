@@ -24,7 +24,6 @@ from fastpool import (
     AgentPoolMember,
     InvalidInput,
     MessageStatus,
-    RunAddress,
     RunMessage,
     SqliteAgentPoolStore,
     WakeRegistrationStatus,
@@ -32,6 +31,7 @@ from fastpool import (
 )
 from fastpool._point_reads import BATCH
 from fastpool.benchmarking import workload
+from fastpool.benchmarking.agent_pool import message
 
 POOL = "pool.bench"
 RECORDS = 3 * BATCH + 40  # three batches, and a tail after the last
@@ -248,15 +248,6 @@ def test_a_runtime_host_keeps_flat_state_and_gives_the_answers_of_a_full_replay(
         pool = AgentPool("pool.host", runtime=runtime)
         for run_id in ("run.a", "run.b"):
             pool.join_run(AgentPoolMember(run_id=run_id, agent_id=f"agent.{run_id}"))
-
-        def message(n: int) -> RunMessage:
-            return RunMessage(
-                message_id=f"m.{n}",
-                from_="run.a",
-                to=RunAddress.run("run.b"),
-                content_ref=f"c.{n}",
-                idempotency_key=f"k.{n}",
-            )
 
         for n in range(sends):
             pool.send(message(n))
