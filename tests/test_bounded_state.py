@@ -61,6 +61,14 @@ def held(store: SqliteAgentPoolStore) -> int:
     return len(state.messages) + len(state.wakes)
 
 
+def write_a_batch(store: SqliteAgentPoolStore) -> None:
+    """Write past the pool's next index batch (one message, again and again): its state is trimmed after it."""
+    m = workload.message(10**6)
+    for _ in range(BATCH + 1):
+        store.record_message(POOL, m, workload.receipt(m))
+    assert store._cache.states[POOL].state.trimmed_to
+
+
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory, engine: Any) -> tuple[Path, workload.PoolInfo]:
     """A pool written by a bounded store, which trimmed its state as it went."""
@@ -104,10 +112,7 @@ def test_the_snapshot_of_a_trimmed_pool_is_the_full_replays(filled: Any, engine:
     path, info = filled
     with SqliteAgentPoolStore(path, bounded_state=True, engine=engine) as store:
         workload.fill_store(store, "pool.other", 10)
-        m = workload.message(10**6)
-        for _ in range(BATCH + 1):
-            store.record_message(POOL, m, workload.receipt(m))
-        assert store._cache.states[POOL].state.trimmed_to
+        write_a_batch(store)
         trimmed = store.snapshot(POOL)
     assert trimmed == replayed(path, engine, [])[1]
 
@@ -118,17 +123,12 @@ def test_writes_check_keys_the_trimmed_state_no_longer_holds(filled: Any, engine
     old_condition = workload.wake_condition(2)
     with SqliteAgentPoolStore(path, bounded_state=True, engine=engine) as store:
         store.members(POOL)
-        m = workload.message(10**6)
-        for _ in range(BATCH + 1):
-            store.record_message(POOL, m, workload.receipt(m))
-        state = store._cache.states[POOL].state
-        assert state.trimmed_to and workload.message_key(3) not in state.message_dedupe
+        write_a_batch(store)
+        assert workload.message_key(3) not in store._cache.states[POOL].state.message_dedupe
         before = store.snapshot(POOL).cursor
         store.evict(POOL)
-        for _ in range(BATCH + 1):
-            store.record_message(POOL, m, workload.receipt(m))
+        write_a_batch(store)
         cursor = store._cache.states[POOL].state.cursor
-        assert store._cache.states[POOL].state.trimmed_to
         # A retry of an old message is answered with the receipt in effect and appends nothing.
         found, written = store.record_message_once(POOL, old, workload.receipt(old))
         assert written is None and found.status is MessageStatus.DELIVERED
@@ -174,10 +174,7 @@ def test_records_other_writers_append_are_seen_by_a_trimmed_state(filled: Any, e
         SqliteAgentPoolStore(path, engine=engine) as other,
     ):
         answers(bounded, keys)  # looked-up keys kept in the trimmed state
-        m = workload.message(10**6)
-        for _ in range(BATCH + 1):
-            bounded.record_message(POOL, m, workload.receipt(m))
-        assert bounded._cache.states[POOL].state.trimmed_to
+        write_a_batch(bounded)
         # Another store object moves old messages and wakes on; the bounded one catches up.
         for i in range(0, info.messages, 9):
             old = workload.message(i)
@@ -196,13 +193,9 @@ def test_records_other_writers_append_are_seen_by_a_trimmed_state(filled: Any, e
 def test_a_trimmed_state_whose_index_is_damaged_answers_from_the_records(filled: Any, engine: Any, damage: str) -> None:
     path, info = filled
     keys = lookups(info)
-    expected, snapshot = replayed(path, engine, keys)
     with SqliteAgentPoolStore(path, bounded_state=True, engine=engine) as store:
         store.members(POOL)
-        m = workload.message(10**6)
-        for _ in range(BATCH + 1):
-            store.record_message(POOL, m, workload.receipt(m))
-        assert store._cache.states[POOL].state.trimmed_to
+        write_a_batch(store)
         expected, snapshot = replayed(path, engine, keys)
         db = raw_connection(path)
         if damage == "dropped":
