@@ -277,11 +277,12 @@ class StoreBase(AgentPoolStore):
 
     def _known(self, state: PoolState, field: str, key: str) -> Any:
         """``getattr(state, field).get(key)`` of a current state, asking the backend (``_look_up``)
-        where the state was trimmed and does not hold the key."""
+        where the state was trimmed and may have forgotten the key."""
         known = getattr(state, field)
         found = known.get(key, _UNKNOWN)
         if found is _UNKNOWN:
-            found = self._look_up(state, field, key) if state.trimmed_to else None
+            # A key the trim never forgot was never recorded: no look-up.
+            found = self._look_up(state, field, key) if state.trimmed_to and key in state.forgotten else None
         return found
 
     def _look_up(self, state: PoolState, field: str, key: str) -> Any:

@@ -45,7 +45,7 @@ other writers appended since the last fastpool writer's batch.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import chain
 from typing import Any
 
@@ -55,7 +55,17 @@ from . import _sql
 from ._sqlite_write import in_transaction
 from .errors import AgentError, InvalidInput
 
-__all__ = ["PointIndex", "PointState", "RecentRecords", "Untrusted", "index_entries", "look_up", "mark_of"]
+__all__ = [
+    "KEY_KINDS",
+    "PointIndex",
+    "PointState",
+    "RecentRecords",
+    "Untrusted",
+    "answer_of_rows",
+    "index_entries",
+    "look_up",
+    "mark_of",
+]
 
 BATCH = 512  # records between two index batches (the longest tail a fastpool writer leaves)
 CHUNK = 4096  # records one batch indexes from their JSON at most (catching up on a long backlog)
@@ -63,9 +73,9 @@ LAZY_FROM = 2048  # index-covered records from which a point read skips the full
 RECENT = 64  # records up to the mark whose entries a new PointState checks
 _PENDING_POOLS = 1024  # pools whose own unindexed records a store object remembers
 
-# The index's key kinds and the part of the stored record each answers with.
+# The index's key kinds (the same on PostgreSQL) and the part of the stored record each answers with.
 _MESSAGE_KEY, _WAKE_KEY, _CONDITION, _OPENED = 0, 1, 2, 3
-_KINDS = {"message_dedupe": _MESSAGE_KEY, "wake_dedupe": _WAKE_KEY, "wakes": _CONDITION}
+KEY_KINDS = {"message_dedupe": _MESSAGE_KEY, "wake_dedupe": _WAKE_KEY, "wakes": _CONDITION}
 
 
 class Untrusted(Exception):
@@ -102,8 +112,16 @@ def _answer(field: str, payload: Any, key: str) -> Any:
 def look_up(db: apsw.Connection, engine: Any, state: Any, field: str, key: str) -> Any:
     """What ``field`` of the pool's state holds for ``key`` (``None``: nothing) as of the
     index's record for it; ``Untrusted`` if that record does not carry the key."""
+    return answer_of_rows(engine, state, field, key, db.execute(_sql.POINT_ROW, (state.pool_id, KEY_KINDS[field], key)))
+
+
+def answer_of_rows(engine: Any, state: Any, field: str, key: str, rows: Iterable[Any]) -> Any:
+    """``look_up``'s answer from the ``(seq, kind, payload_json)`` rows the index named for
+    ``key`` (a row without a record, ``kind`` ``None``, is ``Untrusted``)."""
     found = None
-    for sequence, kind, text in db.execute(_sql.POINT_ROW, (state.pool_id, _KINDS[field], key)):
+    for sequence, kind, text in rows:
+        if kind is None:
+            raise Untrusted(key)
         try:
             payload = engine.decode_row(kind, text)
         except InvalidInput as error:

@@ -11,12 +11,14 @@ Nothing here is Cython's: the pure engine needs no Cython to run.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from itertools import chain
 from math import isqrt
 from operator import attrgetter
 from typing import Any
 
 from . import _schema
 from ._chunked import CHUNK, ChunkedTuple
+from ._key_filter import KeyFilter
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError
 from .model import (
@@ -63,6 +65,7 @@ class PoolState:
         # Records up to this sequence are in the maps above only where a look-up put them
         # (``trim``): the store answers the rest from its point index (0: every record is).
         self.trimmed_to = 0
+        self.forgotten = KeyFilter()  # every key a trim forgot (``trim``)
         self._members_view = _SortedChunks(_RUN_ID)
         self._messages_view = _SortedChunks(_MESSAGE_ID)
         self._wakes_view = _SortedChunks(_CONDITION_ID)
@@ -110,7 +113,9 @@ class PoolState:
     def trim(self, mark: int) -> None:
         """Forget every message and wake (the store's point index holds their keys up to
         ``mark``); the store then applies the records after ``mark`` again. Members, config
-        and cursor stay. Until ``restore``, ``snapshot`` must not be asked for."""
+        and cursor stay; ``forgotten`` gets every key forgotten, so that a key never recorded
+        needs no look-up. Until ``restore``, ``snapshot`` must not be asked for."""
+        self.forgotten.add_all(chain(self.message_dedupe, self.wake_dedupe, self.wakes))
         self.messages, self.message_dedupe, self.wakes, self.wake_dedupe = {}, {}, {}, {}
         self._messages_view = _SortedChunks(_MESSAGE_ID)
         self._wakes_view = _SortedChunks(_CONDITION_ID)
@@ -130,6 +135,7 @@ class PoolState:
         self._wakes_view.pending.update(self.wakes)
         self._snapshot = None
         self.trimmed_to = 0
+        self.forgotten = KeyFilter()
 
     def snapshot(self) -> AgentPoolSnapshot | None:
         """The snapshot of the records applied so far, or ``None`` if no ``pool_opened`` was seen."""

@@ -19,7 +19,7 @@ cdef class _SortedChunks:
 cdef class PoolState:
     # Untyped, like the pure class's attributes: callers may store anything in them.
     cdef public object pool_id, store_name, config, created, cursor
-    cdef public object members, messages, message_dedupe, wakes, wake_dedupe, trimmed_to
+    cdef public object members, messages, message_dedupe, wakes, wake_dedupe, trimmed_to, forgotten
     cdef _SortedChunks _members_view, _messages_view, _wakes_view
     cdef tuple _members, _topics
     cdef object _by_topic

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from ._base import Build, Row, StoreBase, check_id
 from ._cache import PoolCache
 from ._pg_errors import NAME, translate
+from ._point_reads import BATCH, KEY_KINDS, Untrusted, answer_of_rows
 from .enums import AgentErrorKind, RetryClassification
 from .errors import AgentError, InvalidInput
 from .model import AgentPoolStoreRecord
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["PostgresAgentPoolStore", "SCHEMA_VERSION"]
 
 #: The table layout this fastpool writes; a schema marked with a newer one is refused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: bounded_state's key index (a schema without it is version 1)
 CONSISTENCY = ("linearizable", "notified")
 _MAX_SEQUENCE = 2**63 - 1  # the largest bigint
 _UNKNOWN = -1  # the listener epoch of a cache that no notification stream vouches for
@@ -125,6 +126,48 @@ _PREPARED = {
     b"fastpool_delete_event_seq": "DELETE FROM {s}.agent_pool_event_seq WHERE pool_id = $1::text RETURNING seq",
     b"fastpool_count_drop": "INSERT INTO {s}.fastpool_drops (id, count) VALUES (0, 1) "
     "ON CONFLICT (id) DO UPDATE SET count = {s}.fastpool_drops.count + 1 RETURNING count",
+}
+# bounded_state's key index (as SQLite's point index, kinds KEY_KINDS): per pool, the latest
+# record under each key up to the pool's mark. Created by the first bounded_state store, which
+# marks the schema version 2: an older fastpool's delete_pool would leave its entries behind.
+_POINT_TABLES = (
+    """CREATE TABLE IF NOT EXISTS {s}.fastpool_point_keys (
+        pool_id text COLLATE "C" NOT NULL,
+        kind smallint NOT NULL,
+        key text COLLATE "C" NOT NULL,
+        seq bigint NOT NULL,
+        PRIMARY KEY (pool_id, kind, key))""",
+    """CREATE TABLE IF NOT EXISTS {s}.fastpool_point_marks (
+        pool_id text COLLATE "C" PRIMARY KEY,
+        seq bigint NOT NULL)""",
+)
+_POINT_TABLE_NAMES = {"fastpool_point_keys", "fastpool_point_marks"}
+_FILL_CHUNK = 4096  # records one fill indexes at most (a long backlog is caught up over several writes)
+_POINT_PREPARED = {
+    # Under the pool's lock (call_locked): index the records after the pool's mark, up to $2 and
+    # at most _FILL_CHUNK of them, keys from their JSON, and move the mark there; the mark
+    # after, or no row if a pool was deleted since the drops counter was $3.
+    b"fastpool_point_fill": "WITH m AS (SELECT least($2::bigint, lo + "
+    + str(_FILL_CHUNK)
+    + ") AS hi, lo FROM (SELECT coalesce((SELECT seq FROM {s}.fastpool_point_marks "
+    f"WHERE pool_id = $1::text), 0) AS lo) AS l WHERE {_DROPS} = $3::bigint), "
+    "r AS (SELECT seq, kind, payload_json::jsonb AS p FROM {s}.agent_pool_records, m "
+    "WHERE pool_id = $1::text AND seq > m.lo AND seq <= m.hi AND kind IN ('run_message', 'wake')), "
+    "e AS (SELECT 0 AS kind, p #>> '{{stored,message,idempotency_key}}' AS key, seq FROM r WHERE kind = 'run_message' "
+    "UNION ALL SELECT 1, p #>> '{{stored,condition,idempotency_key}}', seq FROM r WHERE kind = 'wake' "
+    "UNION ALL SELECT 2, p #>> '{{stored,condition,condition_id}}', seq FROM r WHERE kind = 'wake'), "
+    "k AS (INSERT INTO {s}.fastpool_point_keys (pool_id, kind, key, seq) "
+    "SELECT $1::text, kind, key, max(seq) FROM e WHERE key IS NOT NULL GROUP BY kind, key "
+    "ON CONFLICT (pool_id, kind, key) DO UPDATE SET seq = greatest({s}.fastpool_point_keys.seq, excluded.seq)) "
+    "INSERT INTO {s}.fastpool_point_marks (pool_id, seq) SELECT $1::text, hi FROM m "
+    "ON CONFLICT (pool_id) DO UPDATE SET seq = greatest({s}.fastpool_point_marks.seq, excluded.seq) RETURNING seq",
+    # The record the index names for a key: kind NULL if it names none (an index not to trust).
+    b"fastpool_point_row": "SELECT k.seq, r.kind, r.payload_json FROM {s}.fastpool_point_keys AS k "
+    "LEFT JOIN {s}.agent_pool_records AS r ON r.pool_id = k.pool_id AND r.seq = k.seq "
+    "WHERE k.pool_id = $1::text AND k.kind = $2::smallint AND k.key = $3::text",
+    b"fastpool_point_tables": "SELECT to_regclass($1::text) IS NOT NULL",
+    b"fastpool_point_delete": "WITH k AS (DELETE FROM {s}.fastpool_point_keys WHERE pool_id = $1::text) "
+    "DELETE FROM {s}.fastpool_point_marks WHERE pool_id = $1::text",
 }
 # A schema from a fastpool before delete_pool, opened by a readonly store (which creates nothing):
 # no fastpool_drops, so no pool was ever deleted there. The same parameters, the counter unused.
@@ -469,6 +512,12 @@ class PostgresAgentPoolStore(StoreBase):
     engine module, as for ``SqliteAgentPoolStore``. ``max_cached_pools`` bounds the pools whose
     state is kept in memory (least recently used first out, a use being a catch-up or a
     write: a warm read of the notified mode does not count; ``evict`` drops one).
+    ``bounded_state=True`` keeps a pool's memory flat as it grows, as SQLite's does: every
+    512 records this store object writes to a pool, it indexes their keys in the schema
+    (``fastpool_point_keys``; the first such store creates it and marks the schema version 2,
+    which older fastpools refuse) and its cached state forgets their messages and wakes. A key
+    it may have forgotten costs one round trip, then is kept until the next index fill;
+    ``snapshot`` replays the pool first. ``open_runtime`` turns it on.
     """
 
     _name = NAME
@@ -482,6 +531,7 @@ class PostgresAgentPoolStore(StoreBase):
         readonly: bool = False,
         busy_timeout: float = 5.0,
         max_cached_pools: int = 1024,
+        bounded_state: bool = False,
         engine: ModuleType | None = None,
     ) -> None:
         super().__init__(engine)
@@ -497,6 +547,8 @@ class PostgresAgentPoolStore(StoreBase):
             raise InvalidInput(f"busy_timeout: expected seconds as a non-negative number, got {busy_timeout!r}")
         if type(max_cached_pools) is not int or max_cached_pools < 1:
             raise InvalidInput(f"max_cached_pools: expected a positive int, got {max_cached_pools!r}")
+        if type(bounded_state) is not bool:
+            raise InvalidInput(f"bounded_state: expected a bool, got {type(bounded_state).__name__}")
         self._psycopg = _driver()
         self._errors: ModuleType = self._psycopg.errors
         self._error: type[BaseException] = self._psycopg.Error
@@ -510,8 +562,10 @@ class PostgresAgentPoolStore(StoreBase):
         self._schema = schema
         self._notified = consistency == "notified"
         self._readonly = readonly
+        self._bounded = bounded_state and not readonly  # trim states after index fills (_trim)
         quoted = _quote(schema)
-        self._statements = {name: text.format(s=quoted).encode() for name, text in _PREPARED.items()}
+        statements = {**_PREPARED, **_POINT_PREPARED}
+        self._statements = {name: text.format(s=quoted).encode() for name, text in statements.items()}
         self._tables = [text.format(s=quoted) for text in _TABLES]
         self._copy_rows = _COPY_ROWS.format(s=quoted).encode()
         self._quoted = quoted
@@ -685,6 +739,8 @@ class PostgresAgentPoolStore(StoreBase):
                 if isinstance(error, self._error):
                     raise translate(error) from error
                 raise
+            for pool_id in touched:
+                self._trim(pool_id)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -779,7 +835,7 @@ class PostgresAgentPoolStore(StoreBase):
                     f"CREATE SCHEMA IF NOT EXISTS {self._quoted}",
                     *self._tables,
                     f"INSERT INTO {self._quoted}.fastpool_meta (key, value) "
-                    f"VALUES ('schema_version', '{SCHEMA_VERSION}') ON CONFLICT DO NOTHING",
+                    "VALUES ('schema_version', '1') ON CONFLICT DO NOTHING",  # 2 once bounded_state indexes
                     "COMMIT",
                 ]
                 session.run("; ".join(statements).encode())
@@ -797,6 +853,15 @@ class PostgresAgentPoolStore(StoreBase):
                 lock = f"SELECT pg_advisory_xact_lock({_key('fastpool schema', self._schema)})"
                 session.run(f"BEGIN; {lock}; {_DROPS_TABLE.format(s=self._quoted)}; COMMIT".encode())
                 tables.add("fastpool_drops")
+            if self._bounded and not _POINT_TABLE_NAMES <= tables:
+                lock = f"SELECT pg_advisory_xact_lock({_key('fastpool schema', self._schema)})"
+                create = "; ".join(text.format(s=self._quoted) for text in (_TABLES[2], *_POINT_TABLES))
+                version = (
+                    f"INSERT INTO {self._quoted}.fastpool_meta (key, value) VALUES ('schema_version', "
+                    f"'{SCHEMA_VERSION}') ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                )
+                session.run(f"BEGIN; {lock}; {create}; {version}; COMMIT".encode())
+                tables |= _POINT_TABLE_NAMES
             if "fastpool_drops" in tables:
                 self._drops = _int(session.run(f"SELECT {_DROPS}".format(s=self._quoted).encode()).get_value(0, 0))
             else:
@@ -886,6 +951,81 @@ class PostgresAgentPoolStore(StoreBase):
         cached.epoch = epoch
         return cached.state
 
+    # -- bounded states (``bounded_state``): trimmed after index fills, keys looked up -------
+
+    def _trim(self, pool_id: str) -> None:
+        """After a commit, under ``bounded_state``: once the pool's state holds ``BATCH`` records
+        past its last trim, index their keys (``fastpool_point_fill``, under the pool's lock)
+        and, once the index covers the state's cursor, forget its messages and wakes
+        (``PoolState.trim``). A long backlog (another writer's records, a pool this store
+        object never trimmed) is indexed ``_FILL_CHUNK`` records a write. The write is
+        committed whatever happens here: a failure only leaves the state whole."""
+        cached = self._cache.states.get(pool_id)
+        if not self._bounded or cached is None or cached.state.cursor - cached.state.trimmed_to < BATCH:
+            return
+        state, session = cached.state, self._db()
+        cursor = state.cursor
+        params = [pool_id.encode(), str(cursor).encode(), str(self._drops).encode()]
+        try:
+            result = session.call_locked(b"fastpool_point_fill", params, str(_key(self._schema, pool_id)).encode())
+        except self._error as error:
+            self._bounded = not isinstance(error, self._errors.UndefinedTable)  # its tables dropped: stop
+            self._reset()  # the state stays whole; the next write tries again
+            return
+        except BaseException:
+            self._interrupted(pool_id)
+            raise
+        if result.ntuples and _int(result.get_value(0, 0)) == cursor:
+            state.trim(cursor)  # else: deleted since, a backlog still to index, or the state behind the mark
+
+    def _look_up(self, state: PoolState, field: str, key: str) -> Any:
+        """A trimmed state's answer for a key it may have forgotten: the record the index names
+        for it, kept in the state; where the index cannot be trusted, the state is restored."""
+        if self._bounded:
+            session = self._db()
+            params = [state.pool_id.encode(), str(KEY_KINDS[field]).encode(), key.encode()]
+            try:
+                result = session.call(b"fastpool_point_row", params)
+                rows = [(_int(result.get_value(i, 0)), _text_or_none(result.get_value(i, 1)), result.get_value(i, 2))
+                        for i in range(result.ntuples)]  # fmt: skip
+                found = answer_of_rows(self._engine, state, field, key, rows)
+            except Untrusted:
+                pass  # the records answer
+            except self._errors.UndefinedTable:
+                self._bounded = False  # its tables were dropped: the records answer from here on
+                self._reset()  # the statement ended the call's transaction, if any: the caller retries
+                raise AgentError(
+                    AgentErrorKind.INVALID_STATE_TRANSITION,
+                    RetryClassification.RETRYABLE,
+                    f"{NAME} store: the key index (fastpool_point_keys) is gone; retry: the records answer",
+                ) from None
+            except self._error as error:
+                raise self._failed(error) from error
+            else:
+                getattr(state, field)[key] = found
+                return found
+        self._restore(state)
+        return getattr(state, field).get(key)
+
+    def _restore(self, state: PoolState) -> None:
+        """Replay the pool up to a trimmed state's cursor and give the state every message and wake back."""
+        full = self._new_state(state.pool_id)
+        try:
+            rows = self._rows(self._db(), state.pool_id, 0, state.cursor)
+            self._engine.replay_rows(full, rows)
+        except self._error as error:
+            raise self._failed(error) from error
+        except _Dropped:
+            pass  # a pool was deleted: every cached state is forgotten, and this one is stale
+        if full.cursor != state.cursor:
+            self._cache.states.pop(state.pool_id, None)
+            raise AgentError(
+                AgentErrorKind.INVALID_STATE_TRANSITION,
+                RetryClassification.RETRYABLE,
+                f"{NAME} store: pool {state.pool_id!r} changed while it was read; retry",
+            )
+        state.restore(full)
+
     def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:
         try:
             return self._append_any(pool_id, build)
@@ -909,6 +1049,7 @@ class PostgresAgentPoolStore(StoreBase):
                 return None, state.cursor  # nothing to append (an equal config: final once set)
             if payload is not build and self._append_fast(session, pool_id, state, payload):
                 self._remember(pool_id, state)
+                self._trim(pool_id)
                 return payload, state.cursor
         return self._append_locked(session, pool_id, build)
 
@@ -986,6 +1127,8 @@ class PostgresAgentPoolStore(StoreBase):
         state.apply(payload, sequence)
         self._appends += 1
         self._remember(pool_id, state)
+        if batch is None:
+            self._trim(pool_id)
         return payload, sequence
 
     def _caught_up(self, rows: list[tuple[int, str, bytes]]) -> None:
@@ -1044,6 +1187,10 @@ class PostgresAgentPoolStore(StoreBase):
             if count or events is not None:
                 session.call(b"fastpool_delete_records", [pool])
                 session.call(b"fastpool_delete_event_seq", [pool])
+                # The key index, if a bounded_state store made one (maybe another process).
+                points = f"{self._quoted}.fastpool_point_marks".encode()
+                if session.call(b"fastpool_point_tables", [points]).get_value(0, 0) == b"t":
+                    session.call(b"fastpool_point_delete", [pool])
                 drops = _int(session.call(b"fastpool_count_drop", ()).get_value(0, 0))
                 # Delivered at the commit: notified readers stop trusting their caches.
                 session.call(b"fastpool_notify_copied", [self._channel_param, b"drop:" + pool])
@@ -1073,6 +1220,10 @@ class PostgresAgentPoolStore(StoreBase):
                 notices.changed.wait(timeout)  # polling until the listener is back
                 return
             notices.changed.wait_for(lambda: self._closed.is_set() or (notices.epoch, notices.count) != seen, timeout)
+
+
+def _text_or_none(value: bytes | None) -> str | None:
+    return None if value is None else value.decode()
 
 
 def _text(value: bytes | None) -> str:

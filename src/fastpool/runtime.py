@@ -48,12 +48,12 @@ def open_runtime(target: str | os.PathLike[str], **options: Any) -> AgentRuntime
     * ``memory:``: an ``AgentRuntime`` with a new in-memory store, journal and bus (for tests).
 
     ``AgentPool(pool_id, runtime=rt)`` uses ``rt.store``. Closing the runtime (or leaving its
-    ``with`` block) closes the store, the journal and the bus. On SQLite the store's
-    ``bounded_state`` is on unless ``options`` say otherwise: a long-running host's memory
-    stays flat however many messages its pools hold.
+    ``with`` block) closes the store, the journal and the bus. The store's ``bounded_state``
+    is on unless ``options`` say otherwise: a long-running host's memory stays flat however
+    many messages its pools hold.
     """
     backend, _ = backend_of(target)
-    if backend == "sqlite" and not options.get("readonly", False):
+    if backend != "memory" and not options.get("readonly", False):
         options = {"bounded_state": True, **options}
     store = open_store(target, **options)
     if backend == "memory":

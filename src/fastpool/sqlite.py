@@ -421,7 +421,7 @@ class SqliteAgentPoolStore(StoreBase):
         # StoreBase._known inlined: its call costs 3 % of a warm read (~25 ns of ~900).
         found = getattr(state, field).get(key, _UNKNOWN)
         if found is _UNKNOWN:
-            return self._look_up(state, field, key) if state.trimmed_to else None
+            return self._look_up(state, field, key) if state.trimmed_to and key in state.forgotten else None
         return found
 
     def _is_opened(self, pool_id: str) -> bool:
