@@ -124,11 +124,11 @@ def test_pools_are_listed_in_python_string_order(pg: PgTarget) -> None:
 
 def test_a_newer_schema_version_is_refused(pg: PgTarget) -> None:
     pg.store().close()
-    pg.query("UPDATE fastpool_meta SET value = '2' WHERE key = 'schema_version' RETURNING key")
+    pg.query("UPDATE fastpool_meta SET value = '3' WHERE key = 'schema_version' RETURNING key")  # 2: the key index
     with pytest.raises(AgentError) as raised:
         pg.store()
     assert raised.value.retry == RetryClassification.HOST_CONFIGURATION_NEEDED
-    assert "schema version '2'" in raised.value.message
+    assert "schema version '3'" in raised.value.message
 
 
 def test_readonly_store_reads_and_refuses_writes(pg: PgTarget) -> None:
