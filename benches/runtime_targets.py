@@ -2,7 +2,11 @@
 
 Run it as a script (it takes a few minutes; nothing here is a pass/fail unit test)::
 
-    python benches/runtime_targets.py [--sends 120000] [--checkpoint 20000] [--wakes 20]
+    python benches/runtime_targets.py [--sends 120000] [--checkpoint 20000] [--wakes 20] [--postgres default|nofsync]
+
+``--postgres`` measures ``open_runtime("postgresql://…")`` on a throwaway cluster
+(tests/pg_server.py) instead of a file: ``default`` keeps the server's durability settings,
+``nofsync`` is the test suite's cluster (fsync off: the memory figures in minutes, not hours).
 
 * RSS growth from ``--checkpoint`` to ``--sends`` sends through ``AgentPool.send`` on one
   durable runtime (target: at most 25 MB);
@@ -24,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 try:
@@ -49,7 +54,7 @@ POOL = "pool.targets"
 SENDER = """
 import sys, time
 from fastpool import AgentPool, RunAddress, RunMessage, open_runtime
-with open_runtime(sys.argv[1]) as runtime:
+with open_runtime(sys.argv[1], **({"schema": sys.argv[3]} if sys.argv[3] else {})) as runtime:
     pool = AgentPool(sys.argv[2], runtime=runtime)
     for line in sys.stdin:
         n = line.strip()
@@ -82,20 +87,39 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sends", type=int, default=120_000)
     parser.add_argument("--checkpoint", type=int, default=20_000)
     parser.add_argument("--wakes", type=int, default=20)
-    parser.add_argument("--store-alone", type=Path, help=argparse.SUPPRESS)  # the child of the RSS comparison
+    parser.add_argument("--postgres", choices=["default", "nofsync"], help="a throwaway PostgreSQL cluster, not a file")
+    parser.add_argument("--store-alone", help=argparse.SUPPRESS)  # the child of the RSS comparison: its target
+    parser.add_argument("--schema", default="", help=argparse.SUPPRESS)  # ...and its schema (PostgreSQL)
     args = parser.parse_args(argv)
     if args.store_alone is not None:
-        print(store_alone_growth(args.store_alone, args.checkpoint, args.sends))
+        print(store_alone_growth(args.store_alone, args.schema, args.checkpoint, args.sends))
         return
     engine = "compiled" if fastpool.USE_EXTENSIONS else "pure-Python"
-    print(f"fastpool {fastpool.__version__}, {engine} engine, open_runtime(file)")
-    with tempfile.TemporaryDirectory() as folder:
+    print(
+        f"fastpool {fastpool.__version__}, {engine} engine, open_runtime({'postgresql' if args.postgres else 'file'})"
+    )
+    with tempfile.TemporaryDirectory() as folder, ExitStack() as cleanup:
+        if args.postgres:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+            from pg_server import TEST_SETTINGS, PostgresServer, find_bindir
+
+            bindir = find_bindir()
+            if bindir is None:
+                sys.exit("no PostgreSQL server binaries")
+            server = PostgresServer(bindir, {} if args.postgres == "default" else TEST_SETTINGS).start()
+            cleanup.callback(server.destroy)
+            target, alone_target, schema = server.conninfo, server.conninfo, "host"
+        else:
+            target, alone_target, schema = str(Path(folder) / "host.sqlite"), str(Path(folder) / "alone.sqlite"), ""
+        options = {"schema": schema} if schema else {}
         # The same sends through the store alone, in a process of its own: what the store's own state grows by.
         command = [sys.executable, __file__, f"--sends={args.sends}", f"--checkpoint={args.checkpoint}"]
-        alone = subprocess.run([*command, f"--store-alone={Path(folder) / 'alone.sqlite'}"], capture_output=True)
+        alone_schema = "alone" if schema else ""
+        alone = subprocess.run(
+            [*command, f"--store-alone={alone_target}", f"--schema={alone_schema}"], capture_output=True, check=True
+        )
         alone_growth = float(alone.stdout)
-        path = Path(folder) / "host.sqlite"
-        with open_runtime(path) as runtime:
+        with open_runtime(target, **options) as runtime:
             pool = AgentPool(POOL, runtime=runtime)
             for run_id in ("run.a", "run.b"):
                 pool.join_run(AgentPoolMember(run_id=run_id, agent_id=f"agent.{run_id}"))
@@ -126,13 +150,14 @@ def main(argv: list[str] | None = None) -> None:
             print(f" poll_wake {poll:.3f} ms (median of {args.wakes}; target <= 1 ms)")
         print(f"wait_wake woken by another process's send (median of {args.wakes}; target <= 50 ms):")
         for mode in ("sync", "async"):
-            delays = wake_delays(path, args.wakes, mode)
+            delays = wake_delays(target, schema, args.wakes, mode)
             print(f"  {mode:5}: median {statistics.median(delays) * 1e3:.1f} ms, max {max(delays) * 1e3:.1f} ms")
 
 
-def store_alone_growth(path: Path, checkpoint: int, sends: int) -> float:
-    """MB of RSS growth from ``checkpoint`` to ``sends`` accepted + delivered pairs through the store alone."""
-    with fastpool.SqliteAgentPoolStore(path) as store:
+def store_alone_growth(target: str, schema: str, checkpoint: int, sends: int) -> float:
+    """MB of RSS growth from ``checkpoint`` to ``sends`` accepted + delivered pairs through the store alone
+    (its default options)."""
+    with fastpool.open_store(target, **({"schema": schema} if schema else {})) as store:
         store.open_pool(POOL, fastpool.AgentPoolStoreConfig())
         for run_id in ("run.a", "run.b"):
             store.join_member(POOL, AgentPoolMember(run_id=run_id, agent_id=f"agent.{run_id}"))
@@ -149,15 +174,15 @@ def store_alone_growth(path: Path, checkpoint: int, sends: int) -> float:
         return rss_mb() - at_checkpoint
 
 
-def wake_delays(path: Path, count: int, mode: str) -> list[float]:
+def wake_delays(target: str, schema: str, count: int, mode: str) -> list[float]:
     """Seconds from another process's send returning to ``wait_wake`` returning, per wake."""
     sender = subprocess.Popen(
-        [sys.executable, "-c", SENDER, str(path), POOL], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", SENDER, target, POOL, schema], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     assert sender.stdin is not None and sender.stdout is not None
     delays = []
     try:
-        with open_runtime(path) as runtime:
+        with open_runtime(target, **({"schema": schema} if schema else {})) as runtime:
             pool = AgentPool(POOL, runtime=runtime)
             for n in range(count):
                 condition_id = f"w.{mode}.{n}"

@@ -712,3 +712,22 @@ def test_a_transaction_commits_its_writes_together_or_not_at_all(pg: PgTarget) -
     finally:
         store.close()
         other.close()
+
+
+def test_inside_a_transaction_a_pool_is_locked_from_its_first_read_and_read_without_round_trips(pg: PgTarget) -> None:
+    with pg.store() as store, pg.store(busy_timeout=0.2) as other:
+        store.open_pool(POOL, CONFIG)
+        store.join_member(POOL, member("run.a"))
+        with store.transaction():
+            assert store.member(POOL, "run.a") is not None  # the pool's lock, and a catch-up
+            caught_up = store.stats()["catch_ups"]
+            # Another host cannot append meanwhile: what the block read stays true until it ends.
+            with pytest.raises(AgentError) as refused:
+                other.join_member(POOL, member("run.b"))
+            assert refused.value.retry is RetryClassification.RETRYABLE
+            assert store.member(POOL, "run.b") is None
+            store.join_member(POOL, member("run.c"))
+            assert [m.run_id for m in store.members(POOL)] == ["run.a", "run.c"]
+            assert store.stats()["catch_ups"] == caught_up  # no read or write asked the server again
+        other.join_member(POOL, member("run.b"))  # the lock went with the commit
+        assert [m.run_id for m in store.members(POOL)] == ["run.a", "run.b", "run.c"]

@@ -705,9 +705,12 @@ class PostgresAgentPoolStore(StoreBase):
     def transaction(self) -> Iterator[PostgresAgentPoolStore]:
         """Group several writes into one transaction: one commit, all or nothing (as SQLite's).
 
-        Inside the block every write takes its pool's lock, catches up and appends (never
-        the one-statement append, whose conflict would abort the transaction); reads see the
-        block's writes; other threads using this store object wait until it ends. The
+        Inside the block the first read or write of each pool takes the pool's lock and
+        catches up, in one round trip; until the block ends no other writer appends to that
+        pool, so later reads and writes of it ask the server nothing more (a write appends in
+        one round trip, never with the one-statement append, whose conflict would abort the
+        transaction). Reads see the block's writes; other threads using this store object
+        wait until it ends. The
         commit and the first pool's notification go in one round trip (each further pool's
         notification is one more). An exception rolls every
         write back and propagates; so does a statement that fails inside the block (the
@@ -888,14 +891,22 @@ class PostgresAgentPoolStore(StoreBase):
         except _Dropped:
             return self._rows(session, pool_id, after, limit)
 
-    def _rows(self, session: _Session, pool_id: str, after: int, limit: int = -1) -> list[tuple[int, str, bytes]]:
+    def _rows(
+        self, session: _Session, pool_id: str, after: int, limit: int = -1, lock: bytes | None = None
+    ) -> list[tuple[int, str, bytes]]:
+        """The pool's rows after ``after`` (``_Dropped`` if a pool was deleted since this store
+        last looked); with ``lock``, after taking that advisory lock, in the same round trip."""
         params = [
             pool_id.encode(),
             str(min(after, _MAX_SEQUENCE)).encode(),
             str(_MAX_SEQUENCE if limit < 0 else limit).encode(),
             str(self._drops).encode(),
         ]
-        result = session.call(b"fastpool_rows", params)
+        result = (
+            session.call(b"fastpool_rows", params)
+            if lock is None
+            else session.call_locked(b"fastpool_rows", params, lock)
+        )
         get = result.get_value
         if result.ntuples and get(0, 0) == b"-1":
             self._drops = _int(get(0, 2))
@@ -907,6 +918,15 @@ class PostgresAgentPoolStore(StoreBase):
     # -- backend primitives (called with self._lock held) ----------------------------------
 
     def _read_state(self, pool_id: str) -> PoolState:
+        batch = self._batch
+        if batch is not None:
+            try:
+                return self._batch_state(self._db(), pool_id, batch)
+            except self._error as error:
+                raise self._failed(error) from error
+            except BaseException:
+                self._cache.states.pop(pool_id, None)  # maybe half applied; the block's owner rolls back
+                raise
         cached = self._cache.states.get(pool_id)
         # The hot path of the notified mode: no notification past the cache, same listener epoch.
         # It leaves the pool's place in the cache as it is (one lookup, as fast as before the
@@ -1080,29 +1100,16 @@ class PostgresAgentPoolStore(StoreBase):
     def _append_locked(self, session: _Session, pool_id: str, build: Build) -> tuple[Any, int]:
         """Lock the pool, catch up, check and append: a transaction of its own, or a step of
         ``transaction()``'s (which commits, and notifies, at its end)."""
-        cached = self._cache.states.get(pool_id)
-        state = self._new_state(pool_id) if cached is None else cached.state
         batch = self._batch
-        lock = b"SELECT pg_advisory_xact_lock(%d)" % _key(self._schema, pool_id)
         try:
             if batch is None:
-                session.run(b"BEGIN; " + lock)
+                cached = self._cache.states.get(pool_id)
+                state = self._new_state(pool_id) if cached is None else cached.state
+                session.run(b"BEGIN; SELECT pg_advisory_xact_lock(%d)" % _key(self._schema, pool_id))
+                self._lock_waits += 1
+                state = self._catch_up_locked(session, pool_id, state)
             else:
-                batch.setdefault(pool_id, None)  # a rollback forgets the pool's state
-                session.run(lock)
-            self._lock_waits += 1
-            try:
-                rows = self._rows(session, pool_id, state.cursor)
-            except _Dropped:
-                state = self._new_state(pool_id)
-                rows = self._rows(session, pool_id, 0)
-            self._caught_up(rows)
-            try:
-                self._engine.replay_rows(state, rows)
-            finally:
-                if state.cursor:
-                    # Others appended since this cache last looked: take the lock first next time.
-                    self._remember(pool_id, state).contended = bool(rows)
+                state = self._batch_state(session, pool_id, batch)
             payload = build(state)
             if payload is not None:
                 sequence = state.cursor + 1
@@ -1130,6 +1137,41 @@ class PostgresAgentPoolStore(StoreBase):
         if batch is None:
             self._trim(pool_id)
         return payload, sequence
+
+    def _batch_state(self, session: _Session, pool_id: str, batch: dict[str, list[bytes] | None]) -> PoolState:
+        """The pool's state inside ``transaction()``: the first call on a pool takes its lock and
+        catches up in one round trip; from then on nothing else appends to it until the block
+        ends, so the state is current without asking."""
+        cached = self._cache.states.get(pool_id)
+        if cached is not None and pool_id in batch:
+            self._cache.hits += 1
+            return cached.state
+        state = self._new_state(pool_id) if cached is None else cached.state
+        lock = None
+        if pool_id not in batch:
+            batch[pool_id] = None  # a rollback forgets the pool's state
+            lock = str(_key(self._schema, pool_id)).encode()
+            self._lock_waits += 1
+        return self._catch_up_locked(session, pool_id, state, lock)
+
+    def _catch_up_locked(
+        self, session: _Session, pool_id: str, state: PoolState, lock: bytes | None = None
+    ) -> PoolState:
+        """Catch ``state`` up with the pool's lock held (taken first, in the same round trip, with
+        ``lock``); a state made before a deletion is replaced by the pool as it is."""
+        try:
+            rows = self._rows(session, pool_id, state.cursor, lock=lock)
+        except _Dropped:
+            state = self._new_state(pool_id)
+            rows = self._rows(session, pool_id, 0)
+        self._caught_up(rows)
+        try:
+            self._engine.replay_rows(state, rows)
+        finally:
+            if state.cursor:
+                # Others appended since this cache last looked: take the lock first next time.
+                self._remember(pool_id, state).contended = bool(rows)
+        return state
 
     def _caught_up(self, rows: list[tuple[int, str, bytes]]) -> None:
         self._cache.catch_ups += 1
