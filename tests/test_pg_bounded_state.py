@@ -150,7 +150,12 @@ def test_a_key_never_recorded_costs_no_look_up(filled: Any, engine: Any, monkeyp
         write_a_batch(store)
         looked_up: list[str] = []
         look_up = store._look_up
-        monkeypatch.setattr(store, "_look_up", lambda state, field, key: looked_up.append(key) or look_up(state, field, key))
+
+        def counted(state: Any, field: str, key: str) -> Any:
+            looked_up.append(key)
+            return look_up(state, field, key)
+
+        monkeypatch.setattr(store, "_look_up", counted)
         new = workload.message(10**7)
         assert store.message_receipt(POOL, new.idempotency_key) is None
         found, written = store.record_message_once(POOL, new, workload.receipt(new))
@@ -197,9 +202,7 @@ def test_a_deleted_pool_leaves_no_index_behind(filled: Any, engine: Any) -> None
 
 
 @pytest.mark.parametrize("damage", ["dropped", "wrong record"])
-def test_a_trimmed_state_whose_index_is_damaged_answers_from_the_records(
-    filled: Any, engine: Any, damage: str
-) -> None:
+def test_a_trimmed_state_whose_index_is_damaged_answers_from_the_records(filled: Any, engine: Any, damage: str) -> None:
     pg, info = filled
     keys = lookups(info)
     with bounded(pg, engine) as store:
@@ -281,7 +284,8 @@ def test_bounded_state_is_a_bool(pg: PgTarget) -> None:
 
 def test_a_readonly_store_never_trims(filled: Any, engine: Any) -> None:
     pg, info = filled
-    with PostgresAgentPoolStore(pg.conninfo, schema=pg.schema, readonly=True, bounded_state=True, engine=engine) as store:
+    options: dict[str, Any] = {"readonly": True, "bounded_state": True, "engine": engine}
+    with PostgresAgentPoolStore(pg.conninfo, schema=pg.schema, **options) as store:
         assert len(store.snapshot(POOL).messages) == info.messages
         assert state_of(store).trimmed_to == 0
 
