@@ -181,6 +181,7 @@ ENGINES = ("fastpool._replay", "fastpool._replay_py", "fastpool._pool_state", "f
 #: What the engines may build on: the model and its machinery, nothing of a store.
 BELOW_THE_ENGINES = {
     "fastpool._chunked",
+    "fastpool._key_filter",  # the pool state's forgotten keys: plain Python, no store
     "fastpool._schema",
     "fastpool.model",
     "fastpool.enums",

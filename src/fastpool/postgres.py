@@ -716,16 +716,23 @@ class PostgresAgentPoolStore(StoreBase):
         write back and propagates; so does a statement that fails inside the block (the
         block's next call raises RETRYABLE: PostgreSQL ended the transaction).
         """
+        with self._transaction():
+            yield self
+
+    @contextmanager
+    def _transaction(self, first: bytes = b"") -> Iterator[None]:
+        """``transaction()``; ``first``, statements sent with its ``BEGIN`` (one round trip:
+        the runtime's surface lock)."""
         with self._lock:
             if self._batch is not None:
                 raise InvalidInput("transaction: this store object already has a transaction open")
             session = self._db()
             touched: dict[str, list[bytes] | None] = {}
             try:
-                session.run(b"BEGIN")
+                session.run(b"BEGIN" + first)
                 self._batch = touched
                 try:
-                    yield self
+                    yield
                 finally:
                     self._batch = None
                 notices = [notice for notice in touched.values() if notice is not None]

@@ -33,6 +33,7 @@ from .postgres import PostgresAgentPoolStore
 from .sqlite import SqliteAgentPoolStore
 from .surfaces._base import Database
 from .surfaces._db import SurfaceDb
+from .surfaces._pg_db import PgSurfaceDb
 from .surfaces.archive import PostgresEventArchive, SqliteEventArchive
 from .surfaces.event_bus import ArchiveEventBus
 from .surfaces.journal import PostgresRunJournal, SqliteRunJournal
@@ -98,8 +99,6 @@ class DatabaseRuntime(AgentRuntime):
         if isinstance(store, SqliteAgentPoolStore):
             db = SurfaceDb(store._connection(), store._lock)
             return cls(store, db, SqliteRunJournal(db), SqliteEventArchive(db))
-        from .surfaces._pg_db import PgSurfaceDb  # psycopg is needed only here
-
         shared = PgSurfaceDb.on_store(store)
         return cls(store, shared, PostgresRunJournal(shared), PostgresEventArchive(shared))
 
@@ -126,8 +125,13 @@ class DatabaseRuntime(AgentRuntime):
             if joined:
                 yield store
                 return
-            with store.transaction():
-                if isinstance(store, PostgresAgentPoolStore):
-                    # The surfaces' lock first: every runtime transaction takes its locks in one order.
-                    self._db.write(lambda run: None)
+            if isinstance(store, SqliteAgentPoolStore):
+                with store.transaction():
+                    yield store
+                return
+            # The surfaces' lock first, with the BEGIN: every runtime transaction takes its locks in one order.
+            db = self._db
+            assert isinstance(db, PgSurfaceDb)
+            with store._transaction(db.lock_statement()):
+                db.hold_lock()
                 yield store

@@ -156,6 +156,15 @@ class PgSurfaceDb:
             except self._error as error:
                 raise pg_error(error) from error
 
+    def lock_statement(self) -> bytes:
+        """What takes the surface lock, to be sent with a store transaction's ``BEGIN``."""
+        return b"; SELECT pg_advisory_xact_lock(%d)" % self._lock_key
+
+    def hold_lock(self) -> None:
+        """The store's open transaction took the surface lock (``lock_statement``): writes in it need not."""
+        assert self._store is not None and self._store._batch is not None
+        self._locked = self._store._batch
+
     @property
     def connection(self) -> Connection[Any]:
         """The psycopg connection."""

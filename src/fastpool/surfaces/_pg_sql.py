@@ -143,6 +143,11 @@ CREATE INDEX IF NOT EXISTS fastpool_event_index_run ON {s}.fastpool_event_index 
 CREATE INDEX IF NOT EXISTS fastpool_event_index_kind ON {s}.fastpool_event_index (event_kind, seq)"""
 JOURNAL_NEXT_SEQ = "SELECT nextval('{s}.fastpool_journal_seq')"
 EVENT_INDEX_INSERT = "INSERT INTO {s}.fastpool_event_index (seq, run_id, event_kind) VALUES (?1, ?2, ?3)"
+# ARCHIVE_INSERT then EVENT_INDEX_INSERT in one statement: one round trip, not two.
+ARCHIVE_INSERT_INDEXED = (
+    "WITH frame AS (INSERT INTO {s}.event_archive_frames (seq, event_id, frame_json) VALUES (?1, ?2, ?3)) "
+    "INSERT INTO {s}.fastpool_event_index (seq, run_id, event_kind) VALUES (?1, ?4, ?5)"
+)
 ARCHIVE_BATCH = "SELECT seq, frame_json FROM {s}.event_archive_frames WHERE seq > ?1::bigint ORDER BY seq ASC LIMIT ?2"
 ARCHIVE_BY_KIND = (
     "SELECT f.seq, f.frame_json FROM {s}.fastpool_event_index i JOIN {s}.event_archive_frames f ON f.seq = i.seq "

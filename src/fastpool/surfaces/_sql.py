@@ -178,6 +178,7 @@ CREATE INDEX IF NOT EXISTS fastpool_event_index_run ON fastpool_event_index(run_
 CREATE INDEX IF NOT EXISTS fastpool_event_index_kind ON fastpool_event_index(event_kind, seq)"""
 JOURNAL_NEXT_SEQ = "SELECT COALESCE(MAX(journal_seq), 0) + 1 FROM run_journal_records"
 EVENT_INDEX_INSERT = "INSERT INTO fastpool_event_index (seq, run_id, event_kind) VALUES (?1, ?2, ?3)"
+ARCHIVE_INSERT_INDEXED = None  # PostgreSQL's: a frame and its index row in one statement (one round trip)
 ARCHIVE_BATCH = "SELECT seq, frame_json FROM event_archive_frames WHERE seq > ?1 ORDER BY seq ASC LIMIT ?2"
 ARCHIVE_BY_KIND = (
     "SELECT f.seq, f.frame_json FROM fastpool_event_index i JOIN event_archive_frames f ON f.seq = i.seq "

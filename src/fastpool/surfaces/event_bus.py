@@ -59,8 +59,13 @@ class ArchiveEventBus:
             seq = integer(run, sql.ARCHIVE_NEXT)
             stored = _with_cursor(frame, frame.cursor.scope, seq)
             envelope = stored.event.envelope
-            run(sql.ARCHIVE_INSERT, (seq, envelope.event_id, wire.encode(stored)))
-            run(sql.EVENT_INDEX_INSERT, (seq, envelope.run_id, envelope.event_kind.value))
+            frame_row = (seq, envelope.event_id, wire.encode(stored))
+            index_row = (envelope.run_id, envelope.event_kind.value)
+            if sql.ARCHIVE_INSERT_INDEXED is not None:
+                run(sql.ARCHIVE_INSERT_INDEXED, frame_row + index_row)
+            else:
+                run(sql.ARCHIVE_INSERT, frame_row)
+                run(sql.EVENT_INDEX_INSERT, (seq, *index_row))
 
         self._db.write(append)
 
