@@ -45,7 +45,8 @@ from fastpool import (
 from fastpool.aio import AsyncAgentPool
 
 SENDS = 300
-# A host that sends SENDS messages, each key once; it prints "ready" after joining.
+# A host that sends SENDS messages, each key once; it prints "ready" after joining, then waits
+# for a line on stdin (the watcher is open by then: it cannot miss the sends however fast).
 SENDER = """
 import sys
 from fastpool import AgentPool, AgentPoolMember, RunAddress, RunMessage, open_runtime
@@ -54,6 +55,7 @@ pool = AgentPool("pool.k", runtime=runtime)
 pool.join_run(AgentPoolMember(run_id="run.a", agent_id="agent.a"))
 pool.join_run(AgentPoolMember(run_id="run.b", agent_id="agent.b"))
 print("ready", flush=True)
+sys.stdin.readline()
 for n in range(int(sys.argv[2])):
     pool.send(RunMessage(message_id=f"m.{n}", from_="run.a", to=RunAddress.run("run.b"),
                          content_ref=f"c.{n}", idempotency_key=f"k.{n}"))
@@ -203,17 +205,25 @@ def test_kill_during_sends_then_retry_leaves_each_send_whole(engine: Any, target
     env = {**os.environ, "FASTPOOL_NO_EXTENSIONS": "1" if engine.__name__.endswith("_py") else ""}
     arguments = [f"{name}={value}" for name, value in options.items()]
     child = subprocess.Popen(
-        [sys.executable, "-c", SENDER, str(path), str(SENDS), *arguments], stdout=subprocess.PIPE, env=env
+        [sys.executable, "-c", SENDER, str(path), str(SENDS), *arguments],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
     )
+    assert child.stdin is not None and child.stdout is not None
     try:
-        assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
+        assert child.stdout.readline().strip() == b"ready"
         with open_target(target, engine) as watcher:
+            list(watcher.store.watch("pool.k"))  # type: ignore[union-attr]  # the watcher's cold work done before the sends start
+            child.stdin.write(b"go\n")
+            child.stdin.flush()
             while len(list(watcher.store.watch("pool.k"))) < 60 and child.poll() is None:  # type: ignore[union-attr]
-                time.sleep(0.01)
+                time.sleep(0.001)
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
-        child.stdout.close()  # type: ignore[union-attr]
+        child.stdin.close()
+        child.stdout.close()
     assert child.returncode == -signal.SIGKILL  # killed while sending, not after
     with open_target(target, engine) as runtime:
         pool = AgentPool("pool.k", runtime=runtime)
