@@ -471,3 +471,29 @@ def test_async_wait_wake_stops_watching_once_nobody_waits(engine: Any, target: t
 
         registration, task = asyncio.run(main())
         assert registration.status is WakeRegistrationStatus.REGISTERED and task is None
+
+
+def test_postgres_frames_numbered_ahead_are_never_numbered_twice(engine: Any, pg: Any) -> None:
+    """On PostgreSQL a runtime transaction learns the archive's next ``seq`` with its journal
+    sequence (one round trip less a transition): frames must still get distinct, consecutive
+    numbers, however many a transaction adds and whatever another host adds between two."""
+    target = (pg.conninfo, {"schema": pg.schema})
+    with open_target(target, engine) as runtime, open_target(target, engine) as other:
+        assert isinstance(runtime, DatabaseRuntime) and isinstance(other, DatabaseRuntime)
+        joined(runtime).send(message(1))
+        bus = runtime.event_bus
+        assert isinstance(bus, ArchiveEventBus)
+        frames = bus.archive.frames_after(None)
+        frame = frames[0]
+        with runtime.transaction():
+            runtime.next_journal_seq()
+            bus.publish(frame)  # the number learned with the journal sequence...
+            bus.publish(frame)  # ...then one asked for
+        with pytest.raises(RuntimeError), runtime.transaction():
+            runtime.next_journal_seq()
+            raise RuntimeError("rolled back, the number learned with it forgotten")
+        other.event_bus.publish(frame)  # another host takes the next number meanwhile
+        with runtime.transaction():
+            bus.publish(frame)
+        seqs = [row[0] for row in pg.query("SELECT seq FROM event_archive_frames ORDER BY seq")]
+        assert seqs == list(range(1, len(frames) + 5))

@@ -104,9 +104,7 @@ class DatabaseRuntime(AgentRuntime):
 
     def next_journal_seq(self) -> int:
         """The database's next journal sequence (see the class docstring)."""
-        value = self._db.rows(self._db.sql.JOURNAL_NEXT_SEQ)[0][0]
-        assert isinstance(value, int)
-        return value
+        return self._db.next_journal_seq()
 
     def transaction(self) -> AbstractContextManager[object]:
         """The store's ``transaction()`` (joined when this thread is in one already)."""

@@ -157,6 +157,18 @@ class SurfaceDb:
                 end(self.db)  # an interrupt on entering the boundary's exit skips it
                 raise
 
+    def next_journal_seq(self) -> int:
+        """The journal's largest sequence + 1 (a runtime reads it inside the call's transaction)."""
+        value = self.rows(_sql.JOURNAL_NEXT_SEQ)[0][0]
+        assert isinstance(value, int)
+        return value
+
+    def next_archive_seq(self, run: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]) -> int:
+        """The archive's largest ``seq`` + 1, inside a write."""
+        value = run(_sql.ARCHIVE_NEXT, ())[0][0]
+        assert isinstance(value, int)
+        return value
+
     @property
     def connection(self) -> apsw.Connection:
         """The APSW connection."""

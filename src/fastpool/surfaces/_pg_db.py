@@ -51,6 +51,7 @@ class PgSurfaceDb:
         self._own = connection
         self._store = store  # a PostgresAgentPoolStore whose connection and lock are shared (on_store)
         self._locked: object = None  # the store's transaction (its batch) that holds the surface lock
+        self._archive_next: tuple[object, int] | None = None  # (that transaction, the next frame's seq)
         self._quoted = _quote(schema)
         self._lock_key = _key("fastpool surfaces", schema)
         self._error = error
@@ -155,6 +156,30 @@ class PgSurfaceDb:
                     return body(self._run)
             except self._error as error:
                 raise pg_error(error) from error
+
+    def next_journal_seq(self) -> int:
+        """The journal sequence's next value. Inside a store transaction that holds the surface
+        lock, the archive's next ``seq`` comes in the same round trip and is kept for its next
+        frame: no other writer can add a frame before the lock goes with the commit."""
+        batch = None if self._store is None else self._store._batch
+        if batch is None or self._locked is not batch:
+            value = self.rows(_pg_sql.JOURNAL_NEXT_SEQ)[0][0]
+        else:
+            value, archive_next = self.rows(_pg_sql.JOURNAL_NEXT_SEQ_AND_ARCHIVE)[0]
+            self._archive_next = (self._locked, archive_next)
+        assert isinstance(value, int)
+        return value
+
+    def next_archive_seq(self, run: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]) -> int:
+        """The archive's largest ``seq`` + 1, inside a write: kept from ``next_journal_seq`` if
+        this transaction has added no frame since (``prune`` keeps the newest frame), else asked for."""
+        kept, self._archive_next = self._archive_next, None
+        if kept is not None and self._store is not None and kept[0] is self._store._batch is self._locked:
+            value = kept[1]
+        else:
+            value = run(_pg_sql.ARCHIVE_NEXT, ())[0][0]
+        assert isinstance(value, int)
+        return value
 
     def lock_statement(self) -> bytes:
         """What takes the surface lock, to be sent with a store transaction's ``BEGIN``."""

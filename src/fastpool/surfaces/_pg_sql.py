@@ -142,6 +142,9 @@ CREATE TABLE IF NOT EXISTS {s}.fastpool_event_index (
 CREATE INDEX IF NOT EXISTS fastpool_event_index_run ON {s}.fastpool_event_index (run_id, seq);
 CREATE INDEX IF NOT EXISTS fastpool_event_index_kind ON {s}.fastpool_event_index (event_kind, seq)"""
 JOURNAL_NEXT_SEQ = "SELECT nextval('{s}.fastpool_journal_seq')"
+JOURNAL_NEXT_SEQ_AND_ARCHIVE = (
+    "SELECT nextval('{s}.fastpool_journal_seq'), (SELECT COALESCE(MAX(seq), 0) + 1 FROM {s}.event_archive_frames)"
+)
 EVENT_INDEX_INSERT = "INSERT INTO {s}.fastpool_event_index (seq, run_id, event_kind) VALUES (?1, ?2, ?3)"
 # ARCHIVE_INSERT then EVENT_INDEX_INSERT in one statement: one round trip, not two.
 ARCHIVE_INSERT_INDEXED = (

@@ -47,7 +47,7 @@ class EventArchiveSurface(Surface):
         sql = self._sql
 
         def append(run: Run) -> ArchiveCursor:
-            seq = integer(run, sql.ARCHIVE_NEXT)
+            seq = self._db.next_archive_seq(run)
             cursor = frame.archive_cursor or ArchiveCursor(
                 archive_id=ARCHIVE_ID, position=f"archive.{seq}", event_id=event_id
             )

@@ -22,7 +22,7 @@ from ..enums import AgentErrorKind, RetryClassification, SubscriberOverflowPolic
 from ..errors import AgentError, InvalidInput
 from ..events import BACKPRESSURE_REJECTED, _bounded, _compatible, _with_cursor, cursor_scope, envelope_matches
 from ..model import CompiledEventFilter, EventCursor, EventFrame
-from ._base import Run, integer
+from ._base import Run
 from ._codec import decode_stored
 from .archive import EventArchiveSurface
 
@@ -56,7 +56,7 @@ class ArchiveEventBus:
         sql = self._sql
 
         def append(run: Run) -> None:
-            seq = integer(run, sql.ARCHIVE_NEXT)
+            seq = self._db.next_archive_seq(run)
             stored = _with_cursor(frame, frame.cursor.scope, seq)
             envelope = stored.event.envelope
             frame_row = (seq, envelope.event_id, wire.encode(stored))
