@@ -790,7 +790,8 @@ class StoreBase(AgentPoolStore):
           other writer commit alone and are not counted);
         * ``lock_waits``: writes that found the database's write lock held by another
           connection and waited (SQLite: also any statement that waited for a lock;
-          PostgreSQL: appends that took the pool's lock because another writer had appended).
+          PostgreSQL: appends that took the pool's lock because another writer had appended,
+          and inside ``transaction()`` the first read or write of each pool, which takes it).
 
         Every store has every key (0 where a store has no such thing: the in-memory store counts
         only appends). The counts are this object's, not the file's: each process, and each
