@@ -223,8 +223,8 @@ def test_a_trimmed_state_whose_index_is_damaged_answers_from_the_records(filled:
             assert refused.value.retry is RetryClassification.RETRYABLE
         assert answers(store, keys) == expected
         assert store.snapshot(POOL) == snapshot
-        write_a_batch_without_trim = workload.message(10**6)
-        store.record_message(POOL, write_a_batch_without_trim, workload.receipt(write_a_batch_without_trim))
+        m = workload.message(10**6)  # and it still writes
+        assert store.record_message(POOL, m, workload.receipt(m)).sequence == snapshot.cursor.sequence + 1
 
 
 def test_a_failure_or_an_interrupt_after_the_commit_leaves_the_write_committed(
