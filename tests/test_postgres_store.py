@@ -731,3 +731,34 @@ def test_inside_a_transaction_a_pool_is_locked_from_its_first_read_and_read_with
             assert store.stats()["catch_ups"] == caught_up  # no read or write asked the server again
         other.join_member(POOL, member("run.b"))  # the lock went with the commit
         assert [m.run_id for m in store.members(POOL)] == ["run.a", "run.b", "run.c"]
+
+
+def test_transactions_taking_two_pools_in_opposite_orders_one_is_refused_retryable(pg: PgTarget) -> None:
+    with pg.store() as first, pg.store() as second:
+        for pool_id in ("pool.one", "pool.two"):
+            first.open_pool(pool_id, CONFIG)
+        both_read = threading.Barrier(2, timeout=10)
+        outcomes: dict[str, object] = {}
+
+        def transfer(store: PostgresAgentPoolStore, read: str, write: str, name: str) -> None:
+            try:
+                with store.transaction():
+                    store.members(read)  # the read takes the pool's lock
+                    both_read.wait()
+                    store.join_member(write, member(f"run.{name}"))
+                outcomes[name] = "committed"
+            except AgentError as error:
+                outcomes[name] = error.retry
+
+        threads = [
+            threading.Thread(target=transfer, args=(first, "pool.one", "pool.two", "a")),
+            threading.Thread(target=transfer, args=(second, "pool.two", "pool.one", "b")),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        # PostgreSQL finds the deadlock and ends one transaction; nothing of it is written.
+        assert sorted(map(str, outcomes.values())) == sorted(["committed", str(RetryClassification.RETRYABLE)])
+        written = [m.run_id for pool_id in ("pool.one", "pool.two") for m in first.members(pool_id)]
+        assert len(written) == 1 and outcomes[written[0].removeprefix("run.")] == "committed"
