@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from bounded_checks import OLD_CONDITION, OLD_MESSAGE, check_writes_on_forgotten_keys, lookups
 from store_helpers import PgTarget
 
 import fastpool.postgres
@@ -23,8 +24,6 @@ from fastpool import (
     MessageStatus,
     PostgresAgentPoolStore,
     RetryClassification,
-    RunMessage,
-    WakeRegistrationStatus,
     open_runtime,
 )
 from fastpool._point_reads import BATCH
@@ -33,13 +32,6 @@ from fastpool.benchmarking.agent_pool import message
 
 POOL = "pool.bench"
 RECORDS = 3 * BATCH + 40  # three index fills, and a tail after the last
-
-
-def lookups(info: workload.PoolInfo) -> list[tuple[str, str]]:
-    """Every key the pool has, and a few it has not."""
-    keys = [("message_receipt", workload.message_key(i)) for i in range(info.messages + 3)]
-    keys += [("wake_registration", workload.wake_key(i)) for i in range(info.wakes + 3)]
-    return keys + [("wake", workload.condition_id(i)) for i in range(info.wakes + 3)]
 
 
 def answers(store: Any, keys: list[tuple[str, str]]) -> list[Any]:
@@ -100,44 +92,14 @@ def test_a_bounded_store_answers_every_key_and_snapshots_as_a_full_replay(filled
 
 def test_writes_check_keys_the_trimmed_state_no_longer_holds(filled: Any, engine: Any) -> None:
     pg, info = filled
-    old = workload.message(3)
-    old_condition = workload.wake_condition(2)
     with bounded(pg, engine) as store:
         store.members(POOL)
         write_a_batch(store)
         assert workload.message_key(3) not in state_of(store).message_dedupe
         cursor = state_of(store).cursor
-        # A retry of an old message is answered with the receipt in effect and appends nothing.
-        found, written = store.record_message_once(POOL, old, workload.receipt(old))
-        assert written is None and found.status is MessageStatus.DELIVERED
-        # The key reused for another message is refused, as the full state refuses it.
-        other = RunMessage(
-            message_id="msg.other", from_=old.from_, to=old.to, content_ref="c", idempotency_key=old.idempotency_key
-        )
-        with pytest.raises(InvalidInput, match="idempotency_key"):
-            store.record_message_once(POOL, other, workload.receipt(other))
-        # An expected receipt compares with the stored one.
-        delivered = store.message_receipt(POOL, old.idempotency_key)
-        found, written = store.record_message_once(
-            POOL, old, workload.receipt(old, MessageStatus.FAILED), expected=delivered
-        )
-        assert written is not None and store.message_receipt(POOL, old.idempotency_key).status is MessageStatus.FAILED
-        # Wakes: a retried registration, and a transition checked against the stored one.
-        registration = workload.registration(old_condition)
-        found, written = store.record_wake_once(
-            POOL, old_condition, workload.compiled_filter(old_condition.run_id), registration
-        )
-        assert written is None and found.status is WakeRegistrationStatus.TRIGGERED
-        with pytest.raises(InvalidInput, match="expected"):
-            store.record_wake_once(
-                POOL,
-                workload.wake_condition(10**6),
-                workload.compiled_filter("run"),
-                workload.registration(workload.wake_condition(10**6)),
-                expected=registration,
-            )
+        check_writes_on_forgotten_keys(store, POOL)
         assert state_of(store).cursor == cursor + 1
-    keys = [("message_receipt", old.idempotency_key), ("wake", old_condition.condition_id)]
+    keys = [("message_receipt", OLD_MESSAGE.idempotency_key), ("wake", OLD_CONDITION.condition_id)]
     expected, snapshot = replayed(pg, engine, keys)
     assert expected[0].status is MessageStatus.FAILED
     assert snapshot.cursor.sequence == cursor + 1

@@ -299,6 +299,14 @@ class StoreBase(AgentPoolStore):
         """Give a trimmed state back every message and wake (only backends that trim states)."""
         raise NotImplementedError
 
+    def _changed_while_read(self, pool_id: str) -> AgentError:
+        """What ``_restore`` raises when the pool's replay did not reach the state's cursor (deleted meanwhile)."""
+        return AgentError(
+            AgentErrorKind.INVALID_STATE_TRANSITION,
+            RetryClassification.RETRYABLE,
+            f"{self._name}: pool {pool_id!r} changed while it was read; retry",
+        )
+
     def _head(self, pool_id: str) -> tuple[bool, AgentPoolStoreCursor]:
         """``snapshot(pool_id)``'s ``created`` and ``cursor`` without building the snapshot."""
         pool_id = check_id(pool_id, "pool_id")

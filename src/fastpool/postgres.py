@@ -1024,7 +1024,7 @@ class PostgresAgentPoolStore(StoreBase):
                 raise AgentError(
                     AgentErrorKind.INVALID_STATE_TRANSITION,
                     RetryClassification.RETRYABLE,
-                    f"{NAME} store: the key index (fastpool_point_keys) is gone; retry: the records answer",
+                    f"{NAME}: the key index (fastpool_point_keys) is gone; retry: the records answer",
                 ) from None
             except self._error as error:
                 raise self._failed(error) from error
@@ -1046,11 +1046,7 @@ class PostgresAgentPoolStore(StoreBase):
             pass  # a pool was deleted: every cached state is forgotten, and this one is stale
         if full.cursor != state.cursor:
             self._cache.states.pop(state.pool_id, None)
-            raise AgentError(
-                AgentErrorKind.INVALID_STATE_TRANSITION,
-                RetryClassification.RETRYABLE,
-                f"{NAME} store: pool {state.pool_id!r} changed while it was read; retry",
-            )
+            raise self._changed_while_read(state.pool_id)
         state.restore(full)
 
     def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:

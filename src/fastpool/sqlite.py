@@ -584,11 +584,7 @@ class SqliteAgentPoolStore(StoreBase):
             self._check_unchanged()
         if full.cursor != state.cursor:  # deleted meanwhile: the next read finds out
             self._cache.states.pop(state.pool_id, None)
-            raise AgentError(
-                AgentErrorKind.INVALID_STATE_TRANSITION,
-                RetryClassification.RETRYABLE,
-                f"sqlite agent pool store: pool {state.pool_id!r} changed while it was read; retry",
-            )
+            raise self._changed_while_read(state.pool_id)
         state.restore(full)
 
     def _append(self, pool_id: str, build: Build) -> tuple[Any, int]:

@@ -1,0 +1,56 @@
+"""What both ``bounded_state`` suites (SQLite, PostgreSQL) check the same way: the keys of a
+workload pool to ask for, and the writes whose checks need keys a trimmed state forgot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from fastpool import InvalidInput, MessageStatus, RunMessage, WakeRegistrationStatus
+from fastpool.benchmarking import workload
+
+OLD_MESSAGE = workload.message(3)
+OLD_CONDITION = workload.wake_condition(2)
+
+
+def lookups(info: workload.PoolInfo) -> list[tuple[str, str]]:
+    """Every key the pool has, and a few it has not."""
+    keys = [("message_receipt", workload.message_key(i)) for i in range(info.messages + 3)]
+    keys += [("wake_registration", workload.wake_key(i)) for i in range(info.wakes + 3)]
+    return keys + [("wake", workload.condition_id(i)) for i in range(info.wakes + 3)]
+
+
+def check_writes_on_forgotten_keys(store: Any, pool_id: str) -> None:
+    """Writes whose checks read ``OLD_MESSAGE``'s and ``OLD_CONDITION``'s keys, forgotten by the
+    pool's trimmed state: each is decided as a full state decides it; one record is appended."""
+    old = OLD_MESSAGE
+    # A retry of an old message is answered with the receipt in effect and appends nothing.
+    found, written = store.record_message_once(pool_id, old, workload.receipt(old))
+    assert written is None and found.status is MessageStatus.DELIVERED
+    # The key reused for another message is refused, as the full state refuses it.
+    other = RunMessage(
+        message_id="msg.other", from_=old.from_, to=old.to, content_ref="c", idempotency_key=old.idempotency_key
+    )
+    with pytest.raises(InvalidInput, match="idempotency_key"):
+        store.record_message_once(pool_id, other, workload.receipt(other))
+    # An expected receipt compares with the stored one.
+    delivered = store.message_receipt(pool_id, old.idempotency_key)
+    found, written = store.record_message_once(
+        pool_id, old, workload.receipt(old, MessageStatus.FAILED), expected=delivered
+    )
+    assert written is not None and store.message_receipt(pool_id, old.idempotency_key).status is MessageStatus.FAILED
+    # Wakes: a retried registration, and a transition checked against the stored one.
+    registration = workload.registration(OLD_CONDITION)
+    found, written = store.record_wake_once(
+        pool_id, OLD_CONDITION, workload.compiled_filter(OLD_CONDITION.run_id), registration
+    )
+    assert written is None and found.status is WakeRegistrationStatus.TRIGGERED
+    with pytest.raises(InvalidInput, match="expected"):
+        store.record_wake_once(
+            pool_id,
+            workload.wake_condition(10**6),
+            workload.compiled_filter("run"),
+            workload.registration(workload.wake_condition(10**6)),
+            expected=registration,
+        )
