@@ -81,13 +81,14 @@ def run_everywhere(
     *,
     behind: bool = False,
     consistency: str = "linearizable",
+    **options: Any,
 ) -> tuple[int, int]:
     """Interrupt ``write(store, i)`` at each of its points in turn; after each, check the store
     and write again with it. ``behind``: another store appends first, so the write takes the
     locked path. Returns (interrupts injected, later writes that succeeded): one for each,
     and one after the run that ended without an interrupt."""
     conninfo = f"{pg.conninfo}?application_name={NAME}"
-    store = PostgresAgentPoolStore(conninfo, schema=pg.schema, engine=engine, consistency=consistency)
+    store = PostgresAgentPoolStore(conninfo, schema=pg.schema, engine=engine, consistency=consistency, **options)
     other = pg.store(engine=engine)
     reader = pg.store(engine=engine)  # another object, whose cache only ever reads the tables
     later = 0
@@ -158,6 +159,24 @@ def test_record_message_once_interrupted_anywhere(pg: PgTarget, engine: ModuleTy
 
     points, later = run_everywhere(pg, engine, write, behind=True)
     print(f"record_message_once: {points} points, {later} later writes succeeded")
+    assert points >= 50 and later == points + 1
+
+
+@pytest.mark.parametrize("behind", [False, True], ids=["fast", "behind"])
+def test_a_bounded_stores_trimming_write_interrupted_anywhere(
+    pg: PgTarget, engine: ModuleType, behind: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``bounded_state``: a write that fills the key index and trims the state (every write
+    does, with ``BATCH`` 1 here), then reads an old key back from the index."""
+    monkeypatch.setattr(fastpool.postgres, "BATCH", 1)
+
+    def write(store: PostgresAgentPoolStore, i: int) -> None:
+        store.record_message_once(POOL, message(f"m{i}"), receipt(f"m{i}"))
+        if i > 1:
+            assert store.message_receipt(POOL, message("later1").idempotency_key) is not None  # written, forgotten
+
+    points, later = run_everywhere(pg, engine, write, behind=behind, bounded_state=True)
+    print(f"a trimming write ({'behind' if behind else 'fast'}): {points} points, {later} later writes succeeded")
     assert points >= 50 and later == points + 1
 
 
