@@ -763,8 +763,10 @@ def test_a_lone_write_while_another_connection_holds_the_write_lock_waits_for_it
         store.open_pool(POOL, CONFIG)
         other = apsw.Connection(str(path))
         other.execute("BEGIN IMMEDIATE")
-        threading.Timer(0.05, lambda: other.execute("COMMIT")).start()
+        commit = threading.Timer(0.05, lambda: other.execute("COMMIT"))
+        commit.start()
         assert store.record_message(POOL, message("msg.1"), receipt("msg.1")).sequence == 2
+        commit.join()  # the write may get the lock before the timer's COMMIT call has returned
         other.close()
 
 
