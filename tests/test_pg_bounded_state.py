@@ -29,6 +29,7 @@ from fastpool import (
 from fastpool._point_reads import BATCH
 from fastpool.benchmarking import workload
 from fastpool.benchmarking.agent_pool import message
+from fastpool.verify import verify_store
 
 POOL = "pool.bench"
 RECORDS = 3 * BATCH + 40  # three index fills, and a tail after the last
@@ -270,3 +271,27 @@ def test_a_runtime_host_keeps_flat_state_and_gives_the_answers_of_a_full_replay(
         assert len(snapshot.messages) == sends
     with PostgresAgentPoolStore(pg.conninfo, schema=pg.schema, readonly=True, engine=engine) as full:
         assert full.snapshot("pool.host") == snapshot
+
+
+def test_verify_checks_the_key_index_against_the_records(filled: Any, engine: Any) -> None:
+    pg, info = filled
+    with PostgresAgentPoolStore(pg.conninfo, schema=pg.schema, readonly=True, engine=engine) as store:
+        assert verify_store(store).clean
+        with psycopg.connect(pg.conninfo, autocommit=True) as db:
+            # One entry lost, one turned back to an older record, one naming a record of another key.
+            db.execute(
+                f"DELETE FROM {pg.schema}.fastpool_point_keys WHERE kind = 0 AND key = %s",
+                [OLD_MESSAGE.idempotency_key],
+            )
+            db.execute(
+                f"UPDATE {pg.schema}.fastpool_point_keys SET seq = seq - 1 WHERE kind = 2 AND key = %s",
+                [OLD_CONDITION.condition_id],
+            )
+            db.execute(
+                f"UPDATE {pg.schema}.fastpool_point_keys SET seq = 1 WHERE kind = 1 AND key = %s",
+                [workload.wake_key(3)],
+            )
+        problems = verify_store(store).problems
+    assert problems is not None and len(problems) == 1
+    assert problems[0].pool_id == POOL
+    assert f"differs from the records up to {3 * BATCH} in 5 entries" in problems[0].reason

@@ -143,21 +143,26 @@ _POINT_TABLES = (
 )
 _POINT_TABLE_NAMES = {"fastpool_point_keys", "fastpool_point_marks"}
 _FILL_CHUNK = 4096  # records one fill indexes at most (a long backlog is caught up over several writes)
-_POINT_PREPARED = {
-    # Under the pool's lock (call_locked): index the records after the pool's mark, up to $2 and
-    # at most _FILL_CHUNK of them, keys from their JSON, and move the mark there; the mark
-    # after, or no row if a pool was deleted since the drops counter was $3.
-    b"fastpool_point_fill": "WITH m AS (SELECT least($2::bigint, lo + "
-    + str(_FILL_CHUNK)
-    + ") AS hi, lo FROM (SELECT coalesce((SELECT seq FROM {s}.fastpool_point_marks "
-    f"WHERE pool_id = $1::text), 0) AS lo) AS l WHERE {_DROPS} = $3::bigint), "
+# The index entries of pool $1's records in (m.lo, m.hi] (a CTE ``m`` gives the bounds): the
+# latest record under each key, the keys read from the records' JSON.
+_POINT_ENTRIES = (
     "r AS (SELECT seq, kind, payload_json::jsonb AS p FROM {s}.agent_pool_records, m "
     "WHERE pool_id = $1::text AND seq > m.lo AND seq <= m.hi AND kind IN ('run_message', 'wake')), "
     "e AS (SELECT 0 AS kind, p #>> '{{stored,message,idempotency_key}}' AS key, seq FROM r WHERE kind = 'run_message' "
     "UNION ALL SELECT 1, p #>> '{{stored,condition,idempotency_key}}', seq FROM r WHERE kind = 'wake' "
     "UNION ALL SELECT 2, p #>> '{{stored,condition,condition_id}}', seq FROM r WHERE kind = 'wake'), "
-    "k AS (INSERT INTO {s}.fastpool_point_keys (pool_id, kind, key, seq) "
-    "SELECT $1::text, kind, key, max(seq) FROM e WHERE key IS NOT NULL GROUP BY kind, key "
+    "x AS (SELECT kind, key, max(seq) AS seq FROM e WHERE key IS NOT NULL GROUP BY kind, key)"
+)
+_POINT_PREPARED = {
+    # Under the pool's lock (call_locked): index the records after the pool's mark, up to $2 and
+    # at most _FILL_CHUNK of them, and move the mark there; the mark after, or no row if a pool
+    # was deleted since the drops counter was $3.
+    b"fastpool_point_fill": "WITH m AS (SELECT least($2::bigint, lo + "
+    + str(_FILL_CHUNK)
+    + ") AS hi, lo FROM (SELECT coalesce((SELECT seq FROM {s}.fastpool_point_marks "
+    f"WHERE pool_id = $1::text), 0) AS lo) AS l WHERE {_DROPS} = $3::bigint), "
+    + _POINT_ENTRIES
+    + ", k AS (INSERT INTO {s}.fastpool_point_keys (pool_id, kind, key, seq) SELECT $1::text, kind, key, seq FROM x "
     "ON CONFLICT (pool_id, kind, key) DO UPDATE SET seq = greatest({s}.fastpool_point_keys.seq, excluded.seq)) "
     "INSERT INTO {s}.fastpool_point_marks (pool_id, seq) SELECT $1::text, hi FROM m "
     "ON CONFLICT (pool_id) DO UPDATE SET seq = greatest({s}.fastpool_point_marks.seq, excluded.seq) RETURNING seq",
@@ -166,6 +171,14 @@ _POINT_PREPARED = {
     "LEFT JOIN {s}.agent_pool_records AS r ON r.pool_id = k.pool_id AND r.seq = k.seq "
     "WHERE k.pool_id = $1::text AND k.kind = $2::smallint AND k.key = $3::text",
     b"fastpool_point_tables": "SELECT to_regclass($1::text) IS NOT NULL",
+    # fastpool verify: per pool with a mark, the entries that differ from what its records up
+    # to the mark give (missing, extra, or naming another record).
+    b"fastpool_point_marks": "SELECT pool_id, seq FROM {s}.fastpool_point_marks ORDER BY pool_id",
+    b"fastpool_point_check": "WITH m AS (SELECT 0::bigint AS lo, $2::bigint AS hi), "
+    + _POINT_ENTRIES
+    + ", k AS (SELECT kind::int AS kind, key, seq FROM {s}.fastpool_point_keys WHERE pool_id = $1::text) "
+    "SELECT count(*) FROM ((SELECT * FROM x EXCEPT SELECT * FROM k) "
+    "UNION ALL (SELECT * FROM k EXCEPT SELECT * FROM x)) AS d",
     b"fastpool_point_delete": "WITH k AS (DELETE FROM {s}.fastpool_point_keys WHERE pool_id = $1::text) "
     "DELETE FROM {s}.fastpool_point_marks WHERE pool_id = $1::text",
 }
@@ -621,6 +634,28 @@ class PostgresAgentPoolStore(StoreBase):
             if self._closed.is_set():
                 self._db()  # raises: the store is closed
             self._cache.states.pop(pool_id, None)
+
+    def _point_index_differences(self) -> list[tuple[str, int, int | str]]:
+        """``fastpool verify``: per pool the key index covers, ``(pool_id, mark, entries that
+        differ from the records up to the mark)``, or the error that stopped the check there
+        (a record whose JSON does not parse, reported by the replay too)."""
+        differences: list[tuple[str, int, int | str]] = []
+        with self._lock:
+            points = f"{self._quoted}.fastpool_point_marks".encode()
+            if self._call(b"fastpool_point_tables", [points]).get_value(0, 0) != b"t":
+                return differences
+            marks = self._call(b"fastpool_point_marks", ())
+            for i in range(marks.ntuples):
+                pool_id, mark = _text(marks.get_value(i, 0)), _int(marks.get_value(i, 1))
+                try:
+                    wrong: int | str = _int(
+                        self._call(b"fastpool_point_check", [pool_id.encode(), str(mark).encode()]).get_value(0, 0)
+                    )
+                except AgentError as error:
+                    wrong = error.message
+                if wrong:
+                    differences.append((pool_id, mark, wrong))
+        return differences
 
     def pools(self) -> list[tuple[str, int, int]]:
         """Every pool with records in the schema: ``(pool_id, record count, last sequence)``, sorted."""

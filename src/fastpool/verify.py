@@ -6,7 +6,8 @@ is a pool that was never opened (records but no ``pool_opened``: the store's rea
 nothing of it). A file of a newer fastpool format is refused, as every command refuses it.
 The point-read index (``_point_reads``) is checked against the records it covers.
 PostgreSQL has no twin of the integrity check (its files are the server's to check, e.g. with
-``amcheck``): ``verify_store`` decodes and replays every pool of a store opened read-only.
+``amcheck``): ``verify_store`` decodes and replays every pool of a store opened read-only,
+and checks the schema's key index (``bounded_state``) against the records it covers.
 """
 
 from __future__ import annotations
@@ -111,6 +112,18 @@ def verify_store(
     assert report.problems is not None
     rows = ((pool_id, *row) for pool_id, _, _ in pools for row in store._stream_rows(pool_id))
     report.problems.extend(_replay_all(rows, report, sum(count for _, count, _ in pools), progress, store._name))
+    if isinstance(store, PostgresAgentPoolStore):
+        for pool_id, mark, wrong in store._point_index_differences():
+            detail = f"{wrong} entries" if isinstance(wrong, int) else f"a check that failed: {wrong}"
+            report.problems.append(
+                Problem(
+                    pool_id,
+                    None,
+                    f"key index (bounded_state) differs from the records up to {mark} in {detail} "
+                    "(stop the bounded_state hosts and delete the pool's rows of fastpool_point_keys and "
+                    "fastpool_point_marks: they index it anew)",
+                )
+            )
     return report
 
 
