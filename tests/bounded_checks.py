@@ -1,5 +1,5 @@
-"""What both ``bounded_state`` suites (SQLite, PostgreSQL) check the same way: the keys of a
-workload pool to ask for, and the writes whose checks need keys a trimmed state forgot."""
+"""What both ``bounded_state`` suites (SQLite, PostgreSQL) do the same way: other writers'
+records over old keys, and the writes whose checks need keys a trimmed state forgot."""
 
 from __future__ import annotations
 
@@ -14,11 +14,15 @@ OLD_MESSAGE = workload.message(3)
 OLD_CONDITION = workload.wake_condition(2)
 
 
-def lookups(info: workload.PoolInfo) -> list[tuple[str, str]]:
-    """Every key the pool has, and a few it has not."""
-    keys = [("message_receipt", workload.message_key(i)) for i in range(info.messages + 3)]
-    keys += [("wake_registration", workload.wake_key(i)) for i in range(info.wakes + 3)]
-    return keys + [("wake", workload.condition_id(i)) for i in range(info.wakes + 3)]
+def move_old_records_on(other: Any, pool_id: str, info: workload.PoolInfo, message_step: int) -> None:
+    """Another store object's writes over old keys: every ``message_step``-th message failed,
+    every fifth wake registered again under another filter."""
+    for i in range(0, info.messages, message_step):
+        old = workload.message(i)
+        other.record_message(pool_id, old, workload.receipt(old, MessageStatus.FAILED))
+    for i in range(0, info.wakes, 5):
+        c = workload.wake_condition(i)
+        other.record_wake(pool_id, c, workload.compiled_filter("x"), workload.registration(c, journal=99))
 
 
 def check_writes_on_forgotten_keys(store: Any, pool_id: str) -> None:

@@ -48,6 +48,7 @@ from fastpool import (
     WakeRegistration,
     WakeRegistrationStatus,
 )
+from fastpool.benchmarking import workload
 
 __all__ = ["FIXTURES"]
 
@@ -299,6 +300,13 @@ def make_case(kind: str, directory: Path, pg: PgTarget | None = None) -> StoreCa
 
 
 # -------------------------------------------------------------------- raw file access
+
+
+def lookups(info: workload.PoolInfo) -> list[tuple[str, str]]:
+    """The point lookups of a ``workload`` pool: every key it has, and a few it has not."""
+    keys = [("message_receipt", workload.message_key(i)) for i in range(info.messages + 3)]
+    keys += [("wake_registration", workload.wake_key(i)) for i in range(info.wakes + 3)]
+    return keys + [("wake", workload.condition_id(i)) for i in range(info.wakes + 3)]
 
 
 def raw_connection(path: Path) -> apsw.Connection:

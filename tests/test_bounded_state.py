@@ -15,9 +15,9 @@ from typing import Any
 
 import apsw
 import pytest
-from bounded_checks import OLD_CONDITION, OLD_MESSAGE, check_writes_on_forgotten_keys, lookups
+from bounded_checks import OLD_CONDITION, OLD_MESSAGE, check_writes_on_forgotten_keys, move_old_records_on
 from interrupts import Injector
-from store_helpers import raw_connection
+from store_helpers import lookups, raw_connection
 
 from fastpool import (
     AgentError,
@@ -25,8 +25,10 @@ from fastpool import (
     AgentPoolMember,
     InvalidInput,
     MessageStatus,
+    PostgresAgentPoolStore,
     SqliteAgentPoolStore,
     open_runtime,
+    open_store,
 )
 from fastpool._point_reads import BATCH
 from fastpool.benchmarking import workload
@@ -138,12 +140,7 @@ def test_records_other_writers_append_are_seen_by_a_trimmed_state(filled: Any, e
         answers(bounded, keys)  # looked-up keys kept in the trimmed state
         write_a_batch(bounded)
         # Another store object moves old messages and wakes on; the bounded one catches up.
-        for i in range(0, info.messages, 9):
-            old = workload.message(i)
-            other.record_message(POOL, old, workload.receipt(old, MessageStatus.FAILED))
-        for i in range(0, info.wakes, 5):
-            c = workload.wake_condition(i)
-            other.record_wake(POOL, c, workload.compiled_filter("x"), workload.registration(c, journal=99))
+        move_old_records_on(other, POOL, info, 9)
         expected, _ = replayed(path, engine, keys)
         assert answers(bounded, keys) == expected
         old = workload.message(9)
@@ -196,18 +193,20 @@ def test_bounded_state_is_a_bool() -> None:
         SqliteAgentPoolStore(":memory:", bounded_state=1)  # type: ignore[arg-type]
 
 
-def test_a_runtime_host_keeps_flat_state_and_gives_the_answers_of_a_full_replay(tmp_path: Path, engine: Any) -> None:
-    path = tmp_path / "host.sqlite"
+def test_a_runtime_host_keeps_flat_state_and_gives_the_answers_of_a_full_replay(
+    target: tuple[str, dict[str, str]], engine: Any
+) -> None:
+    """On both backends: ``open_runtime`` turns ``bounded_state`` on."""
+    location, options = target
     sends = BATCH + 200  # each send writes two records: several batches
-    with open_runtime(path, engine=engine) as runtime:
+    with open_runtime(location, engine=engine, **options) as runtime:
         pool = AgentPool("pool.host", runtime=runtime)
         for run_id in ("run.a", "run.b"):
             pool.join_run(AgentPoolMember(run_id=run_id, agent_id=f"agent.{run_id}"))
-
         for n in range(sends):
             pool.send(message(n))
         store = runtime.store
-        assert isinstance(store, SqliteAgentPoolStore)
+        assert isinstance(store, (SqliteAgentPoolStore, PostgresAgentPoolStore))
         state = store._cache.states["pool.host"].state
         assert state.trimmed_to and len(state.messages) <= BATCH
         # A retried old send is recognised, from the index.
@@ -215,7 +214,7 @@ def test_a_runtime_host_keeps_flat_state_and_gives_the_answers_of_a_full_replay(
         assert not recorded and receipt.status is MessageStatus.DELIVERED
         snapshot = pool.snapshot()
         assert len(snapshot.messages) == sends
-    with SqliteAgentPoolStore(path, readonly=True, engine=engine) as full:
+    with open_store(location, readonly=True, engine=engine, **options) as full:
         assert full.snapshot("pool.host") == snapshot
 
 

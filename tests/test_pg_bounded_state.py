@@ -12,23 +12,19 @@ from typing import Any
 
 import psycopg
 import pytest
-from bounded_checks import OLD_CONDITION, OLD_MESSAGE, check_writes_on_forgotten_keys, lookups
-from store_helpers import PgTarget
+from bounded_checks import OLD_CONDITION, OLD_MESSAGE, check_writes_on_forgotten_keys, move_old_records_on
+from store_helpers import PgTarget, lookups
 
 import fastpool.postgres
 from fastpool import (
     AgentError,
-    AgentPool,
-    AgentPoolMember,
     InvalidInput,
     MessageStatus,
     PostgresAgentPoolStore,
     RetryClassification,
-    open_runtime,
 )
 from fastpool._point_reads import BATCH
 from fastpool.benchmarking import workload
-from fastpool.benchmarking.agent_pool import message
 from fastpool.verify import verify_store
 
 POOL = "pool.bench"
@@ -135,12 +131,7 @@ def test_records_other_writers_append_are_seen_by_a_trimmed_state(filled: Any, e
         answers(store, keys)  # looked-up keys kept in the trimmed state
         write_a_batch(store)
         # Another store object moves old messages and wakes on, and indexes them; this one catches up.
-        for i in range(0, info.messages, 3):
-            old = workload.message(i)
-            other.record_message(POOL, old, workload.receipt(old, MessageStatus.FAILED))
-        for i in range(0, info.wakes, 5):
-            c = workload.wake_condition(i)
-            other.record_wake(POOL, c, workload.compiled_filter("x"), workload.registration(c, journal=99))
+        move_old_records_on(other, POOL, info, 3)
         assert state_of(other).trimmed_to > state_of(store).cursor
         expected, _ = replayed(pg, engine, keys)
         assert answers(store, keys) == expected
@@ -251,26 +242,6 @@ def test_a_readonly_store_never_trims(filled: Any, engine: Any) -> None:
     with PostgresAgentPoolStore(pg.conninfo, schema=pg.schema, **options) as store:
         assert len(store.snapshot(POOL).messages) == info.messages
         assert state_of(store).trimmed_to == 0
-
-
-def test_a_runtime_host_keeps_flat_state_and_gives_the_answers_of_a_full_replay(pg: PgTarget, engine: Any) -> None:
-    sends = BATCH + 200  # each send writes two records: several fills
-    with open_runtime(pg.conninfo, schema=pg.schema, engine=engine) as runtime:
-        pool = AgentPool("pool.host", runtime=runtime)
-        for run_id in ("run.a", "run.b"):
-            pool.join_run(AgentPoolMember(run_id=run_id, agent_id=f"agent.{run_id}"))
-        for n in range(sends):
-            pool.send(message(n))
-        store = runtime.store
-        assert isinstance(store, PostgresAgentPoolStore)
-        state = state_of(store, "pool.host")
-        assert state.trimmed_to and len(state.messages) <= BATCH
-        receipt, recorded = pool.send_with_outcome(message(3))  # a retried old send, recognised from the index
-        assert not recorded and receipt.status is MessageStatus.DELIVERED
-        snapshot = pool.snapshot()
-        assert len(snapshot.messages) == sends
-    with PostgresAgentPoolStore(pg.conninfo, schema=pg.schema, readonly=True, engine=engine) as full:
-        assert full.snapshot("pool.host") == snapshot
 
 
 def test_verify_checks_the_key_index_against_the_records(filled: Any, engine: Any) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import apsw
 import pytest
-from store_helpers import raw_connection
+from store_helpers import lookups, raw_connection
 
 from fastpool import AgentError, MessageStatus, RetryClassification, SqliteAgentPoolStore, WakeRegistrationStatus, wire
 from fastpool._point_reads import BATCH, LAZY_FROM
@@ -38,13 +38,6 @@ def pool(template: tuple[Path, workload.PoolInfo], tmp_path: Path) -> tuple[Path
     path = tmp_path / "pool.sqlite"
     shutil.copyfile(template[0], path)
     return path, template[1]
-
-
-def lookups(info: workload.PoolInfo) -> list[tuple[str, str]]:
-    """Every key the pool has, and a few it has not."""
-    keys = [("message_receipt", workload.message_key(i)) for i in range(info.messages + 3)]
-    keys += [("wake_registration", workload.wake_key(i)) for i in range(info.wakes + 3)]
-    return keys + [("wake", workload.condition_id(i)) for i in range(info.wakes + 3)]
 
 
 def answers(store: SqliteAgentPoolStore, keys: list[tuple[str, str]], pool_id: str = POOL) -> list[Any]:
